@@ -1,0 +1,72 @@
+"""Reading, checking and writing the TOML config file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import ValidationError
+
+from momentumbot.config.schema import AppConfig
+from momentumbot.domain.errors import ConfigError
+
+
+def _describe(err: dict[str, Any], source: str) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
+    if err["type"] == "extra_forbidden":
+        parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+        allowed = _allowed_keys(parent)
+        return f"{source}: unknown key '{loc}'; allowed here: {', '.join(allowed)}"
+    msg = err["msg"]
+    if err["type"] == "literal_error":
+        msg = msg.replace("Input should be", "must be")
+    return f"{source}: key '{loc}': {msg} (got {err.get('input')!r})"
+
+
+def _allowed_keys(dotted: str) -> list[str]:
+    model: Any = AppConfig
+    for part in [p for p in dotted.split(".") if p]:
+        field = model.model_fields.get(part)
+        if field is None or not hasattr(field.annotation, "model_fields"):
+            return sorted(AppConfig.model_fields)
+        model = field.annotation
+    return sorted(model.model_fields)
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> AppConfig:
+    """Validate a parsed TOML document; errors name the source, the key and what is allowed."""
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(e, source) for e in exc.errors()]
+        raise ConfigError("; ".join(lines)) from None
+
+
+def load_config(path: str | Path | None) -> AppConfig:
+    """Load a config file, or the defaults when path is None."""
+    if path is None:
+        return AppConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    return parse_config(data, str(p))
+
+
+def config_to_toml(config: AppConfig) -> str:
+    """The effective config as TOML that load_config accepts."""
+    return tomli_w.dumps(config.model_dump(mode="json"))
+
+
+def with_overrides(config: AppConfig, **top: Any) -> AppConfig:
+    """A copy with top-level keys replaced, validated again."""
+    data = config.model_dump(mode="json")
+    data.update({k: v for k, v in top.items() if v is not None})
+    return parse_config(data, "<command line>")

@@ -1,0 +1,133 @@
+"""Exchange sessions and the grid of regular-session minutes (bar labels = bar start, UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import numpy as np
+import pandas as pd
+
+from momentumbot.domain.errors import ConfigError, DataError
+
+NS_PER_MINUTE = 60_000_000_000
+EXCHANGE_TZ = "America/New_York"
+_CAL_START = "1990-01-02"
+
+
+@dataclass(frozen=True)
+class MinuteGrid:
+    """Every regular-session minute of a run of sessions, in order.
+
+    `label_ns[i]` is the start of minute i (UTC ns); `session[i]` its index into
+    `sessions`; `minute[i]` its position within that session (0 = the open).
+    """
+
+    sessions: pd.DatetimeIndex  # session dates (naive, midnight)
+    open_ns: np.ndarray  # int64, one per session
+    close_ns: np.ndarray  # int64, one per session
+    label_ns: np.ndarray  # int64, one per minute
+    session: np.ndarray  # int32, one per minute
+    minute: np.ndarray  # int32, one per minute
+
+    @property
+    def n_minutes(self) -> int:
+        return int(self.label_ns.shape[0])
+
+    def session_slice(self, first: int, stop: int) -> MinuteGrid:
+        """The grid of sessions [first, stop)."""
+        lo = int(np.searchsorted(self.session, first, side="left"))
+        hi = int(np.searchsorted(self.session, stop, side="left"))
+        return MinuteGrid(
+            sessions=self.sessions[first:stop],
+            open_ns=self.open_ns[first:stop],
+            close_ns=self.close_ns[first:stop],
+            label_ns=self.label_ns[lo:hi],
+            session=self.session[lo:hi] - first,
+            minute=self.minute[lo:hi],
+        )
+
+
+def _ns(times: pd.Series) -> np.ndarray:
+    """tz-aware timestamps to int64 UTC nanoseconds."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+
+
+@lru_cache(maxsize=4)
+def _calendar(name: str) -> xcals.ExchangeCalendar:
+    try:
+        return xcals.get_calendar(name, start=_CAL_START)
+    except xcals.errors.InvalidCalendarName:
+        raise ConfigError(f"session.calendar: unknown exchange calendar {name!r}") from None
+
+
+class TradingCalendar:
+    """Sessions, half days and holidays of one exchange."""
+
+    def __init__(self, name: str = "XNYS") -> None:
+        self.name = name
+        self._cal = _calendar(name)
+
+    def sessions(self, start: dt.date | str | None, end: dt.date | str | None) -> pd.DatetimeIndex:
+        """Sessions from start to end inclusive (either may be None for the calendar's bounds)."""
+        first = pd.Timestamp(start) if start is not None else self._cal.first_session
+        last = pd.Timestamp(end) if end is not None else self._cal.last_session
+        if first > last:
+            raise DataError(f"start {first.date()} is after end {last.date()}")
+        first = max(first, self._cal.first_session)
+        last = min(last, self._cal.last_session)
+        return self._cal.sessions_in_range(first, last)
+
+    def sessions_before(self, session: pd.Timestamp, count: int) -> pd.DatetimeIndex:
+        """The `count` sessions strictly before `session`."""
+        idx = self._cal.sessions.searchsorted(session)
+        return self._cal.sessions[max(0, idx - count) : idx]
+
+    def session_of(self, ts_ns: np.ndarray) -> np.ndarray:
+        """For each UTC ns timestamp, the index into all calendar sessions of the regular
+        session containing it as a bar label, or -1 if it lies outside regular hours."""
+        opens = self._opens_ns()
+        closes = self._closes_ns()
+        idx = np.searchsorted(opens, ts_ns, side="right") - 1
+        ok = (idx >= 0) & (ts_ns < closes[np.clip(idx, 0, None)])
+        return np.where(ok, idx, -1)
+
+    @lru_cache(maxsize=1)  # noqa: B019 - one calendar object per process, held for its life
+    def _opens_ns(self) -> np.ndarray:
+        return _ns(self._cal.schedule["open"])
+
+    @lru_cache(maxsize=1)  # noqa: B019
+    def _closes_ns(self) -> np.ndarray:
+        return _ns(self._cal.schedule["close"])
+
+    def all_sessions(self) -> pd.DatetimeIndex:
+        return self._cal.sessions
+
+    def grid(self, sessions: pd.DatetimeIndex) -> MinuteGrid:
+        """The minute grid of the given sessions."""
+        sched = self._cal.schedule.loc[sessions]
+        open_ns = _ns(sched["open"])
+        close_ns = _ns(sched["close"])
+        counts = ((close_ns - open_ns) // NS_PER_MINUTE).astype(np.int64)
+        total = int(counts.sum())
+        session = np.repeat(np.arange(len(sessions), dtype=np.int32), counts)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        minute = (np.arange(total, dtype=np.int64) - np.repeat(starts, counts)).astype(np.int32)
+        label_ns = np.repeat(open_ns, counts) + minute.astype(np.int64) * NS_PER_MINUTE
+        return MinuteGrid(
+            sessions=sessions,
+            open_ns=open_ns,
+            close_ns=close_ns,
+            label_ns=label_ns,
+            session=session,
+            minute=minute,
+        )
+
+
+def to_exchange_time(ns: np.ndarray | int) -> pd.DatetimeIndex | pd.Timestamp:
+    """UTC ns to New York wall time, for display only."""
+    if isinstance(ns, (int, np.integer)):
+        return pd.Timestamp(int(ns), tz="UTC").tz_convert(EXCHANGE_TZ)
+    return pd.DatetimeIndex(np.asarray(ns, dtype="datetime64[ns]"), tz="UTC").tz_convert(EXCHANGE_TZ)
