@@ -1,0 +1,376 @@
+"""The backtest driver: builds the minute grid and its flags from the calendar, streams bars
+from a bar source chunk by chunk into the compiled kernel, and collects the run's tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from momentumbot.config.schema import AppConfig
+from momentumbot.data.calendar import NS_PER_MINUTE, MinuteGrid, TradingCalendar
+from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.engine import kernel as k
+from momentumbot.execution.costs import CostParams, cost_params
+
+SCORERS = {
+    "seed": k.SCORER_SEED,
+    "return": k.SCORER_RETURN,
+    "return_x_log_dollar_volume": k.SCORER_RETURN_X_LOG_DOLLAR_VOLUME,
+}
+
+
+class BarArraysLike(Protocol):
+    ts: np.ndarray
+    open: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+class SymbolInfoLike(Protocol):
+    first_ns: int
+    last_ns: int
+    rows: int
+
+
+class BarSource(Protocol):
+    """What the backtest needs from a store (BarStore implements it)."""
+
+    def has(self, symbol: str) -> bool: ...
+    def info(self, symbol: str) -> SymbolInfoLike: ...
+    def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> BarArraysLike: ...
+
+
+@dataclass(frozen=True)
+class MinutePlan:
+    """The minutes the kernel walks: warm-up then the run, with their flags."""
+
+    grid: MinuteGrid
+    flags: np.ndarray  # int32
+    month_id: np.ndarray  # int64
+    n_warmup_sessions: int
+
+
+@dataclass
+class BacktestResult:
+    """Everything a run produced, as arrays and frames ready to write."""
+
+    symbols: list[str]
+    plan: MinutePlan
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+    allocations: pd.DataFrame
+    equity: pd.DataFrame
+    benchmark_equity: pd.DataFrame
+    benchmark_fills: pd.DataFrame
+    final_positions: dict[str, int]
+    last_prices: dict[str, float]
+    overnight_carries: int
+    initial_cash: float
+
+
+def kernel_params(cfg: AppConfig, n_symbols: int) -> k.KernelParams:
+    """Flatten the config into the kernel's parameter tuple."""
+    allotment = cfg.portfolio.initial_cash / max(n_symbols, 1)
+    return k.KernelParams(
+        step=float(cfg.strategy.step),
+        buffer=float(cfg.strategy.buffer),
+        shadow_notional=float(cfg.strategy.shadow_notional),
+        hold_overnight=bool(cfg.strategy.hold_overnight),
+        quiet_window=int(cfg.allocation.quiet_window_minutes),
+        min_history_bars=int(cfg.allocation.min_history_bars),
+        min_quiet_volume=float(cfg.allocation.min_quiet_volume),
+        scorer=SCORERS[cfg.allocation.scorer],
+        score_shift_epsilon=float(cfg.allocation.score_shift_epsilon),
+        top_k=int(cfg.allocation.top_k),
+        rebalance_tolerance=float(cfg.allocation.rebalance_tolerance),
+        max_commission_bps=float(cfg.execution.max_commission_bps),
+        cash_reserve=float(cfg.portfolio.cash_reserve),
+        bench_allotment_micro=int(math.floor(allotment * 1e6)),
+    )
+
+
+def minute_flags(grid: MinuteGrid, cfg: AppConfig, n_warmup_sessions: int) -> np.ndarray:
+    """Flags of every minute of the grid (session bounds, allocator, flatten, windows)."""
+    sess = grid.session
+    open_ns = grid.open_ns[sess]
+    close_ns = grid.close_ns[sess]
+    label = grid.label_ns
+    decided = label + NS_PER_MINUTE
+    flags = np.zeros(grid.n_minutes, dtype=np.int32)
+    first = grid.minute == 0
+    last = np.zeros(grid.n_minutes, dtype=bool)
+    last[:-1] = sess[1:] != sess[:-1]
+    if grid.n_minutes:
+        last[-1] = True
+    flatten_at = close_ns - cfg.session.flatten_minutes * NS_PER_MINUTE  # decision time
+    hold = cfg.strategy.hold_overnight
+    flatten = (decided == flatten_at) & (not hold)
+    alloc = grid.minute % cfg.allocation.rebalance_minutes == 0
+    if not hold:
+        alloc &= decided <= flatten_at
+    no_buys = decided >= close_ns - cfg.session.no_new_entries_minutes * NS_PER_MINUTE
+    flags |= np.where(first, k.F_FIRST, 0).astype(np.int32)
+    flags |= np.where(last, k.F_LAST, 0).astype(np.int32)
+    flags |= np.where(alloc, k.F_ALLOC, 0).astype(np.int32)
+    flags |= np.where(flatten, k.F_FLATTEN, 0).astype(np.int32)
+    flags |= np.where(no_buys, k.F_NO_BUYS, 0).astype(np.int32)
+    flags |= np.where(sess < n_warmup_sessions, k.F_WARMUP, 0).astype(np.int32)
+    del open_ns
+    return flags
+
+
+def plan_minutes(
+    calendar: TradingCalendar, sessions: pd.DatetimeIndex, cfg: AppConfig
+) -> MinutePlan:
+    """Warm-up sessions covering the quiet-volume window, then the run's sessions."""
+    need = cfg.allocation.quiet_window_minutes
+    warm: list[pd.Timestamp] = []
+    minutes = 0
+    before = calendar.sessions_before(sessions[0], need // 200 + 3)
+    warm_grid_all = calendar.grid(before) if len(before) else None
+    if warm_grid_all is not None:
+        counts = np.bincount(warm_grid_all.session, minlength=len(before))
+        for i in range(len(before) - 1, -1, -1):
+            if minutes >= need:
+                break
+            warm.insert(0, before[i])
+            minutes += int(counts[i])
+    all_sessions = pd.DatetimeIndex(list(warm) + list(sessions))
+    grid = calendar.grid(all_sessions)
+    flags = minute_flags(grid, cfg, len(warm))
+    month = (all_sessions.year * 12 + all_sessions.month).to_numpy().astype(np.int64)
+    return MinutePlan(grid=grid, flags=flags, month_id=month[grid.session], n_warmup_sessions=len(warm))
+
+
+def load_matrix(
+    source: BarSource, symbols: Sequence[str], label_ns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(minutes x symbols) open, close, volume on the grid; NaN where no bar.
+    Bars off the grid (extended hours) are ignored."""
+    n_m = label_ns.shape[0]
+    shape = (n_m, len(symbols))
+    o = np.full(shape, np.nan)
+    c = np.full(shape, np.nan)
+    v = np.full(shape, np.nan)
+    if n_m == 0:
+        return o, c, v
+    lo = int(label_ns[0])
+    hi = int(label_ns[-1]) + NS_PER_MINUTE
+    for j, sym in enumerate(symbols):
+        bars = source.read_arrays(sym, lo, hi)
+        if bars.ts.shape[0] == 0:
+            continue
+        idx = np.searchsorted(label_ns, bars.ts)
+        idx_c = np.minimum(idx, n_m - 1)
+        on_grid = label_ns[idx_c] == bars.ts
+        rows = idx_c[on_grid]
+        o[rows, j] = bars.open[on_grid]
+        c[rows, j] = bars.close[on_grid]
+        v[rows, j] = bars.volume[on_grid]
+    return o, c, v
+
+
+def resolve_sessions(
+    calendar: TradingCalendar,
+    source: BarSource,
+    symbols: Sequence[str],
+    start: str | None,
+    end: str | None,
+) -> pd.DatetimeIndex:
+    """The run's sessions: [start, end], defaulting to the span of the symbols' data."""
+    infos = [source.info(s) for s in symbols]
+    first = min(i.first_ns for i in infos)
+    last = max(i.last_ns for i in infos)
+    tz = "America/New_York"
+    s = pd.Timestamp(start) if start else pd.Timestamp(first, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
+    e = pd.Timestamp(end) if end else pd.Timestamp(last, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
+    sessions = calendar.sessions(s, e)
+    if len(sessions) == 0:
+        raise DataError(f"no trading sessions between {s.date()} and {e.date()}")
+    grid = calendar.grid(sessions)
+    lo, hi = int(grid.label_ns[0]), int(grid.label_ns[-1]) + NS_PER_MINUTE
+    if not any(i.first_ns < hi and i.last_ns >= lo for i in infos):
+        fmt = "%Y-%m-%d"
+        span = (
+            f"{pd.Timestamp(first, tz='UTC').tz_convert(tz):{fmt}} to "
+            f"{pd.Timestamp(last, tz='UTC').tz_convert(tz):{fmt}}"
+        )
+        raise DataError(
+            f"no bars for {', '.join(symbols)} between {sessions[0].date()} and "
+            f"{sessions[-1].date()}; the store has {span}: choose --start/--end inside it"
+        )
+    return sessions
+
+
+def run_backtest(
+    cfg: AppConfig,
+    source: BarSource,
+    *,
+    symbols: Sequence[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    calendar: TradingCalendar | None = None,
+    chunk_sessions: int = 20,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
+    """Run the strategy over the sessions [start, end] on bars from `source`."""
+    syms = list(symbols if symbols is not None else cfg.symbols)
+    if not syms:
+        raise ConfigError("symbols: the symbol list is empty; set `symbols` in the config or pass --symbols")
+    missing = [s for s in syms if not source.has(s)]
+    if missing:
+        raise DataError(
+            f"no bars in the store for {', '.join(missing)}: import them with `momentumbot data import`"
+        )
+    cal = calendar or TradingCalendar(cfg.session.calendar)
+    sessions = resolve_sessions(cal, source, syms, start, end)
+    plan = plan_minutes(cal, sessions, cfg)
+    kp = kernel_params(cfg, len(syms))
+    cp = cost_params(cfg.execution)
+    n = len(syms)
+    st = k.new_state(n, kp.quiet_window, cfg.portfolio.initial_cash)
+    # symbols with bars before the warm-up window have full history from its first minute
+    grid = plan.grid
+    if grid.n_minutes:
+        first_minute = int(grid.label_ns[0])
+        for j, sym in enumerate(syms):
+            if source.info(sym).first_ns < first_minute:
+                st.qv_started[j] = True
+    orders = k.new_orders(max(1024, 4 * n))
+    fills = k.new_fills(max(1024, 4 * n))
+    allocs = k.new_allocs(max(1024, 4 * n))
+    out = k.MinuteOut(
+        cash=np.zeros(grid.n_minutes, np.int64),
+        positions_value=np.zeros(grid.n_minutes),
+        bench_equity=np.zeros(grid.n_minutes),
+    )
+    n_sessions = len(grid.sessions)
+    done_sessions = 0
+    for first in range(0, n_sessions, chunk_sessions):
+        stop = min(first + chunk_sessions, n_sessions)
+        lo = int(np.searchsorted(grid.session, first, side="left"))
+        hi = int(np.searchsorted(grid.session, stop, side="left"))
+        labels = grid.label_ns[lo:hi]
+        o, c, v = load_matrix(source, syms, labels)
+        sub_out = k.MinuteOut(out.cash[lo:hi], out.positions_value[lo:hi], out.bench_equity[lo:hi])
+        m = 0
+        while m < hi - lo:
+            m = k.run_minutes(
+                o, c, v, labels, plan.flags[lo:hi], plan.month_id[lo:hi], m, hi - lo,
+                kp, cp, st, orders, fills, allocs, sub_out,
+            )  # fmt: skip
+            if m < hi - lo:
+                orders = _grown(orders, int(st.counters[k.C_ORDERS]), n)
+                fills = _grown(fills, int(st.counters[k.C_FILLS]), n)
+                allocs = _grown(allocs, int(st.counters[k.C_ALLOCS]), n)
+        done_sessions = stop
+        if progress is not None:
+            progress(max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions)
+    return _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp)
+
+
+def _grown(table: k.OrderTable | k.FillTable | k.AllocTable, used: int, n: int) -> k.OrderTable | k.FillTable | k.AllocTable:  # type: ignore[misc]
+    cap = table[0].shape[0]
+    if cap - used >= n + 1:
+        return table
+    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))  # type: ignore[return-value]
+
+
+def _iso(ns: np.ndarray) -> np.ndarray:
+    """UTC ns to ISO 8601 strings with an explicit +00:00 offset."""
+    s = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="s")
+    return np.char.add(s.astype(str), "+00:00")
+
+
+def _collect(
+    cfg: AppConfig,
+    syms: list[str],
+    plan: MinutePlan,
+    st: k.State,
+    orders: k.OrderTable,
+    fills: k.FillTable,
+    allocs: k.AllocTable,
+    out: k.MinuteOut,
+    cp: CostParams,
+) -> BacktestResult:
+    sym_arr = np.array(syms, dtype=object)
+    side_names = np.array(["SELL", "", "BUY"], dtype=object)  # index side + 1
+    n_o = int(st.counters[k.C_ORDERS])
+    orders_df = pd.DataFrame(
+        {
+            "order_id": np.arange(n_o, dtype=np.int64),
+            "decided_at": _iso(orders.decided_ns[:n_o]),
+            "symbol": sym_arr[orders.symbol[:n_o]],
+            "side": side_names[orders.side[:n_o].astype(np.int64) + 1],
+            "quantity": orders.quantity[:n_o],
+            "reason": np.array(k.REASONS, dtype=object)[orders.reason[:n_o]],
+            "status": np.array(k.STATUSES, dtype=object)[orders.status[:n_o]],
+            "filled_quantity": orders.filled[:n_o],
+        }
+    )
+    n_f = int(st.counters[k.C_FILLS])
+    fills_df = pd.DataFrame(
+        {
+            "fill_id": np.arange(n_f, dtype=np.int64),
+            "order_id": fills.order_id[:n_f],
+            "time": _iso(fills.time_ns[:n_f]),
+            "symbol": sym_arr[fills.symbol[:n_f]],
+            "side": side_names[fills.side[:n_f].astype(np.int64) + 1],
+            "quantity": fills.quantity[:n_f],
+            "price": fills.price[:n_f],
+            "commission": fills.commission[:n_f] / 1e6,
+            "slippage": fills.slippage[:n_f],
+        }
+    )
+    n_a = int(st.counters[k.C_ALLOCS])
+    alloc_df = pd.DataFrame(
+        {
+            "time": _iso(allocs.time_ns[:n_a]),
+            "symbol": sym_arr[allocs.symbol[:n_a]],
+            "score": allocs.score[:n_a],
+            "budget": allocs.budget[:n_a],
+            "target_shares": allocs.target[:n_a],
+        }
+    )
+    run = plan.flags & k.F_WARMUP == 0
+    close_ns = plan.grid.label_ns[run] + NS_PER_MINUTE
+    cash = out.cash[run] / 1e6
+    pv = out.positions_value[run]
+    equity_df = pd.DataFrame(
+        {"time": _iso(close_ns), "cash": cash, "positions_value": pv, "equity": cash + pv}
+    )
+    bench_df = pd.DataFrame({"time": equity_df["time"], "equity": out.bench_equity[run]})
+    bought = st.bench_shares > 0
+    bench_fills = pd.DataFrame(
+        {
+            "fill_id": np.arange(int(bought.sum()), dtype=np.int64),
+            "order_id": np.arange(int(bought.sum()), dtype=np.int64),
+            "time": _iso(st.bench_time[bought]),
+            "symbol": sym_arr[bought],
+            "side": "BUY",
+            "quantity": st.bench_shares[bought],
+            "price": st.bench_price[bought],
+            "commission": st.bench_commission[bought] / 1e6,
+            "slippage": st.bench_shares[bought]
+            * (cp.slippage_per_share + cp.slippage_bps * 1e-4 * (st.bench_price[bought] - cp.slippage_per_share) / (1 + cp.slippage_bps * 1e-4)),
+        }
+    )
+    return BacktestResult(
+        symbols=syms,
+        plan=plan,
+        orders=orders_df,
+        fills=fills_df,
+        allocations=alloc_df,
+        equity=equity_df,
+        benchmark_equity=bench_df,
+        benchmark_fills=bench_fills,
+        final_positions={s: int(p) for s, p in zip(syms, st.position, strict=True)},
+        last_prices={s: float(p) for s, p in zip(syms, st.last_close, strict=True)},
+        overnight_carries=int(st.counters[k.C_CARRIES]),
+        initial_cash=float(cfg.portfolio.initial_cash),
+    )

@@ -1,0 +1,892 @@
+"""The compiled minute loop: band, shadow books, allocator, order rules and fills for every
+symbol at once (STRATEGY.md sections 1-5). Backtest, paper and live all drive this code.
+
+The kernel is time-major: it walks the minutes of a chunk of sessions and, at each minute,
+does a little vector work over the symbols. All state lives in arrays indexed by symbol
+(`State`); orders, fills and allocations go into preallocated tables that the caller grows
+when the kernel stops early for lack of room. Cash is integer micro-dollars.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from momentumbot.execution.costs import (
+    BUY,
+    SELL,
+    CostParams,
+    affordable_buy,
+    estimate_commission,
+    fill_commission_micro,
+    fill_price,
+    order_commission,
+    slippage_per_share,
+    to_micro,
+)
+from momentumbot.execution.matching import match_in_bar
+
+# Minute flags (bit field, one int32 per minute).
+F_FIRST = 1  # first minute of a session
+F_LAST = 2  # last minute of a session
+F_ALLOC = 4  # the allocator runs at this bar's close
+F_FLATTEN = 8  # the flatten is decided at this bar's close
+F_NO_BUYS = 16  # decision time is inside the no-new-entries window
+F_WARMUP = 32  # before the run's start: only quiet-volume history is gathered
+
+# Order reasons and statuses (codes in the tables; names in the CSV files).
+R_ENTER, R_EXIT, R_REBALANCE, R_FLATTEN = 0, 1, 2, 3
+REASONS = ("enter", "exit", "rebalance", "flatten")
+S_WORKING, S_FILLED, S_PARTIAL, S_CANCELLED, S_REPLACED, S_SKIPPED = 0, 1, 2, 3, 4, 5
+STATUSES = ("working", "filled", "partially_filled", "cancelled", "replaced", "skipped")
+
+SCORER_SEED, SCORER_RETURN, SCORER_RETURN_X_LOG_DOLLAR_VOLUME = 0, 1, 2
+
+# Indexes into State.counters.
+C_CASH = 0  # real book cash, micro-USD
+C_ORDERS = 1  # rows used in the order table
+C_FILLS = 2  # rows used in the fill table
+C_ALLOCS = 3  # rows used in the allocation table
+C_MONTH = 4  # calendar month id of the latest minute
+C_MONTH_SHARES = 5  # shares traded this calendar month (tiered schedule)
+C_FIRST_ALLOC_DONE = 6  # 1 once this session's first allocation with eligible symbols ran
+C_AFTER_FLATTEN = 7  # 1 after this session's flatten was decided
+C_CARRIES = 8  # overnight carries counted so far
+C_BENCH_CASH = 9  # benchmark cash, micro-USD
+C_STARTED_RUN = 10  # 1 once the first non-warm-up minute was processed
+N_COUNTERS = 11
+
+
+class KernelParams(NamedTuple):
+    """Strategy, allocator and session parameters in the flat form the kernel takes."""
+
+    step: float
+    buffer: float
+    shadow_notional: float
+    hold_overnight: bool
+    quiet_window: int
+    min_history_bars: int
+    min_quiet_volume: float
+    scorer: int
+    score_shift_epsilon: float
+    top_k: int
+    rebalance_tolerance: float
+    max_commission_bps: float
+    cash_reserve: float
+    bench_allotment_micro: int  # initial cash / number of symbols, for buy-and-hold
+
+
+class State(NamedTuple):
+    """Everything the engine knows between minutes, as arrays indexed by symbol."""
+
+    counters: np.ndarray  # int64 (N_COUNTERS,)
+    band_has: np.ndarray  # bool: the symbol has a band (saw a bar this session)
+    band_ref: np.ndarray  # float64
+    band_level: np.ndarray  # float64, percent
+    band_long: np.ndarray  # bool
+    last_close: np.ndarray  # float64, NaN until the first bar
+    position: np.ndarray  # int64 shares
+    working: np.ndarray  # int64 order id of the working order, -1 if none
+    budget: np.ndarray  # float64 USD, from the latest allocator run
+    shadow_shares: np.ndarray  # int64
+    shadow_pending: np.ndarray  # int64 signed shares to fill at the next bar (0 none)
+    shadow_entry_open: np.ndarray  # float64 open of the entry fill bar
+    shadow_entry_cost: np.ndarray  # float64 buy value + buy commission of the open position
+    shadow_realised: np.ndarray  # float64 today's closed round trips, net of costs
+    qv_started: np.ndarray  # bool: the symbol's first regular-session bar has been seen
+    qv_count: np.ndarray  # int64 minutes in the window
+    qv_head: np.ndarray  # int64 ring index of the oldest minute once full
+    qv_ring: np.ndarray  # float64 (S, W) volumes in arrival order
+    qv_sorted: np.ndarray  # float64 (S, W) the same volumes, sorted ascending
+    bench_shares: np.ndarray  # int64
+    bench_bought: np.ndarray  # bool
+    bench_price: np.ndarray  # float64 fill price of the benchmark buy
+    bench_commission: np.ndarray  # int64 micro-USD
+    bench_time: np.ndarray  # int64 ns, label of the fill bar
+
+
+class OrderTable(NamedTuple):
+    decided_ns: np.ndarray  # int64: close time of the decision bar
+    symbol: np.ndarray  # int32
+    side: np.ndarray  # int8 (+1 BUY, -1 SELL)
+    quantity: np.ndarray  # int64
+    reason: np.ndarray  # int8
+    status: np.ndarray  # int8
+    filled: np.ndarray  # int64
+    value: np.ndarray  # float64 filled value (commission basis)
+    rated: np.ndarray  # float64 sum(rate x shares) over fills (tiered)
+
+
+class FillTable(NamedTuple):
+    order_id: np.ndarray  # int64
+    time_ns: np.ndarray  # int64: label (start) of the fill bar
+    symbol: np.ndarray  # int32
+    side: np.ndarray  # int8
+    quantity: np.ndarray  # int64
+    price: np.ndarray  # float64
+    commission: np.ndarray  # int64 micro-USD
+    slippage: np.ndarray  # float64 USD
+
+
+class AllocTable(NamedTuple):
+    time_ns: np.ndarray  # int64 decision time
+    symbol: np.ndarray  # int32
+    score: np.ndarray  # float64 weight numerator (after first-allocation rule and shift)
+    raw_score: np.ndarray  # float64 scorer output
+    budget: np.ndarray  # float64
+    target: np.ndarray  # int64
+    quiet_volume: np.ndarray  # float64
+    shadow_return: np.ndarray  # float64 percent
+    price: np.ndarray  # float64
+    eligible: np.ndarray  # bool
+
+
+class MinuteOut(NamedTuple):
+    cash: np.ndarray  # int64 micro-USD, per minute
+    positions_value: np.ndarray  # float64
+    bench_equity: np.ndarray  # float64
+
+
+NS_MINUTE = 60_000_000_000
+
+
+def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
+    """A fresh engine state: all cash, no bands, empty windows."""
+    s = n_symbols
+    counters = np.zeros(N_COUNTERS, dtype=np.int64)
+    counters[C_CASH] = round(initial_cash * 1_000_000)
+    counters[C_BENCH_CASH] = counters[C_CASH]
+    counters[C_MONTH] = -1
+    return State(
+        counters=counters,
+        band_has=np.zeros(s, np.bool_),
+        band_ref=np.zeros(s),
+        band_level=np.zeros(s),
+        band_long=np.zeros(s, np.bool_),
+        last_close=np.full(s, np.nan),
+        position=np.zeros(s, np.int64),
+        working=np.full(s, -1, np.int64),
+        budget=np.zeros(s),
+        shadow_shares=np.zeros(s, np.int64),
+        shadow_pending=np.zeros(s, np.int64),
+        shadow_entry_open=np.zeros(s),
+        shadow_entry_cost=np.zeros(s),
+        shadow_realised=np.zeros(s),
+        qv_started=np.zeros(s, np.bool_),
+        qv_count=np.zeros(s, np.int64),
+        qv_head=np.zeros(s, np.int64),
+        qv_ring=np.zeros((s, quiet_window)),
+        qv_sorted=np.zeros((s, quiet_window)),
+        bench_shares=np.zeros(s, np.int64),
+        bench_bought=np.zeros(s, np.bool_),
+        bench_price=np.full(s, np.nan),
+        bench_commission=np.zeros(s, np.int64),
+        bench_time=np.zeros(s, np.int64),
+    )
+
+
+def new_orders(capacity: int) -> OrderTable:
+    return OrderTable(
+        decided_ns=np.zeros(capacity, np.int64),
+        symbol=np.zeros(capacity, np.int32),
+        side=np.zeros(capacity, np.int8),
+        quantity=np.zeros(capacity, np.int64),
+        reason=np.zeros(capacity, np.int8),
+        status=np.zeros(capacity, np.int8),
+        filled=np.zeros(capacity, np.int64),
+        value=np.zeros(capacity),
+        rated=np.zeros(capacity),
+    )
+
+
+def new_fills(capacity: int) -> FillTable:
+    return FillTable(
+        order_id=np.zeros(capacity, np.int64),
+        time_ns=np.zeros(capacity, np.int64),
+        symbol=np.zeros(capacity, np.int32),
+        side=np.zeros(capacity, np.int8),
+        quantity=np.zeros(capacity, np.int64),
+        price=np.zeros(capacity),
+        commission=np.zeros(capacity, np.int64),
+        slippage=np.zeros(capacity),
+    )
+
+
+def new_allocs(capacity: int) -> AllocTable:
+    return AllocTable(
+        time_ns=np.zeros(capacity, np.int64),
+        symbol=np.zeros(capacity, np.int32),
+        score=np.zeros(capacity),
+        raw_score=np.zeros(capacity),
+        budget=np.zeros(capacity),
+        target=np.zeros(capacity, np.int64),
+        quiet_volume=np.zeros(capacity),
+        shadow_return=np.zeros(capacity),
+        price=np.zeros(capacity),
+        eligible=np.zeros(capacity, np.bool_),
+    )
+
+
+def grow(table: tuple, capacity: int) -> tuple:  # type: ignore[type-arg]
+    """A copy of a table (OrderTable, FillTable, AllocTable) with more rows."""
+    cols = []
+    for col in table:
+        bigger = np.zeros(capacity, dtype=col.dtype)
+        bigger[: col.shape[0]] = col
+        cols.append(bigger)
+    return type(table)(*cols)
+
+
+# --------------------------------------------------------------------------- band
+
+
+@njit(cache=True)
+def band_update(
+    close: float, ref: float, level: float, long: bool, step: float, buffer: float
+) -> tuple[int, float, bool]:
+    """One bar of the momentum band. Returns (signal, new level, new long);
+    signal +1 enter, -1 exit, 0 none (STRATEGY.md section 2)."""
+    move = 100.0 * (close - ref) / ref
+    signal = 0
+    if move > level:
+        if not long and move > level + buffer:
+            signal = 1
+            long = True
+        if move >= level + step:
+            level += step
+    else:
+        if long and move < level - buffer:
+            signal = -1
+            long = False
+        if move <= level - step:
+            level -= step
+    return signal, level, long
+
+
+# ------------------------------------------------------------------ quiet volume
+
+
+@njit(cache=True, inline="always")
+def qv_push(st: State, s: int, x: float, window: int) -> None:
+    """Add one minute's volume to a symbol's window, dropping the oldest once full."""
+    srt = st.qv_sorted[s]
+    ring = st.qv_ring[s]
+    n = st.qv_count[s]
+    if n < window:
+        ring[n] = x
+        j = n
+        while j > 0 and srt[j - 1] > x:
+            srt[j] = srt[j - 1]
+            j -= 1
+        srt[j] = x
+        st.qv_count[s] = n + 1
+        return
+    head = st.qv_head[s]
+    old = ring[head]
+    ring[head] = x
+    st.qv_head[s] = (head + 1) % window
+    if old == x:
+        return
+    j = _bisect_left(srt, old, window)  # a slot holding `old`
+    p = _bisect_left(srt, x, window)
+    # plain copy loops (no data-dependent exit) so LLVM can vectorise them
+    if x > old:
+        p -= 1
+        for i in range(j, p):
+            srt[i] = srt[i + 1]
+    else:
+        for i in range(j, p, -1):
+            srt[i] = srt[i - 1]
+    srt[p] = x
+
+
+@njit(cache=True, inline="always")
+def _bisect_left(a: np.ndarray, x: float, n: int) -> int:
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always", fastmath=True)
+def quiet_volume(st: State, s: int) -> float:
+    """Mean of the floor(n/2) smallest volumes of the window (0 when that is none)."""
+    k = st.qv_count[s] // 2
+    if k == 0:
+        return 0.0
+    total = 0.0
+    srt = st.qv_sorted[s]
+    for i in range(k):
+        total += srt[i]
+    return total / k
+
+
+# ----------------------------------------------------------------------- orders
+
+
+@njit(cache=True, inline="always")
+def _end_order(orders: OrderTable, oid: int, status: int) -> None:
+    """Finish a working order: cancelled/replaced, or partially_filled if it had fills."""
+    if orders.status[oid] != S_WORKING:
+        return
+    if orders.filled[oid] > 0:
+        orders.status[oid] = S_PARTIAL
+    else:
+        orders.status[oid] = status
+
+
+@njit(cache=True, inline="always")
+def _new_order(
+    st: State,
+    orders: OrderTable,
+    s: int,
+    side: int,
+    qty: int,
+    reason: int,
+    decided_ns: int,
+    status: int,
+) -> int:
+    oid = st.counters[C_ORDERS]
+    orders.decided_ns[oid] = decided_ns
+    orders.symbol[oid] = s
+    orders.side[oid] = side
+    orders.quantity[oid] = qty
+    orders.reason[oid] = reason
+    orders.status[oid] = status
+    orders.filled[oid] = 0
+    orders.value[oid] = 0.0
+    orders.rated[oid] = 0.0
+    st.counters[C_ORDERS] = oid + 1
+    if status == S_WORKING:
+        old = st.working[s]
+        if old >= 0:
+            _end_order(orders, old, S_REPLACED)
+        st.working[s] = oid
+    return oid
+
+
+@njit(cache=True, inline="always")
+def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
+    oid = st.working[s]
+    if oid >= 0:
+        _end_order(orders, oid, S_CANCELLED)
+        st.working[s] = -1
+
+
+@njit(cache=True, inline="always")
+def _passes_cost_filter(side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams) -> bool:
+    est = estimate_commission(side, qty, price, st.counters[C_MONTH_SHARES], cp)
+    return est <= kp.max_commission_bps * 1e-4 * qty * price
+
+
+@njit(cache=True, inline="always")
+def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
+    oid = st.working[s]
+    if oid < 0:
+        return 0
+    return orders.side[oid] * (orders.quantity[oid] - orders.filled[oid])
+
+
+@njit(cache=True, inline="always")
+def _decide_symbol(
+    s: int,
+    signal: int,
+    is_alloc: bool,
+    no_buys: bool,
+    decided_ns: int,
+    st: State,
+    orders: OrderTable,
+    kp: KernelParams,
+    cp: CostParams,
+) -> None:
+    """At most one new order for one symbol at one bar close (STRATEGY.md section 5)."""
+    price = st.last_close[s]
+    if not (price > 0.0):
+        return
+    pos = st.position[s]
+    target = 0
+    if st.band_long[s] and st.budget[s] > 0.0:
+        target = int(math.floor(st.budget[s] / price))
+    wid = st.working[s]
+    if signal == 1:
+        if pos == 0 and wid < 0 and not no_buys and target > 0:
+            ok = _passes_cost_filter(BUY, target, price, st, kp, cp)
+            _new_order(st, orders, s, BUY, target, R_ENTER, decided_ns, S_WORKING if ok else S_SKIPPED)
+            return
+    elif signal == -1:
+        if pos > 0:
+            _new_order(st, orders, s, SELL, pos, R_EXIT, decided_ns, S_WORKING)
+            return
+        if wid >= 0:
+            _cancel_working(st, orders, s)
+            return
+    if not is_alloc:
+        return
+    effective = pos + _remaining_signed(st, orders, s)
+    if target == effective:
+        return
+    if target == 0:
+        if pos > 0:
+            if wid >= 0 and orders.side[wid] == SELL and orders.quantity[wid] - orders.filled[wid] == pos:
+                return
+            _new_order(st, orders, s, SELL, pos, R_REBALANCE, decided_ns, S_WORKING)
+        elif wid >= 0:
+            _cancel_working(st, orders, s)
+        return
+    delta = target - pos
+    if effective == 0 and delta > 0:
+        if no_buys:
+            return
+        ok = _passes_cost_filter(BUY, delta, price, st, kp, cp)
+        _new_order(st, orders, s, BUY, delta, R_REBALANCE, decided_ns, S_WORKING if ok else S_SKIPPED)
+        return
+    if effective != 0 and abs(target - effective) * price < kp.rebalance_tolerance * st.budget[s]:
+        return
+    if delta == 0:
+        _cancel_working(st, orders, s)
+        return
+    if delta > 0 and no_buys:
+        return
+    side = BUY if delta > 0 else SELL
+    if not _passes_cost_filter(side, abs(delta), price, st, kp, cp):
+        return
+    _new_order(st, orders, s, side, abs(delta), R_REBALANCE, decided_ns, S_WORKING)
+
+
+@njit(cache=True)
+def _flatten(st: State, orders: OrderTable, decided_ns: int) -> None:
+    """Cancel every working order and sell every position, exempt from the volume cap."""
+    for s in range(st.position.shape[0]):
+        wid = st.working[s]
+        pos = st.position[s]
+        if (
+            wid >= 0
+            and orders.reason[wid] == R_FLATTEN
+            and orders.quantity[wid] - orders.filled[wid] == pos
+        ):
+            continue  # a flatten carried from an earlier session is still working
+        _cancel_working(st, orders, s)
+        if pos > 0:
+            _new_order(st, orders, s, SELL, pos, R_FLATTEN, decided_ns, S_WORKING)
+
+
+# ------------------------------------------------------------------------ fills
+
+
+@njit(cache=True, inline="always")
+def _fill_one(
+    oid: int,
+    s: int,
+    bar_open: float,
+    bar_volume: float,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+    cp: CostParams,
+) -> None:
+    side = orders.side[oid]
+    remaining = orders.quantity[oid] - orders.filled[oid]
+    qty, price, value_micro, comm_micro, rated = match_in_bar(
+        side,
+        remaining,
+        st.position[s],
+        bar_open,
+        bar_volume,
+        orders.reason[oid] == R_FLATTEN,
+        st.counters[C_CASH],
+        float(st.counters[C_MONTH_SHARES]),
+        float(orders.filled[oid]),
+        orders.value[oid],
+        orders.rated[oid],
+        cp,
+    )
+    if qty <= 0:
+        return
+    fid = st.counters[C_FILLS]
+    fills.order_id[fid] = oid
+    fills.time_ns[fid] = label_ns
+    fills.symbol[fid] = s
+    fills.side[fid] = side
+    fills.quantity[fid] = qty
+    fills.price[fid] = price
+    fills.commission[fid] = comm_micro
+    fills.slippage[fid] = qty * slippage_per_share(bar_open, cp)
+    st.counters[C_FILLS] = fid + 1
+    if side == BUY:
+        st.counters[C_CASH] -= value_micro + comm_micro
+        st.position[s] += qty
+    else:
+        st.counters[C_CASH] += value_micro - comm_micro
+        st.position[s] -= qty
+    st.counters[C_MONTH_SHARES] += qty
+    orders.filled[oid] += qty
+    orders.value[oid] += qty * price
+    orders.rated[oid] += rated
+    if orders.filled[oid] == orders.quantity[oid]:
+        orders.status[oid] = S_FILLED
+        st.working[s] = -1
+
+
+@njit(cache=True)
+def _fill_working(
+    m: int,
+    o: np.ndarray,
+    v: np.ndarray,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+    cp: CostParams,
+) -> None:
+    """Fill the working orders of every symbol that has a bar: sells first, then buys, each
+    in order-id order."""
+    n_sym = st.working.shape[0]
+    ids = np.empty(n_sym, np.int64)
+    n = 0
+    for s in range(n_sym):
+        wid = st.working[s]
+        if wid >= 0 and not math.isnan(o[m, s]):
+            ids[n] = wid
+            n += 1
+    if n == 0:
+        return
+    ids = np.sort(ids[:n])
+    for pass_side in (SELL, BUY):
+        for i in range(n):
+            oid = ids[i]
+            if orders.side[oid] != pass_side or orders.status[oid] != S_WORKING:
+                continue
+            s = orders.symbol[oid]
+            _fill_one(oid, s, o[m, s], v[m, s], label_ns, st, orders, fills, cp)
+
+
+@njit(cache=True, inline="always")
+def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
+    """Shadow orders fill in full at the next bar's open with slippage and commission."""
+    q = st.shadow_pending[s]
+    if q > 0:
+        price = fill_price(bar_open, BUY, cp)
+        value = q * price
+        comm = order_commission(BUY, q, value, q * cp.tier_rates[0], cp)
+        st.shadow_shares[s] = q
+        st.shadow_entry_open[s] = bar_open
+        st.shadow_entry_cost[s] = value + comm
+    elif q < 0:
+        n = -q
+        price = fill_price(bar_open, SELL, cp)
+        value = n * price
+        comm = order_commission(SELL, n, value, n * cp.tier_rates[0], cp)
+        st.shadow_realised[s] += value - comm - st.shadow_entry_cost[s]
+        st.shadow_shares[s] = 0
+        st.shadow_entry_cost[s] = 0.0
+    st.shadow_pending[s] = 0
+
+
+@njit(cache=True, inline="always")
+def shadow_return_today(st: State, s: int, shadow_notional: float) -> float:
+    """100 x (today's closed shadow round trips net of costs + open position's move from
+    the open of its fill bar to the latest close) / shadow_notional."""
+    if not st.band_has[s]:
+        return 0.0
+    pnl = st.shadow_realised[s]
+    if st.shadow_shares[s] > 0:
+        pnl += st.shadow_shares[s] * (st.last_close[s] - st.shadow_entry_open[s])
+    return 100.0 * pnl / shadow_notional
+
+
+# -------------------------------------------------------------------- allocator
+
+
+@njit(cache=True)
+def allocate(
+    scores: np.ndarray,
+    eligible: np.ndarray,
+    caps: np.ndarray,
+    investable: float,
+    top_k: int,
+    epsilon: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Budgets from scores (STRATEGY.md section 4, steps 4-6).
+
+    Returns (weights used, budgets). Ineligible symbols get weight NaN and budget 0.
+    """
+    n = scores.shape[0]
+    w = np.full(n, np.nan)
+    budget = np.zeros(n)
+    lowest = np.inf
+    count = 0
+    for i in range(n):
+        if eligible[i]:
+            count += 1
+            if scores[i] < lowest:
+                lowest = scores[i]
+    if count == 0:
+        return w, budget
+    shift = 0.0
+    if lowest <= 0.0:
+        shift = abs(lowest) + epsilon
+    for i in range(n):
+        if eligible[i]:
+            w[i] = scores[i] + shift
+    active = eligible.copy()
+    if top_k > 0 and count > top_k:
+        # keep the k best scores; ties go to the lower symbol index
+        order = np.argsort(-np.where(eligible, w, -np.inf), kind="mergesort")
+        for r in range(top_k, n):
+            active[order[r]] = False
+    if not investable > 0.0:
+        return w, budget
+    pool = investable
+    while pool > 1e-9:
+        total = 0.0
+        for i in range(n):
+            if active[i]:
+                total += w[i]
+        if not total > 0.0:
+            break
+        overflow = 0.0
+        capped = False
+        for i in range(n):
+            if active[i]:
+                want = budget[i] + pool * w[i] / total
+                if want >= caps[i]:
+                    overflow += want - caps[i]
+                    budget[i] = caps[i]
+                    active[i] = False
+                    capped = True
+                else:
+                    budget[i] = want
+        pool = overflow
+        if not capped:
+            break
+    return w, budget
+
+
+@njit(cache=True)
+def _run_allocator(
+    decided_ns: int,
+    st: State,
+    allocs: AllocTable,
+    kp: KernelParams,
+) -> None:
+    n = st.position.shape[0]
+    qv = np.zeros(n)
+    ret = np.zeros(n)
+    raw = np.zeros(n)
+    eligible = np.zeros(n, np.bool_)
+    caps = np.zeros(n)
+    any_eligible = False
+    equity = st.counters[C_CASH] / 1e6
+    for s in range(n):
+        price = st.last_close[s]
+        if st.position[s] != 0:
+            equity += st.position[s] * price
+        qv[s] = quiet_volume(st, s)
+        ret[s] = shadow_return_today(st, s, kp.shadow_notional)
+        if kp.scorer == SCORER_SEED:
+            raw[s] = ret[s] * qv[s]
+        elif kp.scorer == SCORER_RETURN:
+            raw[s] = ret[s]
+        else:
+            raw[s] = ret[s] * math.log(1.0 + qv[s] * price) if price > 0 else 0.0
+        if (
+            st.qv_started[s]
+            and st.qv_count[s] >= kp.min_history_bars
+            and qv[s] > kp.min_quiet_volume
+            and price > 0.0
+        ):
+            eligible[s] = True
+            any_eligible = True
+            caps[s] = qv[s] * price
+    scores = raw.copy()
+    if any_eligible and st.counters[C_FIRST_ALLOC_DONE] == 0:
+        for s in range(n):
+            scores[s] = 1.0
+        st.counters[C_FIRST_ALLOC_DONE] = 1
+    w, budget = allocate(
+        scores, eligible, caps, equity - kp.cash_reserve, kp.top_k, kp.score_shift_epsilon
+    )
+    row = st.counters[C_ALLOCS]
+    for s in range(n):
+        st.budget[s] = budget[s]
+        price = st.last_close[s]
+        target = 0
+        if st.band_long[s] and budget[s] > 0.0 and price > 0.0:
+            target = int(math.floor(budget[s] / price))
+        allocs.time_ns[row] = decided_ns
+        allocs.symbol[row] = s
+        allocs.score[row] = w[s]
+        allocs.raw_score[row] = raw[s]
+        allocs.budget[row] = budget[s]
+        allocs.target[row] = target
+        allocs.quiet_volume[row] = qv[s]
+        allocs.shadow_return[row] = ret[s]
+        allocs.price[row] = price
+        allocs.eligible[row] = eligible[s]
+        row += 1
+    st.counters[C_ALLOCS] = row
+
+
+# --------------------------------------------------------------------- the loop
+
+
+@njit(cache=True)
+def _session_start(st: State, kp: KernelParams) -> None:
+    st.counters[C_FIRST_ALLOC_DONE] = 0
+    st.counters[C_AFTER_FLATTEN] = 0
+    if kp.hold_overnight and st.counters[C_STARTED_RUN] == 1:
+        return
+    for s in range(st.position.shape[0]):
+        st.band_has[s] = False
+        st.band_long[s] = False
+        st.shadow_shares[s] = 0
+        st.shadow_pending[s] = 0
+        st.shadow_realised[s] = 0.0
+        st.shadow_entry_cost[s] = 0.0
+
+
+@njit(cache=True)
+def run_minutes(
+    o: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    label_ns: np.ndarray,
+    flags: np.ndarray,
+    month_id: np.ndarray,
+    m_start: int,
+    m_stop: int,
+    kp: KernelParams,
+    cp: CostParams,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+    allocs: AllocTable,
+    out: MinuteOut,
+) -> int:
+    """Advance the engine over minutes [m_start, m_stop) of a chunk.
+
+    o, c, v are (minutes x symbols) opens, closes and volumes with NaN where a symbol has
+    no bar. Returns the index of the first minute not processed: m_stop, or earlier when a
+    table has too little room left for one more minute (grow it and call again).
+    """
+    n_sym = o.shape[1]
+    window = kp.quiet_window
+    for m in range(m_start, m_stop):
+        if (
+            orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
+            or fills.symbol.shape[0] - st.counters[C_FILLS] < n_sym + 1
+            or allocs.symbol.shape[0] - st.counters[C_ALLOCS] < n_sym + 1
+        ):
+            return m
+        fl = flags[m]
+        warm = (fl & F_WARMUP) != 0
+        t = label_ns[m]
+        decided = t + NS_MINUTE
+        if not warm:
+            if (fl & F_FIRST) != 0:
+                _session_start(st, kp)
+                st.counters[C_STARTED_RUN] = 1
+            if month_id[m] != st.counters[C_MONTH]:
+                st.counters[C_MONTH] = month_id[m]
+                st.counters[C_MONTH_SHARES] = 0
+            # 1. fills at this bar's open
+            _fill_working(m, o, v, t, st, orders, fills, cp)
+            for s in range(n_sym):
+                if math.isnan(o[m, s]):
+                    continue
+                if st.shadow_pending[s] != 0:
+                    _fill_shadow(s, o[m, s], st, cp)
+                if not st.bench_bought[s]:
+                    _bench_buy(s, o[m, s], t, st, kp, cp)
+        # 2. closes and the quiet-volume window
+        for s in range(n_sym):
+            bar = not math.isnan(c[m, s])
+            if bar:
+                st.last_close[s] = c[m, s]
+                st.qv_started[s] = True
+            if st.qv_started[s]:
+                qv_push(st, s, v[m, s] if bar else 0.0, window)
+        if warm:
+            continue
+        after_flatten = st.counters[C_AFTER_FLATTEN] == 1
+        no_buys = (fl & F_NO_BUYS) != 0
+        # 3. bands, signals and shadow orders
+        signals = np.zeros(n_sym, np.int64)
+        for s in range(n_sym):
+            if math.isnan(c[m, s]):
+                continue
+            if not st.band_has[s]:
+                st.band_has[s] = True
+                st.band_ref[s] = o[m, s]
+                st.band_level[s] = 0.0
+                st.band_long[s] = False
+            sig, level, long = band_update(
+                c[m, s], st.band_ref[s], st.band_level[s], st.band_long[s], kp.step, kp.buffer
+            )
+            st.band_level[s] = level
+            st.band_long[s] = long
+            signals[s] = sig
+            if after_flatten:
+                continue
+            if sig == 1 and not no_buys and st.shadow_shares[s] == 0:
+                q = int(math.floor(kp.shadow_notional / c[m, s]))
+                st.shadow_pending[s] = q
+            elif sig == -1:
+                st.shadow_pending[s] = -st.shadow_shares[s]
+        # 4. allocator, then orders
+        if not after_flatten:
+            if (fl & F_ALLOC) != 0:
+                _run_allocator(decided, st, allocs, kp)
+            if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
+                _flatten(st, orders, decided)
+                for s in range(n_sym):
+                    st.shadow_pending[s] = -st.shadow_shares[s]
+                st.counters[C_AFTER_FLATTEN] = 1
+            else:
+                is_alloc = (fl & F_ALLOC) != 0
+                for s in range(n_sym):
+                    if signals[s] != 0 or is_alloc:
+                        _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
+        # 5. marks
+        pv = 0.0
+        bench = st.counters[C_BENCH_CASH] / 1e6
+        for s in range(n_sym):
+            if st.position[s] != 0:
+                pv += st.position[s] * st.last_close[s]
+            if st.bench_shares[s] != 0:
+                bench += st.bench_shares[s] * st.last_close[s]
+        out.cash[m] = st.counters[C_CASH]
+        out.positions_value[m] = pv
+        out.bench_equity[m] = bench
+        if (fl & F_LAST) != 0 and not kp.hold_overnight:
+            for s in range(n_sym):
+                wid = st.working[s]
+                if wid >= 0 and orders.reason[wid] == R_FLATTEN:
+                    st.counters[C_CARRIES] += 1
+    return m_stop
+
+
+@njit(cache=True, inline="always")
+def _bench_buy(s: int, bar_open: float, t: int, st: State, kp: KernelParams, cp: CostParams) -> None:
+    """Equal-weight buy-and-hold: spend the symbol's allotment at its first bar's open."""
+    price = fill_price(bar_open, BUY, cp)
+    rate = cp.tier_rates[0]
+    qty = affordable_buy(1 << 40, price, kp.bench_allotment_micro, 0.0, 0.0, 0.0, rate, cp)
+    st.bench_bought[s] = True
+    st.bench_time[s] = t
+    if qty <= 0:
+        return
+    comm = fill_commission_micro(BUY, 0.0, 0.0, 0.0, qty, qty * price, rate * qty, cp)
+    st.bench_shares[s] = qty
+    st.bench_price[s] = price
+    st.bench_commission[s] = comm
+    st.counters[C_BENCH_CASH] -= to_micro(qty * price) + comm
