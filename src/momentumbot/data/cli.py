@@ -1,7 +1,207 @@
-"""`momentumbot data ...`: import, list, generate and check bars in the store."""
+"""`momentumbot data ...`: import, list and generate bars in the store."""
 
 from __future__ import annotations
 
-import typer
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
-data_app = typer.Typer(help="Bars in the local Parquet store: import, list, generate, check.", no_args_is_help=True)
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+data_app = typer.Typer(
+    help="Bars in the local Parquet store: import, list, generate.", no_args_is_help=True
+)
+
+DEFAULT_STORE = Path("data/store")
+StoreOpt = Annotated[
+    Path, typer.Option("--store", help="Folder of the Parquet bar store.", show_default=True)
+]
+
+
+class FileFormat(StrEnum):
+    csv = "csv"
+    alphavantage = "alphavantage"
+
+
+class BarLabel(StrEnum):
+    start = "start"
+    end = "end"
+    auto = "auto"
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:  # pipes and logs: do not squeeze tables into 80 columns
+        console = Console(width=160)
+    return console
+
+
+def _ny(ns: int) -> str:
+    from momentumbot.data.calendar import to_exchange_time
+
+    return str(to_exchange_time(int(ns)).strftime("%Y-%m-%d %H:%M"))
+
+
+@data_app.command("import")
+def import_command(
+    files: Annotated[
+        list[Path], typer.Argument(help="CSV files of 1-minute bars (may be gzipped).")
+    ],
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--symbol",
+            help="Ticker of the bars (a symbol column in the file replaces it; with one, it "
+            "selects that symbol). Alpha Vantage: defaults to the file-name prefix, AAPL_1min.csv -> AAPL.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        FileFormat, typer.Option("--format", help="csv (generic) or alphavantage.")
+    ] = FileFormat.csv,
+    tz: Annotated[
+        str, typer.Option("--tz", help="Time zone of naive timestamps.")
+    ] = "America/New_York",
+    label: Annotated[
+        BarLabel | None,
+        typer.Option(
+            "--label",
+            help="What a timestamp marks: the bar's start or end; auto detects it from the "
+            "sessions' first and last bars. Default: start for csv, auto for alphavantage.",
+            show_default=False,
+        ),
+    ] = None,
+    time_format: Annotated[
+        str | None,
+        typer.Option(
+            "--time-format",
+            help="strptime format of the timestamps, e.g. '%Y%m%d %H%M%S' (default: ISO 8601).",
+        ),
+    ] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Let new bars win over different stored bars."),
+    ] = False,
+) -> None:
+    """Import 1-minute bars, normalised to UTC start labels; nothing is written if any file is bad."""
+    from momentumbot.data.importers import import_files
+    from momentumbot.data.store import BarStore
+
+    t0 = time.perf_counter()
+    results = import_files(
+        BarStore(store),
+        files,
+        fmt=fmt.value,
+        symbol=symbol,
+        tz=tz,
+        label=label.value if label else None,
+        time_format=time_format,
+        replace=replace,
+    )
+    elapsed = time.perf_counter() - t0
+    table = Table(title=f"Imported into {store} (first/last bar: New York time, bar start)")
+    for col in ("symbol", "file", "label"):
+        table.add_column(col)
+    for col in ("added", "unchanged", "total"):
+        table.add_column(col, justify="right")
+    table.add_column("first bar")
+    table.add_column("last bar")
+    for r in results:
+        table.add_row(
+            r.symbol,
+            Path(r.file).name,
+            r.label,
+            f"{r.added:,}",
+            f"{r.unchanged:,}",
+            f"{r.total:,}",
+            _ny(r.first_ns),
+            _ny(r.last_ns),
+        )
+    console = _console()
+    console.print(table)
+    rows = sum(r.added + r.unchanged for r in results)
+    console.print(f"{rows:,} bars read from {len(files)} file(s) in {elapsed:.2f} s")
+
+
+@data_app.command("list")
+def list_command(store: StoreOpt = DEFAULT_STORE) -> None:
+    """Symbols in the store with their first and last bar, rows and sessions covered."""
+    from momentumbot.data.calendar import TradingCalendar
+    from momentumbot.data.store import BarStore
+
+    bar_store = BarStore(store)
+    symbols = bar_store.symbols()
+    console = _console()
+    if not symbols:
+        console.print(
+            f"no bars in {store}; add some with `momentumbot data import` or `data generate`"
+        )
+        return
+    cal = TradingCalendar("XNYS")
+    table = Table(title=f"Bars in {store} (New York time, bar start)")
+    table.add_column("symbol")
+    table.add_column("first bar")
+    table.add_column("last bar")
+    table.add_column("rows", justify="right")
+    table.add_column("sessions", justify="right")
+    total = 0
+    for sym in symbols:
+        info = bar_store.info(sym)
+        ts = bar_store.read_arrays(sym, info.first_ns, info.last_ns + 1).ts
+        idx = cal.session_of(ts)
+        sessions = int(np.unique(idx[idx >= 0]).size)
+        total += info.rows
+        table.add_row(sym, _ny(info.first_ns), _ny(info.last_ns), f"{info.rows:,}", str(sessions))
+    console.print(table)
+    console.print(f"{len(symbols)} symbols, {total:,} bars")
+
+
+@data_app.command("generate")
+def generate_command(
+    symbols: Annotated[
+        int, typer.Option("--symbols", help="How many synthetic symbols (SYN001, SYN002, ...).")
+    ] = 20,
+    symbol_list: Annotated[
+        str | None,
+        typer.Option("--symbol-list", help="Comma-separated tickers instead of --symbols."),
+    ] = None,
+    sessions: Annotated[int, typer.Option("--sessions", help="How many sessions.")] = 250,
+    start: Annotated[
+        str, typer.Option("--start", help="First session (YYYY-MM-DD).")
+    ] = "2024-01-02",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bars).")] = 7,
+    store: StoreOpt = DEFAULT_STORE,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite different stored bars of these symbols.")
+    ] = False,
+) -> None:
+    """Write deterministic SYNTHETIC minute bars (not market data) for demos, tests and benchmarks."""
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import SYNTHETIC_NOTICE, default_symbols, write_synthetic
+    from momentumbot.domain.errors import DataError
+
+    if symbol_list is not None:
+        names = [s.strip().upper() for s in symbol_list.split(",") if s.strip()]
+        if not names:
+            raise DataError("--symbol-list: no symbols given")
+        if len(set(names)) != len(names):
+            raise DataError("--symbol-list: a symbol appears twice")
+    else:
+        names = default_symbols(symbols)
+    t0 = time.perf_counter()
+    bar_store = BarStore(store)
+    written = write_synthetic(bar_store, names, start, sessions, seed, replace=replace)
+    elapsed = time.perf_counter() - t0
+    bars = sum(bar_store.info(s).rows for s in written)
+    shown = ", ".join(written[:6]) + (", ..." if len(written) > 6 else "")
+    console = _console()
+    console.print(
+        f"[bold yellow]SYNTHETIC:[/] {SYNTHETIC_NOTICE}.\n"
+        f"Wrote {len(written)} symbols ({shown}) x {sessions} sessions from {start}, "
+        f"{bars:,} bars in total, seed {seed}, to {store} in {elapsed:.1f} s.",
+        highlight=False,
+    )
