@@ -45,6 +45,123 @@ def config_check(file: Annotated[Path, typer.Argument(help="Config file to check
     typer.echo(f"{file}: OK ({len(cfg.symbols)} symbols)")
 
 
+def _parse_symbols(symbols: str | None) -> list[str] | None:
+    if symbols is None:
+        return None
+    out = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    if not out:
+        from momentumbot.domain.errors import ConfigError
+
+        raise ConfigError("--symbols: the symbol list is empty; give tickers like AAPL,MSFT")
+    return out
+
+
+def _run_backtest_cli(
+    cfg_path: Path | None,
+    store: Path | None,
+    symbols: str | None,
+    start: str | None,
+    end: str | None,
+    out: Path | None,
+    notes: tuple[str, ...] = (),
+) -> Path:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from momentumbot.app.backtest import backtest_to_folder, default_run_dir
+    from momentumbot.config.loader import load_config
+    from momentumbot.data.store import BarStore
+    from momentumbot.reporting.console import summary_table
+
+    cfg = load_config(cfg_path)
+    store_dir = store if store is not None else Path(cfg.data.store)
+    if not store_dir.is_dir():
+        from momentumbot.domain.errors import DataError
+
+        raise DataError(
+            f"{store_dir}: no bar store here; import bars with `momentumbot data import` "
+            "or generate sample bars with `momentumbot data generate`"
+        )
+    out_dir = out if out is not None else default_run_dir()
+    console = Console()
+    with Progress(
+        TextColumn("[bold]backtest"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} sessions"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("backtest", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        run = backtest_to_folder(
+            cfg,
+            BarStore(store_dir),
+            out_dir,
+            symbols=_parse_symbols(symbols),
+            start=start,
+            end=end,
+            progress=progress,
+            notes=notes,
+        )
+    r = run.summary["run"]
+    console.print(
+        f"[bold]{len(r['symbols'])} symbols, {r['first_session']} .. {r['last_session']}, "
+        f"{r['bars_used']:,} bars, {r['orders']:,} orders, {r['fills']:,} fills "
+        f"in {run.seconds:.2f} s"
+    )
+    console.print(summary_table(run.summary, run.summary["benchmark"]))
+    console.print(f"run folder: [bold]{out_dir}[/]")
+    return out_dir
+
+
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="Bar store folder (default: [data] store of the config).")
+]
+
+
+@app.command("backtest")
+def backtest_command(
+    config: ConfigOpt = None,
+    store: StoreOpt = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma-separated tickers (default: the config's).")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First session, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last session, YYYY-MM-DD.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/backtest-<time>).")] = None,
+) -> None:
+    """Backtest the strategy on minute bars from the store and write a run folder."""
+    _run_backtest_cli(config, store, symbols, start, end, out)
+
+
+@app.command("demo")
+def demo_command(
+    store: Annotated[Path, typer.Option("--store", help="Where to put the sample bars.")] = Path("sample_store"),
+    out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
+    symbols: Annotated[int, typer.Option("--symbols", help="How many synthetic symbols.")] = 10,
+    sessions: Annotated[int, typer.Option("--sessions", help="How many sessions.")] = 20,
+) -> None:
+    """Generate the bundled synthetic sample bars (if not there yet) and backtest them."""
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import default_symbols, write_synthetic
+
+    names = default_symbols(symbols)
+    bars = BarStore(store)
+    if not all(bars.has(s) for s in names):
+        err_console.print(
+            f"generating {symbols} symbols x {sessions} sessions of SYNTHETIC minute bars "
+            f"into {store} (deterministic sample data, not market data)"
+        )
+        write_synthetic(bars, names, start="2024-01-02", n_sessions=sessions, seed=7, replace=True)
+    note = "Demo on synthetic sample bars from momentumbot's generator: not market data."
+    err_console.print(f"[yellow]{note}[/]")
+    _run_backtest_cli(None, store, ",".join(names), None, None, out, notes=(note,))
+
+
 def _mount_subcommands() -> None:
     from momentumbot.data.cli import data_app
     from momentumbot.gateway.cli import gateway_command

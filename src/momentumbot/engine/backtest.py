@@ -71,6 +71,7 @@ class BacktestResult:
     last_prices: dict[str, float]
     overnight_carries: int
     initial_cash: float
+    bars_used: int
 
 
 def kernel_params(cfg: AppConfig, n_symbols: int) -> k.KernelParams:
@@ -251,12 +252,15 @@ def run_backtest(
     )
     n_sessions = len(grid.sessions)
     done_sessions = 0
+    bars_used = 0
     for first in range(0, n_sessions, chunk_sessions):
         stop = min(first + chunk_sessions, n_sessions)
         lo = int(np.searchsorted(grid.session, first, side="left"))
         hi = int(np.searchsorted(grid.session, stop, side="left"))
         labels = grid.label_ns[lo:hi]
         o, c, v = load_matrix(source, syms, labels)
+        run_rows = (plan.flags[lo:hi] & k.F_WARMUP) == 0
+        bars_used += int(np.count_nonzero(~np.isnan(c[run_rows])))
         sub_out = k.MinuteOut(out.cash[lo:hi], out.positions_value[lo:hi], out.bench_equity[lo:hi])
         m = 0
         while m < hi - lo:
@@ -271,7 +275,7 @@ def run_backtest(
         done_sessions = stop
         if progress is not None:
             progress(max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions)
-    return _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp)
+    return _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used)
 
 
 def _grown(table: k.OrderTable | k.FillTable | k.AllocTable, used: int, n: int) -> k.OrderTable | k.FillTable | k.AllocTable:  # type: ignore[misc]
@@ -297,6 +301,7 @@ def _collect(
     allocs: k.AllocTable,
     out: k.MinuteOut,
     cp: CostParams,
+    bars_used: int,
 ) -> BacktestResult:
     sym_arr = np.array(syms, dtype=object)
     side_names = np.array(["SELL", "", "BUY"], dtype=object)  # index side + 1
@@ -344,7 +349,11 @@ def _collect(
     equity_df = pd.DataFrame(
         {"time": _iso(close_ns), "cash": cash, "positions_value": pv, "equity": cash + pv}
     )
-    bench_df = pd.DataFrame({"time": equity_df["time"], "equity": out.bench_equity[run]})
+    bench_cash = int(st.counters[k.C_BENCH_CASH]) / 1e6  # spent at the first bars, then constant
+    bench_eq = out.bench_equity[run]
+    bench_df = pd.DataFrame(
+        {"time": equity_df["time"], "cash": bench_cash, "positions_value": bench_eq - bench_cash, "equity": bench_eq}
+    )
     bought = st.bench_shares > 0
     bench_fills = pd.DataFrame(
         {
@@ -373,4 +382,5 @@ def _collect(
         last_prices={s: float(p) for s, p in zip(syms, st.last_close, strict=True)},
         overnight_carries=int(st.counters[k.C_CARRIES]),
         initial_cash=float(cfg.portfolio.initial_cash),
+        bars_used=bars_used,
     )

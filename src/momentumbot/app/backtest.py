@@ -1,0 +1,143 @@
+"""Composition of a backtest: config + store -> engine -> run folder + figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from momentumbot import __version__
+from momentumbot.app import run_folder as rf
+from momentumbot.config.schema import AppConfig
+from momentumbot.domain.errors import ConfigError
+from momentumbot.engine.backtest import BacktestResult, BarSource, run_backtest
+from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips, to_jsonable
+
+log = logging.getLogger("momentumbot.backtest")
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """A finished backtest: where it was written and its figures."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    result: BacktestResult
+    seconds: float
+
+
+def default_run_dir(root: Path = Path("runs")) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    path = root / f"backtest-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"backtest-{stamp}-{n}"
+    return path
+
+
+def _attach_log(out_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(out_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("momentumbot")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return handler
+
+
+def backtest_to_folder(
+    cfg: AppConfig,
+    source: BarSource,
+    out_dir: Path,
+    *,
+    symbols: Sequence[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    notes: Sequence[str] = (),
+) -> BacktestRun:
+    """Run a backtest and write its run folder; returns the figures."""
+    syms = list(symbols) if symbols else list(cfg.symbols)
+    if not syms:
+        raise ConfigError(
+            "symbols: the symbol list is empty; set `symbols = [...]` in the config or pass --symbols"
+        )
+    cfg = cfg.model_copy(update={"symbols": syms})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _attach_log(out_dir)
+    try:
+        for note in notes:
+            log.warning(note)
+        log.info("backtest of %d symbols: %s", len(syms), ", ".join(syms))
+        t0 = time.perf_counter()
+        result = run_backtest(cfg, source, symbols=syms, start=start, end=end, progress=progress)
+        t_engine = time.perf_counter() - t0
+        summary = write_results(cfg, result, out_dir, engine_seconds=t_engine, notes=notes)
+        seconds = time.perf_counter() - t0
+        log.info("run written to %s in %.2f s (engine %.2f s)", out_dir, seconds, t_engine)
+        return BacktestRun(out_dir=out_dir, summary=summary, result=result, seconds=seconds)
+    finally:
+        logging.getLogger("momentumbot").removeHandler(handler)
+        handler.close()
+
+
+def write_results(
+    cfg: AppConfig,
+    result: BacktestResult,
+    out_dir: Path,
+    *,
+    engine_seconds: float,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Write every file of the run folder contract and return summary.json's content."""
+    rf.write_config(cfg, out_dir / "config.toml")
+    rf.write_csv(result.orders, out_dir / "orders.csv", rf.ORDERS_COLUMNS)
+    rf.write_csv(result.fills, out_dir / "fills.csv", rf.FILLS_COLUMNS)
+    rf.write_csv(result.equity, out_dir / "equity.csv", rf.EQUITY_COLUMNS)
+    rf.write_csv(result.allocations, out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
+    rf.write_csv(result.benchmark_equity, out_dir / "benchmark.csv", rf.BENCHMARK_COLUMNS)
+    fills = result.fills
+    rf.write_csv(
+        pnl_by_symbol(fills, result.final_positions, result.last_prices),
+        out_dir / "pnl_by_symbol.csv",
+    )
+    trips = round_trips(fills)
+    if len(trips):
+        for col in ("entry_time", "exit_time"):
+            trips[col] = trips[col].map(lambda t: t.isoformat())
+    rf.write_csv(trips, out_dir / "round_trips.csv")
+    figures = compute_figures(
+        result.equity,
+        fills,
+        start_equity=result.initial_cash,
+        overnight_carries=result.overnight_carries,
+    )
+    bench = compute_figures(
+        result.benchmark_equity,
+        result.benchmark_fills,
+        start_equity=result.initial_cash,
+        overnight_carries=0,
+    )
+    sessions = result.plan.grid.sessions[result.plan.n_warmup_sessions :]
+    summary: dict[str, Any] = dict(figures)
+    summary["benchmark"] = bench
+    summary["run"] = {
+        "kind": "backtest",
+        "version": __version__,
+        "symbols": result.symbols,
+        "first_session": str(sessions[0].date()),
+        "last_session": str(sessions[-1].date()),
+        "warmup_sessions": result.plan.n_warmup_sessions,
+        "bars_used": result.bars_used,
+        "orders": len(result.orders),
+        "fills": len(fills),
+        "final_positions": {s: q for s, q in result.final_positions.items() if q},
+        "engine_seconds": round(engine_seconds, 4),
+        "notes": list(notes),
+    }
+    rf.write_json(to_jsonable(summary), out_dir / "summary.json")
+    return summary
