@@ -24,7 +24,8 @@ app.add_typer(config_app, name="config")
 err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config file (defaults apply if omitted).")
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (defaults apply if omitted)."),
 ]
 
 
@@ -119,7 +120,8 @@ def _run_backtest_cli(
 
 
 StoreOpt = Annotated[
-    Path | None, typer.Option("--store", help="Bar store folder (default: [data] store of the config).")
+    Path | None,
+    typer.Option("--store", help="Bar store folder (default: [data] store of the config)."),
 ]
 
 
@@ -128,11 +130,14 @@ def backtest_command(
     config: ConfigOpt = None,
     store: StoreOpt = None,
     symbols: Annotated[
-        str | None, typer.Option("--symbols", help="Comma-separated tickers (default: the config's).")
+        str | None,
+        typer.Option("--symbols", help="Comma-separated tickers (default: the config's)."),
     ] = None,
     start: Annotated[str | None, typer.Option("--start", help="First session, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last session, YYYY-MM-DD.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/backtest-<time>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default: runs/backtest-<time>).")
+    ] = None,
 ) -> None:
     """Backtest the strategy on minute bars from the store and write a run folder."""
     _run_backtest_cli(config, store, symbols, start, end, out)
@@ -140,7 +145,9 @@ def backtest_command(
 
 @app.command("demo")
 def demo_command(
-    store: Annotated[Path, typer.Option("--store", help="Where to put the sample bars.")] = Path("sample_store"),
+    store: Annotated[Path, typer.Option("--store", help="Where to put the sample bars.")] = Path(
+        "sample_store"
+    ),
     out: Annotated[Path, typer.Option("--out", help="Run folder.")] = Path("runs/demo"),
     symbols: Annotated[int, typer.Option("--symbols", help="How many synthetic symbols.")] = 10,
     sessions: Annotated[int, typer.Option("--sessions", help="How many sessions.")] = 20,

@@ -33,15 +33,24 @@ class MemoryBarSource:
         for sym, df in frames.items():
             ts = df["ts"]
             if pd.api.types.is_datetime64_any_dtype(ts):
-                ts_ns = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+                ts_ns = (
+                    ts.dt.tz_convert("UTC")
+                    .dt.tz_localize(None)
+                    .to_numpy("datetime64[ns]")
+                    .view(np.int64)
+                )
             else:
                 ts_ns = ts.to_numpy(np.int64)
             order = np.argsort(ts_ns, kind="stable")
             self._bars[sym] = MemoryBars(
                 ts=ts_ns[order],
                 open=df["open"].to_numpy(np.float64)[order],
-                high=df["high"].to_numpy(np.float64)[order] if "high" in df else df["open"].to_numpy(np.float64)[order],
-                low=df["low"].to_numpy(np.float64)[order] if "low" in df else df["open"].to_numpy(np.float64)[order],
+                high=df["high"].to_numpy(np.float64)[order]
+                if "high" in df
+                else df["open"].to_numpy(np.float64)[order],
+                low=df["low"].to_numpy(np.float64)[order]
+                if "low" in df
+                else df["open"].to_numpy(np.float64)[order],
                 close=df["close"].to_numpy(np.float64)[order],
                 volume=df["volume"].to_numpy(np.float64)[order],
             )

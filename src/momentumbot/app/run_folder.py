@@ -52,9 +52,7 @@ def write_csv(df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = No
         df = df.loc[:, list(columns)]
     table = pa.Table.from_pandas(df, preserve_index=False)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    pacsv.write_csv(
-        table, tmp, pacsv.WriteOptions(quoting_style="none", quoting_header="none")
-    )
+    pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none", quoting_header="none"))
     tmp.replace(path)
 
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import tomli_w
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 
 
-def _describe(err: dict[str, Any], source: str) -> str:
+def _describe(err: ErrorDetails, source: str) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
     if err["type"] == "extra_forbidden":
         parent = loc.rsplit(".", 1)[0] if "." in loc else ""

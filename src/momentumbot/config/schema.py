@@ -15,9 +15,7 @@ class _Section(BaseModel):
 
 
 class PortfolioConfig(_Section):
-    initial_cash: float = Field(
-        100_000.0, gt=0, description="Starting cash of the real book, USD."
-    )
+    initial_cash: float = Field(100_000.0, gt=0, description="Starting cash of the real book, USD.")
     cash_reserve: float = Field(
         500.0,
         ge=0,
@@ -132,7 +130,9 @@ class CommissionTiered(_Section):
     def _tiers_line_up(self) -> CommissionTiered:
         if len(self.tier_rates) != len(self.tier_thresholds) + 1:
             raise ValueError("tier_rates must have exactly one more entry than tier_thresholds")
-        if any(b <= a for a, b in zip(self.tier_thresholds, self.tier_thresholds[1:], strict=False)):
+        if any(
+            b <= a for a, b in zip(self.tier_thresholds, self.tier_thresholds[1:], strict=False)
+        ):
             raise ValueError("tier_thresholds must be strictly increasing")
         if any(r < 0 for r in self.tier_rates):
             raise ValueError("tier_rates must be >= 0")
@@ -192,7 +192,7 @@ class AppConfig(_Section):
 
     symbols: list[str] = Field(
         default_factory=list,
-        description="The universe: a TOML array of US stock tickers, e.g. [\"AAPL\", \"MSFT\"].",
+        description='The universe: a TOML array of US stock tickers, e.g. ["AAPL", "MSFT"].',
     )
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,8 @@ from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.engine import kernel as k
 from momentumbot.execution.costs import CostParams, cost_params
 
+_T = TypeVar("_T", k.OrderTable, k.FillTable, k.AllocTable)
+
 SCORERS = {
     "seed": k.SCORER_SEED,
     "return": k.SCORER_RETURN,
@@ -25,16 +27,21 @@ SCORERS = {
 
 
 class BarArraysLike(Protocol):
-    ts: np.ndarray
-    open: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    @property
+    def ts(self) -> np.ndarray: ...
+    @property
+    def open(self) -> np.ndarray: ...
+    @property
+    def close(self) -> np.ndarray: ...
+    @property
+    def volume(self) -> np.ndarray: ...
 
 
 class SymbolInfoLike(Protocol):
-    first_ns: int
-    last_ns: int
-    rows: int
+    @property
+    def first_ns(self) -> int: ...
+    @property
+    def last_ns(self) -> int: ...
 
 
 class BarSource(Protocol):
@@ -145,7 +152,9 @@ def plan_minutes(
     grid = calendar.grid(all_sessions)
     flags = minute_flags(grid, cfg, len(warm))
     month = (all_sessions.year * 12 + all_sessions.month).to_numpy().astype(np.int64)
-    return MinutePlan(grid=grid, flags=flags, month_id=month[grid.session], n_warmup_sessions=len(warm))
+    return MinutePlan(
+        grid=grid, flags=flags, month_id=month[grid.session], n_warmup_sessions=len(warm)
+    )
 
 
 def load_matrix(
@@ -188,8 +197,16 @@ def resolve_sessions(
     first = min(i.first_ns for i in infos)
     last = max(i.last_ns for i in infos)
     tz = "America/New_York"
-    s = pd.Timestamp(start) if start else pd.Timestamp(first, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
-    e = pd.Timestamp(end) if end else pd.Timestamp(last, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
+    s = (
+        pd.Timestamp(start)
+        if start
+        else pd.Timestamp(first, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
+    )
+    e = (
+        pd.Timestamp(end)
+        if end
+        else pd.Timestamp(last, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
+    )
     sessions = calendar.sessions(s, e)
     if len(sessions) == 0:
         raise DataError(f"no trading sessions between {s.date()} and {e.date()}")
@@ -222,7 +239,9 @@ def run_backtest(
     """Run the strategy over the sessions [start, end] on bars from `source`."""
     syms = list(symbols if symbols is not None else cfg.symbols)
     if not syms:
-        raise ConfigError("symbols: the symbol list is empty; set `symbols` in the config or pass --symbols")
+        raise ConfigError(
+            "symbols: the symbol list is empty; set `symbols` in the config or pass --symbols"
+        )
     missing = [s for s in syms if not source.has(s)]
     if missing:
         raise DataError(
@@ -274,15 +293,17 @@ def run_backtest(
                 allocs = _grown(allocs, int(st.counters[k.C_ALLOCS]), n)
         done_sessions = stop
         if progress is not None:
-            progress(max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions)
+            progress(
+                max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions
+            )
     return _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used)
 
 
-def _grown(table: k.OrderTable | k.FillTable | k.AllocTable, used: int, n: int) -> k.OrderTable | k.FillTable | k.AllocTable:  # type: ignore[misc]
+def _grown(table: _T, used: int, n: int) -> _T:
     cap = table[0].shape[0]
     if cap - used >= n + 1:
         return table
-    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))  # type: ignore[return-value]
+    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))
 
 
 def _iso(ns: np.ndarray) -> np.ndarray:
@@ -352,7 +373,12 @@ def _collect(
     bench_cash = int(st.counters[k.C_BENCH_CASH]) / 1e6  # spent at the first bars, then constant
     bench_eq = out.bench_equity[run]
     bench_df = pd.DataFrame(
-        {"time": equity_df["time"], "cash": bench_cash, "positions_value": bench_eq - bench_cash, "equity": bench_eq}
+        {
+            "time": equity_df["time"],
+            "cash": bench_cash,
+            "positions_value": bench_eq - bench_cash,
+            "equity": bench_eq,
+        }
     )
     bought = st.bench_shares > 0
     bench_fills = pd.DataFrame(
@@ -366,7 +392,13 @@ def _collect(
             "price": st.bench_price[bought],
             "commission": st.bench_commission[bought] / 1e6,
             "slippage": st.bench_shares[bought]
-            * (cp.slippage_per_share + cp.slippage_bps * 1e-4 * (st.bench_price[bought] - cp.slippage_per_share) / (1 + cp.slippage_bps * 1e-4)),
+            * (
+                cp.slippage_per_share
+                + cp.slippage_bps
+                * 1e-4
+                * (st.bench_price[bought] - cp.slippage_per_share)
+                / (1 + cp.slippage_bps * 1e-4)
+            ),
         }
     )
     return BacktestResult(

@@ -10,11 +10,13 @@ when the kernel stops early for lack of room. Cash is integer micro-dollars.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 from numba import njit
 
+from momentumbot.allocation.quiet_volume import quiet_volume, qv_push
+from momentumbot.allocation.rotation import allocate
 from momentumbot.execution.costs import (
     BUY,
     SELL,
@@ -28,6 +30,7 @@ from momentumbot.execution.costs import (
     to_micro,
 )
 from momentumbot.execution.matching import match_in_bar
+from momentumbot.strategy.band import band_update
 
 # Minute flags (bit field, one int32 per minute).
 F_FIRST = 1  # first minute of a session
@@ -151,6 +154,7 @@ class MinuteOut(NamedTuple):
 
 
 NS_MINUTE = 60_000_000_000
+_Table = TypeVar("_Table", OrderTable, FillTable, AllocTable)
 
 
 def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
@@ -230,7 +234,7 @@ def new_allocs(capacity: int) -> AllocTable:
     )
 
 
-def grow(table: tuple, capacity: int) -> tuple:  # type: ignore[type-arg]
+def grow(table: _Table, capacity: int) -> _Table:
     """A copy of a table (OrderTable, FillTable, AllocTable) with more rows."""
     cols = []
     for col in table:
@@ -238,95 +242,6 @@ def grow(table: tuple, capacity: int) -> tuple:  # type: ignore[type-arg]
         bigger[: col.shape[0]] = col
         cols.append(bigger)
     return type(table)(*cols)
-
-
-# --------------------------------------------------------------------------- band
-
-
-@njit(cache=True)
-def band_update(
-    close: float, ref: float, level: float, long: bool, step: float, buffer: float
-) -> tuple[int, float, bool]:
-    """One bar of the momentum band. Returns (signal, new level, new long);
-    signal +1 enter, -1 exit, 0 none (STRATEGY.md section 2)."""
-    move = 100.0 * (close - ref) / ref
-    signal = 0
-    if move > level:
-        if not long and move > level + buffer:
-            signal = 1
-            long = True
-        if move >= level + step:
-            level += step
-    else:
-        if long and move < level - buffer:
-            signal = -1
-            long = False
-        if move <= level - step:
-            level -= step
-    return signal, level, long
-
-
-# ------------------------------------------------------------------ quiet volume
-
-
-@njit(cache=True, inline="always")
-def qv_push(st: State, s: int, x: float, window: int) -> None:
-    """Add one minute's volume to a symbol's window, dropping the oldest once full."""
-    srt = st.qv_sorted[s]
-    ring = st.qv_ring[s]
-    n = st.qv_count[s]
-    if n < window:
-        ring[n] = x
-        j = n
-        while j > 0 and srt[j - 1] > x:
-            srt[j] = srt[j - 1]
-            j -= 1
-        srt[j] = x
-        st.qv_count[s] = n + 1
-        return
-    head = st.qv_head[s]
-    old = ring[head]
-    ring[head] = x
-    st.qv_head[s] = (head + 1) % window
-    if old == x:
-        return
-    j = _bisect_left(srt, old, window)  # a slot holding `old`
-    p = _bisect_left(srt, x, window)
-    # plain copy loops (no data-dependent exit) so LLVM can vectorise them
-    if x > old:
-        p -= 1
-        for i in range(j, p):
-            srt[i] = srt[i + 1]
-    else:
-        for i in range(j, p, -1):
-            srt[i] = srt[i - 1]
-    srt[p] = x
-
-
-@njit(cache=True, inline="always")
-def _bisect_left(a: np.ndarray, x: float, n: int) -> int:
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, inline="always", fastmath=True)
-def quiet_volume(st: State, s: int) -> float:
-    """Mean of the floor(n/2) smallest volumes of the window (0 when that is none)."""
-    k = st.qv_count[s] // 2
-    if k == 0:
-        return 0.0
-    total = 0.0
-    srt = st.qv_sorted[s]
-    for i in range(k):
-        total += srt[i]
-    return total / k
 
 
 # ----------------------------------------------------------------------- orders
@@ -382,7 +297,9 @@ def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
 
 
 @njit(cache=True, inline="always")
-def _passes_cost_filter(side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams) -> bool:
+def _passes_cost_filter(
+    side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams
+) -> bool:
     est = estimate_commission(side, qty, price, st.counters[C_MONTH_SHARES], cp)
     return est <= kp.max_commission_bps * 1e-4 * qty * price
 
@@ -419,7 +336,9 @@ def _decide_symbol(
     if signal == 1:
         if pos == 0 and wid < 0 and not no_buys and target > 0:
             ok = _passes_cost_filter(BUY, target, price, st, kp, cp)
-            _new_order(st, orders, s, BUY, target, R_ENTER, decided_ns, S_WORKING if ok else S_SKIPPED)
+            _new_order(
+                st, orders, s, BUY, target, R_ENTER, decided_ns, S_WORKING if ok else S_SKIPPED
+            )
             return
     elif signal == -1:
         if pos > 0:
@@ -435,7 +354,11 @@ def _decide_symbol(
         return
     if target == 0:
         if pos > 0:
-            if wid >= 0 and orders.side[wid] == SELL and orders.quantity[wid] - orders.filled[wid] == pos:
+            if (
+                wid >= 0
+                and orders.side[wid] == SELL
+                and orders.quantity[wid] - orders.filled[wid] == pos
+            ):
                 return
             _new_order(st, orders, s, SELL, pos, R_REBALANCE, decided_ns, S_WORKING)
         elif wid >= 0:
@@ -446,7 +369,9 @@ def _decide_symbol(
         if no_buys:
             return
         ok = _passes_cost_filter(BUY, delta, price, st, kp, cp)
-        _new_order(st, orders, s, BUY, delta, R_REBALANCE, decided_ns, S_WORKING if ok else S_SKIPPED)
+        _new_order(
+            st, orders, s, BUY, delta, R_REBALANCE, decided_ns, S_WORKING if ok else S_SKIPPED
+        )
         return
     if effective != 0 and abs(target - effective) * price < kp.rebalance_tolerance * st.budget[s]:
         return
@@ -607,71 +532,6 @@ def shadow_return_today(st: State, s: int, shadow_notional: float) -> float:
 
 
 @njit(cache=True)
-def allocate(
-    scores: np.ndarray,
-    eligible: np.ndarray,
-    caps: np.ndarray,
-    investable: float,
-    top_k: int,
-    epsilon: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Budgets from scores (STRATEGY.md section 4, steps 4-6).
-
-    Returns (weights used, budgets). Ineligible symbols get weight NaN and budget 0.
-    """
-    n = scores.shape[0]
-    w = np.full(n, np.nan)
-    budget = np.zeros(n)
-    lowest = np.inf
-    count = 0
-    for i in range(n):
-        if eligible[i]:
-            count += 1
-            if scores[i] < lowest:
-                lowest = scores[i]
-    if count == 0:
-        return w, budget
-    shift = 0.0
-    if lowest <= 0.0:
-        shift = abs(lowest) + epsilon
-    for i in range(n):
-        if eligible[i]:
-            w[i] = scores[i] + shift
-    active = eligible.copy()
-    if top_k > 0 and count > top_k:
-        # keep the k best scores; ties go to the lower symbol index
-        order = np.argsort(-np.where(eligible, w, -np.inf), kind="mergesort")
-        for r in range(top_k, n):
-            active[order[r]] = False
-    if not investable > 0.0:
-        return w, budget
-    pool = investable
-    while pool > 1e-9:
-        total = 0.0
-        for i in range(n):
-            if active[i]:
-                total += w[i]
-        if not total > 0.0:
-            break
-        overflow = 0.0
-        capped = False
-        for i in range(n):
-            if active[i]:
-                want = budget[i] + pool * w[i] / total
-                if want >= caps[i]:
-                    overflow += want - caps[i]
-                    budget[i] = caps[i]
-                    active[i] = False
-                    capped = True
-                else:
-                    budget[i] = want
-        pool = overflow
-        if not capped:
-            break
-    return w, budget
-
-
-@njit(cache=True)
 def _run_allocator(
     decided_ns: int,
     st: State,
@@ -690,7 +550,7 @@ def _run_allocator(
         price = st.last_close[s]
         if st.position[s] != 0:
             equity += st.position[s] * price
-        qv[s] = quiet_volume(st, s)
+        qv[s] = quiet_volume(st.qv_sorted, st.qv_count, s)
         ret[s] = shadow_return_today(st, s, kp.shadow_notional)
         if kp.scorer == SCORER_SEED:
             raw[s] = ret[s] * qv[s]
@@ -814,7 +674,10 @@ def run_minutes(
                 st.last_close[s] = c[m, s]
                 st.qv_started[s] = True
             if st.qv_started[s]:
-                qv_push(st, s, v[m, s] if bar else 0.0, window)
+                qv_push(
+                    st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head, s,
+                    v[m, s] if bar else 0.0, window,
+                )  # fmt: skip
         if warm:
             continue
         after_flatten = st.counters[C_AFTER_FLATTEN] == 1
@@ -855,7 +718,9 @@ def run_minutes(
                 is_alloc = (fl & F_ALLOC) != 0
                 for s in range(n_sym):
                     if signals[s] != 0 or is_alloc:
-                        _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
+                        _decide_symbol(
+                            s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp
+                        )
         # 5. marks
         pv = 0.0
         bench = st.counters[C_BENCH_CASH] / 1e6
@@ -876,7 +741,9 @@ def run_minutes(
 
 
 @njit(cache=True, inline="always")
-def _bench_buy(s: int, bar_open: float, t: int, st: State, kp: KernelParams, cp: CostParams) -> None:
+def _bench_buy(
+    s: int, bar_open: float, t: int, st: State, kp: KernelParams, cp: CostParams
+) -> None:
     """Equal-weight buy-and-hold: spend the symbol's allotment at its first bar's open."""
     price = fill_price(bar_open, BUY, cp)
     rate = cp.tier_rates[0]
