@@ -139,7 +139,7 @@ def _read_raw(path: Path, *, require_header: bool, fmt_name: str) -> _RawFrame:
         keep = [*REQUIRED, "symbol", stamp]
         if date_and_time:
             keep.append("time")
-        usecols = [n for n in names if n in keep]
+        usecols = [n for n in names if n in keep]  # dropped after reading, see below
         if len(set(names)) != len(names):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise DataError(
@@ -155,7 +155,7 @@ def _read_raw(path: Path, *, require_header: bool, fmt_name: str) -> _RawFrame:
             sep=sep,
             header=header_arg,
             names=col_names,
-            usecols=usecols,
+            low_memory=False,  # no usecols: pandas then reports rows with too many fields
             dtype=dtypes,
             skip_blank_lines=False,
             compression="gzip" if gz else None,
@@ -173,6 +173,8 @@ def _read_raw(path: Path, *, require_header: bool, fmt_name: str) -> _RawFrame:
         raise DataError(f"{path}: cannot read the file ({exc})") from None
     if names is not None and rename.get("date") == "ts" and "time" in frame.columns:
         frame["date"] = frame["date"].astype(str) + " " + frame.pop("time").astype(str)
+    if usecols is not None:
+        frame = frame[[c for c in frame.columns if c in usecols]]
     frame = frame.rename(columns=rename)
     offset = 2 if header_arg == 0 else 1
     frame["line"] = np.arange(offset, offset + len(frame), dtype=np.int64)
