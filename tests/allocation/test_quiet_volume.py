@@ -1,0 +1,44 @@
+"""quiet_volume: the mean of the floor(n/2) smallest of the last n minute volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from momentumbot.allocation.quiet_volume import quiet_volume, qv_push
+
+
+def window(w: int):  # type: ignore[no-untyped-def]
+    return np.zeros((1, w)), np.zeros((1, w)), np.zeros(1, np.int64), np.zeros(1, np.int64)
+
+
+def test_growing_window() -> None:
+    ring, srt, count, head = window(390)
+    for x in (50.0, 10.0, 30.0, 20.0, 40.0):
+        qv_push(ring, srt, count, head, 0, x, 390)
+    # n = 5, floor(5/2) = 2 smallest: 10, 20
+    assert count[0] == 5
+    assert quiet_volume(srt, count, 0) == 15.0
+
+
+def test_one_minute_has_no_quiet_half() -> None:
+    ring, srt, count, head = window(390)
+    qv_push(ring, srt, count, head, 0, 100.0, 390)
+    assert quiet_volume(srt, count, 0) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=40),
+    st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=200),
+)
+def test_matches_a_direct_computation_over_the_last_w(w: int, vols: list[int]) -> None:
+    ring, srt, count, head = window(w)
+    for i, x in enumerate(vols):
+        qv_push(ring, srt, count, head, 0, float(x), w)
+        last = sorted(vols[max(0, i + 1 - w) : i + 1])
+        k = len(last) // 2
+        expected = sum(last[:k]) / k if k else 0.0
+        assert quiet_volume(srt, count, 0) == expected
+        assert srt[0, : count[0]].tolist() == [float(v) for v in last]
