@@ -183,6 +183,10 @@ def test_blank_lines_keep_line_numbers_right(tmp_path: Path) -> None:
             r"malformed CSV: .*line 3",
         ),
         ("timestamp,open,high,low,close,volume\n", r"has no bars"),
+        (
+            "timestamp,open,high,low,close,volume\n2024-01-02T09:30-05:00,1,1,1,1,1\n2024-01-02 09:31,1,1,1,1,1\n",
+            r"line 3: timestamp '2024-01-02 09:31' has no UTC offset",
+        ),
         ("", r"the file is empty"),
         ("20240102 0930;1;1;1;1\n", r"line 1: a file without header needs 6 columns"),
         (

@@ -214,6 +214,8 @@ def test_bad_frame_creates_no_file(store: BarStore) -> None:
 
 def test_naive_timestamps_and_missing_columns_are_refused(store: BarStore) -> None:
     bars = make_bars(3)
+    with pytest.raises(DataError, match="row 2: the timestamp is missing"):
+        store.write("ABC", bars.assign(ts=bars["ts"].where(bars.index != 1)))
     with pytest.raises(DataError, match="no time zone"):
         store.write("ABC", bars.assign(ts=bars["ts"].dt.tz_localize(None)))
     with pytest.raises(DataError, match="missing column"):

@@ -30,7 +30,7 @@ LABELS: tuple[str, ...] = ("start", "end", "auto")
 TIMESTAMP_ALIASES = ("timestamp", "datetime", "date_time", "date", "time")
 REQUIRED = (*PRICE_COLUMNS, "volume")
 EXPECTED_HEADER = "timestamp,open,high,low,close,volume"
-_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
 class ImportedBars(NamedTuple):
@@ -225,6 +225,15 @@ def _timestamps(frame: pd.DataFrame, path: Path, tz: str, time_format: str | Non
         raise DataError(f"{path}: line {lines[int(np.argmax(missing))]}: the timestamp is empty")
     sample = str(text.iloc[0])
     has_offset = time_format is None and bool(_OFFSET.search(sample))
+    if has_offset:
+        # with utc=True pandas would read a naive time among offset ones as UTC: refuse the mix
+        naive = ~text.str.contains(_OFFSET.pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+        if naive.any():
+            k = int(np.argmax(naive))
+            raise DataError(
+                f"{path}: line {lines[k]}: timestamp {text.iloc[k]!r} has no UTC offset but "
+                f"line {lines[0]} has one; give every timestamp an offset, or none"
+            )
     try:
         parsed = pd.to_datetime(
             text, format=time_format or "ISO8601", errors="coerce", utc=has_offset

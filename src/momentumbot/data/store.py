@@ -95,14 +95,18 @@ def format_ns(ns: int) -> str:
     return pd.Timestamp(int(ns), tz="UTC").isoformat()
 
 
-def _ts_ns(values: pd.Series | pd.Index, source: str) -> np.ndarray:
+def _ts_ns(
+    values: pd.Series | pd.Index, source: str, where: np.ndarray, has_lines: bool
+) -> np.ndarray:
     """Timestamps (tz-aware datetimes or int64 UTC ns) as int64 UTC ns."""
     dtype = values.dtype
     if isinstance(dtype, pd.DatetimeTZDtype):
         utc = pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns")
         if utc.hasnans:
             bad = int(np.flatnonzero(utc.isna())[0])
-            raise DataError(f"{source}: row {bad + 1}: missing timestamp")
+            raise DataError(
+                f"{_where(source, int(where[bad]), has_lines)}: the timestamp is missing"
+            )
         return utc.asi8.copy()
     if pd.api.types.is_integer_dtype(dtype):
         return np.asarray(values, dtype=np.int64)
@@ -130,7 +134,7 @@ def _frame_columns(bars: pd.DataFrame, source: str) -> _Columns:
         line = np.asarray(bars.index, dtype=np.int64)
     else:
         line = np.arange(1, n + 1, dtype=np.int64)
-    ts = _ts_ns(bars["ts"], source)
+    ts = _ts_ns(bars["ts"], source, line, "line" in bars.columns or bars.index.name == "line")
     num: dict[str, np.ndarray] = {}
     for name in (*PRICE_COLUMNS, "volume"):
         try:
