@@ -9,7 +9,9 @@ from momentumbot.strategy.band import band_update
 STEP, BUF = 1.0, 0.3
 
 
-def run(closes: list[float], step: float = STEP, buffer: float = BUF) -> list[tuple[int, float, bool]]:
+def run(
+    closes: list[float], step: float = STEP, buffer: float = BUF
+) -> list[tuple[int, float, bool]]:
     level, long, out = 0.0, False, []
     for c in closes:
         sig, level, long = band_update(c, 100.0, level, long, step, buffer)
