@@ -65,7 +65,7 @@ def test_ineligible_symbols_get_nothing_and_do_not_set_the_shift() -> None:
 
 
 def test_top_k_keeps_the_best() -> None:
-    w, b = alloc([1.0, 5.0, 3.0, 4.0], top_k=2)
+    _, b = alloc([1.0, 5.0, 3.0, 4.0], top_k=2)
     assert b.tolist() == pytest.approx([0.0, 1000 * 5 / 9, 0.0, 1000 * 4 / 9])
 
 
