@@ -29,6 +29,8 @@ def test_generate_then_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     for sym in ("SYN001", "SYN002", "SYN003"):
         assert sym in out
     assert "2024-01-02 09:30" in out
+    code, out, _ = run(capsys, "data", "check", "--store", str(store))
+    assert code == 0 and "OK (3 symbols" in out
 
 
 def test_generate_symbol_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

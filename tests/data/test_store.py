@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -280,3 +281,16 @@ def test_store_reads_files_written_by_another_instance(tmp_path: Path) -> None:
     a.write("ABC", bars)
     assert b.info("ABC").rows == 10  # b's metadata cache notices the new file
     assert len(b.read("ABC")) == 10
+
+
+def test_check_accepts_good_files_and_names_bad_ones(store: BarStore) -> None:
+    bars = make_bars(10)
+    store.write("ABC", bars)
+    assert store.check("ABC").rows == 10
+    bad = pa.Table.from_pandas(bars.assign(low=bars["low"] + 100.0), preserve_index=False)
+    pq.write_table(bad, store.path("ABC"))
+    with pytest.raises(DataError, match=r"ABC\.parquet: row 1: low is above high"):
+        store.check("ABC")
+    pq.write_table(pa.table({"ts": [1], "price": [1.0]}), store.path("ABC"))
+    with pytest.raises(DataError, match="unexpected columns"):
+        store.check("ABC")

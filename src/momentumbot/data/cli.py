@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 data_app = typer.Typer(
-    help="Bars in the local Parquet store: import, list, generate.", no_args_is_help=True
+    help="Bars in the local Parquet store: import, list, generate, check.", no_args_is_help=True
 )
 
 DEFAULT_STORE = Path("data/store")
@@ -158,6 +158,20 @@ def list_command(store: StoreOpt = DEFAULT_STORE) -> None:
         table.add_row(sym, _ny(info.first_ns), _ny(info.last_ns), f"{info.rows:,}", str(sessions))
     console.print(table)
     console.print(f"{len(symbols)} symbols, {total:,} bars")
+
+
+@data_app.command("check")
+def check_command(store: StoreOpt = DEFAULT_STORE) -> None:
+    """Re-validate every file in the store (schema, order, prices, volumes)."""
+    from momentumbot.data.store import BarStore
+    from momentumbot.domain.errors import DataError
+
+    bar_store = BarStore(store)
+    symbols = bar_store.symbols()
+    if not symbols:
+        raise DataError(f"no bars in {store}; nothing to check")
+    rows = sum(bar_store.check(sym).rows for sym in symbols)
+    _console().print(f"{store}: OK ({len(symbols)} symbols, {rows:,} bars)")
 
 
 @data_app.command("generate")

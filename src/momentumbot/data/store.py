@@ -357,6 +357,26 @@ class BarStore:
             return SymbolInfo(symbol, 0, 0, 0)
         return SymbolInfo(symbol, int(lo.min()), int(hi.max()), rows)
 
+    def check(self, symbol: str) -> SymbolInfo:
+        """Re-validate a stored file (schema, order, every bar rule); DataError naming it if bad."""
+        path = self._require(symbol)
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(
+                f"{path}: unreadable Parquet file ({exc}); re-import {symbol}"
+            ) from None
+        if [(f.name, f.type) for f in schema] != [(f.name, f.type) for f in SCHEMA]:
+            got = ", ".join(f"{f.name} {f.type}" for f in schema)
+            raise DataError(f"{path}: unexpected columns ({got}); re-import {symbol}")
+        frame = self.read(symbol)
+        ts = frame["ts"].astype("int64").to_numpy()
+        if ts.size > 1 and not (np.diff(ts) > 0).all():
+            row = int(np.flatnonzero(np.diff(ts) <= 0)[0]) + 2
+            raise DataError(f"{path}: row {row}: timestamps are not strictly increasing")
+        validate_bars(frame, source=str(path))
+        return self.info(symbol)
+
     # ---- reading
 
     def _read_table(self, symbol: str, start_ns: int | None, end_ns: int | None) -> pa.Table:
