@@ -83,6 +83,10 @@ def _run_backtest_cli(
             "or generate sample bars with `momentumbot data generate`"
         )
     out_dir = out if out is not None else default_run_dir()
+    source = BarStore(store_dir)
+    chosen = _parse_symbols(symbols)
+    if chosen == ["ALL"]:
+        chosen = source.symbols()
     console = Console()
     with Progress(
         TextColumn("[bold]backtest"),
@@ -100,9 +104,9 @@ def _run_backtest_cli(
 
         run = backtest_to_folder(
             cfg,
-            BarStore(store_dir),
+            source,
             out_dir,
-            symbols=_parse_symbols(symbols),
+            symbols=chosen,
             start=start,
             end=end,
             progress=progress,
@@ -131,7 +135,10 @@ def backtest_command(
     store: StoreOpt = None,
     symbols: Annotated[
         str | None,
-        typer.Option("--symbols", help="Comma-separated tickers (default: the config's)."),
+        typer.Option(
+            "--symbols",
+            help="Comma-separated tickers, or 'all' for every symbol in the store (default: the config's).",
+        ),
     ] = None,
     start: Annotated[str | None, typer.Option("--start", help="First session, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last session, YYYY-MM-DD.")] = None,
