@@ -46,6 +46,14 @@ def config_check(file: Annotated[Path, typer.Argument(help="Config file to check
     typer.echo(f"{file}: OK ({len(cfg.symbols)} symbols)")
 
 
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print the config reference (every key, default and meaning) as Markdown."""
+    from momentumbot.config.reference import config_reference_markdown
+
+    typer.echo(config_reference_markdown(), nl=False)
+
+
 def _parse_symbols(symbols: str | None) -> list[str] | None:
     if symbols is None:
         return None
