@@ -119,6 +119,7 @@ def _run_backtest_cli(
             end=end,
             progress=progress,
             notes=notes,
+            store_path=store_dir,
         )
     r = run.summary["run"]
     console.print(

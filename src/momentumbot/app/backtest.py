@@ -59,6 +59,7 @@ def backtest_to_folder(
     end: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     notes: Sequence[str] = (),
+    store_path: Path | None = None,
 ) -> BacktestRun:
     """Run a backtest and write its run folder; returns the figures."""
     syms = list(symbols) if symbols else list(cfg.symbols)
@@ -76,7 +77,9 @@ def backtest_to_folder(
         t0 = time.perf_counter()
         result = run_backtest(cfg, source, symbols=syms, start=start, end=end, progress=progress)
         t_engine = time.perf_counter() - t0
-        summary = write_results(cfg, result, out_dir, engine_seconds=t_engine, notes=notes)
+        summary = write_results(
+            cfg, result, out_dir, engine_seconds=t_engine, notes=notes, store_path=store_path
+        )
         seconds = time.perf_counter() - t0
         log.info("run written to %s in %.2f s (engine %.2f s)", out_dir, seconds, t_engine)
         return BacktestRun(out_dir=out_dir, summary=summary, result=result, seconds=seconds)
@@ -92,6 +95,7 @@ def write_results(
     *,
     engine_seconds: float,
     notes: Sequence[str] = (),
+    store_path: Path | None = None,
 ) -> dict[str, Any]:
     """Write every file of the run folder contract and return summary.json's content."""
     rf.write_config(cfg, out_dir / "config.toml")
@@ -129,6 +133,7 @@ def write_results(
         "kind": "backtest",
         "version": __version__,
         "symbols": result.symbols,
+        "store": str(store_path.resolve()) if store_path is not None else None,
         "first_session": str(sessions[0].date()),
         "last_session": str(sessions[-1].date()),
         "warmup_sessions": result.plan.n_warmup_sessions,
