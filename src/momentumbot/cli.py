@@ -188,8 +188,10 @@ def demo_command(
 def _mount_subcommands() -> None:
     from momentumbot.data.cli import data_app
     from momentumbot.gateway.cli import gateway_command
+    from momentumbot.reporting.cli import report_app
 
     app.add_typer(data_app, name="data")
+    app.add_typer(report_app, name="report")
     app.command("gateway")(gateway_command)
 
 
