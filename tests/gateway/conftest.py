@@ -1,0 +1,134 @@
+"""Fixtures for the gateway tests: synthetic bars, a gateway in step mode, ib_async clients, and a
+guard that fails a test when ib_async logs an error it was not told to expect."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from ib_async import IB
+
+from momentumbot.data.synthetic import generate_bars, synthetic_sessions
+from momentumbot.gateway.market import InMemoryBarSource
+from momentumbot.gateway.server import GatewayConfig, GatewayServer
+
+SYMBOLS = ("AAPL", "MSFT", "SPY")
+FIRST_SESSION = "2024-01-02"
+START = "2024-01-03"  # the gateway's clock starts at 09:00 New York on this session
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # ib_async 2.1 (eventkit) builds Event objects whose __del__ may touch a closed loop, and
+    # asyncio reports sockets a test aborted on purpose; neither is about our code.
+    config.addinivalue_line("filterwarnings", "ignore:unclosed <socket.socket:ResourceWarning")
+    config.addinivalue_line("filterwarnings", "ignore:unclosed transport:ResourceWarning")
+
+
+@pytest.fixture(scope="session")
+def bar_frames() -> dict[str, Any]:
+    return generate_bars(list(SYMBOLS), synthetic_sessions(FIRST_SESSION, 4), seed=7)
+
+
+@pytest.fixture
+def source(bar_frames: dict[str, Any]) -> InMemoryBarSource:
+    return InMemoryBarSource(bar_frames)
+
+
+class IbLogGuard(logging.Handler):
+    """Collects ERROR records from ib_async; `expect(code)` allows "Error <code>, ..." lines."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self.allowed: list[re.Pattern[str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def expect(self, *codes: int) -> None:
+        for code in codes:
+            self.allowed.append(re.compile(rf"^Error {code}, reqId"))
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        out = []
+        for r in self.records:
+            msg = r.getMessage()
+            if r.name in ("ib_async.wrapper", "ib_async.client", "ib_async.ib") and any(
+                a.search(msg) for a in self.allowed
+            ):
+                continue
+            out.append(f"{r.name}: {msg}")
+        return out
+
+
+@pytest.fixture
+def ib_log() -> Iterator[IbLogGuard]:
+    """Fails the test if ib_async logs an unexpected error (decoder layout errors above all)."""
+    guard = IbLogGuard()
+    loggers = [logging.getLogger(n) for n in ("ib_async", "ib_async.Decoder", "ib_async.wrapper")]
+    root = loggers[0]
+    old = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(guard)
+    try:
+        yield guard
+    finally:
+        root.removeHandler(guard)
+        root.setLevel(old)
+    bad = guard.unexpected()
+    if bad:
+        pytest.fail("ib_async logged errors:\n" + "\n".join(bad))
+
+
+def run(coro: Any) -> Any:
+    """Run one test body on a fresh event loop."""
+    with warnings.catch_warnings():
+        return asyncio.run(coro)
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    """Poll `pred` until it holds (the client and gateway share the loop, so this yields to both)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not pred():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {what or pred}")
+        await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def gateway(source: Any, **cfg: Any) -> AsyncIterator[GatewayServer]:
+    cfg.setdefault("start", START)
+    cfg.setdefault("step_mode", True)
+    cfg.setdefault("port", 0)
+    srv = GatewayServer(source, GatewayConfig(**cfg))
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@asynccontextmanager
+async def connected(srv: GatewayServer, client_id: int = 1, **kw: Any) -> AsyncIterator[IB]:
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", srv.port, clientId=client_id, timeout=5, **kw)
+    try:
+        yield ib
+    finally:
+        ib.disconnect()
+        await asyncio.sleep(0)
+
+
+async def barrier(ib: IB) -> None:
+    """A round trip: everything the client sent before has reached the gateway."""
+    await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)
