@@ -10,15 +10,11 @@ import pytest
 
 from momentumbot.data.store import BarStore
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
+def shared_data(shared_market_data: Path) -> Path:
     """../shared/data next to the repo (real market data, never copied into the repo)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"the shared market data folder {SHARED_DATA.resolve()} is absent")
-    return SHARED_DATA.resolve()
+    return shared_market_data
 
 
 @pytest.fixture

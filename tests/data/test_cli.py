@@ -117,12 +117,6 @@ def test_malformed_csv_fails_with_one_line_and_store_unchanged(
     assert file_state(BarStore(store).path("ABC")) == before
 
 
-@pytest.mark.xfail(
-    reason="momentumbot.cli.main imports click for usage errors; typer 0.29 vendors it as "
-    "typer._click, so there is no click module (fix belongs in cli.py)",
-    raises=ModuleNotFoundError,
-    strict=False,
-)
 def test_unknown_format_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

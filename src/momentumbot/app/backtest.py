@@ -81,7 +81,11 @@ def backtest_to_folder(
             cfg, result, out_dir, engine_seconds=t_engine, notes=notes, store_path=store_path
         )
         seconds = time.perf_counter() - t0
-        log.info("run written to %s in %.2f s (engine %.2f s)", out_dir, seconds, t_engine)
+        result.timings.update(write=seconds - t_engine, total=seconds)
+        log.info(
+            "run written to %s in %.2f s (load %.2f s, engine %.2f s, write %.2f s)",
+            out_dir, seconds, result.timings["load"], result.timings["kernel"], result.timings["write"],
+        )  # fmt: skip
         return BacktestRun(out_dir=out_dir, summary=summary, result=result, seconds=seconds)
     finally:
         logging.getLogger("momentumbot").removeHandler(handler)

@@ -130,4 +130,6 @@ def to_exchange_time(ns: np.ndarray | int) -> pd.DatetimeIndex | pd.Timestamp:
     """UTC ns to New York wall time, for display only."""
     if isinstance(ns, (int, np.integer)):
         return pd.Timestamp(int(ns), tz="UTC").tz_convert(EXCHANGE_TZ)
-    return pd.DatetimeIndex(np.asarray(ns, dtype="datetime64[ns]"), tz="UTC").tz_convert(EXCHANGE_TZ)
+    return pd.DatetimeIndex(np.asarray(ns, dtype="datetime64[ns]"), tz="UTC").tz_convert(
+        EXCHANGE_TZ
+    )

@@ -4,6 +4,7 @@ from a bar source chunk by chunk into the compiled kernel, and collects the run'
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -79,6 +80,7 @@ class BacktestResult:
     overnight_carries: int
     initial_cash: float
     bars_used: int
+    timings: dict[str, float]
 
 
 def kernel_params(cfg: AppConfig, n_symbols: int) -> k.KernelParams:
@@ -272,12 +274,16 @@ def run_backtest(
     n_sessions = len(grid.sessions)
     done_sessions = 0
     bars_used = 0
+    t_load = t_kernel = 0.0
     for first in range(0, n_sessions, chunk_sessions):
         stop = min(first + chunk_sessions, n_sessions)
         lo = int(np.searchsorted(grid.session, first, side="left"))
         hi = int(np.searchsorted(grid.session, stop, side="left"))
         labels = grid.label_ns[lo:hi]
+        t0 = time.perf_counter()
         o, c, v = load_matrix(source, syms, labels)
+        t1 = time.perf_counter()
+        t_load += t1 - t0
         run_rows = (plan.flags[lo:hi] & k.F_WARMUP) == 0
         bars_used += int(np.count_nonzero(~np.isnan(c[run_rows])))
         sub_out = k.MinuteOut(out.cash[lo:hi], out.positions_value[lo:hi], out.bench_equity[lo:hi])
@@ -291,12 +297,16 @@ def run_backtest(
                 orders = _grown(orders, int(st.counters[k.C_ORDERS]), n)
                 fills = _grown(fills, int(st.counters[k.C_FILLS]), n)
                 allocs = _grown(allocs, int(st.counters[k.C_ALLOCS]), n)
+        t_kernel += time.perf_counter() - t1
         done_sessions = stop
         if progress is not None:
             progress(
                 max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions
             )
-    return _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used)
+    t0 = time.perf_counter()
+    result = _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used)
+    result.timings.update(load=t_load, kernel=t_kernel, collect=time.perf_counter() - t0)
+    return result
 
 
 def _grown(table: _T, used: int, n: int) -> _T:
@@ -415,4 +425,5 @@ def _collect(
         overnight_carries=int(st.counters[k.C_CARRIES]),
         initial_cash=float(cfg.portfolio.initial_cash),
         bars_used=bars_used,
+        timings={},
     )
