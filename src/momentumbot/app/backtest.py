@@ -75,7 +75,17 @@ def backtest_to_folder(
             log.warning(note)
         log.info("backtest of %d symbols: %s", len(syms), ", ".join(syms))
         t0 = time.perf_counter()
-        result = run_backtest(cfg, source, symbols=syms, start=start, end=end, progress=progress)
+        allocations = rf.CsvStream(out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
+        result = run_backtest(
+            cfg,
+            source,
+            symbols=syms,
+            start=start,
+            end=end,
+            progress=progress,
+            allocation_sink=allocations.write,
+        )
+        allocations.close()
         t_engine = time.perf_counter() - t0
         summary = write_results(
             cfg, result, out_dir, engine_seconds=t_engine, notes=notes, store_path=store_path
@@ -106,7 +116,8 @@ def write_results(
     rf.write_csv(result.orders, out_dir / "orders.csv", rf.ORDERS_COLUMNS)
     rf.write_csv(result.fills, out_dir / "fills.csv", rf.FILLS_COLUMNS)
     rf.write_csv(result.equity, out_dir / "equity.csv", rf.EQUITY_COLUMNS)
-    rf.write_csv(result.allocations, out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
+    if len(result.allocations) or not (out_dir / "allocations.csv").exists():
+        rf.write_csv(result.allocations, out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
     rf.write_csv(result.benchmark_equity, out_dir / "benchmark.csv", rf.BENCHMARK_COLUMNS)
     fills = result.fills
     rf.write_csv(

@@ -56,6 +56,35 @@ def write_csv(df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = No
     tmp.replace(path)
 
 
+class CsvStream:
+    """A CSV file written part by part (same format as write_csv), moved into place on close."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path = path
+        self.columns = columns
+        self._tmp = path.with_suffix(path.suffix + ".tmp")
+        self._writer: pacsv.CSVWriter | None = None
+        self.rows = 0
+
+    def write(self, df: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(df.loc[:, list(self.columns)], preserve_index=False)
+        if self._writer is None:
+            self._writer = pacsv.CSVWriter(
+                self._tmp,
+                table.schema,
+                write_options=pacsv.WriteOptions(quoting_style="none", quoting_header="none"),
+            )
+        self._writer.write_table(table)
+        self.rows += len(df)
+
+    def close(self) -> None:
+        if self._writer is None:
+            self._tmp.write_text(",".join(self.columns) + "\n", encoding="utf-8")
+        else:
+            self._writer.close()
+        self._tmp.replace(self.path)
+
+
 def write_json(data: Mapping[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")

@@ -237,8 +237,13 @@ def run_backtest(
     calendar: TradingCalendar | None = None,
     chunk_sessions: int = 20,
     progress: Callable[[int, int], None] | None = None,
+    allocation_sink: Callable[[pd.DataFrame], None] | None = None,
 ) -> BacktestResult:
-    """Run the strategy over the sessions [start, end] on bars from `source`."""
+    """Run the strategy over the sessions [start, end] on bars from `source`.
+
+    Allocation rows go to `allocation_sink` chunk by chunk when given (so a wide universe
+    never holds them all in memory); otherwise they are collected in the result.
+    """
     syms = list(symbols if symbols is not None else cfg.symbols)
     if not syms:
         raise ConfigError(
@@ -275,6 +280,8 @@ def run_backtest(
     done_sessions = 0
     bars_used = 0
     t_load = t_kernel = 0.0
+    sym_arr = np.array(syms, dtype=object)
+    alloc_parts: list[pd.DataFrame] = []
     for first in range(0, n_sessions, chunk_sessions):
         stop = min(first + chunk_sessions, n_sessions)
         lo = int(np.searchsorted(grid.session, first, side="left"))
@@ -298,13 +305,22 @@ def run_backtest(
                 fills = _grown(fills, int(st.counters[k.C_FILLS]), n)
                 allocs = _grown(allocs, int(st.counters[k.C_ALLOCS]), n)
         t_kernel += time.perf_counter() - t1
+        # allocation rows are final once written: hand them on and reuse the table
+        n_alloc = int(st.counters[k.C_ALLOCS])
+        if n_alloc:
+            part = _alloc_frame(allocs, n_alloc, sym_arr)
+            if allocation_sink is not None:
+                allocation_sink(part)
+            else:
+                alloc_parts.append(part)
+            st.counters[k.C_ALLOCS] = 0
         done_sessions = stop
         if progress is not None:
             progress(
                 max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions
             )
     t0 = time.perf_counter()
-    result = _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used)
+    result = _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used, alloc_parts)
     result.timings.update(load=t_load, kernel=t_kernel, collect=time.perf_counter() - t0)
     return result
 
@@ -314,6 +330,18 @@ def _grown(table: _T, used: int, n: int) -> _T:
     if cap - used >= n + 1:
         return table
     return k.grow(table, max(2 * cap, used + 4 * (n + 1)))
+
+
+def _alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "time": _iso(allocs.time_ns[:n]),
+            "symbol": sym_arr[allocs.symbol[:n]],
+            "score": allocs.score[:n],
+            "budget": allocs.budget[:n],
+            "target_shares": allocs.target[:n],
+        }
+    )
 
 
 def _iso(ns: np.ndarray) -> np.ndarray:
@@ -333,6 +361,7 @@ def _collect(
     out: k.MinuteOut,
     cp: CostParams,
     bars_used: int,
+    alloc_parts: list[pd.DataFrame],
 ) -> BacktestResult:
     sym_arr = np.array(syms, dtype=object)
     side_names = np.array(["SELL", "", "BUY"], dtype=object)  # index side + 1
@@ -361,16 +390,6 @@ def _collect(
             "price": fills.price[:n_f],
             "commission": fills.commission[:n_f] / 1e6,
             "slippage": fills.slippage[:n_f],
-        }
-    )
-    n_a = int(st.counters[k.C_ALLOCS])
-    alloc_df = pd.DataFrame(
-        {
-            "time": _iso(allocs.time_ns[:n_a]),
-            "symbol": sym_arr[allocs.symbol[:n_a]],
-            "score": allocs.score[:n_a],
-            "budget": allocs.budget[:n_a],
-            "target_shares": allocs.target[:n_a],
         }
     )
     run = plan.flags & k.F_WARMUP == 0
@@ -416,7 +435,9 @@ def _collect(
         plan=plan,
         orders=orders_df,
         fills=fills_df,
-        allocations=alloc_df,
+        allocations=pd.concat(alloc_parts, ignore_index=True)
+        if alloc_parts
+        else _alloc_frame(allocs, 0, sym_arr),
         equity=equity_df,
         benchmark_equity=bench_df,
         benchmark_fills=bench_fills,
