@@ -1,0 +1,1 @@
+"""Reference implementation of STRATEGY.md and parity tests against the engine."""
