@@ -1172,6 +1172,9 @@ class GatewayServer:
                     "Order rejected - reason:rejected by the simulated gateway (fault injection)",
                 )
             self.broker.insufficient_funds_check = self.faults.insufficient_funds
+            if self.faults.insufficient_funds:
+                for sym in {stock.symbol} | self.broker.working_symbols():
+                    self.broker.last_close[sym] = self.mark(sym)
             req = OrderRequest(
                 s.client_id, order_id, stock.symbol, action, qty, order_type, lmt, aux, tif, account,
                 order_ref, outside_rth,
