@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 _TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
@@ -184,6 +184,46 @@ class DataConfig(_Section):
     store: str = Field(
         "data/store",
         description="Folder of the Parquet bar store (relative paths are relative to the working directory).",
+    )
+    alphavantage_base_url: str = Field(
+        "https://www.alphavantage.co/query",
+        description="Alpha Vantage API endpoint; the environment variable ALPHAVANTAGE_BASE_URL wins over it (mirrors, tests).",
+    )
+    alphavantage_api_key: SecretStr = Field(
+        "",  # validated into SecretStr("")
+        validate_default=True,
+        description="Alpha Vantage API key. Prefer the environment variable ALPHAVANTAGE_API_KEY, which wins over it; never printed or logged.",
+    )
+    alphavantage_requests_per_minute: float = Field(
+        5.0,
+        gt=0,
+        description="Most requests `data fetch --source alphavantage` sends per minute (retries included); premium plans allow 75 or more.",
+    )
+    alphavantage_retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        description="Retries of one Alpha Vantage request after a network error, HTTP 5xx or a truncated answer (waits 2, 4, 8 ... s).",
+    )
+    ib_history_host: str = Field(
+        "127.0.0.1",
+        description="Host of TWS / IB Gateway (or the simulated gateway) for `data fetch --source ib`.",
+    )
+    ib_history_port: int = Field(
+        7497,
+        ge=1,
+        le=65535,
+        description="API port of TWS / IB Gateway for history (TWS paper 7497, live 7496; Gateway 4002 / 4001).",
+    )
+    ib_history_client_id: int = Field(
+        91,
+        ge=0,
+        description="API client id of the history fetch; pick one no other program uses at the same time.",
+    )
+    ib_history_requests_per_minute: float = Field(
+        30.0,
+        gt=0,
+        description="Most historical-data requests `data fetch --source ib` sends per minute (one at a time; IB answers faster ones with 162 pacing violations).",
     )
 
 
