@@ -1,10 +1,51 @@
 """quiet_volume (STRATEGY.md section 4.1): the mean of the quieter half of a symbol's last
-n regular-session minute volumes, kept as a ring of arrivals plus the same values sorted."""
+n regular-session minute volumes, kept as a ring of arrivals plus the same values sorted.
+
+It depends on volumes alone, never on trading, so the engine computes it for a whole chunk
+of minutes before walking them: one pass per symbol (its window stays in the CPU's nearest
+cache; symbols run on all cores), recording the figure only at allocator minutes.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from numba import njit
+from numba import njit, prange, uint64
+
+
+@njit(cache=True, inline="always")
+def _bisect_pair(a: np.ndarray, x: float, y: float, n: int) -> tuple[int, int]:
+    """Leftmost insertion points of x and y in sorted a[:n], branch-free and interleaved."""
+    bx = 0
+    by = 0
+    length = n
+    while length > 1:
+        half = length >> 1
+        bx += half * (a[bx + half - 1] < x)
+        by += half * (a[by + half - 1] < y)
+        length -= half
+    return bx + (a[bx] < x), by + (a[by] < y)
+
+
+@njit(cache=True, inline="always")
+def _shift_left(a: np.ndarray, lo: int, hi: int) -> None:
+    """a[lo:hi] = a[lo + 1:hi + 1]; unsigned indexes let the loop vectorise."""
+    i = uint64(lo)
+    end = uint64(hi)
+    while i < end:
+        a[i] = a[i + uint64(1)]
+        i += uint64(1)
+
+
+@njit(cache=True, inline="always")
+def _shift_right(a: np.ndarray, lo: int, hi: int) -> None:
+    """a[lo + 1:hi + 1] = a[lo:hi], walking down."""
+    i = uint64(hi)
+    end = uint64(lo)
+    while i > end:
+        a[i] = a[i - uint64(1)]
+        i -= uint64(1)
 
 
 @njit(cache=True, inline="always")
@@ -23,48 +64,30 @@ def qv_push(
     n = count[s]
     if n < window:
         ring[n] = x
-        j = n
-        while j > 0 and srt[j - 1] > x:
-            srt[j] = srt[j - 1]
-            j -= 1
-        srt[j] = x
+        p, _ = _bisect_pair(srt, x, x, n) if n > 0 else (0, 0)
+        _shift_right(srt, p, n)
+        srt[p] = x
         count[s] = n + 1
         return
     h = head[s]
     old = ring[h]
     ring[h] = x
-    head[s] = (h + 1) % window
+    head[s] = h + 1 if h + 1 < window else 0
     if old == x:
         return
-    j = _bisect_left(srt, old, window)  # a slot holding `old`
-    p = _bisect_left(srt, x, window)
-    # plain copy loops (no data-dependent exit) so LLVM can vectorise them
+    j, p = _bisect_pair(srt, old, x, window)  # j: a slot holding `old`
     if x > old:
         p -= 1
-        for i in range(j, p):
-            srt[i] = srt[i + 1]
+        _shift_left(srt, j, p)
     else:
-        for i in range(j, p, -1):
-            srt[i] = srt[i - 1]
+        _shift_right(srt, p, j)
     srt[p] = x
-
-
-@njit(cache=True, inline="always")
-def _bisect_left(a: np.ndarray, x: float, n: int) -> int:
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @njit(cache=True, inline="always", fastmath=True)
 def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
-    """Mean of the floor(n/2) smallest volumes of the window (0 when that is none)."""
+    """Mean of the floor(n/2) smallest volumes of the window (0 when that is none).
+    Volumes are whole numbers, so the sum is exact in any order."""
     k = count[s] // 2
     if k == 0:
         return 0.0
@@ -73,3 +96,37 @@ def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
     for i in range(k):
         total += srt[i]
     return total / k
+
+
+@njit(cache=True, parallel=True)
+def quiet_volume_pass(
+    volume: np.ndarray,
+    close: np.ndarray,
+    alloc_row: np.ndarray,
+    ring: np.ndarray,
+    srt: np.ndarray,
+    count: np.ndarray,
+    head: np.ndarray,
+    started: np.ndarray,
+    window: int,
+    qv_out: np.ndarray,
+    n_out: np.ndarray,
+) -> None:
+    """Walk a chunk of minutes (rows of volume/close, NaN = no bar) symbol by symbol.
+
+    A symbol's window starts at its first bar (or earlier, if `started` says its data
+    began before the chunk); a minute without a bar counts as volume 0. At each minute
+    with alloc_row[m] >= 0, quiet_volume and the window size go to that row of qv_out/n_out.
+    """
+    n_min, n_sym = volume.shape
+    for s in prange(n_sym):
+        for m in range(n_min):
+            bar = not math.isnan(close[m, s])
+            if bar:
+                started[s] = True
+            if started[s]:
+                qv_push(ring, srt, count, head, s, volume[m, s] if bar else 0.0, window)
+            r = alloc_row[m]
+            if r >= 0:
+                qv_out[r, s] = quiet_volume(srt, count, s)
+                n_out[r, s] = count[s]

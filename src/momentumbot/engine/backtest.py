@@ -12,6 +12,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 import pandas as pd
 
+from momentumbot.allocation.quiet_volume import quiet_volume_pass
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import NS_PER_MINUTE, MinuteGrid, TradingCalendar
 from momentumbot.domain.errors import ConfigError, DataError
@@ -235,7 +236,7 @@ def run_backtest(
     start: str | None = None,
     end: str | None = None,
     calendar: TradingCalendar | None = None,
-    chunk_sessions: int = 20,
+    chunk_sessions: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     allocation_sink: Callable[[pd.DataFrame], None] | None = None,
 ) -> BacktestResult:
@@ -277,6 +278,10 @@ def run_backtest(
         bench_equity=np.zeros(grid.n_minutes),
     )
     n_sessions = len(grid.sessions)
+    if chunk_sessions is None:
+        # about 3M cells (a few tens of MB of matrices) per chunk: few Parquet reads,
+        # memory flat however many sessions
+        chunk_sessions = int(min(max(3_000_000 // (max(n, 1) * 390), 5), 250))
     done_sessions = 0
     bars_used = 0
     t_load = t_kernel = 0.0
@@ -291,13 +296,23 @@ def run_backtest(
         o, c, v = load_matrix(source, syms, labels)
         t1 = time.perf_counter()
         t_load += t1 - t0
-        run_rows = (plan.flags[lo:hi] & k.F_WARMUP) == 0
+        flags = plan.flags[lo:hi]
+        run_rows = (flags & k.F_WARMUP) == 0
         bars_used += int(np.count_nonzero(~np.isnan(c[run_rows])))
+        is_alloc = ((flags & k.F_ALLOC) != 0) & run_rows
+        alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
+        n_runs = int(is_alloc.sum())
+        qv_at = np.zeros((n_runs, n))
+        qv_n = np.zeros((n_runs, n), np.int64)
+        quiet_volume_pass(
+            v, c, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
+            st.qv_started, kp.quiet_window, qv_at, qv_n,
+        )  # fmt: skip
         sub_out = k.MinuteOut(out.cash[lo:hi], out.positions_value[lo:hi], out.bench_equity[lo:hi])
         m = 0
         while m < hi - lo:
             m = k.run_minutes(
-                o, c, v, labels, plan.flags[lo:hi], plan.month_id[lo:hi], m, hi - lo,
+                o, c, v, labels, flags, plan.month_id[lo:hi], alloc_row, qv_at, qv_n, m, hi - lo,
                 kp, cp, st, orders, fills, allocs, sub_out,
             )  # fmt: skip
             if m < hi - lo:
@@ -336,7 +351,7 @@ def _alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFr
     return pd.DataFrame(
         {
             "time": _iso(allocs.time_ns[:n]),
-            "symbol": sym_arr[allocs.symbol[:n]],
+            "symbol": _names(allocs.symbol[:n], list(sym_arr)),
             "score": allocs.score[:n],
             "budget": allocs.budget[:n],
             "target_shares": allocs.target[:n],
@@ -344,10 +359,17 @@ def _alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFr
     )
 
 
-def _iso(ns: np.ndarray) -> np.ndarray:
-    """UTC ns to ISO 8601 strings with an explicit +00:00 offset."""
-    s = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="s")
-    return np.char.add(s.astype(str), "+00:00")
+def _iso(ns: np.ndarray) -> pd.Categorical:
+    """UTC ns to ISO 8601 strings with an explicit +00:00 offset, each distinct time
+    formatted once (a categorical: allocation rows repeat one time per symbol)."""
+    uniq, codes = np.unique(ns, return_inverse=True)
+    text = np.char.add(np.datetime_as_string(uniq.astype("datetime64[ns]"), unit="s"), "+00:00")
+    return pd.Categorical.from_codes(codes.astype(np.int32), categories=text.astype(object))
+
+
+def _names(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
+    """Small integer codes to their names, as a categorical (cheap to build and to write)."""
+    return pd.Categorical.from_codes(codes.astype(np.int32), categories=list(names))
 
 
 def _collect(
@@ -364,17 +386,17 @@ def _collect(
     alloc_parts: list[pd.DataFrame],
 ) -> BacktestResult:
     sym_arr = np.array(syms, dtype=object)
-    side_names = np.array(["SELL", "", "BUY"], dtype=object)  # index side + 1
+    sides = ("SELL", "?", "BUY")  # code side + 1
     n_o = int(st.counters[k.C_ORDERS])
     orders_df = pd.DataFrame(
         {
             "order_id": np.arange(n_o, dtype=np.int64),
             "decided_at": _iso(orders.decided_ns[:n_o]),
-            "symbol": sym_arr[orders.symbol[:n_o]],
-            "side": side_names[orders.side[:n_o].astype(np.int64) + 1],
+            "symbol": _names(orders.symbol[:n_o], syms),
+            "side": _names(orders.side[:n_o].astype(np.int64) + 1, sides),
             "quantity": orders.quantity[:n_o],
-            "reason": np.array(k.REASONS, dtype=object)[orders.reason[:n_o]],
-            "status": np.array(k.STATUSES, dtype=object)[orders.status[:n_o]],
+            "reason": _names(orders.reason[:n_o], k.REASONS),
+            "status": _names(orders.status[:n_o], k.STATUSES),
             "filled_quantity": orders.filled[:n_o],
         }
     )
@@ -384,8 +406,8 @@ def _collect(
             "fill_id": np.arange(n_f, dtype=np.int64),
             "order_id": fills.order_id[:n_f],
             "time": _iso(fills.time_ns[:n_f]),
-            "symbol": sym_arr[fills.symbol[:n_f]],
-            "side": side_names[fills.side[:n_f].astype(np.int64) + 1],
+            "symbol": _names(fills.symbol[:n_f], syms),
+            "side": _names(fills.side[:n_f].astype(np.int64) + 1, sides),
             "quantity": fills.quantity[:n_f],
             "price": fills.price[:n_f],
             "commission": fills.commission[:n_f] / 1e6,

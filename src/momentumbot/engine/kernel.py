@@ -15,7 +15,6 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 from numba import njit
 
-from momentumbot.allocation.quiet_volume import quiet_volume, qv_push
 from momentumbot.allocation.rotation import allocate
 from momentumbot.execution.costs import (
     BUY,
@@ -537,9 +536,10 @@ def _run_allocator(
     st: State,
     allocs: AllocTable,
     kp: KernelParams,
+    qv: np.ndarray,
+    window_n: np.ndarray,
 ) -> None:
     n = st.position.shape[0]
-    qv = np.zeros(n)
     ret = np.zeros(n)
     raw = np.zeros(n)
     eligible = np.zeros(n, np.bool_)
@@ -550,7 +550,6 @@ def _run_allocator(
         price = st.last_close[s]
         if st.position[s] != 0:
             equity += st.position[s] * price
-        qv[s] = quiet_volume(st.qv_sorted, st.qv_count, s)
         ret[s] = shadow_return_today(st, s, kp.shadow_notional)
         if kp.scorer == SCORER_SEED:
             raw[s] = ret[s] * qv[s]
@@ -558,12 +557,7 @@ def _run_allocator(
             raw[s] = ret[s]
         else:
             raw[s] = ret[s] * math.log(1.0 + qv[s] * price) if price > 0 else 0.0
-        if (
-            st.qv_started[s]
-            and st.qv_count[s] >= kp.min_history_bars
-            and qv[s] > kp.min_quiet_volume
-            and price > 0.0
-        ):
+        if window_n[s] >= kp.min_history_bars and qv[s] > kp.min_quiet_volume and price > 0.0:
             eligible[s] = True
             any_eligible = True
             caps[s] = qv[s] * price
@@ -622,6 +616,9 @@ def run_minutes(
     label_ns: np.ndarray,
     flags: np.ndarray,
     month_id: np.ndarray,
+    alloc_row: np.ndarray,
+    qv_at: np.ndarray,
+    qv_n: np.ndarray,
     m_start: int,
     m_stop: int,
     kp: KernelParams,
@@ -635,11 +632,11 @@ def run_minutes(
     """Advance the engine over minutes [m_start, m_stop) of a chunk.
 
     o, c, v are (minutes x symbols) opens, closes and volumes with NaN where a symbol has
-    no bar. Returns the index of the first minute not processed: m_stop, or earlier when a
+    no bar; qv_at/qv_n hold quiet_volume and its window size at each allocator minute
+    (row alloc_row[m]), from allocation.quiet_volume.quiet_volume_pass. Returns the index of the first minute not processed: m_stop, or earlier when a
     table has too little room left for one more minute (grow it and call again).
     """
     n_sym = o.shape[1]
-    window = kp.quiet_window
     for m in range(m_start, m_stop):
         if (
             orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
@@ -667,17 +664,10 @@ def run_minutes(
                     _fill_shadow(s, o[m, s], st, cp)
                 if not st.bench_bought[s]:
                     _bench_buy(s, o[m, s], t, st, kp, cp)
-        # 2. closes and the quiet-volume window
+        # 2. closes
         for s in range(n_sym):
-            bar = not math.isnan(c[m, s])
-            if bar:
+            if not math.isnan(c[m, s]):
                 st.last_close[s] = c[m, s]
-                st.qv_started[s] = True
-            if st.qv_started[s]:
-                qv_push(
-                    st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head, s,
-                    v[m, s] if bar else 0.0, window,
-                )  # fmt: skip
         if warm:
             continue
         after_flatten = st.counters[C_AFTER_FLATTEN] == 1
@@ -708,7 +698,8 @@ def run_minutes(
         # 4. allocator, then orders
         if not after_flatten:
             if (fl & F_ALLOC) != 0:
-                _run_allocator(decided, st, allocs, kp)
+                r = alloc_row[m]
+                _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
             if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
                 _flatten(st, orders, decided)
                 for s in range(n_sym):

@@ -1,0 +1,118 @@
+"""Backtest speed and memory on synthetic minute bars from the project's generator.
+
+Each size runs in a fresh process (so peak memory is that run's own), after one warm-up
+run of the same process on a small slice so that compiled code is loaded, and reports:
+load (Parquet -> minute matrices), kernel (the engine), collect (tables), write (the run
+folder), total, bars per second on the engine and end to end, and peak RSS.
+
+    .venv/bin/python bench/bench_backtest.py                       # 10x250, 100x250, 500x250
+    .venv/bin/python bench/bench_backtest.py --sizes 10x250 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "out"
+
+
+def ensure_store(root: Path, n_sym: int, n_sessions: int) -> Path:
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import default_symbols, write_synthetic
+
+    store = root / f"store_{n_sym}x{n_sessions}"
+    names = default_symbols(n_sym)
+    bars = BarStore(store)
+    if not all(bars.has(s) for s in names):
+        t = time.perf_counter()
+        write_synthetic(
+            bars, names, start="2023-01-03", n_sessions=n_sessions, seed=7, replace=True
+        )
+        print(f"  generated {store.name} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return store
+
+
+def child(store: Path, n_sym: int, cash: float) -> dict[str, float]:
+    """One measured run in this process (called in a fresh interpreter)."""
+    from momentumbot.app.backtest import backtest_to_folder
+    from momentumbot.config.schema import AppConfig
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import default_symbols
+
+    names = default_symbols(n_sym)
+    cfg = AppConfig(symbols=names, portfolio={"initial_cash": cash})
+    source = BarStore(store)
+    with tempfile.TemporaryDirectory() as tmp:
+        # warm-up: load the compiled kernel from the cache on a two-session slice
+        first = source.info(names[0]).first_ns
+        import pandas as pd
+
+        day = pd.Timestamp(first, tz="UTC").tz_convert("America/New_York").date()
+        backtest_to_folder(cfg, source, Path(tmp) / "warm", start=str(day), end=str(day))
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        run = backtest_to_folder(cfg, source, Path(tmp) / "run")
+        t = run.result.timings
+        return {
+            "bars": run.result.bars_used,
+            "orders": len(run.result.orders),
+            "fills": len(run.result.fills),
+            "load_s": t["load"],
+            "kernel_s": t["kernel"],
+            "collect_s": t["collect"],
+            "write_s": t["write"],
+            "total_s": t["total"],
+            "kernel_bars_per_s": run.result.bars_used / t["kernel"],
+            "total_bars_per_s": run.result.bars_used / t["total"],
+            "rss_before_mb": rss_before,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10x250,100x250,500x250")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument(
+        "--child", nargs=3, metavar=("STORE", "SYMBOLS", "CASH"), help=argparse.SUPPRESS
+    )
+    args = ap.parse_args()
+    if args.child:
+        store, n_sym, cash = args.child
+        print(json.dumps(child(Path(store), int(n_sym), float(cash))))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in args.sizes.split(","):
+        n_sym, n_sessions = (int(x) for x in size.split("x"))
+        store = ensure_store(args.out, n_sym, n_sessions)
+        cash = 10_000.0 * n_sym  # 10k USD a symbol: budgets large enough to trade
+        for rep in range(args.repeats):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", str(store), str(n_sym), str(cash)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            r["size"] = size
+            r["repeat"] = rep
+            rows.append(r)
+            print(
+                f"{size:>8} #{rep}: {r['bars']:>10,} bars | load {r['load_s']:.3f} s | "
+                f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s) | "
+                f"collect {r['collect_s']:.3f} s | write {r['write_s']:.3f} s | "
+                f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
+                f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
+    (args.out / "bench_backtest.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
