@@ -2,9 +2,169 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import pandas as pd
 import typer
 
+from momentumbot.domain.errors import ConfigError, DataError, RetryLaterError
 
-def gateway_command() -> None:
-    """Run the simulated IB gateway (TWS API on loopback) over bars from the store."""
-    raise typer.BadParameter("the simulated gateway is not built yet")
+if TYPE_CHECKING:
+    from momentumbot.data.store import BarStore
+    from momentumbot.gateway.server import GatewayConfig
+
+
+def gateway_command(
+    store: Annotated[Path, typer.Option("--store", help="Folder of the Parquet bar store.")] = Path(
+        "data/store"
+    ),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="TWS API port (7497 = TWS paper; 0 = any free port).")
+    ] = 7497,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="First session (YYYY-MM-DD); the clock starts at 09:00 New York that day. "
+            "Default: the second session in the store, so one session of history is there.",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Market seconds per real second (1 = real time).")
+    ] = 1.0,
+    step: Annotated[
+        bool,
+        typer.Option("--step", help="Step mode: the clock moves only by control-port commands."),
+    ] = False,
+    account: Annotated[
+        str, typer.Option("--account", help="Account id(s), comma-separated.")
+    ] = "DU0000001",
+    cash: Annotated[str, typer.Option("--cash", help="Starting cash per account, USD.")] = "100000",
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="Switch a fault on (repeatable); `--fault help` lists them."),
+    ] = None,
+    control_port: Annotated[
+        int | None,
+        typer.Option("--control-port", help="Line-based control port on 127.0.0.1 (0 = any)."),
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Append every order and fill to this JSON-lines file."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config: the [execution] costs the fills use."),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="DEBUG logs every message.")
+    ] = "INFO",
+) -> None:
+    """Run the simulated IB gateway (TWS API on loopback) over bars from the store.
+
+    It replays the store's bars on a virtual market clock, fills orders with the backtest's fill
+    and cost model, and injects faults on demand. Point ib_async (or the bot) at --port.
+    Prints one line "listening HOST:PORT control PORT" on stdout once it accepts connections.
+    """
+    from momentumbot.config.loader import load_config
+    from momentumbot.data.store import BarStore
+    from momentumbot.gateway.faults import FAULT_HELP, Faults, FaultSpecError
+    from momentumbot.gateway.server import GatewayConfig
+
+    if fault and "help" in fault:
+        typer.echo(FAULT_HELP, nl=False)
+        return
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    faults = Faults()
+    for spec in fault or []:
+        try:
+            faults.apply(spec)
+        except FaultSpecError as exc:
+            raise ConfigError(f"--fault: {exc}") from None
+    try:
+        start_cash = Decimal(cash)
+    except InvalidOperation:
+        raise ConfigError(f"--cash: {cash!r} is not a number") from None
+    if start_cash < 0:
+        raise ConfigError("--cash must not be negative")
+    accounts = tuple(a.strip() for a in account.split(",") if a.strip())
+    if not accounts:
+        raise ConfigError("--account: give at least one account id")
+    if speed <= 0:
+        raise ConfigError("--speed must be positive")
+    bars = BarStore(store)
+    symbols = bars.symbols()
+    if not symbols:
+        raise DataError(
+            f"no bars in the store {store}; generate some with `momentumbot data generate --store {store}` "
+            "or import them with `momentumbot data import`"
+        )
+    first_session = start or _second_session(bars, symbols)
+    cfg = GatewayConfig(
+        start=first_session,
+        speed=speed,
+        step_mode=step,
+        host=host,
+        port=port,
+        accounts=accounts,
+        cash=start_cash,
+        execution=load_config(config).execution,
+        record_path=str(record) if record else None,
+        faults=faults,
+    )
+    asyncio.run(_serve(bars, cfg, control_port))
+
+
+def _second_session(bars: BarStore, symbols: list[str]) -> str:
+    from momentumbot.data.calendar import TradingCalendar
+
+    first_ns = min(bars.info(s).first_ns for s in symbols)
+    day = pd.Timestamp(first_ns, tz="UTC").tz_convert("America/New_York").date()
+    sessions = TradingCalendar("XNYS").sessions(day, pd.Timestamp(day) + pd.Timedelta(days=14))
+    if len(sessions) < 2:
+        raise DataError(f"the store's bars start on {day}; no session follows it in the calendar")
+    return str(sessions[1].date())
+
+
+async def _serve(bars: BarStore, cfg: GatewayConfig, control_port: int | None) -> None:
+    from momentumbot.gateway.control import ControlServer
+    from momentumbot.gateway.server import GatewayServer
+
+    try:
+        gateway = GatewayServer(bars, cfg)
+    except ValueError as exc:
+        raise ConfigError(f"--start: {exc}") from None
+    try:
+        await gateway.start()
+    except OSError as exc:
+        raise RetryLaterError(
+            f"cannot listen on {cfg.host}:{cfg.port} ({exc.strerror}); is a TWS or another gateway "
+            "running? choose another --port"
+        ) from None
+    control: ControlServer | None = None
+    try:
+        if control_port is not None:
+            control = ControlServer(gateway, control_port)
+            await control.start()
+        typer.echo(
+            f"listening {cfg.host}:{gateway.port} control {control.port if control else '-'}",
+        )
+        sys.stdout.flush()
+        if control is not None:
+            await control.shutdown_requested.wait()
+        else:
+            await asyncio.Event().wait()
+    finally:
+        if control is not None:
+            await control.stop()
+        await gateway.stop()

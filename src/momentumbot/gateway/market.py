@@ -25,12 +25,20 @@ FAR_FUTURE_NS = 2**62
 
 
 class BarArraysLike(Protocol):
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    """Bars of one symbol as arrays (momentumbot.data.store.BarArrays and `Bars` are such)."""
+
+    @property
+    def ts(self) -> np.ndarray: ...
+    @property
+    def open(self) -> np.ndarray: ...
+    @property
+    def high(self) -> np.ndarray: ...
+    @property
+    def low(self) -> np.ndarray: ...
+    @property
+    def close(self) -> np.ndarray: ...
+    @property
+    def volume(self) -> np.ndarray: ...
 
 
 class BarSource(Protocol):

@@ -393,7 +393,7 @@ class GatewayServer:
         if len(sessions) == 0:
             raise ValueError(f"no trading session on or after {cfg.start}")
         first = sessions[0]
-        self.start_ns = _ny_ns(first, 9, 0)
+        self.start_ns = ny_ns(first, 9, 0)
         self.market = MarketData(
             source, self.calendar, self.start_ns - cfg.warmup_days * 86_400 * NS
         )
@@ -495,7 +495,7 @@ class GatewayServer:
         """Advance to a New York wall time on `day` (default: the current market day)."""
         d = pd.Timestamp(day) if day else pd.Timestamp(ny_time(self._now_ns).date())
         h, _, m = hhmm.partition(":")
-        await self.advance_to(_ny_ns(d, int(h), int(m)))
+        await self.advance_to(ny_ns(d, int(h), int(m)))
 
     def set_speed(self, speed: float) -> None:
         self.clock.set_speed(speed)
@@ -591,7 +591,7 @@ class GatewayServer:
         day = ny_time(self._now_ns).date()
         if self._scheduled_day != day:
             self._scheduled_day = day
-            base = _ny_ns(pd.Timestamp(day), 0, 0)
+            base = ny_ns(pd.Timestamp(day), 0, 0)
             for minute, secs in f.outages:
                 t = base + minute * NS_PER_MINUTE
                 if t > self._now_ns:
@@ -1704,7 +1704,7 @@ class GatewayServer:
     }
 
 
-def _ny_ns(day: pd.Timestamp, hour: int, minute: int) -> int:
+def ny_ns(day: pd.Timestamp, hour: int, minute: int) -> int:
     t = pd.Timestamp(year=day.year, month=day.month, day=day.day, hour=hour, minute=minute, tz=NY)
     return int(t.tz_convert("UTC").value)
 
