@@ -8,6 +8,7 @@ room, the choice made here is marked `CHOICE:` with the reason.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -122,6 +123,7 @@ class RefResult:
     allocations: pd.DataFrame
     overnight_carries: int
     final_positions: dict[str, int]
+    events: Counter[str]
 
 
 @dataclass
@@ -162,6 +164,7 @@ class ReferenceEngine:
             minutes += g.n_minutes
         self.n_warm_sessions = len(warm)
         self.grid = self.cal.grid(pd.DatetimeIndex(list(warm) + list(run_sessions)))
+        self.events: Counter[str] = Counter()
         self._load(frames)
 
     def _load(self, frames: dict[str, pd.DataFrame]) -> None:
@@ -213,6 +216,10 @@ class ReferenceEngine:
         if k == 0:
             return n, 0.0
         return n, sum(sorted(vols)[:k]) / k
+
+    def note(self, event: str) -> None:
+        """Count a notable branch (the tests check the random scenarios reach them)."""
+        self.events[event] += 1
 
     # ------------------------------------------------------------------ orders
 
@@ -273,6 +280,8 @@ class ReferenceEngine:
             )
         if cap <= 0:
             return
+        if cap < o.remaining:
+            self.note("volume cap bites")
         slip = self.slippage(open_)
         price = open_ + slip if o.side == BUY else open_ - slip
         rate = self.costs.tier_rate(self.month_shares) if self.costs.kind == "tiered" else 0.0
@@ -295,6 +304,8 @@ class ReferenceEngine:
                 else:
                     hi = mid - 1
             q = lo
+            if q < cap:
+                self.note("buy clamped to cash")
             if q <= 0:
                 return
         else:
@@ -397,6 +408,8 @@ class ReferenceEngine:
         if a.top_k > 0 and len(kept) > a.top_k:
             # CHOICE: ties go to the symbol listed first in the config.
             kept = sorted(kept, key=lambda j: (-scores[j], j))[: a.top_k]
+            if scores[kept[-1]] in [scores[j] for j in eligible if j not in kept]:
+                self.note("top_k tie")
             kept.sort()
         equity = self.cash / 1e6 + sum(
             s.position * s.last_close for s in self.syms if s.position != 0
@@ -443,11 +456,17 @@ class ReferenceEngine:
                     else:
                         self.place(i, j, BUY, tgt, "enter")
                     return
+            self.note("enter signal without an order")
         elif signal == "exit":
             if s.position > 0:
+                if s.working is not None:
+                    self.note(
+                        f"exit replaces a working {'sell' if s.working.side == SELL else 'buy'}"
+                    )
                 self.place(i, j, SELL, s.position, "exit")
                 return
             if s.working is not None and s.working.side == BUY:
+                self.note("exit cancels a working buy")
                 self.end_working(j, "cancelled")
                 return
         # CHOICE (engine interpretation 2): a signal that made no order leaves the
@@ -468,23 +487,31 @@ class ReferenceEngine:
                 if no_buys:
                     return
                 if self.fails_cost_filter(j, BUY, qty):
+                    if w is not None:
+                        self.note("skipped opening buy leaves a working order")
                     self.new_order(i, j, BUY, qty, "rebalance", status="skipped")
                     return
+                if s.position > 0:
+                    self.note("rebalance from effective zero buys on top of a position")
                 self.place(i, j, BUY, qty, "rebalance")
             elif qty < 0:
+                self.note("rebalance from effective zero sells part of the position")
                 if self.fails_cost_filter(j, SELL, -qty):
                     return
                 self.place(i, j, SELL, -qty, "rebalance")
             else:
+                self.note("rebalance from effective zero: position is the target")
                 # CHOICE: the position already is the target: drop the working sell.
                 self.end_working(j, "cancelled")
             return
         if tgt == 0:
             if s.position > 0:
                 if w is not None and w.side == SELL and w.remaining == s.position:
+                    self.note("sale to zero already working")
                     return
                 self.place(i, j, SELL, s.position, "rebalance")
             elif w is not None and w.side == BUY:
+                self.note("rebalance to zero cancels a working buy")
                 self.end_working(j, "cancelled")
             return
         price = s.last_close
@@ -492,13 +519,18 @@ class ReferenceEngine:
             qty = tgt - s.position
             if qty > 0:
                 if no_buys or self.fails_cost_filter(j, BUY, qty):
+                    self.note("resize buy not decided")
                     return
+                self.note("resize buy")
                 self.place(i, j, BUY, qty, "rebalance")
             elif qty < 0:
                 if self.fails_cost_filter(j, SELL, -qty):
+                    self.note("resize sell filtered")
                     return
+                self.note("resize sell")
                 self.place(i, j, SELL, -qty, "rebalance")
             else:
+                self.note("resize: position is the target")
                 # CHOICE: the position already is the target: drop the working order.
                 self.end_working(j, "cancelled")
 
@@ -511,6 +543,7 @@ class ReferenceEngine:
                 and w.side == SELL
                 and w.remaining == s.position
             ):
+                self.note("carried flatten kept at the next flatten")
                 continue  # CHOICE (interpretation 4): a carried flatten keeps working
             self.end_working(j, "cancelled")
             if s.position > 0:
@@ -642,9 +675,12 @@ class ReferenceEngine:
                 }
             )
             if is_last:
-                carries += sum(
+                carried = sum(
                     1 for s in self.syms if s.working is not None and s.working.reason == "flatten"
                 )
+                if carried:
+                    self.note("flatten carried overnight")
+                carries += carried
         del open_ns
         orders = pd.DataFrame(
             [
@@ -680,6 +716,7 @@ class ReferenceEngine:
                 self.allocations, columns=["time", "symbol", "score", "budget", "target_shares"]
             ),
             overnight_carries=carries,
+            events=self.events,
             final_positions={
                 sym: s.position for sym, s in zip(self.symbols, self.syms, strict=True)
             },
