@@ -66,6 +66,7 @@ def child(store: Path, n_sym: int, cash: float) -> dict[str, float]:
             "fills": len(run.result.fills),
             "load_s": t["load"],
             "kernel_s": t["kernel"],
+            "quiet_volume_s": t["quiet_volume"],
             "collect_s": t["collect"],
             "write_s": t["write"],
             "total_s": t["total"],
@@ -106,7 +107,8 @@ def main() -> None:
             rows.append(r)
             print(
                 f"{size:>8} #{rep}: {r['bars']:>10,} bars | load {r['load_s']:.3f} s | "
-                f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s) | "
+                f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s, "
+                f"of which quiet volume {r['quiet_volume_s']:.3f} s) | "
                 f"collect {r['collect_s']:.3f} s | write {r['write_s']:.3f} s | "
                 f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
                 f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -284,7 +284,7 @@ def run_backtest(
         chunk_sessions = int(min(max(3_000_000 // (max(n, 1) * 390), 5), 250))
     done_sessions = 0
     bars_used = 0
-    t_load = t_kernel = 0.0
+    t_load = t_kernel = t_qv = 0.0
     sym_arr = np.array(syms, dtype=object)
     alloc_parts: list[pd.DataFrame] = []
     for first in range(0, n_sessions, chunk_sessions):
@@ -304,10 +304,12 @@ def run_backtest(
         n_runs = int(is_alloc.sum())
         qv_at = np.zeros((n_runs, n))
         qv_n = np.zeros((n_runs, n), np.int64)
+        t_qv0 = time.perf_counter()
         quiet_volume_pass(
             v, c, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
             st.qv_started, kp.quiet_window, qv_at, qv_n,
         )  # fmt: skip
+        t_qv += time.perf_counter() - t_qv0
         sub_out = k.MinuteOut(out.cash[lo:hi], out.positions_value[lo:hi], out.bench_equity[lo:hi])
         m = 0
         while m < hi - lo:
@@ -336,7 +338,9 @@ def run_backtest(
             )
     t0 = time.perf_counter()
     result = _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used, alloc_parts)
-    result.timings.update(load=t_load, kernel=t_kernel, collect=time.perf_counter() - t0)
+    result.timings.update(
+        load=t_load, kernel=t_kernel, quiet_volume=t_qv, collect=time.perf_counter() - t0
+    )
     return result
 
 
@@ -359,17 +363,23 @@ def _alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFr
     )
 
 
-def _iso(ns: np.ndarray) -> pd.Categorical:
+def _iso(ns: np.ndarray) -> pd.Categorical[str]:
     """UTC ns to ISO 8601 strings with an explicit +00:00 offset, each distinct time
     formatted once (a categorical: allocation rows repeat one time per symbol)."""
     uniq, codes = np.unique(ns, return_inverse=True)
     text = np.char.add(np.datetime_as_string(uniq.astype("datetime64[ns]"), unit="s"), "+00:00")
-    return pd.Categorical.from_codes(codes.astype(np.int32), categories=text.astype(object))
+    dtype = pd.CategoricalDtype(text.astype(str).tolist())
+    return cast(
+        "pd.Categorical[str]", pd.Categorical.from_codes(codes.astype(np.int32), dtype=dtype)
+    )
 
 
-def _names(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical:
+def _names(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical[str]:
     """Small integer codes to their names, as a categorical (cheap to build and to write)."""
-    return pd.Categorical.from_codes(codes.astype(np.int32), categories=list(names))
+    dtype = pd.CategoricalDtype(list(names))
+    return cast(
+        "pd.Categorical[str]", pd.Categorical.from_codes(codes.astype(np.int32), dtype=dtype)
+    )
 
 
 def _collect(
