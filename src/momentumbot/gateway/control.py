@@ -47,6 +47,7 @@ class ControlServer:
         self.requested_port = port
         self.shutdown_requested = asyncio.Event()
         self._server: asyncio.Server | None = None
+        self._conns: dict[asyncio.StreamWriter, asyncio.Task[None] | None] = {}
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.requested_port)
@@ -57,12 +58,20 @@ class ControlServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        """Stop listening and end open control connections (they see EOF, not a cancellation)."""
+        if self._server is None:
+            return
+        self._server.close()
+        for writer in list(self._conns):
+            writer.transport.abort()
+        tasks = [t for t in self._conns.values() if t is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
+        await self._server.wait_closed()
+        self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._conns[writer] = asyncio.current_task()
         try:
             while True:
                 raw = await reader.readline()
@@ -80,6 +89,7 @@ class ControlServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._conns.pop(writer, None)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

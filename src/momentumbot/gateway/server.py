@@ -145,6 +145,16 @@ class VirtualClock:
             self._anchor_v = ns
             self._anchor_r = time.monotonic()
 
+    def anchor(self) -> dict[str, float | int | bool]:
+        """The clock's state: market time `virtual_ns` was shown at `monotonic` (time.monotonic,
+        comparable across processes on one machine); it moves at `speed` unless paused."""
+        return {
+            "virtual_ns": self._anchor_v,
+            "monotonic": self._anchor_r,
+            "speed": self.speed,
+            "paused": self.paused,
+        }
+
     def real_time_of(self, ns: int) -> float:
         """When (time.monotonic) the clock shows `ns`, if it runs."""
         return self._anchor_r + (ns - self._anchor_v) / NS / self.speed
@@ -1657,6 +1667,7 @@ class GatewayServer:
         return {
             "time": ny_time(self._now_ns).isoformat(),
             "mode": "step" if self.clock.paused else f"x{self.clock.speed:g}",
+            "clock": self.clock.anchor(),
             "session_open": self.session_open,
             "outage": self.outage,
             "clients": sorted(s.client_id for s in self.sessions if s.ready),
