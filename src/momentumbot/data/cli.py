@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 data_app = typer.Typer(
@@ -172,6 +173,193 @@ def check_command(store: StoreOpt = DEFAULT_STORE) -> None:
         raise DataError(f"no bars in {store}; nothing to check")
     rows = sum(bar_store.check(sym).rows for sym in symbols)
     _console().print(f"{store}: OK ({len(symbols)} symbols, {rows:,} bars)")
+
+
+class FetchSource(StrEnum):
+    alphavantage = "alphavantage"
+    ib = "ib"
+
+
+def _symbol_list(text: str) -> list[str]:
+    from momentumbot.data.store import check_symbol
+    from momentumbot.domain.errors import ConfigError
+
+    names = [s.strip().upper() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ConfigError("--symbols: no symbols given; list tickers like AAPL,MSFT")
+    seen: list[str] = []
+    for name in names:
+        check_symbol(name)
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _progress(label: str) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+@data_app.command("fetch")
+def fetch_command(
+    symbols: Annotated[
+        str, typer.Option("--symbols", help="Comma-separated tickers, e.g. AAPL,MSFT.")
+    ],
+    first: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="First month (YYYY-MM); for --source ib also a day (YYYY-MM-DD).",
+        ),
+    ],
+    last: Annotated[
+        str,
+        typer.Option("--to", help="Last month (YYYY-MM), inclusive; for --source ib also a day."),
+    ],
+    source: Annotated[
+        FetchSource, typer.Option("--source", help="alphavantage or ib (TWS / IB Gateway).")
+    ] = FetchSource.alphavantage,
+    extended_hours: Annotated[
+        bool,
+        typer.Option(
+            "--extended-hours",
+            help="Alpha Vantage: include pre- and post-market bars (04:00-20:00 New York).",
+        ),
+    ] = False,
+    label: Annotated[
+        BarLabel,
+        typer.Option(
+            "--label",
+            help="Alpha Vantage: what its timestamps mark; auto detects it per answer.",
+        ),
+    ] = BarLabel.auto,
+    store: Annotated[
+        Path | None,
+        typer.Option("--store", help="Folder of the Parquet bar store (default: data.store)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config file ([data] keys; defaults if omitted)."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Let fetched bars win over different stored bars.")
+    ] = False,
+    max_requests: Annotated[
+        int | None,
+        typer.Option(
+            "--max-requests",
+            min=1,
+            help="Alpha Vantage: stop cleanly after this many requests (a daily allowance).",
+        ),
+    ] = None,
+    chunk_days: Annotated[
+        int,
+        typer.Option("--chunk-days", min=1, max=5, help="IB: sessions per history request."),
+    ] = 1,
+) -> None:
+    """Fetch 1-minute bars from a provider into the store; reruns fetch only what is missing."""
+    import os
+
+    from momentumbot.config.loader import load_config
+    from momentumbot.data.store import BarStore
+
+    cfg = load_config(config)
+    names = _symbol_list(symbols)
+    bar_store = BarStore(store if store is not None else Path(cfg.data.store))
+    if source is FetchSource.ib:
+        _fetch_ib(cfg.data, bar_store, names, first, last, chunk_days, replace)
+        return
+    from momentumbot.data.alphavantage import (
+        AlphaVantageFetcher,
+        AlphaVantageSettings,
+        months_between,
+    )
+
+    months = months_between(first, last)
+    settings = AlphaVantageSettings.from_config(cfg.data, os.environ)
+    fetcher = AlphaVantageFetcher(settings, bar_store)
+    t0 = time.perf_counter()
+    with _progress("fetch") as bar:
+        task = bar.add_task("", total=len(names) * len(months))
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        report = fetcher.fetch(
+            names,
+            months,
+            extended_hours=extended_hours,
+            label=label.value,
+            replace=replace,
+            max_requests=max_requests,
+            progress=progress,
+        )
+    _print_av_report(report, bar_store.root, time.perf_counter() - t0)
+
+
+def _print_av_report(report: Any, root: Path, elapsed: float) -> None:
+    from momentumbot.data.alphavantage import describe_stop, report_rows
+    from momentumbot.domain.errors import ConfigError, DataError, RetryLaterError
+
+    table = Table(title=f"Alpha Vantage into {root}")
+    table.add_column("symbol")
+    for col in ("months fetched", "already stored", "not fetched", "bars", "added", "unchanged"):
+        table.add_column(col, justify="right")
+    table.add_column("status")
+    for r in report_rows(report):
+        table.add_row(
+            r["symbol"],
+            str(r["fetched"]),
+            str(r["skipped"]),
+            str(r["left"]),
+            f"{r['bars']:,}",
+            f"{r['added']:,}",
+            f"{r['unchanged']:,}",
+            r["status"],
+        )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"{len(report.fetched)} symbol-months fetched, {len(report.skipped)} already stored, "
+        f"{report.requests} requests ({report.retries} retries) in {elapsed:.1f} s",
+        highlight=False,
+    )
+    if report.stop_kind is not None:
+        err: type[Exception] = (
+            ConfigError if report.stop_kind in ("api_key", "http") else RetryLaterError
+        )
+        raise err(describe_stop(report))
+    if report.failed:
+        listed = "; ".join(f"{s}: {why}" for s, why in report.failed.items())
+        raise DataError(
+            f"{len(report.failed)} symbol(s) failed ({listed}); the others are stored. Fix or "
+            "drop them and run the same command again (stored months are skipped)"
+        )
+
+
+def _fetch_ib(
+    data_cfg: Any,
+    bar_store: Any,
+    names: list[str],
+    first: str,
+    last: str,
+    chunk_days: int,
+    replace: bool,
+) -> None:
+    from momentumbot.domain.errors import ConfigError
+
+    raise ConfigError("--source ib: not available yet")
 
 
 @data_app.command("generate")
