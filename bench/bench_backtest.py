@@ -40,16 +40,17 @@ def ensure_store(root: Path, n_sym: int, n_sessions: int) -> Path:
     return store
 
 
-def child(store: Path, n_sym: int, cash: float) -> dict[str, float]:
-    """One measured run in this process (called in a fresh interpreter)."""
+def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
+    """One measured run in this process (called in a fresh interpreter); n_sym is a count
+    of generator symbols or `all` for every symbol in the store."""
     from momentumbot.app.backtest import backtest_to_folder
     from momentumbot.config.schema import AppConfig
     from momentumbot.data.store import BarStore
     from momentumbot.data.synthetic import default_symbols
 
-    names = default_symbols(n_sym)
-    cfg = AppConfig(symbols=names, portfolio={"initial_cash": cash})
     source = BarStore(store)
+    names = source.symbols() if n_sym == "all" else default_symbols(int(n_sym))
+    cfg = AppConfig(symbols=names, portfolio={"initial_cash": cash})
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up: load the compiled kernel from the cache on a two-session slice
         first = source.info(names[0]).first_ns
@@ -88,7 +89,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         store, n_sym, cash = args.child
-        print(json.dumps(child(Path(store), int(n_sym), float(cash))))
+        print(json.dumps(child(Path(store), n_sym, float(cash))))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -262,13 +262,12 @@ def run_backtest(
     cp = cost_params(cfg.execution)
     n = len(syms)
     st = k.new_state(n, kp.quiet_window, cfg.portfolio.initial_cash)
-    # symbols with bars before the warm-up window have full history from its first minute
+    # symbols with regular-session bars before the warm-up window have full history
     grid = plan.grid
     if grid.n_minutes:
         first_minute = int(grid.label_ns[0])
         for j, sym in enumerate(syms):
-            if source.info(sym).first_ns < first_minute:
-                st.qv_started[j] = True
+            st.qv_started[j] = _regular_bar_before(source, cal, sym, first_minute)
     orders = k.new_orders(max(1024, 4 * n))
     fills = k.new_fills(max(1024, 4 * n))
     allocs = k.new_allocs(max(1024, 4 * n))
@@ -342,6 +341,23 @@ def run_backtest(
         load=t_load, kernel=t_kernel, quiet_volume=t_qv, collect=time.perf_counter() - t0
     )
     return result
+
+
+def _regular_bar_before(
+    source: BarSource, cal: TradingCalendar, symbol: str, before_ns: int
+) -> bool:
+    """Whether the symbol has a regular-session bar before `before_ns` (extended-hours bars
+    do not start its quiet-volume history). Reads forward from its first bar a month at a
+    time, so it usually touches one small window of the file."""
+    lo = source.info(symbol).first_ns
+    step = 31 * 24 * 60 * NS_PER_MINUTE
+    while lo < before_ns:
+        hi = min(lo + step, before_ns)
+        ts = source.read_arrays(symbol, lo, hi).ts
+        if ts.shape[0] and (cal.session_of(ts) >= 0).any():
+            return True
+        lo = hi
+    return False
 
 
 def _grown(table: _T, used: int, n: int) -> _T:
