@@ -109,3 +109,46 @@ def test_match_in_bar_caps_and_clamps() -> None:
     assert qty == 300  # a sell never exceeds the position; exempt fills at zero volume
     qty, *_ = match_in_bar(SELL, 100, 300, 100.0, 0.0, False, 0, 0.0, 0.0, 0.0, 0.0, FIXED)
     assert qty == 0  # zero volume fills nothing
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(st.integers(min_value=1, max_value=5_000), min_size=1, max_size=8),
+    price=st.floats(min_value=0.5, max_value=2_000.0),
+    side=st.sampled_from([BUY, SELL]),
+    tiered=st.booleans(),
+)
+def test_an_orders_commission_is_the_same_however_its_fills_are_split(
+    parts: list[int], price: float, side: int, tiered: bool
+) -> None:
+    p = TIERED if tiered else FIXED
+    rate = tier_rate(0.0, p)
+    shares = value = rated = 0.0
+    charged = 0
+    for q in parts:
+        charged += fill_commission_micro(side, shares, value, rated, q, q * price, rate * q, p)
+        shares += q
+        value += q * price
+        rated += rate * q
+    whole = order_commission(side, shares, value, rated, p)
+    assert abs(charged / MICRO - whole) <= 1e-6
+    assert charged >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    qty=st.integers(min_value=1, max_value=100_000),
+    open_price=st.floats(min_value=1.0, max_value=1_000.0),
+)
+def test_a_round_trip_at_one_price_loses_exactly_its_costs(qty: int, open_price: float) -> None:
+    buy = fill_price(open_price, BUY, FIXED)
+    sell = fill_price(open_price, SELL, FIXED)
+    c_buy = order_commission(BUY, qty, qty * buy, 0.0, FIXED)
+    c_sell = order_commission(SELL, qty, qty * sell, 0.0, FIXED)
+    pnl = qty * sell - qty * buy - c_buy - c_sell
+    slippage = 2 * qty * (0.01 + 1e-4 * open_price)
+    assert abs(pnl + slippage + c_buy + c_sell) <= 1e-6 * qty * open_price
