@@ -100,6 +100,12 @@ _ROWS: dict[str, tuple[str, Callable[[Any], str]]] = {
 }
 
 
+def figure_label(name: str) -> str:
+    """A figure's name as shown on screen ("sharpe" -> "Sharpe ratio")."""
+    label_and_format = _ROWS.get(name)
+    return name.replace("_", " ").capitalize() if label_and_format is None else label_and_format[0]
+
+
 def format_figure(name: str, value: Any) -> str:
     """One figure as shown on screen (units included), 'n/a' when it is missing."""
     label_and_format = _ROWS.get(name)

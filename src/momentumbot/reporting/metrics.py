@@ -244,6 +244,20 @@ def daily_returns(equity: pd.DataFrame, *, start_equity: float) -> pd.Series:
     return pd.Series(closes.to_numpy() / previous - 1.0, index=closes.index, name="return")
 
 
+def monthly_returns(equity: pd.DataFrame, *, start_equity: float) -> pd.Series:
+    """Fractional return of each calendar month (New York), month close over previous.
+
+    A month's close is its last session's close (see :func:`session_end_equity`); the
+    first month is measured against ``start_equity``, so compounding a month's daily
+    returns gives the same number. Indexed by monthly ``pd.Period``, named ``month``.
+    """
+    closes = session_end_equity(equity)
+    months = pd.PeriodIndex(pd.DatetimeIndex(closes.index).to_period("M"), name="month")
+    last = closes.groupby(months).last()
+    previous = np.concatenate(([float(start_equity)], last.to_numpy()[:-1]))
+    return pd.Series(last.to_numpy() / previous - 1.0, index=last.index, name="return")
+
+
 def drawdown(equity: pd.DataFrame, *, start_equity: float) -> pd.Series:
     """Minute drawdown (``equity / running_peak - 1``, <= 0) at every equity row.
 

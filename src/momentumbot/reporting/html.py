@@ -1,0 +1,668 @@
+"""report.html: one self-contained page (inline Plotly, data and styles; no network).
+
+The page shows the run's figures beside the benchmark's (from summary.json, i.e. from
+:mod:`momentumbot.reporting.metrics`), zoomable charts in New York time, sortable tables
+of trades and P&L by symbol, and the run's config. Chart data is thinned for drawing;
+every number in a table is the full-precision figure.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from momentumbot.reporting.console import count, figure_label, format_figure, percent, ratio, usd
+from momentumbot.reporting.downsample import minmax_indices, step_changes
+from momentumbot.reporting.metrics import (
+    EXCHANGE_TZ,
+    FIGURE_NAMES,
+    daily_returns,
+    drawdown,
+    monthly_returns,
+)
+from momentumbot.reporting.plots import (
+    CapitalBuckets,
+    SymbolChart,
+    allocation_layers,
+    pnl_rows,
+    session_ffill,
+)
+from momentumbot.reporting.run_data import MinuteAxis, RunData
+
+MAX_TRADE_ROWS = 5000
+MAX_LINE_POINTS = 2400
+MAX_SYMBOL_POINTS = 2000
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@lru_cache(maxsize=1)
+def plotly_js() -> str:
+    """Plotly's minified bundle, inlined once per page (about 5 MB)."""
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
+
+
+# ------------------------------------------------------------------------ data helpers
+
+
+def json_numbers(values: Iterable[float] | np.ndarray, decimals: int) -> list[float | None]:
+    """JSON-ready numbers: rounded, NaN and inf as null."""
+    array = np.round(np.asarray(values, dtype=float), decimals)
+    out: list[float | None] = array.tolist()
+    if not np.all(np.isfinite(array)):
+        bad = np.flatnonzero(~np.isfinite(array))
+        for i in bad.tolist():
+            out[i] = None
+    return out
+
+
+def _ints(values: np.ndarray) -> list[int]:
+    return [int(v) for v in np.asarray(values, dtype=np.int64).tolist()]
+
+
+def price_decimals(prices: np.ndarray) -> int:
+    finite = prices[np.isfinite(prices)]
+    top = float(np.abs(finite).max()) if finite.size else 100.0
+    return 4 if top < 10 else 3 if top < 1000 else 2
+
+
+def range_breaks(axis: MinuteAxis) -> list[dict[str, Any]]:
+    """Plotly range breaks (in New York wall minutes) that hide every night, weekend and
+    holiday between the run's sessions: one break group per gap length."""
+    if axis.n_sessions < 2:
+        return []
+    wall = axis.wall_minutes()
+    starts = axis.session_start
+    ends = np.append(starts[1:], axis.n_minutes) - 1
+    # a break starts one minute after the last bar's start (so the 16:00 close stays in)
+    gap_from = wall[ends[:-1]] + 2
+    gap_to = wall[starts[1:]]
+    groups: dict[int, list[int]] = {}
+    for begin, end in zip(gap_from.tolist(), gap_to.tolist(), strict=True):
+        if end > begin:
+            groups.setdefault(end - begin, []).append(begin)
+    return [{"dvalue": d, "values": v} for d, v in sorted(groups.items())]
+
+
+def equity_payload(run: RunData) -> dict[str, Any]:
+    closes = run.axis.wall_minutes() + 1
+    equity = run.equity["equity"].to_numpy(dtype=float)
+    idx = minmax_indices(equity, MAX_LINE_POINTS)
+    dd = drawdown(run.equity, start_equity=run.start_equity).to_numpy()
+    didx = minmax_indices(dd, MAX_LINE_POINTS)
+    out: dict[str, Any] = {
+        "start": run.start_equity,
+        "strategy": {"t": _ints(closes[idx]), "y": json_numbers(equity[idx], 2)},
+        "drawdown": {"t": _ints(closes[didx]), "y": json_numbers(dd[didx], 6)},
+    }
+    bench = run.benchmark
+    if bench is not None and len(bench) == equity.size and equity.size:
+        b = bench["equity"].to_numpy(dtype=float)
+        bidx = minmax_indices(b, MAX_LINE_POINTS)
+        bdd = drawdown(bench, start_equity=run.start_equity).to_numpy()
+        bdidx = minmax_indices(bdd, MAX_LINE_POINTS)
+        out["benchmark"] = {"t": _ints(closes[bidx]), "y": json_numbers(b[bidx], 2)}
+        out["benchmark_drawdown"] = {"t": _ints(closes[bdidx]), "y": json_numbers(bdd[bdidx], 6)}
+    return out
+
+
+def allocation_payload(run: RunData, capital: CapitalBuckets) -> dict[str, Any]:
+    if run.axis.n_minutes == 0:
+        return {"t": [], "layers": []}
+    layers = allocation_layers(run, capital)
+    middle = (capital.bounds[:-1] + capital.bounds[1:] - 1) // 2
+    t = run.axis.wall_minutes(middle) + 1
+    return {
+        "t": _ints(t),
+        "layers": [{"name": name, "y": json_numbers(values, 2)} for name, values in layers.items()],
+    }
+
+
+def pnl_payload(run: RunData) -> dict[str, Any]:
+    rows, note = pnl_rows(run.pnl)
+    return {
+        "symbols": rows["symbol"].astype(str).tolist(),
+        "realised": json_numbers(rows["realised_pnl"].to_numpy(dtype=float), 2),
+        "commissions": json_numbers(rows["commissions"].to_numpy(dtype=float), 2),
+        "note": note,
+    }
+
+
+def daily_payload(run: RunData) -> dict[str, Any]:
+    daily = daily_returns(run.equity, start_equity=run.start_equity)
+    out: dict[str, Any] = {
+        "dates": [f"{pd.Timestamp(d):%Y-%m-%d}" for d in daily.index],
+        "strategy": json_numbers(daily.to_numpy(), 6),
+    }
+    if run.benchmark is not None and len(run.benchmark):
+        bench = daily_returns(run.benchmark, start_equity=run.start_equity).reindex(daily.index)
+        out["benchmark"] = json_numbers(bench.to_numpy(), 6)
+    return out
+
+
+def symbol_payload(chart: SymbolChart, axis: MinuteAxis) -> dict[str, Any]:
+    """One symbol's interactive chart data, thinned for drawing."""
+    wall = axis.wall_minutes()
+    f = chart.fills
+    prices = f.price if chart.close is None else chart.close
+    decimals = price_decimals(prices)
+    out: dict[str, Any] = {
+        "fills": {
+            "t": _ints(wall[f.index]),
+            "p": json_numbers(f.price, decimals),
+            "q": _ints(f.signed),
+            "after": _ints(f.after),
+            "k": [str(k) for k in f.kind.tolist()],
+        },
+        "note": chart.note,
+        "missing": chart.missing_minutes,
+        "realised": chart.realised_pnl,
+    }
+    if chart.close is not None:
+        price = session_ffill(chart.close, axis)
+        idx = minmax_indices(price, MAX_SYMBOL_POINTS)
+        out["close"] = {"t": _ints(wall[idx]), "y": json_numbers(price[idx], decimals)}
+    if chart.band is not None:
+        keep = step_changes(chart.band.level)
+        out["level"] = {"t": _ints(wall[keep]), "y": json_numbers(chart.band.level[keep], decimals)}
+        lidx = minmax_indices(chart.band.lower, MAX_SYMBOL_POINTS)
+        out["exit"] = {"t": _ints(wall[lidx]), "y": json_numbers(chart.band.lower[lidx], decimals)}
+    keep = step_changes(chart.position.astype(float))
+    out["position"] = {"t": _ints(wall[keep]), "y": _ints(chart.position[keep])}
+    return out
+
+
+# --------------------------------------------------------------------------- markup
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _figures_table(figures: Mapping[str, Any], benchmark: Mapping[str, Any] | None) -> str:
+    bench = benchmark or {}
+    rows = []
+    for name in FIGURE_NAMES:
+        rows.append(
+            f'<tr data-figure="{esc(name)}"><th scope="row">{esc(figure_label(name))}</th>'
+            f"<td>{esc(format_figure(name, figures.get(name)))}</td>"
+            f"<td>{esc(format_figure(name, bench.get(name)))}</td></tr>"
+        )
+    return (
+        '<table class="figures"><thead><tr><th>Figure</th><th>Strategy</th>'
+        "<th>Buy &amp; hold (equal weight)</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+
+
+def _cell(text: str, sort_value: Any = None, cls: str = "") -> str:
+    attr = "" if sort_value is None else f' data-v="{esc(sort_value)}"'
+    klass = f' class="{cls}"' if cls else ""
+    return f"<td{attr}{klass}>{esc(text)}</td>"
+
+
+def _money_cell(value: Any) -> str:
+    number = float(value) if value is not None and value == value else float("nan")
+    cents = round(number, 2) if math.isfinite(number) else 0.0
+    cls = "gain" if cents > 0 else "loss" if cents < 0 else ""
+    return _cell(usd(number), "" if math.isnan(number) else f"{number:.6f}", cls)
+
+
+def _header(columns: Sequence[tuple[str, str]]) -> str:
+    cells = "".join(
+        f'<th data-type="{kind}" title="click to sort">{esc(label)}</th>' for label, kind in columns
+    )
+    return f"<thead><tr>{cells}</tr></thead>"
+
+
+def trades_table(trips: pd.DataFrame, limit: int = MAX_TRADE_ROWS) -> tuple[str, int]:
+    """The sortable round-trip list; returns the markup and how many rows it holds."""
+    columns = [
+        ("#", "num"), ("Symbol", "text"), ("Entry (ET)", "text"), ("Exit (ET)", "text"),
+        ("Held (min)", "num"), ("Max shares", "num"), ("Avg entry", "num"),
+        ("Avg exit", "num"), ("P&L", "num"), ("Commissions", "num"), ("Fills", "num"),
+    ]  # fmt: skip
+    shown = trips.head(limit)
+    rows: list[str] = []
+    entry = pd.DatetimeIndex(pd.to_datetime(shown["entry_time"], utc=True))
+    exit_ = pd.DatetimeIndex(pd.to_datetime(shown["exit_time"], utc=True))
+    entry_ny: list[str] = list(entry.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"))
+    exit_ny: list[str] = list(exit_.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"))
+    cols = {c: shown[c].to_numpy() for c in shown.columns}
+    for i in range(len(shown)):
+        pnl = float(cols["pnl"][i])
+        rows.append(
+            '<tr class="trade">'
+            + _cell(str(i + 1), i + 1)
+            + _cell(str(cols["symbol"][i]))
+            + _cell(str(entry_ny[i]), entry[i].value)
+            + _cell(str(exit_ny[i]), exit_[i].value)
+            + _cell(f"{float(cols['holding_minutes'][i]):,.0f}", float(cols["holding_minutes"][i]))
+            + _cell(count(cols["quantity_max"][i]), int(cols["quantity_max"][i]))
+            + _cell(f"{float(cols['avg_entry_price'][i]):,.4f}", float(cols["avg_entry_price"][i]))
+            + _cell(f"{float(cols['avg_exit_price'][i]):,.4f}", float(cols["avg_exit_price"][i]))
+            + _money_cell(pnl)
+            + _cell(usd(cols["commissions"][i]), float(cols["commissions"][i]))
+            + _cell(str(int(cols["fills"][i])), int(cols["fills"][i]))
+            + "</tr>"
+        )
+    table = (
+        f'<table class="sortable trades" id="trades">{_header(columns)}<tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    return table, len(shown)
+
+
+def pnl_table(pnl: pd.DataFrame) -> str:
+    columns = [
+        ("Symbol", "text"), ("Realised P&L", "num"), ("Unrealised P&L", "num"),
+        ("Total P&L", "num"), ("Commissions", "num"), ("Slippage", "num"), ("Buys", "num"),
+        ("Sells", "num"), ("Round trips", "num"), ("Traded value", "num"),
+    ]  # fmt: skip
+    rows = []
+    for rec in pnl.to_dict("records"):
+        symbol = str(rec["symbol"])
+        rows.append(
+            f'<tr data-symbol="{esc(symbol)}">'
+            f'<td data-v="{esc(symbol)}"><a href="#symbol-chart" class="pick" data-symbol="{esc(symbol)}">{esc(symbol)}</a></td>'
+            + _money_cell(rec["realised_pnl"])
+            + _money_cell(rec["unrealised_pnl"])
+            + _money_cell(rec["total_pnl"])
+            + _cell(usd(rec["commissions"]), float(rec["commissions"]))
+            + _cell(usd(rec["slippage"]), float(rec["slippage"]))
+            + _cell(count(rec["buys"]), int(rec["buys"]))
+            + _cell(count(rec["sells"]), int(rec["sells"]))
+            + _cell(count(rec["round_trips"]), int(rec["round_trips"]))
+            + _cell(usd(rec["traded_value"]), float(rec["traded_value"]))
+            + "</tr>"
+        )
+    return (
+        f'<table class="sortable" id="pnl-table">{_header(columns)}<tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+
+
+def monthly_table(run: RunData) -> str:
+    """Month-by-month returns (rows: years), or '' when the run is within one month."""
+    monthly = monthly_returns(run.equity, start_equity=run.start_equity)
+    if len(monthly) < 2:
+        return ""
+    periods = pd.PeriodIndex(monthly.index)
+    years = sorted({int(p.year) for p in periods})
+    by_cell = {
+        (int(p.year), int(p.month)): float(v)
+        for p, v in zip(periods, monthly.to_numpy(), strict=True)
+    }
+    head = "".join(f"<th>{m}</th>" for m in _MONTHS)
+    body = []
+    for year in years:
+        cells = []
+        for month in range(1, 13):
+            value = by_cell.get((year, month))
+            if value is None:
+                cells.append("<td></td>")
+            else:
+                cls = "gain" if value > 0 else "loss" if value < 0 else ""
+                cells.append(f'<td class="{cls}">{esc(percent(value))}</td>')
+        body.append(f"<tr><th scope='row'>{year}</th>{''.join(cells)}</tr>")
+    return (
+        '<h3>Monthly returns</h3><table class="monthly"><thead><tr><th>Year</th>'
+        + head
+        + "</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+    )
+
+
+def _run_table(run: RunData) -> str:
+    info: Mapping[str, Any] = run.summary.get("run") or {}
+    rows = [("Run folder", str(run.run_dir.resolve())), ("Kind", run.kind)]
+    labels = {
+        "version": "momentumbot version",
+        "first_session": "First session",
+        "last_session": "Last session",
+        "warmup_sessions": "Warm-up sessions (not traded)",
+        "bars_used": "Bars read",
+        "orders": "Orders",
+        "fills": "Fills",
+        "store": "Bar store",
+        "engine_seconds": "Engine time (s)",
+    }
+    for key, label in labels.items():
+        if key in info and info[key] is not None:
+            value = info[key]
+            rows.append(
+                (label, count(value) if key in ("bars_used", "orders", "fills") else str(value))
+            )
+    symbols = run.symbols
+    rows.append((f"Symbols ({len(symbols)})", ", ".join(symbols)))
+    body = "".join(f"<tr><th scope='row'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return f'<table class="info">{body}</table>'
+
+
+def _notices(notices: Sequence[str]) -> str:
+    if not notices:
+        return ""
+    items = "".join(f"<li>{esc(n)}</li>" for n in notices)
+    return f'<section class="notices" id="notices"><h2>Please note</h2><ul>{items}</ul></section>'
+
+
+def _headline(run: RunData) -> str:
+    f = run.figures
+    b = run.benchmark_figures or {}
+    cards = [
+        (
+            "Total return",
+            percent(f.get("total_return")),
+            f"buy & hold {percent(b.get('total_return'))}",
+        ),
+        ("Final equity", usd(f.get("final_equity")), f"from {usd(f.get('start_equity'))}"),
+        ("Sharpe", ratio(f.get("sharpe")), f"buy & hold {ratio(b.get('sharpe'))}"),
+        (
+            "Max drawdown",
+            percent(f.get("max_drawdown")),
+            f"buy & hold {percent(b.get('max_drawdown'))}",
+        ),
+        ("Round trips", count(f.get("round_trips")), f"win rate {percent(f.get('win_rate'))}"),
+        (
+            "Costs",
+            usd((f.get("commissions") or 0) + (f.get("slippage") or 0)),
+            "commissions + slippage",
+        ),
+    ]
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="s">{esc(s)}</div></div>'
+            for k, v, s in cards
+        )
+        + "</div>"
+    )
+
+
+def _json_script(element_id: str, data: Any) -> str:
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    text = text.replace("</", "<\\/")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def page(title: str, body: str, data: Mapping[str, Any], script: str) -> str:
+    """A whole self-contained page: styles, Plotly, the data and the page's script."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        + body
+        + _json_script("report-data", data)
+        + f"<script>{plotly_js()}</script>"
+        + f"<script>{COMMON_JS}\n{script}</script>"
+        + "</body></html>\n"
+    )
+
+
+def render_report(
+    run: RunData,
+    *,
+    capital: CapitalBuckets,
+    symbol_data: Mapping[str, Any],
+    notices: Sequence[str],
+    plot_files: Sequence[Path],
+) -> str:
+    """The HTML of report.html."""
+    table, shown = trades_table(run.trips)
+    all_notices = list(notices)
+    if len(run.trips) > shown:
+        all_notices.append(
+            f"The trade list shows the first {count(shown)} of {count(len(run.trips))} round "
+            "trips (by entry time); all of them are in round_trips.csv."
+        )
+    all_notices.append(
+        "Charts draw at most a few thousand points per line (each bucket of minutes keeps "
+        "its low and its high); every figure and table uses every minute."
+    )
+    data = {
+        "breaks": range_breaks(run.axis),
+        "equity": equity_payload(run),
+        "allocation": allocation_payload(run, capital),
+        "pnl": pnl_payload(run),
+        "daily": daily_payload(run),
+        "symbols": symbol_data,
+    }
+    info: Mapping[str, Any] = run.summary.get("run") or {}
+    first, last = info.get("first_session"), info.get("last_session")
+    if not first and run.axis.n_sessions:
+        first, last = (
+            f"{run.axis.session_dates[0]:%Y-%m-%d}",
+            f"{run.axis.session_dates[-1]:%Y-%m-%d}",
+        )
+    period = f"{first} to {last}" if first != last else f"{first}"
+    subtitle = (
+        f"{run.kind}, {len(run.symbols)} symbols, {count(run.axis.n_sessions)} "
+        f"session{'s' if run.axis.n_sessions != 1 else ''} ({period}, New York time)"
+    )
+    traded = list(symbol_data)
+    options = "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in traded)
+    links = " · ".join(
+        f'<a href="{esc(p.relative_to(run.run_dir).as_posix())}">{esc(p.relative_to(run.run_dir).as_posix())}</a>'
+        for p in plot_files
+        if p.parent.name != "symbols"
+    )
+    symbol_section = (
+        '<p class="empty">No traded symbols: nothing to draw.</p>'
+        if not traded
+        else (
+            f'<label>Symbol <select id="symbol-select">{options}</select></label>'
+            f' <span class="hint">{len(traded)} traded; drag to zoom, double-click to reset; '
+            "PNG of each in plots/symbols/</span>"
+            '<div id="symbol-info" class="hint"></div><div id="symbol-chart" class="chart tall"></div>'
+        )
+    )
+    trades_section = (
+        '<p class="empty">No round trips: the strategy completed no trade in this run.</p>'
+        if len(run.trips) == 0
+        else f'<p class="hint">Click a column to sort. Times are New York (ET).</p><div class="scroll">{table}</div>'
+    )
+    pnl_section = (
+        '<p class="empty">No trades: no P&amp;L by symbol.</p>'
+        if len(run.pnl) == 0
+        else f'<div id="pnl-chart" class="chart"></div><div class="scroll">{pnl_table(run.pnl)}</div>'
+    )
+    body = f"""
+<header><h1>{esc(run.run_dir.name)}: momentumbot report</h1><p class="sub">{esc(subtitle)}</p></header>
+<nav><a href="#summary">Summary</a><a href="#equity">Equity</a><a href="#allocation">Allocation</a>
+<a href="#pnl">P&amp;L by symbol</a><a href="#returns">Returns</a><a href="#symbols">Symbols</a>
+<a href="#trades">Trades</a><a href="#config">Config</a></nav>
+<main>
+{_notices(all_notices)}
+<section id="summary"><h2>Summary</h2>{_headline(run)}{_figures_table(run.figures, run.benchmark_figures)}</section>
+<section id="equity"><h2>Equity and drawdown</h2><p class="hint">Strategy against equal-weight
+buy &amp; hold of the same symbols. Drag to zoom, double-click to reset.</p>
+<div id="equity-chart" class="chart tall"></div></section>
+<section id="allocation"><h2>Capital by symbol</h2><p class="hint">Positions marked at the last
+close, averaged over buckets of minutes, cash on top: the top edge is equity.</p>
+<div id="allocation-chart" class="chart"></div></section>
+<section id="pnl"><h2>P&amp;L by symbol</h2>{pnl_section}</section>
+<section id="returns"><h2>Returns by session</h2><div id="daily-chart" class="chart"></div>{monthly_table(run)}</section>
+<section id="symbols"><h2>Price, band and trades by symbol</h2>{symbol_section}</section>
+<section id="trades-list"><h2 id="trades-title">Trades ({count(len(run.trips))} round trips)</h2>{trades_section}</section>
+<section id="config"><h2>Run and config</h2>{_run_table(run)}<h3>config.toml</h3>
+<pre>{esc(run.config_text or "(no config.toml in the run folder)")}</pre>
+<p class="hint">PNG charts: {links}</p></section>
+</main>"""
+    return page(f"{run.run_dir.name}: momentumbot report", body, data, REPORT_JS)
+
+
+CSS = """
+:root{--ink:#1d2430;--muted:#5b6472;--line:#e3e6ea;--gain:#1e7d32;--loss:#c62828;--accent:#1f5fa8}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:var(--ink);background:#f6f7f9}
+header{padding:18px 28px 6px;background:#fff;border-bottom:1px solid var(--line)}h1{margin:0;font-size:22px}
+.sub{margin:4px 0 8px;color:var(--muted)}nav{position:sticky;top:0;z-index:5;background:#fff;border-bottom:1px solid var(--line);padding:6px 28px}
+nav a{margin-right:16px;color:var(--accent);text-decoration:none}main{padding:8px 28px 40px;max-width:1500px}
+section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:14px 18px;margin:16px 0}
+h2{margin:0 0 10px;font-size:18px}h3{font-size:15px;margin:16px 0 6px}.hint{color:var(--muted);font-size:12.5px;margin:2px 0 8px}
+.notices{border-color:#f0c36d;background:#fff8e6}.notices li{margin:3px 0}.empty{color:var(--muted);font-style:italic}
+.cards{display:flex;flex-wrap:wrap;gap:10px;margin-bottom:12px}.card{border:1px solid var(--line);border-radius:6px;padding:8px 12px;min-width:150px}
+.card .k{font-size:12px;color:var(--muted)}.card .v{font-size:20px;font-weight:600}.card .s{font-size:12px;color:var(--muted)}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}th,td{padding:3px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}thead th{position:sticky;top:0;background:#f0f2f5;cursor:default}
+table.sortable thead th{cursor:pointer;user-select:none}table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
+.figures td,.figures th{min-width:140px}.info th{text-align:left;color:var(--muted);font-weight:normal}.info td{text-align:left;white-space:normal}
+.gain{color:var(--gain)}.loss{color:var(--loss)}.scroll{max-height:560px;overflow:auto;border:1px solid var(--line)}
+.monthly td{min-width:70px}pre{background:#f6f8fa;border:1px solid var(--line);padding:10px;overflow:auto;max-height:420px}
+.chart{width:100%;height:440px}.chart.tall{height:600px}select{font:inherit;padding:2px 6px}
+"""
+
+COMMON_JS = r"""
+"use strict";
+const D = JSON.parse(document.getElementById("report-data").textContent);
+const MIN = 60000;
+const ms = (a) => a.map((v) => v * MIN);
+const CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"]};
+function timeAxis(extra) {
+  const axis = {type: "date", rangebreaks: (D.breaks || []).map((b) => ({values: ms(b.values), dvalue: b.dvalue * MIN})),
+    hoverformat: "%Y-%m-%d %H:%M ET", gridcolor: "#eee"};
+  return Object.assign(axis, extra || {});
+}
+function sortTable(table, col, th) {
+  const body = table.tBodies[0];
+  const rows = Array.from(body.rows);
+  const dir = th.classList.contains("asc") ? "desc" : "asc";
+  table.querySelectorAll("th").forEach((h) => h.classList.remove("asc", "desc"));
+  th.classList.add(dir);
+  const num = th.dataset.type === "num";
+  const key = (row) => {
+    const cell = row.cells[col];
+    const raw = cell.dataset.v !== undefined ? cell.dataset.v : cell.textContent;
+    if (!num) return raw;
+    const v = parseFloat(raw);
+    return Number.isNaN(v) ? -Infinity : v;
+  };
+  const keyed = rows.map((r) => [key(r), r]);
+  keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) * (dir === "asc" ? 1 : -1));
+  const frag = document.createDocumentFragment();
+  keyed.forEach((k) => frag.appendChild(k[1]));
+  body.appendChild(frag);
+}
+document.querySelectorAll("table.sortable").forEach((table) => {
+  table.querySelectorAll("thead th").forEach((th, col) => th.addEventListener("click", () => sortTable(table, col, th)));
+});
+"""
+
+REPORT_JS = r"""
+function equityChart() {
+  const e = D.equity;
+  const traces = [{x: ms(e.strategy.t), y: e.strategy.y, name: "Strategy", line: {color: "#1f5fa8", width: 1.5},
+    hovertemplate: "$%{y:,.2f}"}];
+  if (e.benchmark) traces.push({x: ms(e.benchmark.t), y: e.benchmark.y, name: "Buy & hold (equal weight)",
+    line: {color: "#8c8c8c", width: 1.2}, hovertemplate: "$%{y:,.2f}"});
+  traces.push({x: ms(e.drawdown.t), y: e.drawdown.y, name: "Strategy drawdown", yaxis: "y2", fill: "tozeroy",
+    line: {color: "#d0342c", width: 0.8}, fillcolor: "rgba(208,52,44,0.3)", hovertemplate: "%{y:.2%}"});
+  if (e.benchmark_drawdown) traces.push({x: ms(e.benchmark_drawdown.t), y: e.benchmark_drawdown.y, yaxis: "y2",
+    name: "Buy & hold drawdown", line: {color: "#8c8c8c", width: 0.8}, hovertemplate: "%{y:.2%}"});
+  Plotly.newPlot("equity-chart", traces, {
+    margin: {l: 70, r: 20, t: 10, b: 40}, hovermode: "x unified", legend: {orientation: "h", y: 1.06},
+    xaxis: timeAxis({anchor: "y2"}), yaxis: {domain: [0.34, 1], title: {text: "Equity (USD)"}, tickformat: "$,.0f"},
+    yaxis2: {domain: [0, 0.27], title: {text: "Drawdown"}, tickformat: ".1%"},
+    shapes: [{type: "line", xref: "paper", x0: 0, x1: 1, yref: "y", y0: e.start, y1: e.start, line: {dash: "dash", width: 1, color: "#444"}}],
+  }, CONFIG);
+}
+function allocationChart() {
+  const a = D.allocation;
+  if (!a.layers.length) return;
+  const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79"];
+  const x = ms(a.t);
+  const traces = a.layers.map((layer, i) => {
+    const last = i === a.layers.length - 1;
+    const other = !last && layer.name.indexOf("other symbols") >= 0;
+    const colour = last ? "#d9d9d9" : other ? "#6f6f6f" : palette[i % palette.length];
+    return {x: x, y: layer.y, name: layer.name, stackgroup: "capital", line: {width: 0, color: colour},
+      fillcolor: colour, hovertemplate: "$%{y:,.0f}"};
+  });
+  Plotly.newPlot("allocation-chart", traces, {
+    margin: {l: 70, r: 20, t: 10, b: 40}, hovermode: "x unified", legend: {traceorder: "reversed"},
+    xaxis: timeAxis(), yaxis: {title: {text: "Capital (USD)"}, tickformat: "$,.0f"},
+  }, CONFIG);
+}
+function pnlChart() {
+  const p = D.pnl;
+  if (!p.symbols.length) return;
+  const el = document.getElementById("pnl-chart");
+  el.style.height = Math.max(260, 26 * p.symbols.length + 110) + "px";
+  Plotly.newPlot(el, [
+    {type: "bar", orientation: "h", y: p.symbols, x: p.realised, name: "Realised P&L, net of commissions",
+      marker: {color: p.realised.map((v) => (v >= 0 ? "#2a9d3a" : "#d0342c"))}, hovertemplate: "%{y}: $%{x:,.2f}"},
+    {type: "bar", orientation: "h", y: p.symbols, x: p.commissions.map((v) => -v), name: "Commissions (as a cost)",
+      marker: {color: "#8c8c8c"}, hovertemplate: "%{y}: $%{x:,.2f}"},
+  ], {barmode: "group", margin: {l: 80, r: 20, t: p.note ? 60 : 36, b: 44},
+    legend: {orientation: "h", x: 0, y: 1, yanchor: "bottom"},
+    title: p.note ? {text: p.note, font: {size: 12}, x: 0.01, y: 0.99, yanchor: "top"} : undefined,
+    xaxis: {title: {text: "USD"}, tickformat: "$,.0f"}, yaxis: {type: "category", automargin: true}}, CONFIG);
+}
+function dailyChart() {
+  const d = D.daily;
+  if (!d.dates.length) return;
+  const traces = [{type: "bar", x: d.dates, y: d.strategy, name: "Strategy", marker: {color: "#1f5fa8"}, hovertemplate: "%{y:.2%}"}];
+  if (d.benchmark) traces.push({type: "bar", x: d.dates, y: d.benchmark, name: "Buy & hold", marker: {color: "#8c8c8c"}, hovertemplate: "%{y:.2%}"});
+  Plotly.newPlot("daily-chart", traces, {barmode: "group", margin: {l: 70, r: 20, t: 10, b: 60}, hovermode: "x unified",
+    xaxis: {type: "category", title: {text: "Session (New York date)"}}, yaxis: {title: {text: "Return of the session"}, tickformat: ".2%"},
+    legend: {orientation: "h", y: 1.08}}, CONFIG);
+}
+const KINDS = {entry: ["triangle-up", "#2a9d3a", 11, "Entry (buy from flat)"], add: ["triangle-up", "#2a9d3a", 6, "Add (buy)"],
+  trim: ["triangle-down", "#d0342c", 6, "Trim (sell)"], exit: ["triangle-down", "#d0342c", 11, "Exit (sell to flat)"]};
+function symbolChart(symbol) {
+  const s = D.symbols[symbol];
+  if (!s) return;
+  const traces = [];
+  if (s.close) traces.push({x: ms(s.close.t), y: s.close.y, name: "Close", line: {color: "#263238", width: 1}, hovertemplate: "%{y}"});
+  if (s.level) traces.push({x: ms(s.level.t), y: s.level.y, name: "Band level", line: {color: "#e07b00", width: 1.3, shape: "hv"}, hovertemplate: "%{y}"});
+  if (s.exit) traces.push({x: ms(s.exit.t), y: s.exit.y, name: "Exit line (level - buffer)", line: {color: "#e07b00", width: 1, dash: "dot"}, hovertemplate: "%{y}", visible: "legendonly"});
+  for (const kind of Object.keys(KINDS)) {
+    const [marker, colour, size, label] = KINDS[kind];
+    const idx = [];
+    s.fills.k.forEach((k, i) => { if (k === kind) idx.push(i); });
+    if (!idx.length) continue;
+    traces.push({x: idx.map((i) => s.fills.t[i] * MIN), y: idx.map((i) => s.fills.p[i]), mode: "markers", name: label + " (" + idx.length + ")",
+      marker: {symbol: marker, color: colour, size: size, line: {color: "white", width: 0.5}},
+      text: idx.map((i) => (s.fills.q[i] > 0 ? "BUY " : "SELL ") + Math.abs(s.fills.q[i]) + " @ " + s.fills.p[i] + ", then " + s.fills.after[i] + " shares"),
+      hovertemplate: "%{text}<extra></extra>"});
+  }
+  traces.push({x: ms(s.position.t), y: s.position.y, name: "Shares held", yaxis: "y2", line: {color: "#1f5fa8", width: 1, shape: "hv"},
+    fill: "tozeroy", fillcolor: "rgba(31,95,168,0.3)", hovertemplate: "%{y} shares"});
+  const info = [symbol + ": " + s.fills.t.length + " fills"];
+  if (s.realised !== null && s.realised !== undefined) info.push("realised P&L $" + s.realised.toLocaleString("en-US", {maximumFractionDigits: 2}));
+  if (s.missing) info.push("no bar in " + s.missing.toLocaleString("en-US") + " minutes of the run");
+  if (s.note) info.push(s.note);
+  document.getElementById("symbol-info").textContent = info.join("; ");
+  Plotly.react("symbol-chart", traces, {margin: {l: 70, r: 20, t: 10, b: 40}, hovermode: "closest", legend: {orientation: "h", y: 1.07},
+    xaxis: timeAxis({anchor: "y2"}), yaxis: {domain: [0.3, 1], title: {text: "Price (USD)"}},
+    yaxis2: {domain: [0, 0.24], title: {text: "Shares held"}, rangemode: "tozero"}}, CONFIG);
+}
+function setup() {
+  equityChart();
+  allocationChart();
+  pnlChart();
+  dailyChart();
+  const select = document.getElementById("symbol-select");
+  if (select) {
+    select.addEventListener("change", () => symbolChart(select.value));
+    symbolChart(select.value);
+    document.querySelectorAll("a.pick").forEach((a) => a.addEventListener("click", () => {
+      if (D.symbols[a.dataset.symbol]) { select.value = a.dataset.symbol; symbolChart(a.dataset.symbol); }
+    }));
+  }
+  document.body.dataset.ready = "1";
+}
+setup();
+"""

@@ -1,0 +1,229 @@
+"""`write_report`: every plot and report.html of a run folder, in one pass over its symbols."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from momentumbot.data.store import BarStore
+from momentumbot.domain.errors import MomentumbotError
+from momentumbot.reporting import plots
+from momentumbot.reporting.console import count, usd
+from momentumbot.reporting.downsample import bucket_means
+from momentumbot.reporting.run_data import RunData, load_run
+from momentumbot.reporting.symbols import (
+    Bars,
+    band_line,
+    fill_marks,
+    marks,
+    open_store,
+    position_path,
+    read_bars,
+    symbol_fills,
+)
+
+log = logging.getLogger("momentumbot.report")
+
+PLOTS_DIR = "plots"
+SYMBOLS_DIR = "symbols"
+REPORT_FILE = "report.html"
+
+
+@dataclass
+class SymbolPass:
+    """What one pass over the run's symbols leaves for the charts and the report."""
+
+    charts: list[plots.SymbolChart] = field(default_factory=list)
+    capital: dict[str, np.ndarray] = field(default_factory=dict)
+    missing: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (missing, of)
+    notices: list[str] = field(default_factory=list)
+
+
+def _realised(run: RunData, symbol: str) -> float | None:
+    rows = run.pnl[run.pnl["symbol"].astype(str) == symbol]
+    return float(rows["realised_pnl"].iloc[0]) if len(rows) else None
+
+
+def pass_over_symbols(
+    run: RunData,
+    bounds: np.ndarray,
+    on_chart: Callable[[plots.SymbolChart], None],
+) -> SymbolPass:
+    """Read each symbol's bars once: count missing minutes, build the chart of each traded
+    symbol (handed to ``on_chart`` and then dropped, so memory stays flat) and average its
+    capital over the allocation chart's buckets."""
+    out = SymbolPass()
+    store, why = open_store(run.store)
+    traded = set(run.traded_symbols)
+    n = run.axis.n_minutes
+    if store is None and traded:
+        out.notices.append(
+            f"Prices are not drawn: {why}. Symbol charts show the fills and the position "
+            "only, and capital by symbol is marked at the last fill price."
+        )
+    config = run.config
+    if store is not None and config is None and traded:
+        out.notices.append("The band level is not drawn: the run's config could not be read.")
+    for symbol in [*run.symbols, *sorted(traded - set(run.symbols))]:
+        bars: Bars | None = None
+        if store is not None:
+            bars = _bars(store, symbol, run, out)
+            if bars is not None:
+                out.missing[symbol] = (bars.missing_minutes, n)
+        if symbol not in traded:
+            continue
+        fills = symbol_fills(run.fills, symbol, run.axis)
+        position = position_path(fills, n)
+        close = bars.close if bars is not None else None
+        band = band_line(bars, run.axis, config.strategy) if bars is not None and config else None
+        mark = marks(close) if close is not None else fill_marks(fills, n)
+        value = np.where(position != 0, position * mark, 0.0)
+        out.capital[symbol] = bucket_means(value, bounds)
+        chart = plots.SymbolChart(
+            symbol=symbol,
+            close=close,
+            band=band,
+            fills=fills,
+            position=position,
+            missing_minutes=bars.missing_minutes if bars is not None else None,
+            realised_pnl=_realised(run, symbol),
+            note=None if bars is not None else "Bar store unavailable: only fills and position",
+        )
+        on_chart(chart)
+    return out
+
+
+def _bars(store: BarStore, symbol: str, run: RunData, out: SymbolPass) -> Bars | None:
+    try:
+        return read_bars(store, symbol, run.axis)
+    except (OSError, MomentumbotError) as exc:
+        out.notices.append(f"{symbol}: its bars could not be read ({exc}); no price drawn.")
+        return None
+
+
+def missing_bar_notices(missing: dict[str, tuple[int, int]], limit: int = 12) -> list[str]:
+    """Plain sentences on symbols that lack bars in some of the run's minutes."""
+    gaps = {s: m for s, m in missing.items() if m[0] > 0 and m[1] > 0}
+    if not gaps:
+        return []
+    none = sorted(s for s, (m, of) in gaps.items() if m == of)
+    some = sorted((s for s in gaps if s not in none), key=lambda s: -gaps[s][0])
+    lines: list[str] = []
+    if none:
+        lines.append(f"No bars at all in this run for: {', '.join(none)}.")
+    if some:
+        parts = [
+            f"{s} {count(m)} of {count(of)} ({m / of * 100:.1f} %)"
+            for s, (m, of) in ((s, gaps[s]) for s in some[:limit])
+        ]
+        more = f", and {len(some) - limit} more" if len(some) > limit else ""
+        lines.append(
+            f"Missing bars: {len(some)} symbol{'s' if len(some) != 1 else ''} "
+            f"{'have' if len(some) != 1 else 'has'} no bar in some regular-session minutes "
+            f"(the engine skips those minutes for them): {'; '.join(parts)}{more}."
+        )
+    return lines
+
+
+def run_notices(run: RunData) -> list[str]:
+    """Plain sentences on what is unusual about the run itself."""
+    lines: list[str] = []
+    run_info: dict[str, Any] = run.summary.get("run") or {}
+    if run.axis.n_minutes == 0:
+        lines.append("The run has no minutes: there is nothing to chart.")
+    if len(run.fills) == 0:
+        orders = run_info.get("orders")
+        placed = "" if orders is None else f" It placed {count(orders)} orders; none filled."
+        lines.append(
+            "No trades: the strategy never held a position in this run, so equity stayed "
+            f"at {usd(run.start_equity)} (less nothing).{placed}"
+        )
+    if run.axis.n_sessions == 1:
+        lines.append(
+            "One session only: volatility, Sharpe and Sortino need at least two daily "
+            "returns and are n/a; there is no monthly table."
+        )
+    held = run_info.get("final_positions") or {}
+    if held:
+        listed = ", ".join(f"{s} {count(q)} shares" for s, q in sorted(held.items()))
+        lines.append(f"Positions still open at the end (counted as unrealised P&L): {listed}.")
+    carries = run.figures.get("overnight_carries")
+    if isinstance(carries, int) and carries > 0:
+        lines.append(
+            f"{carries} flatten order(s) could not fill before the close and were carried overnight."
+        )
+    return lines
+
+
+def write_plots(
+    run: RunData, on_chart: Callable[[plots.SymbolChart], None] | None = None
+) -> tuple[list[Path], SymbolPass, plots.CapitalBuckets]:
+    """Write plots/*.png and plots/symbols/<SYM>.png; returns their paths, the symbol pass
+    and the capital buckets. ``on_chart`` also sees each symbol's chart data."""
+    plot_dir = run.run_dir / PLOTS_DIR
+    symbol_dir = plot_dir / SYMBOLS_DIR
+    bounds = plots.capital_buckets(run.axis)
+    written: list[Path] = []
+    if symbol_dir.is_dir():
+        for old in symbol_dir.glob("*.png"):
+            old.unlink()
+    figure: plots.SymbolFigure | None = None
+
+    def draw(chart: plots.SymbolChart) -> None:
+        nonlocal figure
+        if figure is None:
+            figure = plots.SymbolFigure(run.axis, run.run_dir.name)
+        written.append(figure.draw(chart, symbol_dir / f"{chart.symbol}.png"))
+        if on_chart is not None:
+            on_chart(chart)
+
+    sweep = pass_over_symbols(run, bounds, draw)
+    capital = plots.CapitalBuckets(bounds=bounds, by_symbol=sweep.capital)
+    note = None
+    if run.traded_symbols and any(n.startswith("Prices are not drawn") for n in sweep.notices):
+        note = "capital marked at the last fill price (no bar store)"
+    general = [
+        plots.equity_png(run, plot_dir / "equity.png"),
+        plots.allocation_png(run, capital, plot_dir / "allocation.png", note),
+        plots.pnl_by_symbol_png(run, plot_dir / "pnl_by_symbol.png"),
+        plots.returns_by_day_png(run, plot_dir / "returns_by_day.png"),
+    ]
+    return general + written, sweep, capital
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write every plot and report.html into ``run_dir``; returns report.html's path.
+
+    Never raises for a run with no trades, of one session, with missing bars or without
+    its bar store: the report says so instead. Raises DataError when ``run_dir`` is not a
+    run folder.
+    """
+    from momentumbot.reporting.html import render_report, symbol_payload
+
+    run = load_run(Path(run_dir))
+    symbol_data: dict[str, Any] = {}
+
+    def keep(chart: plots.SymbolChart) -> None:
+        symbol_data[chart.symbol] = symbol_payload(chart, run.axis)
+
+    written, sweep, capital = write_plots(run, keep)
+    notices = [
+        *run.notices,
+        *run_notices(run),
+        *sweep.notices,
+        *missing_bar_notices(sweep.missing),
+    ]
+    text = render_report(
+        run, capital=capital, symbol_data=symbol_data, notices=notices, plot_files=written
+    )
+    path = run.run_dir / REPORT_FILE
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    log.info("report written to %s (%d plots)", path, len(written))
+    return path
