@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -162,17 +163,111 @@ def list_command(store: StoreOpt = DEFAULT_STORE) -> None:
 
 
 @data_app.command("check")
-def check_command(store: StoreOpt = DEFAULT_STORE) -> None:
-    """Re-validate every file in the store (schema, order, prices, volumes)."""
+def check_command(
+    store: StoreOpt = DEFAULT_STORE,
+    symbols: Annotated[
+        str | None,
+        typer.Option("--symbols", help="Comma-separated tickers to check (default: all)."),
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the findings, one row per symbol.")
+    ] = None,
+    first: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="First session expected (YYYY-MM-DD; default: each symbol's first bar)."
+        ),
+    ] = None,
+    last: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Last session expected (YYYY-MM-DD; default: each symbol's last bar)."
+        ),
+    ] = None,
+    jump_pct: Annotated[
+        float,
+        typer.Option(
+            "--jump-pct", min=0, help="Flag moves between bars of a session above this %."
+        ),
+    ] = 5.0,
+    overnight_jump_pct: Annotated[
+        float,
+        typer.Option(
+            "--overnight-jump-pct", min=0, help="Flag gaps between sessions above this %."
+        ),
+    ] = 20.0,
+) -> None:
+    """Check the store per symbol: sessions covered, bars missing against the exchange calendar,
+    duplicates, broken bars, zero-volume bars and suspicious jumps."""
+    from momentumbot.data.calendar import TradingCalendar
+    from momentumbot.data.quality import Thresholds, check_store, write_csv
     from momentumbot.data.store import BarStore
-    from momentumbot.domain.errors import DataError
+    from momentumbot.domain.errors import ConfigError, DataError
 
     bar_store = BarStore(store)
-    symbols = bar_store.symbols()
-    if not symbols:
+    names = _symbol_list(symbols) if symbols is not None else bar_store.symbols()
+    if not names:
         raise DataError(f"no bars in {store}; nothing to check")
-    rows = sum(bar_store.check(sym).rows for sym in symbols)
-    _console().print(f"{store}: OK ({len(symbols)} symbols, {rows:,} bars)")
+    days = []
+    for option, text in (("--from", first), ("--to", last)):
+        try:
+            days.append(dt.date.fromisoformat(text) if text else None)
+        except ValueError:
+            raise ConfigError(f"{option}: {text!r} is not a date; write it as YYYY-MM-DD") from None
+    results = check_store(
+        bar_store,
+        names,
+        calendar=TradingCalendar("XNYS"),
+        thresholds=Thresholds(jump_pct, overnight_jump_pct),
+        start=days[0],
+        end=days[1],
+    )
+    table = Table(title=f"Data check of {store} (regular sessions, New York time)")
+    table.add_column("symbol")
+    for col in ("bars", "sessions", "missing sessions", "missing bars", "coverage"):
+        table.add_column(col, justify="right")
+    for col in ("duplicates", "invalid", "zero volume", "jumps", "largest jump"):
+        table.add_column(col, justify="right")
+    table.add_column("status")
+    for r in results:
+        expected = r.covered_minutes + r.missing_bars
+        cover = f"{100.0 * r.covered_minutes / expected:.2f}%" if expected else "-"
+        jump = f"{r.largest_jump_pct:.1f}% {_ny(r.largest_jump_ns)}" if r.largest_jump_ns else "-"
+        style = "red" if r.problems() else ("yellow" if r.findings() else "green")
+        table.add_row(
+            r.symbol,
+            f"{r.bars:,}",
+            f"{r.sessions_covered}/{r.sessions_expected}",
+            str(r.sessions_missing),
+            f"{r.missing_bars:,}",
+            cover,
+            str(r.duplicates),
+            str(r.invalid + r.unordered),
+            f"{r.zero_volume:,}",
+            str(r.jumps + r.overnight_jumps),
+            jump,
+            f"[{style}]{r.error or r.status}[/]",
+        )
+    console = _console()
+    console.print(table)
+    if csv_path is not None:
+        write_csv(results, csv_path)
+        console.print(f"findings written to {csv_path}")
+    bad = [r for r in results if r.problems()]
+    rows = sum(r.bars for r in results)
+    if bad:
+        listed = "; ".join(f"{r.symbol}: {r.error or ', '.join(r.problems())}" for r in bad)
+        raise DataError(
+            f"{len(bad)} of {len(results)} symbol files are damaged ({listed}); import or "
+            "fetch those symbols again with --replace"
+        )
+    noted = [r.symbol for r in results if r.findings()]
+    tail = (
+        "all clean"
+        if not noted
+        else f"findings for {len(noted)}: {', '.join(noted[:8])}{', ...' if len(noted) > 8 else ''}"
+    )
+    console.print(f"{store}: OK ({len(results)} symbols, {rows:,} bars); {tail}", highlight=False)
 
 
 class FetchSource(StrEnum):
