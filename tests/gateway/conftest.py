@@ -23,13 +23,6 @@ FIRST_SESSION = "2024-01-02"
 START = "2024-01-03"  # the gateway's clock starts at 09:00 New York on this session
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # ib_async 2.1 (eventkit) builds Event objects whose __del__ may touch a closed loop, and
-    # asyncio reports sockets a test aborted on purpose; neither is about our code.
-    config.addinivalue_line("filterwarnings", "ignore:unclosed <socket.socket:ResourceWarning")
-    config.addinivalue_line("filterwarnings", "ignore:unclosed transport:ResourceWarning")
-
-
 @pytest.fixture(scope="session")
 def bar_frames() -> dict[str, Any]:
     return generate_bars(list(SYMBOLS), synthetic_sessions(FIRST_SESSION, 4), seed=7)

@@ -442,3 +442,29 @@ def test_unsupported_order_type_is_rejected(source: Any, ib_log: IbLogGuard) -> 
             await wait_until(lambda: trade.orderStatus.status == "Cancelled", what="rejected")
 
     run(body())
+
+
+def test_running_clock_streams_at_speed_and_pauses(source: Any, ib_log: IbLogGuard) -> None:
+    async def body() -> None:
+        async with gateway(source, step_mode=False, speed=3600.0) as srv, connected(srv) as ib:
+            c = Stock("AAPL", "SMART", "USD")
+            bars = await ib.reqHistoricalDataAsync(c, "", "1 D", "1 min", "TRADES", True, 2, True)
+            n0 = len(bars)
+            arrivals: list[tuple[dt.datetime, int]] = []
+            bars.updateEvent += lambda b, new: arrivals.append((b[-1].date, srv.now_ns()))
+            await wait_until(lambda: len(bars) >= n0 + 10, timeout=10, what="ten streamed bars")
+            for date, seen_at in arrivals:
+                assert seen_at >= int(pd.Timestamp(date).value) + 60_000_000_000, "only closed bars"
+            t1 = await ib.reqCurrentTimeAsync()
+            assert t1 > ny("2024-01-03", "09:40")
+            srv.pause()
+            await asyncio.sleep(0.1)
+            frozen = srv.now_ns()
+            await asyncio.sleep(0.2)
+            assert srv.now_ns() == frozen
+            srv.set_speed(60.0)
+            srv.resume()
+            await asyncio.sleep(0.2)
+            assert 0 < srv.now_ns() - frozen < 30 * 1_000_000_000
+
+    run(body())
