@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,7 @@ def test_every_order_and_execution_message_decodes_in_ib_async() -> None:
     assert name == "completedOrder" and state.completedStatus == "Filled"  # type: ignore[attr-defined]
     ex = p.ExecView(-1, 7, 1, 1_000_001, STOCK, "0001.02.01.01", "20240103 09:35:00 America/New_York",
                     "DU1", "BOT", 40, 101.0, 40, 101.0, "ref-1")  # fmt: skip
-    name, (req_id, contract, execution) = decode(p.msg_exec_details(ex))
+    name, (_req_id, contract, execution) = decode(p.msg_exec_details(ex))
     assert name == "execDetails" and execution.orderRef == "ref-1" and execution.shares == 40  # type: ignore[attr-defined]
     assert execution.time == dt.datetime(2024, 1, 3, 14, 35, tzinfo=dt.UTC)  # type: ignore[attr-defined]
     name, (report,) = decode(p.msg_commission_report("0001.02.01.01", 1.0, None))
@@ -147,7 +148,7 @@ def test_five_second_bars_reproduce_the_minute() -> None:
         assert bars[0].open == o and bars[-1].close == c
         assert max(b.high for b in bars) == h and min(b.low for b in bars) == low
         assert sum(b.volume for b in bars) == v
-        assert all(a.close == b.open for a, b in zip(bars, bars[1:], strict=False))
+        assert all(a.close == b.open for a, b in itertools.pairwise(bars))
 
 
 def test_aggregation_aligns_to_the_session() -> None:
