@@ -164,28 +164,36 @@ def load_matrix(
     source: BarSource, symbols: Sequence[str], label_ns: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(minutes x symbols) open, close, volume on the grid; NaN where no bar.
-    Bars off the grid (extended hours) are ignored."""
+    Bars off the grid (extended hours) are ignored.
+
+    The arrays are Fortran-ordered: each symbol's minutes are contiguous, which is how they
+    are read from the store and how the quiet-volume pass walks them; the minute loop reads
+    one row across symbols at a time, a few cache lines per symbol for many minutes.
+    """
     n_m = label_ns.shape[0]
-    shape = (n_m, len(symbols))
+    shape = (len(symbols), n_m)
     o = np.full(shape, np.nan)
     c = np.full(shape, np.nan)
     v = np.full(shape, np.nan)
-    if n_m == 0:
-        return o, c, v
-    lo = int(label_ns[0])
-    hi = int(label_ns[-1]) + NS_PER_MINUTE
-    for j, sym in enumerate(symbols):
-        bars = source.read_arrays(sym, lo, hi)
-        if bars.ts.shape[0] == 0:
-            continue
-        idx = np.searchsorted(label_ns, bars.ts)
-        idx_c = np.minimum(idx, n_m - 1)
-        on_grid = label_ns[idx_c] == bars.ts
-        rows = idx_c[on_grid]
-        o[rows, j] = bars.open[on_grid]
-        c[rows, j] = bars.close[on_grid]
-        v[rows, j] = bars.volume[on_grid]
-    return o, c, v
+    if n_m:
+        lo = int(label_ns[0])
+        hi = int(label_ns[-1]) + NS_PER_MINUTE
+        for j, sym in enumerate(symbols):
+            bars = source.read_arrays(sym, lo, hi)
+            if bars.ts.shape[0] == 0:
+                continue
+            idx = np.minimum(np.searchsorted(label_ns, bars.ts), n_m - 1)
+            on_grid = label_ns[idx] == bars.ts
+            if on_grid.all():
+                o[j, idx] = bars.open
+                c[j, idx] = bars.close
+                v[j, idx] = bars.volume
+            else:
+                rows = idx[on_grid]
+                o[j, rows] = bars.open[on_grid]
+                c[j, rows] = bars.close[on_grid]
+                v[j, rows] = bars.volume[on_grid]
+    return o.T, c.T, v.T
 
 
 def resolve_sessions(
