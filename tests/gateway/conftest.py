@@ -63,9 +63,11 @@ class IbLogGuard(logging.Handler):
         return out
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def ib_log() -> Iterator[IbLogGuard]:
-    """Fails the test if ib_async logs an unexpected error (decoder layout errors above all)."""
+    """Fails any gateway test in which ib_async logs an error it was not told to expect
+    (`ib_log.expect(code)`, `ib_log.allow(pattern)`): decoder layout errors above all, which
+    ib_async only logs (logger ib_async.Decoder) before dropping the message."""
     guard = IbLogGuard()
     loggers = [logging.getLogger(n) for n in ("ib_async", "ib_async.Decoder", "ib_async.wrapper")]
     root = loggers[0]

@@ -127,6 +127,9 @@ def test_unknown_and_truncated_requests_get_errors_and_the_session_goes_on(sourc
             await c.send(frame([3, "notanumber"]))  # placeOrder with a bad order id
             (err,) = await c.messages(1)
             assert err[3] == "320"
+            await c.send(frame([8, 1, 1]))  # reqIds
+            (next_id,) = await c.messages(1)
+            assert next_id[:2] == ["9", "1"] and int(next_id[2]) >= 1
             await c.send(frame([49, 1]))  # the session still answers
             (now,) = await c.messages(1)
             assert now[0] == "49" and int(now[2]) == srv.now_ns() // 1_000_000_000

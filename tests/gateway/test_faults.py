@@ -104,6 +104,7 @@ def test_insufficient_funds_201(source: Any, ib_log: IbLogGuard) -> None:
             small = ib.placeOrder(c, MarketOrder("BUY", 10))
             await barrier(ib)
             assert small.orderStatus.status == "Submitted"
+            await reconnect_and_check(srv, client_id=2)
 
     run(body())
 
@@ -179,6 +180,7 @@ def test_market_data_not_subscribed_354(source: Any, ib_log: IbLogGuard) -> None
             )
             assert [code for _, code in errors] == [354, 354]
             assert math.isnan(spy_ticker.last) and len(rt) == 0, "nothing came"
+            await reconnect_and_check(srv, client_id=2)
 
     run(body())
 
@@ -237,6 +239,7 @@ def test_connectivity_restored_with_data_lost_1101_drops_subscriptions(
             k = len(again)
             await srv.advance(60)
             await wait_until(lambda: len(again) == k + 1, what="new subscription streams")
+            await reconnect_and_check(srv, client_id=2)
 
     run(body())
 
@@ -323,6 +326,7 @@ def test_delayed_and_duplicated_exec_details(source: Any, ib_log: IbLogGuard) ->
             await wait_until(
                 lambda: trade.fills[0].commissionReport.commission > 0, what="commission"
             )
+            await reconnect_and_check(srv, client_id=2)
 
     run(body())
 
@@ -343,6 +347,7 @@ def test_late_commission_reports(source: Any, ib_log: IbLogGuard) -> None:
             await wait_until(
                 lambda: trade.fills[0].commissionReport.commission > 0, what="late commission"
             )
+            await reconnect_and_check(srv, client_id=2)
 
     run(body())
 
