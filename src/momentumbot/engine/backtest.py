@@ -84,7 +84,7 @@ class BacktestResult:
     timings: dict[str, float]
 
 
-def kernel_params(cfg: AppConfig, n_symbols: int) -> k.KernelParams:
+def kernel_params(cfg: AppConfig, n_symbols: int, *, simulate_fills: bool = True) -> k.KernelParams:
     """Flatten the config into the kernel's parameter tuple."""
     allotment = cfg.portfolio.initial_cash / max(n_symbols, 1)
     return k.KernelParams(
@@ -102,6 +102,7 @@ def kernel_params(cfg: AppConfig, n_symbols: int) -> k.KernelParams:
         max_commission_bps=float(cfg.execution.max_commission_bps),
         cash_reserve=float(cfg.portfolio.cash_reserve),
         bench_allotment_micro=int(math.floor(allotment * 1e6)),
+        simulate_fills=simulate_fills,
     )
 
 

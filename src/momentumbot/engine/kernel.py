@@ -79,6 +79,7 @@ class KernelParams(NamedTuple):
     max_commission_bps: float
     cash_reserve: float
     bench_allotment_micro: int  # initial cash / number of symbols, for buy-and-hold
+    simulate_fills: bool  # backtest: the kernel fills orders; paper/live: the broker does
 
 
 class State(NamedTuple):
@@ -461,6 +462,47 @@ def _fill_one(
 
 
 @njit(cache=True)
+def apply_fill(
+    oid: int,
+    qty: int,
+    price: float,
+    commission_micro: int,
+    slippage: float,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+) -> None:
+    """Book a fill the broker reported (paper/live) exactly as a simulated one is booked."""
+    s = orders.symbol[oid]
+    side = orders.side[oid]
+    value_micro = to_micro(qty * price)
+    fid = st.counters[C_FILLS]
+    fills.order_id[fid] = oid
+    fills.time_ns[fid] = label_ns
+    fills.symbol[fid] = s
+    fills.side[fid] = side
+    fills.quantity[fid] = qty
+    fills.price[fid] = price
+    fills.commission[fid] = commission_micro
+    fills.slippage[fid] = slippage
+    st.counters[C_FILLS] = fid + 1
+    if side == BUY:
+        st.counters[C_CASH] -= value_micro + commission_micro
+        st.position[s] += qty
+    else:
+        st.counters[C_CASH] += value_micro - commission_micro
+        st.position[s] -= qty
+    st.counters[C_MONTH_SHARES] += qty
+    orders.filled[oid] += qty
+    orders.value[oid] += qty * price
+    if orders.filled[oid] >= orders.quantity[oid]:
+        orders.status[oid] = S_FILLED
+        if st.working[s] == oid:
+            st.working[s] = -1
+
+
+@njit(cache=True)
 def _fill_working(
     m: int,
     o: np.ndarray,
@@ -656,7 +698,8 @@ def run_minutes(
                 st.counters[C_MONTH] = month_id[m]
                 st.counters[C_MONTH_SHARES] = 0
             # 1. fills at this bar's open
-            _fill_working(m, o, v, t, st, orders, fills, cp)
+            if kp.simulate_fills:
+                _fill_working(m, o, v, t, st, orders, fills, cp)
             for s in range(n_sym):
                 if math.isnan(o[m, s]):
                     continue
