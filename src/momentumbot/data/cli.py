@@ -452,9 +452,72 @@ def _fetch_ib(
     chunk_days: int,
     replace: bool,
 ) -> None:
-    from momentumbot.domain.errors import ConfigError
+    import asyncio
 
-    raise ConfigError("--source ib: not available yet")
+    from momentumbot.data.ib_history import (
+        IbHistoryFetcher,
+        IbHistorySettings,
+        describe_stop,
+        parse_day,
+    )
+    from momentumbot.domain.errors import ConfigError, DataError, RetryLaterError
+
+    start = parse_day(first, "--from", last=False)
+    end = parse_day(last, "--to", last=True)
+    if start > end:
+        raise ConfigError(f"--from {start} is after --to {end}")
+    settings = IbHistorySettings.from_config(data_cfg, chunk_days)
+    fetcher = IbHistoryFetcher(settings, bar_store)
+    t0 = time.perf_counter()
+    with _progress("fetch") as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        report = asyncio.run(fetcher.fetch(names, start, end, replace=replace, progress=progress))
+    elapsed = time.perf_counter() - t0
+    per: dict[str, list[int]] = {n: [0, 0, 0, 0, 0] for n in names}
+    for c in report.fetched:
+        row = per[c.symbol]
+        row[0] += len(c.sessions)
+        row[2] += c.bars
+        row[3] += c.added
+        row[4] += c.unchanged
+    for sym, _ in report.skipped:
+        per[sym][1] += 1
+    table = Table(title=f"IB history (1 min TRADES, regular hours) into {bar_store.root}")
+    table.add_column("symbol")
+    for col in ("sessions fetched", "already stored", "bars", "added", "unchanged"):
+        table.add_column(col, justify="right")
+    table.add_column("status")
+    left = {s for s, _ in report.not_fetched}
+    for sym, (fetched, skipped, bars, added, unchanged) in per.items():
+        status = report.failed.get(sym) or ("stopped" if sym in left else "ok")
+        table.add_row(
+            sym, str(fetched), str(skipped), f"{bars:,}", f"{added:,}", f"{unchanged:,}", status
+        )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"{report.sessions_fetched} symbol-sessions fetched in {report.requests} requests "
+        f"({report.pacing_violations} pacing violations, {report.retries} retries) "
+        f"in {elapsed:.1f} s",
+        highlight=False,
+    )
+    if report.not_closed:
+        console.print(
+            f"{len(report.not_closed)} symbol-sessions are not closed yet at the server; "
+            "fetch them after the close"
+        )
+    if report.stop_kind is not None:
+        raise RetryLaterError(describe_stop(report))
+    if report.failed:
+        listed = "; ".join(f"{s}: {why}" for s, why in report.failed.items())
+        raise DataError(
+            f"{len(report.failed)} symbol(s) failed ({listed}); the others are stored. Fix or "
+            "drop them and run the same command again (stored sessions are skipped)"
+        )
 
 
 @data_app.command("generate")
