@@ -119,6 +119,7 @@ def test_multi_symbol_multi_month_fetch(
         assert params["function"] == "TIME_SERIES_INTRADAY"
         assert params["interval"] == "1min" and params["outputsize"] == "full"
         assert params["datatype"] == "csv" and params["extended_hours"] == "false"
+        assert params["adjusted"] == "true"
         assert params["apikey"] == KEY
     assert sorted(replay.state.csv_requests()) == sorted((s, m) for s in SYMBOLS for m in MONTHS)
     # 2019-02 is exactly what importing the provider's own file gives
@@ -266,6 +267,18 @@ def test_month_fetched_while_running_is_fetched_again(replay: AvReplay, store: B
     assert replay.state.csv_requests() == [("AAPL", "2019-03")]
     (again,) = second.fetched
     assert again.added == 0 and again.unchanged == again.bars > 0  # merged, not duplicated
+
+
+def test_refresh_and_a_change_of_adjustment_fetch_again(replay: AvReplay, store: BarStore) -> None:
+    make_fetcher(store, replay.url).fetch(["AAPL"], ["2019-02"])
+    replay.state.requests.clear()
+    again = make_fetcher(store, replay.url).fetch(["AAPL"], ["2019-02"], refresh=True)
+    assert len(again.fetched) == 1 and again.fetched[0].unchanged == 1948
+    raw = make_fetcher(store, replay.url).fetch(["AAPL"], ["2019-02"], adjusted=False)
+    assert len(raw.fetched) == 1 and replay.state.requests[-1]["adjusted"] == "false"
+    entry = FetchManifest(store.root, "alphavantage").get("AAPL", "2019-02")
+    assert entry is not None and entry["adjusted"] is False
+    assert store.info("AAPL").rows == 1948
 
 
 def test_store_file_lost_means_fetch_again(replay: AvReplay, store: BarStore) -> None:

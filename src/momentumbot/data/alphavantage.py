@@ -258,6 +258,15 @@ class FetchReport:
         return len(self.fetched) + len(self.skipped) + len(self.not_fetched)
 
 
+@dataclass(frozen=True)
+class _Options:
+    extended_hours: bool
+    adjusted: bool
+    label: Label
+    replace: bool
+    max_requests: int | None
+
+
 class _Stop(Exception):
     def __init__(self, kind: StopKind, reason: str) -> None:
         super().__init__(reason)
@@ -353,11 +362,20 @@ class AlphaVantageFetcher:
 
     # -- resumption
 
-    def delivered(self, manifest: FetchManifest, symbol: str, month: str, extended: bool) -> bool:
+    def delivered(
+        self,
+        manifest: FetchManifest,
+        symbol: str,
+        month: str,
+        extended: bool,
+        adjusted: bool = True,
+    ) -> bool:
         entry = manifest.get(symbol, month)
         if entry is None or not entry.get("complete"):
             return False
         if extended and not entry.get("extended_hours"):
+            return False
+        if bool(entry.get("adjusted", True)) != adjusted:
             return False
         want = int(entry.get("bars", 0))
         if want == 0:
@@ -375,8 +393,10 @@ class AlphaVantageFetcher:
         months: Sequence[str],
         *,
         extended_hours: bool = False,
+        adjusted: bool = True,
         label: Label = "auto",
         replace: bool = False,
+        refresh: bool = False,
         max_requests: int | None = None,
         progress: Callable[[int, int, str], None] | None = None,
     ) -> FetchReport:
@@ -384,7 +404,9 @@ class AlphaVantageFetcher:
 
         A rate-limit note, an exhausted retry budget or a refused key stop the run (the report
         says why and what is left); an error answer or bad data for one symbol skips that
-        symbol's remaining months and carries on with the others.
+        symbol's remaining months and carries on with the others. `adjusted` asks for the
+        provider's split- and dividend-adjusted prices (its default); `refresh` fetches months
+        the manifest already lists (with `replace`, to take in a new adjustment).
         """
         syms = [check_symbol(s) for s in symbols]
         report = FetchReport()
@@ -408,12 +430,14 @@ class AlphaVantageFetcher:
                     done += 1
                     if report.stop_kind is not None or sym in report.failed:
                         report.not_fetched.append((sym, month))
-                    elif self.delivered(manifest, sym, month, extended_hours):
+                    elif not refresh and self.delivered(
+                        manifest, sym, month, extended_hours, adjusted
+                    ):
                         report.skipped.append((sym, month))
                     else:
                         self._one(
                             client, gate, manifest, report, sym, month,
-                            extended_hours, label, replace, max_requests,
+                            _Options(extended_hours, adjusted, label, replace, max_requests),
                         )  # fmt: skip
                     if progress is not None:
                         progress(done, total, f"{sym} {month}")
@@ -427,15 +451,13 @@ class AlphaVantageFetcher:
         report: FetchReport,
         sym: str,
         month: str,
-        extended: bool,
-        label: Label,
-        replace: bool,
-        max_requests: int | None,
+        opt: _Options,
     ) -> None:
+        extended = opt.extended_hours
         try:
-            body = self._get(client, gate, report, sym, month, extended, max_requests)
+            body = self._get(client, gate, report, sym, month, opt)
             bars = parse_month_body(
-                body, sym, month, extended_hours=extended, label=label, calendar=self.calendar
+                body, sym, month, extended_hours=extended, label=opt.label, calendar=self.calendar
             )
             lo, hi = month_bounds_ns(month)
             if bars is None:
@@ -443,7 +465,7 @@ class AlphaVantageFetcher:
                 first = last = None
                 used_label = ""
             else:
-                rep = self.store.write(sym, bars.bars, source=bars.source, replace=replace)
+                rep = self.store.write(sym, bars.bars, source=bars.source, replace=opt.replace)
                 added, unchanged = rep.added, rep.unchanged
                 ts = bars.bars["ts"].astype("int64").to_numpy()
                 in_month = int(((ts >= lo) & (ts < hi)).sum())
@@ -468,6 +490,7 @@ class AlphaVantageFetcher:
                 "last": last,
                 "label": used_label,
                 "extended_hours": extended,
+                "adjusted": opt.adjusted,
                 # the last session's bars settle by the next day; until then fetch it again
                 "complete": now >= hi + _NS_PER_DAY,
                 "fetched_at": format_ns(now),
@@ -483,9 +506,9 @@ class AlphaVantageFetcher:
         report: FetchReport,
         sym: str,
         month: str,
-        extended: bool,
-        max_requests: int | None,
+        opt: _Options,
     ) -> bytes:
+        max_requests = opt.max_requests
         params = {
             "function": "TIME_SERIES_INTRADAY",
             "symbol": sym,
@@ -493,7 +516,8 @@ class AlphaVantageFetcher:
             "month": month,
             "outputsize": "full",
             "datatype": "csv",
-            "extended_hours": "true" if extended else "false",
+            "extended_hours": "true" if opt.extended_hours else "false",
+            "adjusted": "true" if opt.adjusted else "false",
         }
         s = self.settings
         attempt = 0

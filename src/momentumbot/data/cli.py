@@ -332,6 +332,14 @@ def fetch_command(
             help="Alpha Vantage: include pre- and post-market bars (04:00-20:00 New York).",
         ),
     ] = False,
+    adjusted: Annotated[
+        bool,
+        typer.Option(
+            "--adjusted/--unadjusted",
+            help="Alpha Vantage: split- and dividend-adjusted prices (the provider's default) "
+            "or raw ones.",
+        ),
+    ] = True,
     label: Annotated[
         BarLabel,
         typer.Option(
@@ -339,6 +347,14 @@ def fetch_command(
             help="Alpha Vantage: what its timestamps mark; auto detects it per answer.",
         ),
     ] = BarLabel.auto,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="Fetch again what the store already holds (with --replace: take in the "
+            "provider's corrections or a new split adjustment).",
+        ),
+    ] = False,
     store: Annotated[
         Path | None,
         typer.Option("--store", help="Folder of the Parquet bar store (default: data.store)."),
@@ -373,7 +389,7 @@ def fetch_command(
     names = _symbol_list(symbols)
     bar_store = BarStore(store if store is not None else Path(cfg.data.store))
     if source is FetchSource.ib:
-        _fetch_ib(cfg.data, bar_store, names, first, last, chunk_days, replace)
+        _fetch_ib(cfg.data, bar_store, names, first, last, chunk_days, replace, refresh)
         return
     from momentumbot.data.alphavantage import (
         AlphaVantageFetcher,
@@ -395,8 +411,10 @@ def fetch_command(
             names,
             months,
             extended_hours=extended_hours,
+            adjusted=adjusted,
             label=label.value,
             replace=replace,
+            refresh=refresh,
             max_requests=max_requests,
             progress=progress,
         )
@@ -451,6 +469,7 @@ def _fetch_ib(
     last: str,
     chunk_days: int,
     replace: bool,
+    refresh: bool,
 ) -> None:
     import asyncio
 
@@ -475,7 +494,9 @@ def _fetch_ib(
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=what)
 
-        report = asyncio.run(fetcher.fetch(names, start, end, replace=replace, progress=progress))
+        report = asyncio.run(
+            fetcher.fetch(names, start, end, replace=replace, refresh=refresh, progress=progress)
+        )
     elapsed = time.perf_counter() - t0
     per: dict[str, list[int]] = {n: [0, 0, 0, 0, 0] for n in names}
     for c in report.fetched:

@@ -207,9 +207,11 @@ class IbHistoryFetcher:
         last: dt.date,
         *,
         replace: bool = False,
+        refresh: bool = False,
         progress: Callable[[int, int, str], None] | None = None,
     ) -> IbFetchReport:
-        """Fetch every regular session from first to last not yet delivered, for each symbol."""
+        """Fetch every regular session from first to last not yet delivered (all of them with
+        `refresh`), for each symbol."""
         from ib_async import IB
 
         syms = [check_symbol(s) for s in symbols]
@@ -242,7 +244,9 @@ class IbHistoryFetcher:
             try:
                 server_now = await asyncio.wait_for(ib.reqCurrentTimeAsync(), 10)
                 now_ns = int(server_now.timestamp()) * NS
-                await self._run(ib, pacer, syms, sessions, now_ns, report, replace, progress)
+                await self._run(
+                    ib, pacer, syms, sessions, now_ns, report, replace, refresh, progress
+                )
             finally:
                 ib.disconnect()
         return report
@@ -256,6 +260,7 @@ class IbHistoryFetcher:
         now_ns: int,
         report: IbFetchReport,
         replace: bool,
+        refresh: bool,
         progress: Callable[[int, int, str], None] | None,
     ) -> None:
         manifest = FetchManifest(self.store.root, MANIFEST_SOURCE)
@@ -267,6 +272,8 @@ class IbHistoryFetcher:
             names = [d.strftime("%Y-%m-%d") for d in sessions]
             report.not_closed += [(sym, n) for n, c in zip(names, closed, strict=True) if not c]
             delivered = self._delivered(manifest, sym, sessions)
+            if refresh:
+                delivered[:] = False
             report.skipped += [(sym, n) for n, d in zip(names, delivered, strict=True) if d]
             done += int((~closed | delivered).sum())
             todo = sessions[closed & ~delivered]
