@@ -361,7 +361,9 @@ def fetch_command(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="TOML config file ([data] keys; defaults if omitted)."),
+        typer.Option(
+            "--config", "-c", help="TOML config file (its data section; defaults if omitted)."
+        ),
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Let fetched bars win over different stored bars.")
