@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
+from PIL import Image
 
 from momentumbot.reporting.console import count, percent, usd
 from momentumbot.reporting.downsample import (
@@ -50,7 +51,7 @@ MAX_AREA_POINTS = 600
 MAX_PNL_ROWS = 30
 TOP_ALLOCATION_SYMBOLS = 10
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_PNG_OPTIONS = {"compress_level": 3}
+PNG_COMPRESS_LEVEL = 3
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -63,8 +64,18 @@ def _figure(height_in: float) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    canvas.draw()
+    return _write_png(canvas, path)
+
+
+def _write_png(canvas: FigureCanvasAgg, path: Path) -> Path:
+    """The canvas as it is now (no redraw) as an RGB PNG, quickly compressed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=DPI, pil_kwargs=_PNG_OPTIONS)
+    width, height = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    image.convert("RGB").save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return path
 
 
@@ -531,6 +542,30 @@ class SymbolFigure:
         bottom.set_ylabel("Shares held")
         _apply_time_axis(top, axis, label=False)
         _apply_time_axis(bottom, axis)
+        # Draw what every symbol shares (x axis, legend, frames) once and keep the pixels;
+        # each symbol then redraws only its own artists on a copy (blitting).
+        for artist in self._own_artists():
+            artist.set_animated(True)
+        canvas = fig.canvas
+        assert isinstance(canvas, FigureCanvasAgg)
+        self.canvas = canvas
+        canvas.draw()
+        self.background = canvas.copy_from_bbox(fig.bbox)
+
+    def _own_artists(self) -> list[Any]:
+        return [
+            self.top.yaxis,
+            self.bottom.yaxis,
+            *([self.shares_fill] if self.shares_fill is not None else []),
+            self.shares,
+            self.price,
+            self.level,
+            self.exit_line,
+            *self.marks.values(),
+            self.note,
+            self.title,
+            self.subtitle,
+        ]
 
     def draw(self, chart: SymbolChart, path: Path) -> Path:
         """Price with entries and exits marked, the band level under it, and the position."""
@@ -566,7 +601,7 @@ class SymbolFigure:
             n = int(np.count_nonzero(chosen))
             counts.append(f"{n} {_PLURALS[kind] if n != 1 else kind}")
         span(f.price)
-        self.note.set_text(chart.note or "" if chart.close is None else "")
+        self.note.set_text((chart.note or "") if chart.close is None else "")
         if lows:
             low, high = min(lows), max(highs)
             pad = max((high - low) * 0.04, abs(high) * 0.001, 0.01)
@@ -579,6 +614,7 @@ class SymbolFigure:
         self.shares_fill = self.bottom.fill_between(
             keep, shares, 0, step="post", color=STRATEGY_COLOUR, alpha=0.35, linewidth=0
         )
+        self.shares_fill.set_animated(True)
         self.bottom.set_ylim(0, max(1.0, float(chart.position.max(initial=0)) * 1.1))
         parts = [f"{count(f.n)} fills ({', '.join(counts)})"]
         if chart.realised_pnl is not None:
@@ -589,7 +625,10 @@ class SymbolFigure:
             )
         self.title.set_text(f"{chart.symbol} ({self.run_name}): price, band and trades")
         self.subtitle.set_text("; ".join(parts))
-        return _save(self.fig, path)
+        self.canvas.restore_region(self.background)
+        for artist in self._own_artists():
+            self.fig.draw_artist(artist)
+        return _write_png(self.canvas, path)
 
 
 # ----------------------------------------------------------------------- comparison
