@@ -201,6 +201,18 @@ def test_note_answer_is_a_rate_limit_too(replay: AvReplay, store: BarStore) -> N
     assert [(r.symbol, r.month) for r in report.fetched] == [("AAPL", m) for m in MONTHS]
 
 
+def test_premium_note_is_a_refusal_not_a_rate_limit(replay: AvReplay, store: BarStore) -> None:
+    premium = {
+        "Information": "Thank you for using Alpha Vantage! This is a premium endpoint. You may "
+        "subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to "
+        "instantly unlock all premium endpoints"
+    }
+    replay.state.scripted[("AAPL", "2019-01")] = [Behaviour("json", premium)]
+    report = make_fetcher(store, replay.url).fetch(SYMBOLS, MONTHS)
+    assert report.stop_kind == "refused" and "premium endpoint" in report.stop_reason
+    assert "change the plan or the options" in describe_stop(report)
+
+
 def test_error_answer_for_a_bad_symbol(
     replay: AvReplay, store: BarStore, reference: BarStore
 ) -> None:

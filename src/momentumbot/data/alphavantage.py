@@ -39,7 +39,11 @@ _NS_PER_DAY = 86_400 * 1_000_000_000
 _PRE_MARKET_OPEN_MIN = 4 * 60
 _POST_MARKET_CLOSE_MIN = 20 * 60
 
-StopKind = Literal["rate_limit", "network", "api_key", "http", "budget"]
+StopKind = Literal["rate_limit", "refused", "network", "api_key", "http", "budget"]
+# words of the provider's rate-limit notes, old and new ("5 calls per minute and 500 calls per
+# day", "25 requests per day", "spreading out your free API requests", "higher API call volume")
+_RATE_WORDS = ("rate limit", "call frequency", "per day", "per minute", "per second",
+               "spreading out", "call volume")  # fmt: skip
 
 
 # ---- settings
@@ -564,7 +568,10 @@ class AlphaVantageFetcher:
                 return f"truncated answer ({len(body):,} bytes, the last row is cut off)"
             return body
         if kind == ProviderAnswer.RATE_LIMIT:
-            raise _Stop("rate_limit", f'Alpha Vantage: "{text}"')
+            if any(w in text.lower() for w in _RATE_WORDS):
+                raise _Stop("rate_limit", f'Alpha Vantage: "{text}"')
+            # e.g. "This is a premium endpoint": waiting will not help
+            raise _Stop("refused", f'Alpha Vantage: "{text}"')
         if kind == ProviderAnswer.ERROR:
             if "apikey" in text.lower() or "api key" in text.lower():
                 raise _Stop("api_key", f'Alpha Vantage refused the API key: "{text}"')
@@ -585,12 +592,14 @@ def describe_stop(report: FetchReport) -> str:
         "network": "the provider could not be reached reliably",
         "api_key": "the provider refused the API key",
         "http": "the endpoint refused the request",
+        "refused": "the provider refused the request",
         "budget": "this run's request budget is spent",
         None: "",
     }[report.stop_kind]
     resume = {
         "api_key": f"fix {ENV_API_KEY} and run the same command again",
         "http": "fix the endpoint and run the same command again",
+        "refused": "change the plan or the options and run the same command again",
     }.get(report.stop_kind or "", "run the same command again later")
     return (
         f"stopped: {why} ({report.stop_reason}). Fetched {len(report.fetched)} of "

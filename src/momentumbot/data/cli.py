@@ -452,7 +452,7 @@ def _print_av_report(report: Any, root: Path, elapsed: float) -> None:
     )
     if report.stop_kind is not None:
         err: type[Exception] = (
-            ConfigError if report.stop_kind in ("api_key", "http") else RetryLaterError
+            ConfigError if report.stop_kind in ("api_key", "http", "refused") else RetryLaterError
         )
         raise err(describe_stop(report))
     if report.failed:
