@@ -181,9 +181,9 @@ const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 const traces = [];
 D.curves.forEach((c, i) => {
   const colour = PALETTE[i % PALETTE.length];
-  traces.push({x: ms(c.t), y: c.y, name: c.name, line: {color: colour, width: 1.5}, hovertemplate: "%{y:.2%}"});
+  traces.push({x: ms(c.t), y: c.y, name: c.name, mode: "lines", line: {color: colour, width: 1.5}, hovertemplate: "%{y:.2%}"});
   if (c.benchmark) traces.push({x: ms(c.benchmark.t), y: c.benchmark.y, name: "buy & hold, " + c.name,
-    line: {color: colour, width: 1, dash: "dash"}, opacity: 0.7, hovertemplate: "%{y:.2%}"});
+    mode: "lines", line: {color: colour, width: 1, dash: "dash"}, opacity: 0.7, hovertemplate: "%{y:.2%}"});
 });
 Plotly.newPlot("compare-chart", traces, {margin: {l: 70, r: 20, t: 10, b: 40}, hovermode: "x unified",
   legend: {orientation: "h", y: 1.06}, xaxis: timeAxis(), yaxis: {title: {text: "Return on start equity"}, tickformat: ".1%"}}, CONFIG);

@@ -220,7 +220,9 @@ def _money_cell(value: Any) -> str:
 
 def _header(columns: Sequence[tuple[str, str]]) -> str:
     cells = "".join(
-        f'<th data-type="{kind}" title="click to sort">{esc(label)}</th>' for label, kind in columns
+        f'<th data-type="{kind}" class="{"l" if kind == "text" else ""}" title="click to sort">'
+        f"{esc(label)}</th>"
+        for label, kind in columns
     )
     return f"<thead><tr>{cells}</tr></thead>"
 
@@ -244,9 +246,9 @@ def trades_table(trips: pd.DataFrame, limit: int = MAX_TRADE_ROWS) -> tuple[str,
         rows.append(
             '<tr class="trade">'
             + _cell(str(i + 1), i + 1)
-            + _cell(str(cols["symbol"][i]))
-            + _cell(str(entry_ny[i]), entry[i].value)
-            + _cell(str(exit_ny[i]), exit_[i].value)
+            + _cell(str(cols["symbol"][i]), cls="l")
+            + _cell(str(entry_ny[i]), entry[i].value, "l")
+            + _cell(str(exit_ny[i]), exit_[i].value, "l")
             + _cell(f"{float(cols['holding_minutes'][i]):,.0f}", float(cols["holding_minutes"][i]))
             + _cell(count(cols["quantity_max"][i]), int(cols["quantity_max"][i]))
             + _cell(f"{float(cols['avg_entry_price'][i]):,.4f}", float(cols["avg_entry_price"][i]))
@@ -453,7 +455,11 @@ def render_report(
         f"session{'s' if run.axis.n_sessions != 1 else ''} ({period}, New York time)"
     )
     traded = list(symbol_data)
-    options = "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in traded)
+    busiest = max(traded, key=lambda s: len(symbol_data[s]["fills"]["t"])) if traded else None
+    options = "".join(
+        f'<option value="{esc(s)}"{" selected" if s == busiest else ""}>{esc(s)}</option>'
+        for s in traded
+    )
     links = " · ".join(
         f'<a href="{esc(p.relative_to(run.run_dir).as_posix())}">{esc(p.relative_to(run.run_dir).as_posix())}</a>'
         for p in plot_files
@@ -519,7 +525,7 @@ table{border-collapse:collapse;font-variant-numeric:tabular-nums}th,td{padding:3
 th:first-child,td:first-child{text-align:left}thead th{position:sticky;top:0;background:#f0f2f5;cursor:default}
 table.sortable thead th{cursor:pointer;user-select:none}table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
 .figures td,.figures th{min-width:140px}.info th{text-align:left;color:var(--muted);font-weight:normal}.info td{text-align:left;white-space:normal}
-.gain{color:var(--gain)}.loss{color:var(--loss)}.scroll{max-height:560px;overflow:auto;border:1px solid var(--line)}
+td.l,th.l{text-align:left}.gain{color:var(--gain)}.loss{color:var(--loss)}.scroll{max-height:560px;overflow:auto;border:1px solid var(--line)}
 .monthly td{min-width:70px}pre{background:#f6f8fa;border:1px solid var(--line);padding:10px;overflow:auto;max-height:420px}
 .chart{width:100%;height:440px}.chart.tall{height:600px}select{font:inherit;padding:2px 6px}
 """
@@ -563,14 +569,14 @@ document.querySelectorAll("table.sortable").forEach((table) => {
 REPORT_JS = r"""
 function equityChart() {
   const e = D.equity;
-  const traces = [{x: ms(e.strategy.t), y: e.strategy.y, name: "Strategy", line: {color: "#1f5fa8", width: 1.5},
+  const traces = [{x: ms(e.strategy.t), y: e.strategy.y, name: "Strategy", mode: "lines", line: {color: "#1f5fa8", width: 1.5},
     hovertemplate: "$%{y:,.2f}"}];
   if (e.benchmark) traces.push({x: ms(e.benchmark.t), y: e.benchmark.y, name: "Buy & hold (equal weight)",
-    line: {color: "#8c8c8c", width: 1.2}, hovertemplate: "$%{y:,.2f}"});
+    mode: "lines", line: {color: "#8c8c8c", width: 1.2}, hovertemplate: "$%{y:,.2f}"});
   traces.push({x: ms(e.drawdown.t), y: e.drawdown.y, name: "Strategy drawdown", yaxis: "y2", fill: "tozeroy",
-    line: {color: "#d0342c", width: 0.8}, fillcolor: "rgba(208,52,44,0.3)", hovertemplate: "%{y:.2%}"});
+    mode: "lines", line: {color: "#d0342c", width: 0.8}, fillcolor: "rgba(208,52,44,0.3)", hovertemplate: "%{y:.2%}"});
   if (e.benchmark_drawdown) traces.push({x: ms(e.benchmark_drawdown.t), y: e.benchmark_drawdown.y, yaxis: "y2",
-    name: "Buy & hold drawdown", line: {color: "#8c8c8c", width: 0.8}, hovertemplate: "%{y:.2%}"});
+    name: "Buy & hold drawdown", mode: "lines", line: {color: "#8c8c8c", width: 0.8}, hovertemplate: "%{y:.2%}"});
   Plotly.newPlot("equity-chart", traces, {
     margin: {l: 70, r: 20, t: 10, b: 40}, hovermode: "x unified", legend: {orientation: "h", y: 1.06},
     xaxis: timeAxis({anchor: "y2"}), yaxis: {domain: [0.34, 1], title: {text: "Equity (USD)"}, tickformat: "$,.0f"},
@@ -625,20 +631,20 @@ function symbolChart(symbol) {
   const s = D.symbols[symbol];
   if (!s) return;
   const traces = [];
-  if (s.close) traces.push({x: ms(s.close.t), y: s.close.y, name: "Close", line: {color: "#263238", width: 1}, hovertemplate: "%{y}"});
-  if (s.level) traces.push({x: ms(s.level.t), y: s.level.y, name: "Band level", line: {color: "#e07b00", width: 1.3, shape: "hv"}, hovertemplate: "%{y}"});
-  if (s.exit) traces.push({x: ms(s.exit.t), y: s.exit.y, name: "Exit line (level - buffer)", line: {color: "#e07b00", width: 1, dash: "dot"}, hovertemplate: "%{y}", visible: "legendonly"});
+  if (s.close) traces.push({x: ms(s.close.t), y: s.close.y, name: "Close", mode: "lines", line: {color: "#263238", width: 1}, hovertemplate: "%{y}"});
+  if (s.level) traces.push({x: ms(s.level.t), y: s.level.y, name: "Band level", mode: "lines", line: {color: "#e07b00", width: 1.3, shape: "hv"}, hovertemplate: "%{y}"});
+  if (s.exit) traces.push({x: ms(s.exit.t), y: s.exit.y, name: "Exit line (level - buffer)", mode: "lines", line: {color: "#e07b00", width: 1, dash: "dot"}, hovertemplate: "%{y}", visible: "legendonly"});
   for (const kind of Object.keys(KINDS)) {
     const [marker, colour, size, label] = KINDS[kind];
     const idx = [];
     s.fills.k.forEach((k, i) => { if (k === kind) idx.push(i); });
     if (!idx.length) continue;
     traces.push({x: idx.map((i) => s.fills.t[i] * MIN), y: idx.map((i) => s.fills.p[i]), mode: "markers", name: label + " (" + idx.length + ")",
-      marker: {symbol: marker, color: colour, size: size, line: {color: "white", width: 0.5}},
+      marker: {symbol: marker, color: colour, size: size, mode: "lines", line: {color: "white", width: 0.5}},
       text: idx.map((i) => (s.fills.q[i] > 0 ? "BUY " : "SELL ") + Math.abs(s.fills.q[i]) + " @ " + s.fills.p[i] + ", then " + s.fills.after[i] + " shares"),
       hovertemplate: "%{text}<extra></extra>"});
   }
-  traces.push({x: ms(s.position.t), y: s.position.y, name: "Shares held", yaxis: "y2", line: {color: "#1f5fa8", width: 1, shape: "hv"},
+  traces.push({x: ms(s.position.t), y: s.position.y, name: "Shares held", yaxis: "y2", mode: "lines", line: {color: "#1f5fa8", width: 1, shape: "hv"},
     fill: "tozeroy", fillcolor: "rgba(31,95,168,0.3)", hovertemplate: "%{y} shares"});
   const info = [symbol + ": " + s.fills.t.length + " fills"];
   if (s.realised !== null && s.realised !== undefined) info.push("realised P&L $" + s.realised.toLocaleString("en-US", {maximumFractionDigits: 2}));

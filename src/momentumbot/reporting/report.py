@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,15 +72,18 @@ def pass_over_symbols(
     config = run.config
     if store is not None and config is None and traded:
         out.notices.append("The band level is not drawn: the run's config could not be read.")
-    for symbol in [*run.symbols, *sorted(traded - set(run.symbols))]:
-        bars: Bars | None = None
-        if store is not None:
-            bars = _bars(store, symbol, run, out)
-            if bars is not None:
-                out.missing[symbol] = (bars.missing_minutes, n)
+    symbols = [*run.symbols, *sorted(traded - set(run.symbols))]
+    groups = run.fills.groupby(run.fills["symbol"].astype(str)).indices if len(run.fills) else {}
+    empty = run.fills.iloc[0:0]
+    for symbol, (bars, problem) in zip(symbols, _prefetch(store, symbols, run), strict=True):
+        if problem:
+            out.notices.append(problem)
+        if bars is not None:
+            out.missing[symbol] = (bars.missing_minutes, n)
         if symbol not in traded:
             continue
-        fills = symbol_fills(run.fills, symbol, run.axis)
+        rows = groups.get(symbol)
+        fills = symbol_fills(empty if rows is None else run.fills.iloc[rows], symbol, run.axis)
         position = position_path(fills, n)
         close = bars.close if bars is not None else None
         band = band_line(bars, run.axis, config.strategy) if bars is not None and config else None
@@ -98,12 +104,35 @@ def pass_over_symbols(
     return out
 
 
-def _bars(store: BarStore, symbol: str, run: RunData, out: SymbolPass) -> Bars | None:
+_PREFETCH = 4
+
+
+def _prefetch(
+    store: BarStore | None, symbols: list[str], run: RunData
+) -> Iterator[tuple[Bars | None, str | None]]:
+    """Each symbol's bars in order, read a few symbols ahead on a thread (Parquet decoding
+    releases the GIL, so reading overlaps drawing)."""
+    if store is None:
+        for _symbol in symbols:
+            yield None, None
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-bars") as pool:
+        pending: deque[Future[tuple[Bars | None, str | None]]] = deque()
+        ahead = iter(symbols)
+        for symbol in itertools.islice(ahead, _PREFETCH):
+            pending.append(pool.submit(_bars, store, symbol, run))
+        while pending:
+            result = pending.popleft().result()
+            for symbol in itertools.islice(ahead, 1):
+                pending.append(pool.submit(_bars, store, symbol, run))
+            yield result
+
+
+def _bars(store: BarStore, symbol: str, run: RunData) -> tuple[Bars | None, str | None]:
     try:
-        return read_bars(store, symbol, run.axis)
+        return read_bars(store, symbol, run.axis), None
     except (OSError, MomentumbotError) as exc:
-        out.notices.append(f"{symbol}: its bars could not be read ({exc}); no price drawn.")
-        return None
+        return None, f"{symbol}: its bars could not be read ({exc}); no price drawn."
 
 
 def missing_bar_notices(missing: dict[str, tuple[int, int]], limit: int = 12) -> list[str]:
@@ -118,7 +147,7 @@ def missing_bar_notices(missing: dict[str, tuple[int, int]], limit: int = 12) ->
         lines.append(f"No bars at all in this run for: {', '.join(none)}.")
     if some:
         parts = [
-            f"{s} {count(m)} of {count(of)} ({m / of * 100:.1f} %)"
+            f"{s} {count(m)} of {count(of)} ({_share(m, of)})"
             for s, (m, of) in ((s, gaps[s]) for s in some[:limit])
         ]
         more = f", and {len(some) - limit} more" if len(some) > limit else ""
@@ -128,6 +157,11 @@ def missing_bar_notices(missing: dict[str, tuple[int, int]], limit: int = 12) ->
             f"(the engine skips those minutes for them): {'; '.join(parts)}{more}."
         )
     return lines
+
+
+def _share(part: int, whole: int) -> str:
+    share = part / whole * 100
+    return "<0.1 %" if share < 0.1 else f"{share:.1f} %"
 
 
 def run_notices(run: RunData) -> list[str]:
@@ -141,7 +175,7 @@ def run_notices(run: RunData) -> list[str]:
         placed = "" if orders is None else f" It placed {count(orders)} orders; none filled."
         lines.append(
             "No trades: the strategy never held a position in this run, so equity stayed "
-            f"at {usd(run.start_equity)} (less nothing).{placed}"
+            f"at {usd(run.start_equity)}.{placed}"
         )
     if run.axis.n_sessions == 1:
         lines.append(
@@ -182,7 +216,11 @@ def write_plots(
         if on_chart is not None:
             on_chart(chart)
 
-    sweep = pass_over_symbols(run, bounds, draw)
+    try:
+        sweep = pass_over_symbols(run, bounds, draw)
+    finally:
+        if figure is not None:
+            figure.close()
     capital = plots.CapitalBuckets(bounds=bounds, by_symbol=sweep.capital)
     note = None
     if run.traded_symbols and any(n.startswith("Prices are not drawn") for n in sweep.notices):

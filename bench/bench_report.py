@@ -1,0 +1,153 @@
+"""Benchmark of the report: time to write plots/ and report.html, their size, and the time
+headless Chromium takes to open report.html and draw every chart (network blocked).
+
+Run: .venv/bin/python bench/bench_report.py [--cases 10x20,100x250] [--workdir DIR]
+Each case generates synthetic bars, backtests them, then times:
+  cold    `momentumbot report RUN` in a fresh process (imports, numba cache load included)
+  warm    write_report(RUN) again in this process (as at the end of a backtest)
+Figures are printed, never asserted (targets for 100x250: under 5 s, under 20 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from momentumbot.cli import main as cli_main
+from momentumbot.reporting.report import write_report
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _quiet(argv: list[str]) -> None:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = cli_main(argv)
+    if code != 0:
+        raise SystemExit(f"momentumbot {' '.join(argv)} failed with {code}")
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _browser_seconds(report: Path) -> tuple[float, float] | None:
+    """(open until every chart is drawn, switch to another symbol), or None without a browser."""
+    executable = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if executable is None:
+        return None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.route(
+            "**/*",
+            lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort(),
+        )
+        t0 = time.perf_counter()
+        page.goto(report.resolve().as_uri())
+        page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+        opened = time.perf_counter() - t0
+        options = page.eval_on_selector_all("#symbol-select option", "e => e.map(o => o.value)")
+        switch = 0.0
+        if len(options) > 1:
+            t0 = time.perf_counter()
+            page.select_option("#symbol-select", options[-1])
+            page.wait_for_function(
+                f"document.getElementById('symbol-info').textContent.startsWith('{options[-1]}')"
+            )
+            switch = time.perf_counter() - t0
+        browser.close()
+    return opened, switch
+
+
+def run_case(workdir: Path, n_symbols: int, n_sessions: int) -> dict[str, float | int | str]:
+    store = workdir / f"store_{n_symbols}x{n_sessions}"
+    run = workdir / f"run_{n_symbols}x{n_sessions}"
+    if not store.is_dir():
+        _quiet(
+            ["data", "generate", "--symbols", str(n_symbols), "--sessions", str(n_sessions),
+             "--store", str(store)]
+        )  # fmt: skip
+    if not (run / "summary.json").is_file():
+        _quiet(["backtest", "--store", str(store), "--symbols", "all", "--out", str(run)])
+
+    t0 = time.perf_counter()
+    subprocess.run(
+        [str(Path(sys.executable).with_name("momentumbot")), "report", str(run)],
+        check=True,
+        capture_output=True,
+    )
+    cold = time.perf_counter() - t0
+    write_report(run)  # once to warm this process's imports and caches
+    t0 = time.perf_counter()
+    report = write_report(run)
+    warm = time.perf_counter() - t0
+    pngs = list((run / "plots").rglob("*.png"))
+    browser = _browser_seconds(report)
+    return {
+        "case": f"{n_symbols} symbols x {n_sessions} sessions",
+        "fills": sum(1 for _ in (run / "fills.csv").open()) - 1,
+        "cold_s": cold,
+        "warm_s": warm,
+        "html_mb": report.stat().st_size / 1e6,
+        "plots_mb": _folder_bytes(run / "plots") / 1e6,
+        "pngs": len(pngs),
+        "browser_open_s": browser[0] if browser else float("nan"),
+        "browser_switch_s": browser[1] if browser else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--cases", default="10x20,100x250", help="SYMBOLSxSESSIONS, comma-separated"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="keep stores and runs here (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows = [run_case(workdir, s, n) for s, n in cases]
+    print(f"report benchmark ({os.cpu_count()} cores)")
+    header = (
+        f"{'case':<28} {'fills':>7} {'cold s':>7} {'warm s':>7} {'html MB':>8} "
+        f"{'plots MB':>9} {'PNGs':>5} {'open s':>7} {'switch s':>9}"
+    )
+    print(header)
+    for r in rows:
+        print(
+            f"{r['case']:<28} {r['fills']:>7} {r['cold_s']:>7.2f} {r['warm_s']:>7.2f} "
+            f"{r['html_mb']:>8.2f} {r['plots_mb']:>9.2f} {r['pngs']:>5} "
+            f"{r['browser_open_s']:>7.2f} {r['browser_switch_s']:>9.2f}"
+        )
+    print(
+        "cold: `momentumbot report RUN` in a fresh process; warm: write_report() again in "
+        "the same process; open: headless Chromium until every chart is drawn (network "
+        "blocked); switch: redraw the price chart for another symbol."
+    )
+
+
+if __name__ == "__main__":
+    main()
