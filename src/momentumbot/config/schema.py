@@ -227,6 +227,122 @@ class DataConfig(_Section):
     )
 
 
+class BrokerConfig(_Section):
+    host: str = Field(
+        "127.0.0.1",
+        description="Host of TWS / IB Gateway (or the simulated gateway) that `momentumbot trade` connects to.",
+    )
+    port: int = Field(
+        7497,
+        ge=1,
+        le=65535,
+        description="API port for trading: TWS paper 7497, Gateway paper 4002 (live: 7496 / 4001, only with --live).",
+    )
+    client_id: int = Field(
+        1,
+        ge=0,
+        description="API client id of the trading bot; orders belong to it, so keep it the same across restarts.",
+    )
+    client_id_fallbacks: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="When the client id stays in use (error 326) and the run has no working orders, try this many next ids.",
+    )
+    account: str = Field(
+        "",
+        description="IB account id to trade; required with live = true, and must match the connected account.",
+    )
+    live: bool = Field(
+        False,
+        description="Allow live trading; `momentumbot trade --live` also needs it. Paper accounts start with DU.",
+    )
+    order_type: Literal["market", "marketable_limit"] = Field(
+        "market",
+        description="market; or marketable_limit: a limit at the touch plus limit_offset_bps, turned into a market order after limit_timeout_seconds.",
+    )
+    limit_offset_bps: float = Field(
+        5.0,
+        ge=0,
+        description="marketable_limit: the limit is the ask (buy) or bid (sell) moved this many bps through the touch.",
+    )
+    limit_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="marketable_limit: a limit order still working after this many seconds of server time becomes a market order.",
+    )
+    bar_grace_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="A minute is stepped once every symbol's bar is in, or server time is this far past the minute's close (no trades = no bar).",
+    )
+    stale_stream_seconds: float = Field(
+        180.0,
+        gt=0,
+        description="During a session, no bar from any symbol for this many seconds of server time means the streams went silent: resubscribe.",
+    )
+    server_time_poll_seconds: float = Field(
+        0.25,
+        gt=0,
+        description="Real seconds between server-time requests (the bot's clock is the server's, never the machine's).",
+    )
+    reconnect_initial_seconds: float = Field(
+        0.5, gt=0, description="First wait before reconnecting after a dropped socket; doubles."
+    )
+    reconnect_max_seconds: float = Field(
+        30.0, gt=0, description="Longest wait between reconnection attempts."
+    )
+    connect_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Timeout of the connection handshake and of each startup synchronisation request.",
+    )
+    request_timeout_seconds: float = Field(
+        60.0, gt=0, description="Timeout of one historical-data or reconciliation request."
+    )
+    history_requests_per_minute: float = Field(
+        120.0,
+        gt=0,
+        description="Most historical-data requests (warm-up and stream subscriptions) the bot starts per minute; 162 pacing violations back off and retry.",
+    )
+    allow_delayed_data: bool = Field(
+        False,
+        description="Trade symbols whose market data is delayed, frozen or missing (354, 10167, 10168); by default they get no new buys.",
+    )
+
+
+class RiskConfig(_Section):
+    max_position_value: float = Field(
+        0.0,
+        ge=0,
+        description="Trading: most USD (at the decision close) one symbol's position may reach; buys are cut to fit. 0 = no limit (live needs one).",
+    )
+    max_gross_exposure: float = Field(
+        0.0,
+        ge=0,
+        description="Trading: most USD all positions plus working buys may reach together; buys are cut to fit. 0 = no limit (live needs one).",
+    )
+    max_orders_per_minute: int = Field(
+        0,
+        ge=0,
+        description="Trading: most new buy orders sent in one minute; further buys that minute are skipped. 0 = no limit.",
+    )
+    max_daily_loss: float = Field(
+        0.0,
+        ge=0,
+        description="Trading: when equity falls this many USD below the session's first equity, flatten and halt until `trade --rearm`. 0 = off (live needs it).",
+    )
+    flatten_on_stop: bool = Field(
+        True,
+        description="On a stop (stop file, SIGINT/SIGTERM, `momentumbot stop`): cancel everything and also sell every position.",
+    )
+    stop_wait_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long (real seconds) a stop waits for its flatten to fill before writing the report.",
+    )
+
+
 class AppConfig(_Section):
     """The whole configuration file."""
 
@@ -240,6 +356,8 @@ class AppConfig(_Section):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
 
     @field_validator("symbols")
     @classmethod
