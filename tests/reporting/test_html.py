@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -179,3 +180,25 @@ def test_compare_puts_runs_side_by_side(reports: Runs, tmp_path: Path) -> None:
 def test_compare_needs_two_runs(reports: Runs) -> None:
     with pytest.raises(DataError, match="two run folders"):
         write_compare([reports.full])
+
+
+def test_the_exit_line_the_page_derives_is_the_band_s_exit_line(runs: Runs) -> None:
+    """The page draws level - buffer % of the reference; that is the band's exit line."""
+    from momentumbot.reporting.html import symbol_payload
+    from momentumbot.reporting.report import pass_over_symbols
+
+    run = load_run(runs.full)
+    charts: list = []
+    pass_over_symbols(run, np.array([0, run.axis.n_minutes]), charts.append)
+    chart = charts[0]
+    data = symbol_payload(chart, run.axis)
+    level, ref, buffer = data["level"], data["ref"], data["buffer"]
+    wall = run.axis.wall_minutes()
+    j = 0
+    for t, y in zip(level["t"], level["y"], strict=True):
+        while j + 1 < len(ref["t"]) and ref["t"][j + 1] <= t:
+            j += 1
+        if y is None:
+            continue
+        minute = int(np.searchsorted(wall, t))
+        assert y - ref["y"][j] * buffer / 100 == pytest.approx(chart.band.lower[minute], abs=2e-3)

@@ -254,3 +254,14 @@ def test_monthly_returns_by_hand() -> None:
     monthly = monthly_returns(equity, start_equity=100.0)
     assert [str(p) for p in monthly.index] == ["2024-01", "2024-02", "2024-03"]
     np.testing.assert_allclose(monthly.to_numpy(), [0.02, -0.02, 0.10], atol=1e-12)
+
+
+def test_a_busy_step_series_is_thinned_but_keeps_its_extremes() -> None:
+    from momentumbot.reporting.downsample import step_points
+
+    calm = np.repeat([1.0, 2.0, 1.0], 1000)
+    assert step_points(calm, 100).tolist() == [0, 1000, 2000, 2999]
+    busy = np.round(np.cumsum(np.random.default_rng(5).normal(size=50_000)))
+    idx = step_points(busy, 1000)
+    assert idx.size <= 1002
+    assert busy.argmax() in idx and busy.argmin() in idx

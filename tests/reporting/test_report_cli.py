@@ -55,3 +55,11 @@ def test_report_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--help"]) == 0
     out = capsys.readouterr().out
     assert "RUN_DIR" in out and "compare" in out
+
+
+def test_report_without_symbol_plots(runs: Runs) -> None:
+    assert main(["report", str(runs.no_store), "--no-symbol-plots"]) == 0
+    assert not list((runs.no_store / "plots" / "symbols").glob("*.png"))
+    assert (runs.no_store / "report.html").is_file()
+    assert main(["report", str(runs.no_store)]) == 0
+    assert list((runs.no_store / "plots" / "symbols").glob("*.png"))

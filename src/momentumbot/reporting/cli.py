@@ -40,6 +40,13 @@ def report_run(
     run_dir: Annotated[
         Path, typer.Argument(help="A run folder written by `momentumbot backtest`.")
     ],
+    symbol_plots: Annotated[
+        bool,
+        typer.Option(
+            "--symbol-plots/--no-symbol-plots",
+            help="Write plots/symbols/<SYM>.png for each traded symbol (the slow part of wide runs).",
+        ),
+    ] = True,
 ) -> None:
     """Write RUN_DIR/plots/*.png and RUN_DIR/report.html (the same as `report RUN_DIR`)."""
     import time
@@ -47,7 +54,7 @@ def report_run(
     from momentumbot.reporting.report import write_report
 
     t0 = time.perf_counter()
-    path = write_report(run_dir)
+    path = write_report(run_dir, symbol_plots=symbol_plots)
     size = path.stat().st_size / 1e6
     Console().print(
         f"report: [bold]{path}[/] ({size:.1f} MB, {time.perf_counter() - t0:.1f} s); "

@@ -56,3 +56,12 @@ def step_changes(values: np.ndarray) -> np.ndarray:
     same = np.isclose(values[1:], values[:-1], equal_nan=True, rtol=0.0, atol=0.0)
     keep = np.concatenate(([0], np.flatnonzero(~same) + 1, [n - 1]))
     return np.unique(keep).astype(np.int64)
+
+
+def step_points(values: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices to draw a step series with: its change points, or when it changes more
+    often than ``max_points``, the lows and highs of :func:`minmax_indices`."""
+    changes = step_changes(values)
+    if changes.size <= max_points:
+        return changes
+    return minmax_indices(values, max_points)

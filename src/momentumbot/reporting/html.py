@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.reporting.console import count, figure_label, format_figure, percent, ratio, usd
-from momentumbot.reporting.downsample import minmax_indices, step_changes
+from momentumbot.reporting.downsample import minmax_indices, step_changes, step_points
 from momentumbot.reporting.metrics import (
     EXCHANGE_TZ,
     FIGURE_NAMES,
@@ -39,7 +39,7 @@ from momentumbot.reporting.run_data import MinuteAxis, RunData
 
 MAX_TRADE_ROWS = 5000
 MAX_LINE_POINTS = 2400
-MAX_SYMBOL_POINTS = 2000
+MAX_SYMBOL_POINTS = 1600
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -172,11 +172,14 @@ def symbol_payload(chart: SymbolChart, axis: MinuteAxis) -> dict[str, Any]:
         idx = minmax_indices(price, MAX_SYMBOL_POINTS)
         out["close"] = {"t": _ints(wall[idx]), "y": json_numbers(price[idx], decimals)}
     if chart.band is not None:
-        keep = step_changes(chart.band.level)
+        keep = step_points(chart.band.level, MAX_SYMBOL_POINTS)
         out["level"] = {"t": _ints(wall[keep]), "y": json_numbers(chart.band.level[keep], decimals)}
-        lidx = minmax_indices(chart.band.lower, MAX_SYMBOL_POINTS)
-        out["exit"] = {"t": _ints(wall[lidx]), "y": json_numbers(chart.band.lower[lidx], decimals)}
-    keep = step_changes(chart.position.astype(float))
+        # the exit line is the level less buffer % of the session's reference: the page
+        # derives it from these few reference steps instead of carrying a third line
+        refs = step_changes(chart.band.ref)
+        out["ref"] = {"t": _ints(wall[refs]), "y": json_numbers(chart.band.ref[refs], decimals)}
+        out["buffer"] = chart.band.buffer
+    keep = step_points(chart.position.astype(float), MAX_SYMBOL_POINTS)
     out["position"] = {"t": _ints(wall[keep]), "y": _ints(chart.position[keep])}
     return out
 
@@ -627,13 +630,23 @@ function dailyChart() {
 }
 const KINDS = {entry: ["triangle-up", "#2a9d3a", 11, "Entry (buy from flat)"], add: ["triangle-up", "#2a9d3a", 6, "Add (buy)"],
   trim: ["triangle-down", "#d0342c", 6, "Trim (sell)"], exit: ["triangle-down", "#d0342c", 11, "Exit (sell to flat)"]};
+function exitLine(s) {
+  // level - buffer % of the reference in force at each level point (refs are few steps)
+  let j = 0;
+  return s.level.t.map((t, i) => {
+    while (j + 1 < s.ref.t.length && s.ref.t[j + 1] <= t) j++;
+    const level = s.level.y[i], ref = s.ref.y[j];
+    return level === null || ref === null ? null : level - (ref * s.buffer) / 100;
+  });
+}
 function symbolChart(symbol) {
   const s = D.symbols[symbol];
   if (!s) return;
   const traces = [];
   if (s.close) traces.push({x: ms(s.close.t), y: s.close.y, name: "Close", mode: "lines", line: {color: "#263238", width: 1}, hovertemplate: "%{y}"});
   if (s.level) traces.push({x: ms(s.level.t), y: s.level.y, name: "Band level", mode: "lines", line: {color: "#e07b00", width: 1.3, shape: "hv"}, hovertemplate: "%{y}"});
-  if (s.exit) traces.push({x: ms(s.exit.t), y: s.exit.y, name: "Exit line (level - buffer)", mode: "lines", line: {color: "#e07b00", width: 1, dash: "dot"}, hovertemplate: "%{y}", visible: "legendonly"});
+  if (s.level && s.ref) traces.push({x: ms(s.level.t), y: exitLine(s), name: "Exit line (level - buffer)", mode: "lines",
+    line: {color: "#e07b00", width: 1, dash: "dot", shape: "hv"}, hovertemplate: "%{y:.4~f}", visible: "legendonly"});
   for (const kind of Object.keys(KINDS)) {
     const [marker, colour, size, label] = KINDS[kind];
     const idx = [];

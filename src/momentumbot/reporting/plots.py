@@ -31,7 +31,7 @@ from momentumbot.reporting.downsample import (
     bucket_bounds,
     bucket_means,
     minmax_indices,
-    step_changes,
+    step_points,
 )
 from momentumbot.reporting.metrics import daily_returns, drawdown, monthly_returns
 from momentumbot.reporting.run_data import MinuteAxis, RunData
@@ -614,7 +614,7 @@ class SymbolFigure:
         else:
             self.price.set_data([], [])
         if chart.band is not None:
-            keep = step_changes(chart.band.level)
+            keep = step_points(chart.band.level, MAX_LINE_POINTS)
             self.level.set_data(keep, chart.band.level[keep])
             lx, lower = _thin(chart.band.lower)
             self.exit_line.set_data(lx, lower)
@@ -635,7 +635,7 @@ class SymbolFigure:
             low, high = min(lows), max(highs)
             pad = max((high - low) * 0.04, abs(high) * 0.001, 0.01)
             self.top.set_ylim(low - pad, high + pad)
-        keep = step_changes(chart.position.astype(float))
+        keep = step_points(chart.position.astype(float), MAX_LINE_POINTS)
         shares = chart.position[keep].astype(float)
         self.shares.set_data(keep, shares)
         if self.shares_fill is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,11 +48,6 @@ class SymbolPass:
     notices: list[str] = field(default_factory=list)
 
 
-def _realised(run: RunData, symbol: str) -> float | None:
-    rows = run.pnl[run.pnl["symbol"].astype(str) == symbol]
-    return float(rows["realised_pnl"].iloc[0]) if len(rows) else None
-
-
 def pass_over_symbols(
     run: RunData,
     bounds: np.ndarray,
@@ -73,6 +69,9 @@ def pass_over_symbols(
     if store is not None and config is None and traded:
         out.notices.append("The band level is not drawn: the run's config could not be read.")
     symbols = [*run.symbols, *sorted(traded - set(run.symbols))]
+    realised = dict(
+        zip(run.pnl["symbol"].astype(str), run.pnl["realised_pnl"].astype(float), strict=True)
+    )
     groups = run.fills.groupby(run.fills["symbol"].astype(str)).indices if len(run.fills) else {}
     empty = run.fills.iloc[0:0]
     for symbol, (bars, problem) in zip(symbols, _prefetch(store, symbols, run), strict=True):
@@ -97,7 +96,7 @@ def pass_over_symbols(
             fills=fills,
             position=position,
             missing_minutes=bars.missing_minutes if bars is not None else None,
-            realised_pnl=_realised(run, symbol),
+            realised_pnl=realised.get(symbol),
             note=None if bars is not None else "Bar store unavailable: only fills and position",
         )
         on_chart(chart)
@@ -172,7 +171,7 @@ def run_notices(run: RunData) -> list[str]:
         lines.append("The run has no minutes: there is nothing to chart.")
     if len(run.fills) == 0:
         orders = run_info.get("orders")
-        placed = "" if orders is None else f" It placed {count(orders)} orders; none filled."
+        placed = f" It placed {count(orders)} orders; none filled." if orders else ""
         lines.append(
             "No trades: the strategy never held a position in this run, so equity stayed "
             f"at {usd(run.start_equity)}.{placed}"
@@ -195,10 +194,14 @@ def run_notices(run: RunData) -> list[str]:
 
 
 def write_plots(
-    run: RunData, on_chart: Callable[[plots.SymbolChart], None] | None = None
+    run: RunData,
+    on_chart: Callable[[plots.SymbolChart], None] | None = None,
+    *,
+    symbol_plots: bool = True,
 ) -> tuple[list[Path], SymbolPass, plots.CapitalBuckets]:
-    """Write plots/*.png and plots/symbols/<SYM>.png; returns their paths, the symbol pass
-    and the capital buckets. ``on_chart`` also sees each symbol's chart data."""
+    """Write plots/*.png and (unless ``symbol_plots`` is false) plots/symbols/<SYM>.png;
+    returns their paths, the symbol pass and the capital buckets. ``on_chart`` also sees
+    each symbol's chart data."""
     plot_dir = run.run_dir / PLOTS_DIR
     symbol_dir = plot_dir / SYMBOLS_DIR
     bounds = plots.capital_buckets(run.axis)
@@ -210,9 +213,10 @@ def write_plots(
 
     def draw(chart: plots.SymbolChart) -> None:
         nonlocal figure
-        if figure is None:
-            figure = plots.SymbolFigure(run.axis, run.run_dir.name)
-        written.append(figure.draw(chart, symbol_dir / f"{chart.symbol}.png"))
+        if symbol_plots:
+            if figure is None:
+                figure = plots.SymbolFigure(run.axis, run.run_dir.name)
+            written.append(figure.draw(chart, symbol_dir / f"{chart.symbol}.png"))
         if on_chart is not None:
             on_chart(chart)
 
@@ -234,13 +238,15 @@ def write_plots(
     return general + written, sweep, capital
 
 
-def write_report(run_dir: Path) -> Path:
+def write_report(run_dir: Path, *, symbol_plots: bool = True) -> Path:
     """Write every plot and report.html into ``run_dir``; returns report.html's path.
 
     Never raises for a run with no trades, of one session, with missing bars or without
     its bar store: the report says so instead. Raises DataError when ``run_dir`` is not a
-    run folder.
+    run folder. ``symbol_plots=False`` skips plots/symbols/*.png (the slow part of a wide
+    run; report.html still has every symbol's interactive chart).
     """
+    t0 = time.perf_counter()
     from momentumbot.reporting.html import render_report, symbol_payload
 
     run = load_run(Path(run_dir))
@@ -249,7 +255,8 @@ def write_report(run_dir: Path) -> Path:
     def keep(chart: plots.SymbolChart) -> None:
         symbol_data[chart.symbol] = symbol_payload(chart, run.axis)
 
-    written, sweep, capital = write_plots(run, keep)
+    written, sweep, capital = write_plots(run, keep, symbol_plots=symbol_plots)
+    t_plots = time.perf_counter() - t0
     notices = [
         *run.notices,
         *run_notices(run),
@@ -263,5 +270,8 @@ def write_report(run_dir: Path) -> Path:
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
-    log.info("report written to %s (%d plots)", path, len(written))
+    log.info(
+        "report written to %s (%d plots, %.1f MB) in %.2f s (reading and plots %.2f s)",
+        path, len(written), path.stat().st_size / 1e6, time.perf_counter() - t0, t_plots,
+    )  # fmt: skip
     return path

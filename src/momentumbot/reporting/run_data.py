@@ -12,6 +12,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,14 @@ class MinuteAxis:
         Charts that need real dates (the interactive ones) read these as if they were UTC,
         which shows New York time on screen whatever the viewer's time zone.
         """
-        ns = self.label_ns if index is None else self.label_ns[index]
-        if ns.size == 0:
+        wall = self._wall
+        return wall if index is None else wall[index]
+
+    @cached_property
+    def _wall(self) -> np.ndarray:
+        if self.label_ns.size == 0:
             return np.empty(0, dtype=np.int64)
-        local = pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
+        local = pd.DatetimeIndex(self.label_ns.astype("datetime64[ns]")).tz_localize("UTC")
         wall = local.tz_convert(EXCHANGE_TZ).tz_localize(None)
         return np.asarray(wall.asi8 // NS_PER_MINUTE, dtype=np.int64)
 

@@ -92,6 +92,8 @@ def read_bars(store: BarStore, symbol: str, axis: MinuteAxis) -> Bars:
 class BandLine:
     """The band in price terms: the current rung and the entry/exit lines around it."""
 
+    ref: np.ndarray  # the session's reference price (first bar's open)
+    buffer: float  # percent
     level: np.ndarray  # ref * (1 + level / 100)
     upper: np.ndarray  # ref * (1 + (level + buffer) / 100): a close above enters
     lower: np.ndarray  # ref * (1 + (level - buffer) / 100): a close below exits
@@ -110,6 +112,8 @@ def band_line(bars: Bars, axis: MinuteAxis, strategy: StrategyConfig) -> BandLin
     )
     buffer = float(strategy.buffer)
     return BandLine(
+        ref=ref,
+        buffer=buffer,
         level=ref * (1.0 + level / 100.0),
         upper=ref * (1.0 + (level + buffer) / 100.0),
         lower=ref * (1.0 + (level - buffer) / 100.0),
