@@ -6,7 +6,9 @@ process over a Parquet store) with the unmodified ib_async client in this proces
    client reads);
 2. latency: from a bar closing on the virtual clock (the real instant the running clock shows the
    bar's close) to ib_async's barUpdateEvent for it, p50 / p99 / max, at a replay speed where
-   the gateway keeps up.
+   the gateway keeps up; once with the client's garbage collector as it is (its pauses over
+   ib_async's many bar objects show in the tail, and are listed) and once with gc.freeze()
+   after subscribing.
 
 Usage: .venv/bin/python bench/bench_gateway.py [--symbols 100] [--latency-speed 300]
        [--latency-seconds 20] [--json FILE]
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -152,12 +155,27 @@ async def throughput(
         }
 
 
-async def latency(store: Path, symbols: list[str], speed: float, seconds: float) -> dict[str, Any]:
+async def latency(
+    store: Path, symbols: list[str], speed: float, seconds: float, freeze: bool
+) -> dict[str, Any]:
+    gc_pauses: list[float] = []
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            gc_pauses.append((time.perf_counter() - started[0]) * 1000)
+
     async with gateway_process(store) as (_, port, control):
         ib = IB()
         await ib.connectAsync("127.0.0.1", port, clientId=1, timeout=30)
         await subscribe(ib, symbols, "keepUpToDate")
         await control("advance-to 09:29")
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        gc.callbacks.append(on_gc)
         await asyncio.wait_for(ib.reqCurrentTimeAsync(), 30)
         samples: list[float] = []
         anchor: dict[str, Any] = {}
@@ -177,10 +195,15 @@ async def latency(store: Path, symbols: list[str], speed: float, seconds: float)
         await control("resume")
         anchor.update(json.loads(await control("status"))["clock"])
         await asyncio.sleep(seconds)
+        gc.callbacks.remove(on_gc)
         await control("pause")
         ib.disconnect()
+    if freeze:
+        gc.unfreeze()
     ms = np.array(samples) * 1000
     return {
+        "client_gc": "frozen after subscribing (gc.freeze)" if freeze else "default",
+        "client_gc_pauses_over_5ms": [round(x, 1) for x in gc_pauses if x > 5],
         "speed": speed,
         "symbols": len(symbols),
         "samples": len(samples),
@@ -188,6 +211,68 @@ async def latency(store: Path, symbols: list[str], speed: float, seconds: float)
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "max_ms": round(float(ms.max()), 2),
         "first_bar_of_minute_p50_ms": round(float(np.percentile(ms, 50 / len(symbols))), 2),
+    }
+
+
+class _NullTransport:
+    """Swallows the gateway's output (to time the gateway without any client)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.bytes += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("null", 0)
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def gateway_alone(store: Path, symbols: list[str], kind: str) -> dict[str, Any]:
+    """The gateway's own capacity: one session of 100 symbols streamed into a null transport."""
+    from momentumbot.gateway import protocol as p
+    from momentumbot.gateway.server import ClientSession, GatewayConfig, GatewayServer
+
+    srv = GatewayServer(BarStore(store), GatewayConfig(start=str(REPLAY_DAY), step_mode=True))
+    session = ClientSession(srv)
+    null = _NullTransport()
+    session.transport = null  # type: ignore[assignment]
+    srv.sessions.add(session)
+    session.data_received(p.handshake_bytes() + p.frame([71, 2, 1, ""]))
+    for i, sym in enumerate(symbols):
+        contract = [0, sym, "STK", "", 0.0, "", "", "SMART", "", "USD", "", ""]
+        if kind == "realtime":
+            session.data_received(p.frame([50, 3, 100 + i, *contract, 5, "TRADES", 1, ""]))
+        else:
+            session.data_received(
+                p.frame([20, 100 + i, *contract, 0, "", "1 min", "1 D", 1, "TRADES", 2, 1, ""])
+            )
+    await asyncio.sleep(0)
+    n0, b0 = session.messages_sent, null.bytes
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await srv.advance_to(int(pd.Timestamp(f"{REPLAY_DAY} 16:01", tz="America/New_York").value))
+    elapsed = time.perf_counter() - t0
+    messages = session.messages_sent - n0
+    return {
+        "stream": ("5-second real-time bars" if kind == "realtime" else "keepUpToDate 1-min bars")
+        + ", gateway alone (no client)",
+        "symbols": len(symbols),
+        "messages": messages,
+        "seconds": round(elapsed, 3),
+        "messages_per_second": round(messages / elapsed),
+        "megabytes_per_second": round((null.bytes - b0) / elapsed / 1e6, 2),
+        "gateway_cpu_seconds": round(time.process_time() - cpu0, 2),
     }
 
 
@@ -212,13 +297,20 @@ def main() -> None:
             ts = store.read(s)["ts"].dt.tz_convert("America/New_York").dt.date
             expected += int((ts == REPLAY_DAY).sum())
         results = {
+            "gateway_alone": [
+                asyncio.run(gateway_alone(store_root, symbols, "keepUpToDate")),
+                asyncio.run(gateway_alone(store_root, symbols, "realtime")),
+            ],
             "throughput": [
                 asyncio.run(throughput(store_root, symbols, expected, "keepUpToDate")),
                 asyncio.run(throughput(store_root, symbols, expected, "realtime")),
             ],
-            "latency": asyncio.run(
-                latency(store_root, symbols, args.latency_speed, args.latency_seconds)
-            ),
+            "latency": [
+                asyncio.run(
+                    latency(store_root, symbols, args.latency_speed, args.latency_seconds, freeze)
+                )
+                for freeze in (False, True)
+            ],
         }
     print(json.dumps(results, indent=2))
     if args.json:

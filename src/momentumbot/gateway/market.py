@@ -79,6 +79,13 @@ class Bars:
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
+    def row(self, i: int) -> tuple[float, float, float, float, float]:
+        """Bar i as plain floats (open, high, low, close, volume)."""
+        return (
+            self.open.item(i), self.high.item(i), self.low.item(i), self.close.item(i),
+            self.volume.item(i),
+        )  # fmt: skip
+
     def slice(self, i: int, j: int) -> Bars:
         return Bars(
             self.ts[i:j],

@@ -421,11 +421,13 @@ class GatewayServer:
         self._held_ids: dict[int, float] = {}
         self._next_valid_id = cfg.first_order_id
         self._subs_by_symbol: dict[str, list[Sub]] = {}
+        self._agg_subs: list[HistSub] = []
         self._server: asyncio.Server | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._refuse_until = 0.0
+        self._closing = False
         self.outage = False
         self._outage_drop = False
         self._hist_times: deque[float] = deque()
@@ -460,10 +462,13 @@ class GatewayServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        # The clock task ends on the flag; cancelling alone is not enough on Python 3.11,
+        # whose wait_for can swallow a cancellation that races with the awaited event.
+        self._closing = True
+        self._wake.set()
         if self._run_task is not None:
             self._run_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._run_task
+            await asyncio.wait({self._run_task}, timeout=5)
             self._run_task = None
         for s in list(self.sessions):
             s.abort()
@@ -528,7 +533,7 @@ class GatewayServer:
             await asyncio.sleep(0.005)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             target = self.clock.now_ns()
             if target > self._now_ns:
                 await self._process_until(target)
@@ -548,11 +553,12 @@ class GatewayServer:
     async def _process_until(self, target: int) -> None:
         async with self._lock:
             n = 0
-            while True:
+            while not self._closing:
                 t_ev = self.timeline.next_time()
                 t_sched = self._next_scheduled()
                 t = min(t_ev, t_sched)
-                if t > target:
+                # a clock paused during a catch-up stops it where the clock stopped
+                if t > target or (self.clock.paused and t > self.clock.now_ns()):
                     break
                 self._now_ns = max(self._now_ns, t)
                 if t_sched <= t_ev:
@@ -563,7 +569,7 @@ class GatewayServer:
                 n += 1
                 if n % EVENTS_PER_YIELD == 0:
                     await self._yield_to_clients()
-            self._now_ns = max(self._now_ns, target)
+            self._now_ns = max(self._now_ns, min(target, self.clock.now_ns()))
             for s in list(self.sessions):
                 s.flush()
 
@@ -1004,8 +1010,12 @@ class GatewayServer:
             self._drop_sub(old)
         s.subs[sub.req_id] = sub
         self._subs_by_symbol.setdefault(sub.stock.symbol, []).append(sub)
+        if isinstance(sub, HistSub) and sub.minutes > 1:
+            self._agg_subs.append(sub)
 
     def _drop_sub(self, sub: Sub) -> None:
+        if sub in self._agg_subs:
+            self._agg_subs.remove(sub)
         subs = self._subs_by_symbol.get(sub.stock.symbol)
         if subs and sub in subs:
             subs.remove(sub)
@@ -1023,16 +1033,7 @@ class GatewayServer:
             i = self.market.bar_at(sym, label)
             if i >= 0:
                 b = self.market.bars(sym)
-                bars[sym] = (
-                    i,
-                    Bar(
-                        float(b.open[i]),
-                        float(b.high[i]),
-                        float(b.low[i]),
-                        float(b.close[i]),
-                        float(b.volume[i]),
-                    ),
-                )
+                bars[sym] = (i, Bar(*b.row(i)))
         if self.broker.working_symbols():
             t = ny_time(label)
             events = self.broker.on_bar_close(
@@ -1044,14 +1045,9 @@ class GatewayServer:
                 for sub in self._subs_by_symbol.get(sym, ()):
                     self._publish(sub, sym, i, bar, label, close_ns)
             # aggregated subscriptions may close a bucket in a minute their symbol did not trade
-            for subs in self._subs_by_symbol.values():
-                for sub in subs:
-                    if (
-                        isinstance(sub, HistSub)
-                        and sub.minutes > 1
-                        and sub.stock.symbol not in bars
-                    ):
-                        self._publish_agg(sub, label, close_ns)
+            for sub in self._agg_subs:
+                if sub.stock.symbol not in bars:
+                    self._publish_agg(sub, label, close_ns)
         self._refresh_marks()
         for fn in self.bar_close_listeners:
             fn(label)
