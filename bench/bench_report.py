@@ -1,10 +1,12 @@
 """Benchmark of the report: time to write plots/ and report.html, their size, and the time
 headless Chromium takes to open report.html and draw every chart (network blocked).
 
-Run: .venv/bin/python bench/bench_report.py [--cases 10x20,100x250] [--workdir DIR]
-Each case generates synthetic bars, backtests them, then times:
+Run: .venv/bin/python bench/bench_report.py [--cases 10x20,100x250] [--dense] [--workdir DIR]
+Each case generates synthetic bars, backtests them (default config; --dense adds the
+100x250 case with a config that trades ~30k round trips), then times:
   cold    `momentumbot report RUN` in a fresh process (imports, numba cache load included)
   warm    write_report(RUN) again in this process (as at the end of a backtest)
+  html    write_report(RUN, symbol_plots=False): no plots/symbols/*.png
 Figures are printed, never asserted (targets for 100x250: under 5 s, under 20 MB).
 """
 
@@ -79,16 +81,33 @@ def _browser_seconds(report: Path) -> tuple[float, float] | None:
     return opened, switch
 
 
-def run_case(workdir: Path, n_symbols: int, n_sessions: int) -> dict[str, float | int | str]:
+DENSE_CONFIG = """[strategy]
+step = 0.3
+buffer = 0.1
+[execution]
+max_commission_bps = 100.0
+[allocation]
+top_k = 10
+"""
+
+
+def run_case(
+    workdir: Path, n_symbols: int, n_sessions: int, dense: bool = False
+) -> dict[str, float | int | str]:
     store = workdir / f"store_{n_symbols}x{n_sessions}"
-    run = workdir / f"run_{n_symbols}x{n_sessions}"
+    run = workdir / f"run_{n_symbols}x{n_sessions}{'_dense' if dense else ''}"
+    extra: list[str] = []
+    if dense:
+        config = workdir / "dense.toml"
+        config.write_text(DENSE_CONFIG, encoding="utf-8")
+        extra = ["--config", str(config)]
     if not store.is_dir():
         _quiet(
             ["data", "generate", "--symbols", str(n_symbols), "--sessions", str(n_sessions),
              "--store", str(store)]
         )  # fmt: skip
     if not (run / "summary.json").is_file():
-        _quiet(["backtest", "--store", str(store), "--symbols", "all", "--out", str(run)])
+        _quiet(["backtest", "--store", str(store), "--symbols", "all", "--out", str(run), *extra])
 
     t0 = time.perf_counter()
     subprocess.run(
@@ -99,15 +118,19 @@ def run_case(workdir: Path, n_symbols: int, n_sessions: int) -> dict[str, float 
     cold = time.perf_counter() - t0
     write_report(run)  # once to warm this process's imports and caches
     t0 = time.perf_counter()
+    write_report(run, symbol_plots=False)
+    html_only = time.perf_counter() - t0
+    t0 = time.perf_counter()
     report = write_report(run)
     warm = time.perf_counter() - t0
     pngs = list((run / "plots").rglob("*.png"))
     browser = _browser_seconds(report)
     return {
-        "case": f"{n_symbols} symbols x {n_sessions} sessions",
+        "case": f"{n_symbols} symbols x {n_sessions} sessions{' dense' if dense else ''}",
         "fills": sum(1 for _ in (run / "fills.csv").open()) - 1,
         "cold_s": cold,
         "warm_s": warm,
+        "html_only_s": html_only,
         "html_mb": report.stat().st_size / 1e6,
         "plots_mb": _folder_bytes(run / "plots") / 1e6,
         "pngs": len(pngs),
@@ -124,28 +147,33 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, help="keep stores and runs here (default: a temp dir)"
     )
+    parser.add_argument("--dense", action="store_true", help="also a 100x250 run with ~30k trips")
     args = parser.parse_args()
     cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         rows = [run_case(workdir, s, n) for s, n in cases]
+        if args.dense:
+            rows.append(run_case(workdir, 100, 250, dense=True))
     print(f"report benchmark ({os.cpu_count()} cores)")
     header = (
-        f"{'case':<28} {'fills':>7} {'cold s':>7} {'warm s':>7} {'html MB':>8} "
+        f"{'case':<34} {'fills':>7} {'cold s':>7} {'warm s':>7} {'html s':>7} {'html MB':>8} "
         f"{'plots MB':>9} {'PNGs':>5} {'open s':>7} {'switch s':>9}"
     )
     print(header)
     for r in rows:
         print(
-            f"{r['case']:<28} {r['fills']:>7} {r['cold_s']:>7.2f} {r['warm_s']:>7.2f} "
+            f"{r['case']:<34} {r['fills']:>7} {r['cold_s']:>7.2f} {r['warm_s']:>7.2f} "
+            f"{r['html_only_s']:>7.2f} "
             f"{r['html_mb']:>8.2f} {r['plots_mb']:>9.2f} {r['pngs']:>5} "
             f"{r['browser_open_s']:>7.2f} {r['browser_switch_s']:>9.2f}"
         )
     print(
         "cold: `momentumbot report RUN` in a fresh process; warm: write_report() again in "
-        "the same process; open: headless Chromium until every chart is drawn (network "
-        "blocked); switch: redraw the price chart for another symbol."
+        "the same process; html: the same without plots/symbols/*.png; open: headless "
+        "Chromium until every chart is drawn (network blocked); switch: redraw the price "
+        "chart for another symbol."
     )
 
 
