@@ -202,3 +202,23 @@ def test_the_exit_line_the_page_derives_is_the_band_s_exit_line(runs: Runs) -> N
             continue
         minute = int(np.searchsorted(wall, t))
         assert y - ref["y"][j] * buffer / 100 == pytest.approx(chart.band.lower[minute], abs=2e-3)
+
+
+def test_secrets_in_the_config_never_reach_the_report(runs: Runs, tmp_path: Path) -> None:
+    from momentumbot.reporting.run_data import redact_secrets
+
+    text = 'api_key = "ABC123"\nib_password = \'pw\'\nempty_token = ""\nstep = 1.0\n'
+    assert (
+        redact_secrets(text)
+        == 'api_key = "***"\nib_password = "***"\nempty_token = ""\nstep = 1.0\n'
+    )
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    for name in ("equity.csv", "fills.csv", "summary.json", "config.toml"):
+        (leaky / name).write_bytes((runs.no_trades / name).read_bytes())
+    config = (leaky / "config.toml").read_text(encoding="utf-8")
+    (leaky / "config.toml").write_text(
+        config + '\n[broker]\napi_token = "SECRET-42"\n', encoding="utf-8"
+    )
+    page = write_report(leaky).read_text(encoding="utf-8")
+    assert "SECRET-42" not in page and "api_token = &quot;***&quot;" in page

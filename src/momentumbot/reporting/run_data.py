@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,6 +138,18 @@ def _read_summary(run_dir: Path, notices: list[str]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+_SECRET_LINE = re.compile(
+    r'^(\s*"?[\w.-]*(?:api_key|apikey|secret|password|token)[\w.-]*"?\s*=\s*)(?!""\s*$)(\S.*)$',
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def redact_secrets(config_text: str) -> str:
+    """The config as shown in reports: values of keys that look like secrets (API keys,
+    passwords, tokens) replaced by "***" so a shared report never carries them."""
+    return _SECRET_LINE.sub(lambda m: f'{m.group(1)}"***"', config_text)
+
+
 def _read_config(run_dir: Path, notices: list[str]) -> tuple[AppConfig | None, str]:
     path = run_dir / "config.toml"
     if not path.is_file():
@@ -144,10 +157,10 @@ def _read_config(run_dir: Path, notices: list[str]) -> tuple[AppConfig | None, s
         return None, ""
     text = path.read_text(encoding="utf-8")
     try:
-        return parse_config(tomllib.loads(text), str(path)), text
+        return parse_config(tomllib.loads(text), str(path)), redact_secrets(text)
     except (tomllib.TOMLDecodeError, MomentumbotError) as exc:
         notices.append(f"config.toml could not be read ({exc}): the band level is not drawn.")
-        return None, text
+        return None, redact_secrets(text)
 
 
 def _optional_table(run_dir: Path, name: str) -> pd.DataFrame | None:
