@@ -468,3 +468,25 @@ def test_running_clock_streams_at_speed_and_pauses(source: Any, ib_log: IbLogGua
             assert 0 < srv.now_ns() - frozen < 30 * 1_000_000_000
 
     run(body())
+
+
+def test_what_if_order_answers_without_placing(source: Any) -> None:
+    async def body() -> None:
+        async with gateway(source) as srv, connected(srv) as ib:
+            c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+            assert c is not None
+            await srv.advance_to_time("09:40")
+            price = srv.mark("AAPL")
+            state = await asyncio.wait_for(ib.whatIfOrderAsync(c, MarketOrder("BUY", 300)), 5)
+            assert state.commission == pytest.approx(
+                order_commission(1, 300.0, 300 * price, 0.0, P), abs=1e-6
+            )
+            assert float(state.initMarginChange) == pytest.approx(300 * price, abs=0.01)
+            assert float(state.equityWithLoanBefore) == 100_000
+            assert srv.broker.orders == {} and ib.trades() == []
+            # a real order right after still works
+            trade = ib.placeOrder(c, MarketOrder("BUY", 10))
+            await barrier(ib)
+            assert trade.orderStatus.status == "Submitted" and len(srv.broker.orders) == 1
+
+    run(body())

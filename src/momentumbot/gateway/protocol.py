@@ -414,6 +414,38 @@ class OrderView:
     last_fill_price: float
     completed_time: str = ""
     completed_status: str = ""
+    # a what-if answer: whatIf set, the 9 margin fields (initMarginBefore .. equityWithLoanAfter)
+    # and the commission
+    what_if_margins: tuple[str, ...] = ()
+    what_if_commission: float | None = None
+
+
+def read_what_if(r: Reader, sec_type: str) -> bool:
+    """Read a placeOrder's fields after `hidden` up to `whatIf` (ib_async's layout at 178)."""
+    if sec_type.upper() == "BAG":
+        r.skip(8 * r.integer())  # combo legs
+        r.skip(r.integer())  # order combo legs
+        r.skip(2 * r.integer())  # smart combo routing params
+    r.skip(7)  # "", discretionaryAmt, goodAfterTime, goodTillDate, faGroup, faMethod, faPercentage
+    r.skip(22)  # modelCode .. volatilityType
+    delta_neutral_type = r.text()
+    r.text()  # deltaNeutralAuxPrice
+    if delta_neutral_type:
+        r.skip(8)
+    r.skip(6)  # continuousUpdate .. scaleSubsLevelSize
+    increment = r.number(None)
+    if increment is not None and 0 < increment < UNSET_DOUBLE:
+        r.skip(7)
+    r.skip(3)  # scaleTable, activeStartTime, activeStopTime
+    if r.text():  # hedgeType
+        r.skip(1)
+    r.skip(4)  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld
+    if r.flag():  # delta-neutral contract
+        r.skip(3)
+    if r.text():  # algoStrategy
+        r.skip(2 * r.integer())
+    r.text()  # algoId
+    return r.flag()
 
 
 def msg_open_order(o: OrderView) -> bytes:
@@ -452,8 +484,10 @@ def msg_open_order(o: OrderView) -> bytes:
     f += [""]  # hedgeType
     f += [False, "", "IB", False, 0]  # optOutSmartRouting, clearing acct/intent, notHeld, dnc
     f += [""]  # algoStrategy
-    f += [False, False, o.status, "", "", "", "", "", "", "", "", ""]
-    f += [None, None, None, "", "", False, False]  # commission .. randomizePrice
+    margins = list(o.what_if_margins) if o.what_if_margins else [""] * 9
+    f += [False, bool(o.what_if_margins), o.status, *margins]
+    c = o.what_if_commission
+    f += [c, c, c, "USD" if c is not None else "", "", False, False]  # commission .. randomizePrice
     f += [0]  # conditions
     f += ["", None, None, None, None, None, None, 0, "", "", "", None, False, False, False, None]
     f += ["", False, False]  # duration, postToAts, autoCancelParent

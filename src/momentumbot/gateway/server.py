@@ -20,7 +20,7 @@ import pandas as pd
 
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.calendar import TradingCalendar
-from momentumbot.execution.costs import BUY, MICRO, cost_params
+from momentumbot.execution.costs import BUY, MICRO, SELL, cost_params, estimate_commission
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.broker import (
     Bar,
@@ -1155,12 +1155,21 @@ class GatewayServer:
         parent_id = r.integer()
         r.skip(4)  # blockOrder, sweepToFill, displaySize, triggerMethod
         outside_rth = r.flag()
+        try:
+            what_if = p.read_what_if(r, c.sec_type)
+        except RequestError:
+            what_if = False  # a client that sends fewer fields sends no what-if
         stock = self._resolve(c)
         symbol = stock.symbol if stock else c.symbol.upper()
         now = self._now_ns
         if stock is None:
             self._no_security(s, order_id)
             self.record.reject(s.client_id, order_id, symbol, 200, "no security definition", now)
+            return
+        if what_if:
+            self._answer_what_if(
+                s, order_id, stock, action, qty, order_type, lmt, aux, tif, account
+            )
             return
         try:
             if parent_id:
@@ -1206,6 +1215,60 @@ class GatewayServer:
         )
         self._route(
             order, [p.msg_open_order(self._view(order)), p.msg_order_status(self._view(order))]
+        )
+
+    def _answer_what_if(
+        self,
+        s: ClientSession,
+        order_id: int,
+        stock: StockInfo,
+        action: str,
+        qty: float,
+        order_type: str,
+        lmt: float | None,
+        aux: float | None,
+        tif: str,
+        account: str,
+    ) -> None:
+        """What an order would do to the account (a cash account: margin = position value) and
+        its commission at the last close; nothing is placed."""
+        account = account or self.cfg.accounts[0]
+        if account not in self.broker.accounts:
+            s.error(
+                order_id, 321, f"Error validating request: account {account} is not managed here"
+            )
+            return
+        side = BUY if action.upper() == "BUY" else SELL
+        price = self.mark(stock.symbol)
+        month = ny_time(self._now_ns)
+        acct = self.broker.accounts[account]
+        commission = estimate_commission(
+            side,
+            float(qty),
+            price,
+            acct.month_shares.get((month.year, month.month), 0.0),
+            self.broker.params,
+        )
+        values = {k: v for k, v, _ in self.account_values(account)}
+        equity, gross = float(values["NetLiquidation"]), float(values["GrossPositionValue"])
+        change = side * qty * price
+        margins = [gross, gross, equity, change, change, -commission]
+        margins += [gross + change, gross + change, equity - commission]
+        view = p.OrderView(
+            order_id=order_id, client_id=s.client_id, perm_id=0, stock=stock, action=action.upper(),
+            total_qty=int(qty), order_type=order_type.upper(), lmt_price=lmt, aux_price=aux,
+            tif=tif or "DAY", account=account, order_ref="", outside_rth=False, status="PreSubmitted",
+            filled=0, remaining=int(qty), avg_fill_price=0.0, last_fill_price=0.0,
+            what_if_margins=tuple(f"{m:.2f}" for m in margins), what_if_commission=round(commission, 6),
+        )  # fmt: skip
+        s.send(p.msg_open_order(view))
+        log.info(
+            "client %d: what-if %s %s %s: commission %.2f",
+            s.client_id,
+            action,
+            qty,
+            stock.symbol,
+            commission,
         )
 
     def _req_cancel_order(self, s: ClientSession, r: Reader) -> None:
