@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,11 @@ SELL = -1
 
 
 # ----------------------------------------------------------------------------- costs
+
+
+def exact(x: float) -> Fraction:
+    """The decimal number a float stands for (10.05 is 1005/100, not 10.0499999...)."""
+    return Fraction(Decimal(repr(float(x))))
 
 
 def micro(usd: float) -> int:
@@ -63,14 +69,29 @@ class CommissionSchedule:
         c = min(max(t.minimum, per_share_part), t.maximum_fraction * value)
         c += t.clearing_per_share * shares
         if side == SELL:
-            c += t.sec_fee_rate * value
-            c += min(t.finra_taf_per_share * shares, t.finra_taf_max)
+            # Summed as one addend: a total that lands exactly on half a micro-dollar must
+            # round the same way as the engine's (float sums depend on their grouping).
+            c += t.sec_fee_rate * value + min(t.finra_taf_per_share * shares, t.finra_taf_max)
         return c
 
-    def estimate(self, side: int, shares: int, price: float, month_shares: float) -> float:
-        """The schedule applied to a whole order of `shares` at `price` (cost filter)."""
-        rate = self.tier_rate(month_shares) if self.kind == "tiered" else 0.0
-        return self.cumulative(side, shares, shares * price, rate * shares)
+    def estimate_exact(self, side: int, shares: int, price: float, month_shares: float) -> Fraction:
+        """The schedule applied to a whole order of `shares` at `price` (cost filter), in
+        exact decimal arithmetic: the text's "exceeds" is about numbers, not floats."""
+        value = shares * exact(price)
+        if self.kind == "fixed":
+            f = self.fixed
+            return min(
+                max(exact(f.minimum), exact(f.per_share) * shares),
+                exact(f.maximum_fraction) * value,
+            )
+        t = self.tiered
+        per_share = exact(self.tier_rate(month_shares)) * shares
+        c = min(max(exact(t.minimum), per_share), exact(t.maximum_fraction) * value)
+        c += exact(t.clearing_per_share) * shares
+        if side == SELL:
+            c += exact(t.sec_fee_rate) * value
+            c += min(exact(t.finra_taf_per_share) * shares, exact(t.finra_taf_max))
+        return c
 
 
 # ----------------------------------------------------------------------------- state
@@ -97,8 +118,11 @@ class Order:
 
 @dataclass
 class Band:
-    ref: float
-    level: float = 0.0
+    """Kept in exact decimal arithmetic: a close of 5.05 on a ref of 5.00 is a move of
+    exactly 1 %, which reaches the rung at 1 % (in floats it is 0.99999999999999645)."""
+
+    ref: Fraction
+    level: Fraction = Fraction(0)
     long: bool = False
 
 
@@ -255,8 +279,9 @@ class ReferenceEngine:
 
     def fails_cost_filter(self, j: int, side: int, qty: int) -> bool:
         price = self.syms[j].last_close
-        est = self.costs.estimate(side, qty, price, self.month_shares)
-        return est > self.cfg.execution.max_commission_bps * 1e-4 * (qty * price)
+        est = self.costs.estimate_exact(side, qty, price, self.month_shares)
+        limit = exact(self.cfg.execution.max_commission_bps) / 10_000 * qty * exact(price)
+        return est > limit
 
     def target(self, j: int) -> int:
         s = self.syms[j]
@@ -417,7 +442,9 @@ class ReferenceEngine:
         investable = equity - self.cfg.portfolio.cash_reserve
         budgets = [0.0] * n_s
         caps = {j: qv[j] * self.syms[j].last_close for j in kept}
-        active = list(kept)
+        # CHOICE: with equity at or below the reserve there is nothing to invest (budgets 0,
+        # never negative: long only).
+        active = list(kept) if investable > 0 else []
         remaining = investable
         while active:
             total = sum(scores[j] for j in active)
@@ -507,8 +534,7 @@ class ReferenceEngine:
         if tgt == 0:
             if s.position > 0:
                 if w is not None and w.side == SELL and w.remaining == s.position:
-                    self.note("sale to zero already working")
-                    return
+                    return  # (unreachable: then effective = 0 = target, handled above)
                 self.place(i, j, SELL, s.position, "rebalance")
             elif w is not None and w.side == BUY:
                 self.note("rebalance to zero cancels a working buy")
@@ -569,7 +595,7 @@ class ReferenceEngine:
         equity_rows: list[dict] = []
         carries = 0
         hold = cfg.strategy.hold_overnight
-        step, buffer = cfg.strategy.step, cfg.strategy.buffer
+        step, buffer = exact(cfg.strategy.step), exact(cfg.strategy.buffer)
         n_s = len(self.symbols)
         flattened = False
         first_alloc_pending = True
@@ -619,9 +645,9 @@ class ReferenceEngine:
                 c = float(self.close[i, j])
                 s.last_close = c
                 if s.band is None:
-                    s.band = Band(ref=float(self.open[i, j]))
+                    s.band = Band(ref=exact(self.open[i, j]))
                 b = s.band
-                move = 100 * (c - b.ref) / b.ref
+                move = 100 * (exact(c) - b.ref) / b.ref
                 if move > b.level:
                     if not b.long and move > b.level + buffer:
                         signals[j] = "enter"
