@@ -86,7 +86,11 @@ def pass_over_symbols(
         position = position_path(fills, n)
         close = bars.close if bars is not None else None
         band = band_line(bars, run.axis, config.strategy) if bars is not None and config else None
-        mark = marks(close) if close is not None else fill_marks(fills, n)
+        mark = fill_marks(fills, n)
+        if close is not None:
+            # before its first bar (or without any) a position is marked at its fill price
+            last_close = marks(close)
+            mark = np.where(np.isnan(last_close), mark, last_close)
         value = np.where(position != 0, position * mark, 0.0)
         out.capital[symbol] = bucket_means(value, bounds)
         chart = plots.SymbolChart(
@@ -143,7 +147,7 @@ def missing_bar_notices(missing: dict[str, tuple[int, int]], limit: int = 12) ->
     some = sorted((s for s in gaps if s not in none), key=lambda s: -gaps[s][0])
     lines: list[str] = []
     if none:
-        lines.append(f"No bars at all in this run for: {', '.join(none)}.")
+        lines.append(f"No bars in the bar store for the run's sessions: {', '.join(none)}.")
     if some:
         parts = [
             f"{s} {count(m)} of {count(of)} ({_share(m, of)})"
