@@ -42,7 +42,6 @@ REPORT_FILE = "report.html"
 class SymbolPass:
     """What one pass over the run's symbols leaves for the charts and the report."""
 
-    charts: list[plots.SymbolChart] = field(default_factory=list)
     capital: dict[str, np.ndarray] = field(default_factory=dict)
     missing: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (missing, of)
     notices: list[str] = field(default_factory=list)
