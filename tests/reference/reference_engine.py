@@ -1,8 +1,26 @@
 """A plain, slow, pure-Python reading of STRATEGY.md sections 0-5, to check the engine against.
 
 Written from the text alone (not from the kernel). One object per order, one loop over the
-minutes, one loop over the symbols inside it: readability over speed. Where the text leaves
-room, the choice made here is marked `CHOICE:` with the reason.
+minutes, one loop over the symbols inside it: readability over speed. The band and the cost
+filter compare in exact decimal arithmetic (the text's numbers), cash is integer
+micro-dollars. Where the text leaves room, the choice made here is marked `CHOICE:`:
+
+- half a micro-dollar rounds up; a tiered fill pays the rate of the shares traded before it
+  this month (300,000 traded so far: the next share is in the second tier);
+- cancelled or replaced orders that had fills end `partially_filled`;
+- an enter/exit signal that makes no order leaves the rebalance rule to act at an
+  allocator bar; a `skipped` row counts as an order;
+- a flatten carried from an earlier session that still sells the whole position is left
+  working at the next flatten; signals at the flatten bar make no orders;
+- shadow books pay the first tier's rate; shadow enters are blocked in the no-new-entries
+  window; nothing is decided after the flatten;
+- top_k ties go to the symbol listed first; equity at or below the reserve gives budgets 0;
+- a rebalance whose order would be 0 shares (the position already is the target while a
+  working order would move it away) cancels the working order;
+- the latest close of a symbol with no bar yet today is its close from an earlier session,
+  warm-up included;
+- hold_overnight: bands and shadow books (realised P&L included) carry over, working
+  orders keep working into the next session.
 """
 
 from __future__ import annotations

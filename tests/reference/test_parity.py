@@ -1,5 +1,9 @@
 """The engine against the plain reference implementation of STRATEGY.md: same orders, same
-fills, same equity, on hand-built scenarios and on random ones."""
+fills, same equity (and allocations, overnight carries), on hand-built scenarios and on
+random ones (reproduce a random failure with `check(*seeded_scenario(seed))`).
+
+The two tests under "exact ties" fail on purpose while the engine decides rung and
+cost-filter ties in binary floating point: the text's arithmetic is decimal."""
 
 from __future__ import annotations
 
