@@ -69,3 +69,24 @@ def test_step_down_when_flat_and_re_entry_from_a_lower_rung() -> None:
 def test_parameters_are_respected(step: float, buffer: float) -> None:
     sig = run([100.0 + step + buffer + 0.01], step=step, buffer=buffer)
     assert sig == [(1, step, True)]
+
+
+def test_decimal_thresholds_are_met_exactly_despite_binary_floats() -> None:
+    # ref 5.00: 5.02 is +0.4 % (enter), 5.05 is exactly +1 % (one rung up), 5.03 is +0.6 %,
+    # below 1 - 0.3 (exit). In binary floats 5.05 / 5.00 - 1 is 0.99999999999999645 %.
+    level, long = 0.0, False
+    out = []
+    for c in (5.02, 5.05, 5.03):
+        sig, level, long = band_update(c, 5.0, level, long, 1.0, 0.3)
+        out.append((sig, level, long))
+    assert out == [(1, 0.0, True), (0, 1.0, True), (-1, 1.0, False)]
+
+
+def test_the_level_does_not_drift_over_many_rungs() -> None:
+    level, long = 0.0, False
+    for c in (100.3, 100.6, 100.9, 100.6, 100.3, 100.0):  # step 0.3: up three rungs, down three
+        _, level, long = band_update(c, 100.0, level, long, 0.3, 0.0)
+    assert level == 0.0
+    # with buffer 0 a close equal to the reference is not a breakout
+    sig, _, _ = band_update(100.0, 100.0, level, False, 0.3, 0.0)
+    assert sig == 0

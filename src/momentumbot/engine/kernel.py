@@ -301,7 +301,9 @@ def _passes_cost_filter(
     side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams
 ) -> bool:
     est = estimate_commission(side, qty, price, st.counters[C_MONTH_SHARES], cp)
-    return est <= kp.max_commission_bps * 1e-4 * qty * price
+    # "exceeds" in decimal terms: 0.005 x 360 at 10.00 is exactly 5 bp of 3,600 USD, which
+    # binary floats put 2e-16 apart; allow a micro-dollar of slack
+    return est <= kp.max_commission_bps * 1e-4 * qty * price + 1e-6
 
 
 @njit(cache=True, inline="always")

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 from numba import njit
 
+# Thresholds are decimal numbers (a 1 % step, a 0.3 % buffer) and prices are cents, but
+# both reach us as binary floats: 5.05 / 5.00 - 1 is 0.99999999999999645 %, and three
+# 0.3 % rungs add up to 0.8999999999999999 %. A move that equals a threshold in decimal
+# must count as equal, so comparisons allow this much slack (in percent). One cent on a
+# 100,000 USD price is 1e-5 %, so no real move is ever this close to a threshold.
+EPS = 1e-9
+
 
 @njit(cache=True)
 def band_update(
     close: float, ref: float, level: float, long: bool, step: float, buffer: float
 ) -> tuple[int, float, bool]:
     """One bar of the momentum band. Returns (signal, new level, new long);
-    signal +1 enter, -1 exit, 0 none (STRATEGY.md section 2)."""
+    signal +1 enter, -1 exit, 0 none.
+
+    The level is always a whole number of rungs (kept as rungs x step, never summed), so
+    it does not drift however often it moves.
+    """
     move = 100.0 * (close - ref) / ref
+    rungs = round(level / step)
+    lvl = rungs * step
     signal = 0
-    if move > level:
-        if not long and move > level + buffer:
+    if move > lvl + EPS:
+        if not long and move > lvl + buffer + EPS:
             signal = 1
             long = True
-        if move >= level + step:
-            level += step
+        if move >= lvl + step - EPS:
+            rungs += 1
     else:
-        if long and move < level - buffer:
+        if long and move < lvl - buffer - EPS:
             signal = -1
             long = False
-        if move <= level - step:
-            level -= step
-    return signal, level, long
+        if move <= lvl - step + EPS:
+            rungs -= 1
+    return signal, rungs * step, long
