@@ -73,6 +73,7 @@ def _run_backtest_cli(
     end: str | None,
     out: Path | None,
     notes: tuple[str, ...] = (),
+    report: bool = True,
 ) -> Path:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -129,6 +130,12 @@ def _run_backtest_cli(
     )
     console.print(summary_table(run.summary, run.summary["benchmark"]))
     console.print(f"run folder: [bold]{out_dir}[/]")
+    if report:
+        from momentumbot.reporting.report import write_report
+
+        # symbol PNGs are the slow part of a wide run; report.html has every symbol anyway
+        html = write_report(out_dir, symbol_plots=len(r["symbols"]) <= 50)
+        console.print(f"report: [bold]{html}[/]")
     return out_dir
 
 
@@ -154,9 +161,12 @@ def backtest_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run folder (default: runs/backtest-<time>).")
     ] = None,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write plots and report.html.")
+    ] = True,
 ) -> None:
     """Backtest the strategy on minute bars from the store and write a run folder."""
-    _run_backtest_cli(config, store, symbols, start, end, out)
+    _run_backtest_cli(config, store, symbols, start, end, out, report=report)
 
 
 @app.command("demo")
@@ -186,6 +196,7 @@ def demo_command(
 
 
 def _mount_subcommands() -> None:
+    from momentumbot.app.cli_trade import stop_command, trade_command
     from momentumbot.data.cli import data_app
     from momentumbot.gateway.cli import gateway_command
     from momentumbot.reporting.cli import report_app
@@ -193,6 +204,8 @@ def _mount_subcommands() -> None:
     app.add_typer(data_app, name="data")
     app.add_typer(report_app, name="report")
     app.command("gateway")(gateway_command)
+    app.command("trade")(trade_command)
+    app.command("stop")(stop_command)
 
 
 _mount_subcommands()
