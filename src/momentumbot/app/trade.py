@@ -1,0 +1,1378 @@
+"""Composition of paper and live trading: config + IB broker + journal + the live engine + risk
+-> the same run folder a backtest writes, plus the journal.
+
+The trader is the asyncio edge. It turns broker events into engine inputs (journaled first,
+then applied), steps the engine once per closed minute on the server's clock, and turns the
+engine's new and ended orders into IB orders and cancels, after the journal has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from momentumbot import __version__
+from momentumbot.app import run_folder as rf
+from momentumbot.app.backtest import write_results
+from momentumbot.config.loader import config_to_toml, parse_config
+from momentumbot.config.schema import AppConfig
+from momentumbot.data.calendar import EXCHANGE_TZ, NS_PER_MINUTE, TradingCalendar
+from momentumbot.domain.errors import ConfigError, DataError, MomentumbotError
+from momentumbot.engine import kernel as k
+from momentumbot.engine.live import LiveEngine, StepResult
+from momentumbot.execution.broker_protocol import ExecReport, OrderReport
+from momentumbot.execution.ib_broker import (
+    CONNECTIVITY_LOST,
+    RESTORED_DATA_LOST,
+    BrokerSettings,
+    BrokerUnavailable,
+    ConnectionState,
+    IbBroker,
+)
+from momentumbot.journal import journal as jr
+from momentumbot.journal import replay as rp
+from momentumbot.journal.reconcile import EngineOrder, make_ref, parse_ref, reconcile
+from momentumbot.risk.kill_switch import KillSwitch
+from momentumbot.risk.limits import RiskLimits, daily_loss_breached, pre_trade
+
+log = logging.getLogger("momentumbot.trade")
+
+NS = 1_000_000_000
+PAPER_PORTS = (7497, 4002)
+LIVE_PORTS = (7496, 4001)
+SIDE_NAME = {1: "BUY", -1: "SELL"}
+REJECT_CODES_INFO = {202, 10147, 10148, 161}  # cancel confirmations / cancel of a done order
+
+
+class TradingStopped(MomentumbotError):
+    """Trading stopped because the bot met something it cannot explain; read the reason and
+    the run folder's journal before starting again."""
+
+    exit_code = 6
+
+
+def is_paper_account(account: str) -> bool:
+    """IB paper accounts start with D (DU...); live ones do not."""
+    return account.upper().startswith("D")
+
+
+def default_trade_dir(root: Path = Path("runs")) -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    return root / f"trade-{stamp}"
+
+
+@dataclass(frozen=True)
+class TradeOptions:
+    out_dir: Path
+    host: str | None = None
+    port: int | None = None
+    client_id: int | None = None
+    live: bool = False
+    sessions: int | None = None
+    rearm: bool = False
+    console: bool = True
+    symbols: tuple[str, ...] | None = None
+    market_data_wait_seconds: float = 5.0
+
+
+@dataclass
+class TradeOutcome:
+    out_dir: Path
+    stop_reason: str
+    sessions: int
+    orders: int
+    fills: int
+    summary: dict[str, Any] | None
+
+
+@dataclass
+class _MinuteBars:
+    o: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+    seen: np.ndarray  # bool per symbol
+
+    @classmethod
+    def empty(cls, n: int) -> _MinuteBars:
+        return cls(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool))
+
+
+@dataclass
+class _Pending:
+    """An execution received but not booked yet (its minute has not been stepped)."""
+
+    report: ExecReport
+    oid: int
+    commission_micro: int | None
+
+
+@dataclass
+class _Stats:
+    reconnects: int = 0
+    outages: int = 0
+    resubscribes: int = 0
+    resent: int = 0
+    adopted: int = 0
+    rejected: int = 0
+    stale_streams: int = 0
+    step_seconds: list[float] = field(default_factory=list)
+
+
+class Trader:
+    """One paper or live trading run in one run folder."""
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        opts: TradeOptions,
+        *,
+        calendar: TradingCalendar | None = None,
+        status_sink: Callable[[Trader], None] | None = None,
+    ) -> None:
+        syms = list(opts.symbols) if opts.symbols else list(cfg.symbols)
+        if not syms:
+            raise ConfigError(
+                "symbols: the symbol list is empty; set `symbols = [...]` in the config or pass --symbols"
+            )
+        self.cfg = cfg.model_copy(update={"symbols": syms})
+        self.opts = opts
+        self.run_dir = opts.out_dir
+        self.calendar = calendar or TradingCalendar(cfg.session.calendar)
+        self.symbols = syms
+        self.n = len(syms)
+        self._sym_index = {s: i for i, s in enumerate(syms)}
+        self.limits = RiskLimits.from_config(cfg.risk)
+        b = cfg.broker
+        self.settings = BrokerSettings.from_config(
+            b, host=opts.host, port=opts.port, client_id=opts.client_id
+        )
+        self.grace_ns = int(b.bar_grace_seconds * NS)
+        self.stale_ns = int(b.stale_stream_seconds * NS)
+        self.kill = KillSwitch(self.run_dir)
+        self.conn = ConnectionState()
+        self.stats = _Stats()
+        self.status_sink = status_sink
+        self.journal: jr.Journal | None = None
+        self.engine: LiveEngine | None = None
+        self.broker: IbBroker | None = None
+        self.run_id = ""
+        self.account = ""
+        self.kind = "live" if opts.live else "paper"
+        self.blocked = np.zeros(self.n, bool)
+        self._pending_bars: dict[int, _MinuteBars] = {}
+        self._pending_fills: list[_Pending] = []
+        self._fill_index: dict[str, int] = {}
+        self._oid_state: dict[int, str] = {}
+        self._held: list[tuple[str, int]] = []
+        self._limit_placed: dict[int, int] = {}  # oid -> server ns a marketable limit went out
+        self._max_label = -1
+        self._alive_ns = 0
+        self.server_ns = 0
+        self.progress_ns = 0
+        self._step_seq = 0
+        self._catchup_until = 0  # fresh start mid-session: minutes closing by then are not traded
+        self.halted = ""
+        self.fatal = ""
+        self.stop_reason = ""
+        self._done = False
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._time_kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._lock_fh: IO[str] | None = None
+        self._log_handler: logging.Handler | None = None
+        self._cash_at_start: int | None = None
+        self._session_start_equity: float | None = None
+        self._session_of_equity: pd.Timestamp | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self.on_step: Callable[[StepResult], None] | None = None
+
+    # ================================================================ the run
+
+    async def run(self) -> TradeOutcome:
+        """Trade until the sessions are done, a stop is asked for, or something is wrong."""
+        self._open_folder()
+        loop = asyncio.get_running_loop()
+        self.kill.install_signals(loop, self._wake.set)
+        error: BaseException | None = None
+        try:
+            await self._start()
+            await self._loop()
+        except BaseException as exc:
+            error = exc
+            if not self.stop_reason:
+                self.stop_reason = f"error: {exc}"
+            raise
+        finally:
+            self.kill.remove_signals(loop)
+            await self._finish(error)
+        if self.fatal:
+            raise TradingStopped(self.fatal)
+        return self._outcome
+
+    # ---------------------------------------------------------------- folder
+
+    def _open_folder(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = self.run_dir / "trade.lock"
+        fh = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            other = fh.read().strip()
+            fh.close()
+            raise ConfigError(
+                f"{self.run_dir}: another momentumbot is trading in this folder"
+                + (f" (pid {other})" if other else "")
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+        handler = logging.FileHandler(self.run_dir / "run.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("momentumbot")
+        if root.level == logging.NOTSET or root.level > logging.INFO:
+            root.setLevel(logging.INFO)
+        root.addHandler(handler)
+        self._log_handler = handler
+        self.kill.clear_file()
+        try:
+            self.journal = jr.Journal.open(self.run_dir / jr.JOURNAL_NAME, create=True)
+        except BaseException:
+            self._close_folder()
+            raise
+
+    def _close_folder(self) -> None:
+        if self._log_handler is not None:
+            logging.getLogger("momentumbot").removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        if self._lock_fh is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    # ---------------------------------------------------------------- start
+
+    def _check_config_guards(self) -> None:
+        b = self.cfg.broker
+        if self.opts.live and not b.live:
+            raise ConfigError(
+                "--live: the config does not allow live trading; set `live = true` in [broker] "
+                "(and `account`) to trade real money"
+            )
+        if self.opts.live:
+            if not b.account:
+                raise ConfigError("--live: set [broker] account to the live account id")
+            missing = self.limits.missing_for_live()
+            if missing:
+                raise ConfigError(
+                    "--live: set the risk limits "
+                    + ", ".join(f"[risk] {m}" for m in missing)
+                    + " before trading real money"
+                )
+        elif self.settings.port in LIVE_PORTS:
+            log.warning(
+                "port %d is a live port of TWS / IB Gateway; a paper run checks the account",
+                self.settings.port,
+            )
+
+    async def _start(self) -> None:
+        self._check_config_guards()
+        j = self.journal
+        assert j is not None
+        resume = not j.is_new
+        if resume:
+            self._check_resume_config(j)
+        else:
+            self.run_id = uuid.uuid4().hex[:8]
+            j.set_many(
+                {
+                    "run_id": self.run_id,
+                    "kind": self.kind,
+                    "version": __version__,
+                    "config": config_to_toml(self.cfg),
+                    "symbols": json.dumps(self.symbols),
+                    "state": "starting",
+                }
+            )
+            rf.write_config(self.cfg, self.run_dir / "config.toml")
+        if self.opts.rearm and j.get("halted"):
+            log.warning("re-armed: the halt (%s) is lifted", j.get("halted"))
+            with j.transaction():
+                j.set("halted", "")
+                j.add_input(rp.NOTE, None, None, {"rearm": True})
+        self.halted = j.get("halted") or ""
+        self.broker = IbBroker(self.settings, self)
+        engine_orders_working = resume and any(
+            o.state not in jr.DONE_STATES for o in j.orders().values()
+        )
+        log.info(
+            "%s run %s: connecting to %s:%d as client %d",
+            self.kind, self.run_id, self.settings.host, self.settings.port, self.settings.client_id,
+        )  # fmt: skip
+        await self.broker.connect(allow_fallback=not engine_orders_working)
+        self.conn.connected = True
+        self._guard_account(j)
+        await self.broker.qualify(self.symbols)
+        if (
+            not self.cfg.broker.allow_delayed_data
+            or self.cfg.broker.order_type == "marketable_limit"
+        ):
+            problems = await self.broker.market_data_problems(
+                self.symbols,
+                self.opts.market_data_wait_seconds,
+                keep=self.cfg.broker.order_type == "marketable_limit",
+            )
+            if not self.cfg.broker.allow_delayed_data:
+                for sym, why in problems.items():
+                    self.blocked[self._sym_index[sym]] = True
+                    log.warning("%s: %s; no new buys (allow_delayed_data = false)", sym, why)
+        self.engine = LiveEngine(self.cfg, self.symbols, self.calendar)
+        if resume:
+            stats = rp.replay(j, self.engine)
+            self._fill_index = dict(stats.fill_index)
+            log.info(
+                "journal replayed: %d inputs, %d minutes, %d fills; next minute %s",
+                stats.inputs, stats.steps, stats.fills, _ny(self.engine.next_label) if self.engine.started else "-",
+            )  # fmt: skip
+        self._oid_state = {oid: o.state for oid, o in j.orders().items()}
+        self.broker.raise_order_id_floor(j.max_ib_order_id() + 1)
+        self.server_ns = await self.broker.server_time_ns()
+        snap_ok = await self._reconcile("start")
+        if not snap_ok:
+            return
+        if not self.engine.started:
+            await self._warm_up()
+        else:
+            await self._subscribe_all(self._catchup_duration())
+        self._requeue_unbooked()
+        self.conn.resyncing = False
+        j.set_many({"state": "trading"})
+        self._tasks.append(asyncio.create_task(self._clock(), name="trade-clock"))
+        log.info(
+            "trading %d symbols (%s) on %s, server time %s",
+            self.n, ", ".join(self.symbols), self.account, _ny(self.server_ns),
+        )  # fmt: skip
+
+    def _check_resume_config(self, j: jr.Journal) -> None:
+        self.run_id = j.get("run_id") or ""
+        stored = j.get("config") or ""
+        try:
+            import tomllib
+
+            stored_cfg = parse_config(tomllib.loads(stored), f"{j.path} (config)")
+        except (ValueError, ConfigError) as exc:
+            raise jr.JournalError(f"{j.path}: the stored config is unreadable: {exc}") from None
+        if json.loads(j.get("symbols") or "[]") != self.symbols:
+            raise ConfigError(
+                f"{self.run_dir}: this run trades {json.loads(j.get('symbols') or '[]')}, not "
+                f"{self.symbols}; use the same symbols or a new --out folder"
+            )
+        mine = self.cfg.model_dump(mode="json")
+        theirs = stored_cfg.model_dump(mode="json")
+        for section in ("portfolio", "strategy", "allocation", "execution", "session"):
+            if mine[section] != theirs[section]:
+                raise ConfigError(
+                    f"{self.run_dir}: the run was started with a different [{section}] section; "
+                    "resume it with the same config (its config.toml) or trade into a new --out folder"
+                )
+        stored_kind = j.get("kind") or "paper"
+        if stored_kind != self.kind:
+            raise ConfigError(f"{self.run_dir}: this is a {stored_kind} run; resume it as such")
+        log.info("resuming run %s from its journal", self.run_id)
+
+    def _guard_account(self, j: jr.Journal) -> None:
+        assert self.broker is not None
+        accounts = self.broker.managed_accounts()
+        want = self.cfg.broker.account
+        if want:
+            if want not in accounts:
+                raise ConfigError(
+                    f"[broker] account {want} is not an account of this connection "
+                    f"({', '.join(accounts) or 'none'})"
+                )
+            account = want
+        elif len(accounts) == 1:
+            account = accounts[0]
+        else:
+            raise ConfigError(
+                f"the connection manages accounts {', '.join(accounts)}: set [broker] account"
+            )
+        paper = is_paper_account(account)
+        if self.opts.live and paper:
+            raise ConfigError(
+                f"--live, but {account} is a paper account (it starts with D); refusing to start"
+            )
+        if not self.opts.live and not paper:
+            raise ConfigError(
+                f"this is a paper run, but {account} is a LIVE account; refusing to start "
+                "(use --live with `live = true` and the account id in the config to trade real money)"
+            )
+        stored = j.get("account")
+        if stored and stored != account:
+            raise ConfigError(f"{self.run_dir}: this run trades account {stored}, not {account}")
+        if not stored:
+            j.set_many({"account": account})
+        self.account = account
+        self.broker.account = account
+
+    # ---------------------------------------------------------------- warm-up
+
+    def _sessions_opened(self, since: pd.Timestamp) -> pd.DatetimeIndex:
+        """Sessions from `since` that have opened by the server's time."""
+        now_day = pd.Timestamp(self.server_ns, tz="UTC").tz_convert(EXCHANGE_TZ).tz_localize(None)
+        sessions = self.calendar.sessions(since, now_day.normalize())
+        if len(sessions) == 0:
+            return sessions
+        grid_open = self.calendar.grid(sessions[-1:]).open_ns[0]
+        if self.server_ns < grid_open:
+            sessions = sessions[:-1]
+        return sessions
+
+    def _first_session(self) -> pd.Timestamp:
+        """The session being traded now, or the next one."""
+        now = pd.Timestamp(self.server_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
+        day = now.tz_localize(None).normalize()
+        sessions = self.calendar.sessions(day, day + pd.Timedelta(days=20))
+        for s in sessions:
+            g = self.calendar.grid(pd.DatetimeIndex([s]))
+            if self.server_ns < int(g.close_ns[0]):
+                return s
+        raise DataError(f"no trading session after {day.date()}")
+
+    def _catchup_duration(self) -> str:
+        assert self.engine is not None
+        day = pd.Timestamp(self.engine.next_label, tz="UTC").tz_convert(EXCHANGE_TZ)
+        n = len(self._sessions_opened(day.tz_localize(None).normalize()))
+        return f"{max(n, 1)} D"
+
+    async def _warm_up(self) -> None:
+        """History for the warm-up sessions (plus one before, to know which symbols have
+        older bars) and today's bars so far, kept up to date from then on."""
+        assert self.engine is not None and self.journal is not None
+        first = self._first_session()
+        warm = self.engine.warmup_sessions(first)
+        grid = self.engine.warmup_grid(first)
+        before = self.calendar.sessions_before(warm[0] if len(warm) else first, 1)
+        start_day = before[0] if len(before) else (warm[0] if len(warm) else first)
+        n_days = len(self._sessions_opened(start_day))
+        log.info(
+            "warming up from %s: %d warm-up sessions before %s, %d days of history",
+            start_day.date(), len(warm), first.date(), n_days,
+        )  # fmt: skip
+        history = await self._subscribe_all(f"{max(n_days, 1)} D")
+        m = grid.n_minutes
+        o = np.full((m, self.n), np.nan)
+        c = np.full((m, self.n), np.nan)
+        v = np.full((m, self.n), np.nan)
+        started = np.zeros(self.n, bool)
+        first_label = int(grid.label_ns[0]) if m else self.engine.next_label
+        for j, sym in enumerate(self.symbols):
+            bars = history[sym]
+            if bars.ts.shape[0] and int(bars.ts[0]) < first_label:
+                started[j] = True
+            if m:
+                idx = np.searchsorted(grid.label_ns, bars.ts)
+                ok = (idx < m) & (grid.label_ns[np.minimum(idx, m - 1)] == bars.ts)
+                o[idx[ok], j] = bars.open[ok]
+                c[idx[ok], j] = bars.close[ok]
+                v[idx[ok], j] = bars.volume[ok]
+        data, info = rp.warmup_input(first, o, c, v, started)
+        with self.journal.transaction():
+            self.journal.add_input(rp.WARMUP, None, data, info)
+            rp.apply_input(self.engine, rp.WARMUP, None, data, info)
+            self.journal.set("first_session", str(first.date()))
+        self._catchup_until = self.server_ns
+        if self.server_ns > self.engine.session_open_ns:
+            log.warning(
+                "started during the session (%s): minutes before it are replayed for bands, "
+                "shadow books and quiet volume; their orders are not sent",
+                _ny(self.server_ns),
+            )
+
+    async def _subscribe_all(self, duration: str) -> dict[str, Any]:
+        """(Re)subscribe every symbol's bar stream; its initial bars join the pending minutes."""
+        assert self.broker is not None and self.engine is not None
+        out = {}
+        for sym in self.symbols:
+            bars = await self.broker.subscribe_bars(sym, duration, self._on_stream_bar)
+            out[sym] = bars
+            nxt = self.engine.next_label if self.engine.started else 0
+            for i in range(bars.ts.shape[0]):
+                label = int(bars.ts[i])
+                if label >= nxt:
+                    self._store_bar(sym, label, bars.open[i], bars.close[i], bars.volume[i])
+        t = await self.broker.server_time_ns()
+        self.server_ns = max(self.server_ns, t)
+        self._alive_ns = max(self._alive_ns, t)
+        self.stats.resubscribes += 1
+        return out
+
+    # ---------------------------------------------------------------- reconcile
+
+    def _engine_orders(self) -> dict[int, EngineOrder]:
+        assert self.engine is not None and self.journal is not None
+        e = self.engine
+        out: dict[int, EngineOrder] = {}
+        pending_qty: dict[int, int] = {}
+        for p in self._pending_fills:
+            pending_qty[p.oid] = pending_qty.get(p.oid, 0) + p.report.quantity
+        for oid, o in self.journal.orders().items():
+            if oid >= e.order_count():
+                continue
+            sym, side, qty, _reason, _dec, status, filled = e.order_row(oid)
+            out[oid] = EngineOrder(
+                oid=oid,
+                symbol=sym,
+                side=side,
+                quantity=qty,
+                filled=filled + pending_qty.get(oid, 0),
+                working=status == "working",
+                state=self._oid_state.get(oid, o.state),
+            )
+        return out
+
+    async def _reconcile(self, why: str) -> bool:
+        """Compare with IB; act on what can be explained; stop on what cannot."""
+        assert self.broker is not None and self.journal is not None and self.engine is not None
+        snap = await self.broker.snapshot()
+        j = self.journal
+        positions = self.engine.positions()
+        for p in self._pending_fills:
+            positions[p.report.symbol] = positions.get(p.report.symbol, 0) + (
+                p.report.side * p.report.quantity
+            )
+        expected_cash = None
+        start_cash = j.get("account_cash_start")
+        if start_cash is not None:
+            expected_cash = (
+                int(start_cash)
+                + self.engine.cash_micro
+                - round(self.cfg.portfolio.initial_cash * 1e6)
+            )
+            for p in self._pending_fills:
+                comm = p.commission_micro or 0
+                expected_cash -= (
+                    p.report.side * round(p.report.quantity * p.report.price * 1e6) + comm
+                )
+        known = set(j.fills())
+        r = reconcile(
+            run_id=self.run_id,
+            client_id=self.broker.client_id,
+            symbols=self.symbols,
+            orders=self._engine_orders(),
+            known_exec_ids=known,
+            positions=positions,
+            snapshot=snap,
+            expected_cash_micro=expected_cash,
+        )
+        for w in r.warnings:
+            log.warning("reconcile (%s): %s", why, w)
+        if not r.agrees:
+            self.fatal = (
+                f"reconciliation ({why}) found what it cannot explain; not trading: "
+                + "; ".join(r.mismatches)
+            )
+            log.error(self.fatal)
+            self._done = True
+            return False
+        if start_cash is None and snap.cash_micro is not None:
+            need = round(self.cfg.portfolio.initial_cash * 1e6)
+            if snap.cash_micro < need:
+                raise ConfigError(
+                    f"[portfolio] initial_cash {self.cfg.portfolio.initial_cash:,.2f} USD is more "
+                    f"than the cash in {self.account} ({snap.cash_micro / 1e6:,.2f} USD)"
+                )
+            j.set_many({"account_cash_start": str(snap.cash_micro)})
+        server = self.server_ns
+        with j.transaction():
+            for oid, rep in r.confirmed.items():
+                j.update_order(
+                    oid, server, ib_order_id=rep.ib_order_id, perm_id=rep.perm_id,
+                    client_id=rep.client_id,
+                )  # fmt: skip
+                if self._oid_state.get(oid) in (jr.INTENT, jr.SENT):
+                    self._set_state(oid, jr.WORKING, f"confirmed at IB ({why})")
+            for oid, reason in r.ended:
+                self._end_from_broker(oid, jr.CANCELLED, f"{reason} ({why})")
+        for ex in sorted(r.adopt, key=lambda e: (e.time_ns, e.exec_id)):
+            log.warning(
+                "reconcile (%s): adopting execution %s: %s %d %s @ %s",
+                why, ex.exec_id, SIDE_NAME[ex.side], ex.quantity, ex.symbol, ex.price,
+            )  # fmt: skip
+            self.stats.adopted += 1
+            self._on_exec(ex, adopted=True)
+        for ref in r.cancel:
+            log.warning("reconcile (%s): %s is working at IB but not for us: cancelling", why, ref)
+            self.broker.cancel(ref)
+        for oid in r.resend:
+            log.warning("reconcile (%s): order %d never reached IB: sending it", why, oid)
+            self.stats.resent += 1
+            self._place(oid, resend=True)
+        self.broker.adopt_open_orders()
+        log.info("reconcile (%s): %s", why, r.summary())
+        return True
+
+    def _requeue_unbooked(self) -> None:
+        """Executions journaled but not booked when the bot stopped wait for their minute."""
+        assert self.journal is not None and self.engine is not None
+        queued = {p.report.exec_id for p in self._pending_fills}
+        for f in self.journal.fills().values():
+            if f.fill_index is None and f.exec_id not in queued:
+                rep = ExecReport(
+                    exec_id=f.exec_id, order_ref=f.order_ref, perm_id=0, ib_order_id=0,
+                    client_id=0, account=self.account, symbol=f.symbol,
+                    side=1 if f.side == "BUY" else -1, quantity=f.quantity, price=f.price,
+                    time_ns=f.label_ns, commission_micro=f.reported_commission_micro,
+                )  # fmt: skip
+                self._queue_fill(rep, f.oid, f.reported_commission_micro)
+
+    # ================================================================ the loop
+
+    async def _loop(self) -> None:
+        stop_deadline = 0.0
+        while True:
+            self._try_step()
+            if self.fatal or self._done:
+                break
+            if self.kill.check_file() or self.kill.tripped:
+                if not self._stopping:
+                    self._stopping = True
+                    self.stop_reason = self.kill.reason
+                    log.warning("stopping: %s", self.kill.reason)
+                    self._stop_trading()
+                    stop_deadline = time.monotonic() + self.cfg.risk.stop_wait_seconds
+                if self._stop_settled() or time.monotonic() > stop_deadline:
+                    if not self._stop_settled():
+                        log.warning(
+                            "stop: the flatten has not filled within %g s; its orders stay at IB",
+                            self.cfg.risk.stop_wait_seconds,
+                        )
+                    break
+            self._wake.clear()
+            await _wait_event(self._wake, self.cfg.broker.server_time_poll_seconds)
+
+    def _stop_settled(self) -> bool:
+        assert self.engine is not None
+        return not self.engine.working_orders() or (
+            not self.cfg.risk.flatten_on_stop and not self._held
+        )
+
+    async def _clock(self) -> None:
+        """The server's clock: asked every poll interval, and right after bars and orders."""
+        poll = self.cfg.broker.server_time_poll_seconds
+        while not self._done:
+            await _wait_event(self._time_kick, poll)
+            self._time_kick.clear()
+            if not self.conn.connected or self.broker is None:
+                continue
+            seq = self._step_seq
+            try:
+                t = await self.broker.server_time_ns()
+            except (ConnectionError, TimeoutError, OSError):
+                continue
+            self.server_ns = max(self.server_ns, t)
+            if seq == self._step_seq and self.engine is not None and self.engine.started:
+                progress = (
+                    min(self.engine.next_label, t) if self.conn.can_trade else self.progress_ns
+                )
+                if progress > self.progress_ns:
+                    self.progress_ns = progress
+                    if self.journal is not None:
+                        self.journal.set_many({"progress_ns": str(progress)})
+            self._check_limits_timeout()
+            self._check_stale()
+            self._wake.set()
+
+    def _kick_time(self) -> None:
+        self._time_kick.set()
+
+    # ---------------------------------------------------------------- minutes
+
+    def _store_bar(self, sym: str, label: int, o: float, c: float, v: float) -> None:
+        row = self._pending_bars.get(label)
+        if row is None:
+            row = self._pending_bars[label] = _MinuteBars.empty(self.n)
+        j = self._sym_index[sym]
+        row.o[j] = o
+        row.c[j] = c
+        row.v[j] = v
+        row.seen[j] = True
+        if label > self._max_label:
+            self._max_label = label
+        self._alive_ns = max(self._alive_ns, label + NS_PER_MINUTE)
+
+    def _on_stream_bar(self, sym: str, bar: Any) -> None:
+        if self.engine is None or not self.engine.started:
+            return
+        label = IbBroker.bar_label(bar)
+        if label < self.engine.next_label:
+            return
+        self._store_bar(sym, label, float(bar.open), float(bar.close), float(bar.volume))
+        row = self._pending_bars[label]
+        if label == self.engine.next_label and row.seen.all():
+            self._wake.set()
+        else:
+            self._kick_time()
+
+    def _alive(self) -> int:
+        assert self.engine is not None
+        alive = self._alive_ns
+        open_ns = self.engine.session_open_ns
+        if self.server_ns >= open_ns:
+            alive = max(alive, open_ns)
+        return alive
+
+    def _minute_complete(self, t: int) -> bool:
+        row = self._pending_bars.get(t)
+        if row is not None and row.seen.all():
+            return True
+        close = t + NS_PER_MINUTE
+        if self.grace_ns == 0 and self._max_label > t:
+            return True
+        return self.server_ns >= close + self.grace_ns and close - self._alive() <= self.stale_ns
+
+    def _try_step(self) -> None:
+        e = self.engine
+        if e is None or not e.started or self.fatal:
+            return
+        stepped = False
+        while self.conn.can_trade and not self._done:
+            t = e.next_label
+            if not self._minute_complete(t):
+                break
+            self._step(t)
+            stepped = True
+        if stepped:
+            self._step_seq += 1
+            self._kick_time()
+            if self.status_sink is not None:
+                self.status_sink(self)
+
+    def _step(self, t: int) -> None:
+        e, j = self.engine, self.journal
+        assert e is not None and j is not None
+        t0 = time.perf_counter()
+        self._book_due_fills(t)
+        row = self._pending_bars.pop(t, None) or _MinuteBars.empty(self.n)
+        catchup = t + NS_PER_MINUTE <= self._catchup_until
+        with j.transaction():
+            data = jr.pack(row.o, row.c, row.v)
+            res = e.step(t, row.o, row.c, row.v)
+            adjust = self._risk(res, catchup)
+            for a in adjust:
+                if a[1] <= 0:
+                    e.veto(a[0])
+                else:
+                    e.resize(a[0], a[1])
+            j.add_input(rp.STEP, t, data, {"adjust": adjust} if adjust else {})
+            j.add_mark(
+                t + NS_PER_MINUTE, e.cash_micro,
+                float(e._marks.positions_value[-1]) if e._marks.positions_value else 0.0,
+                e.positions(),
+            )  # fmt: skip
+            why = {a[0]: a[2] for a in adjust}
+            self._journal_new(res, t + NS_PER_MINUTE, why)
+            halt = self._check_daily_loss(t)
+        self._dispatch(res)
+        if halt is not None:
+            self._dispatch(halt)
+        if self.on_step is not None:
+            self.on_step(res)
+        self.stats.step_seconds.append(time.perf_counter() - t0)
+        if res.session_ended:
+            log.info(
+                "session %s done: equity %.2f, positions %s",
+                e.sessions[-1].date(), e.equity(), e.positions() or "none",
+            )  # fmt: skip
+            if self.opts.sessions is not None and e.sessions_completed >= self.opts.sessions:
+                self._done = True
+                self.stop_reason = self.stop_reason or f"{e.sessions_completed} sessions done"
+
+    def _risk(self, res: StepResult, catchup: bool) -> list[list[Any]]:
+        e = self.engine
+        assert e is not None
+        new_working = [oid for oid in res.new_orders if e.orders.status[oid] == k.S_WORKING]
+        if not new_working:
+            return []
+        if catchup:
+            return [[oid, 0, "decided before the bot started"] for oid in new_working]
+        o = e.orders
+        adj = pre_trade(
+            new_working,
+            symbol=o.symbol,
+            side=o.side,
+            quantity=o.quantity,
+            filled=o.filled,
+            working_ids=e.working_orders(),
+            position=e.st.position,
+            price=e.st.last_close,
+            limits=self.limits,
+            blocked=self.blocked,
+            halted=self.halted,
+        )
+        for a in adj:
+            log.warning(
+                "risk: order %d %s %s cut to %d (%s)",
+                a.oid, SIDE_NAME[int(o.side[a.oid])], e.symbols[int(o.symbol[a.oid])], a.quantity, a.why,
+            )  # fmt: skip
+        return [[a.oid, a.quantity, a.why] for a in adj]
+
+    def _journal_new(self, res: StepResult, decided: int, why: dict[int, str]) -> None:
+        e, j = self.engine, self.journal
+        assert e is not None and j is not None
+        order_type = "LMT" if self.cfg.broker.order_type == "marketable_limit" else "MKT"
+        for oid in res.new_orders:
+            sym, side, qty, reason, dec, status, _f = e.order_row(oid)
+            state = jr.INTENT if status == "working" else jr.SKIPPED
+            detail = why.get(oid, "") or ("cost filter" if status == "skipped" else "")
+            j.add_order(
+                oid, make_ref(reason, self.run_id, oid), sym, SIDE_NAME[side], qty, reason, dec,
+                state, order_type=order_type if state == jr.INTENT else None,
+                server_ns=self.server_ns, detail=detail,
+            )  # fmt: skip
+            self._oid_state[oid] = state
+        for oid in res.ended_orders:
+            st = self._oid_state.get(oid)
+            if st == jr.INTENT:
+                self._set_state(oid, jr.LOST, "ended before it was sent")
+            elif st not in jr.DONE_STATES:
+                j.order_event(oid, "cancel", "the engine replaced or cancelled it", self.server_ns)
+
+    def _check_daily_loss(self, t: int) -> StepResult | None:
+        e, j = self.engine, self.journal
+        assert e is not None and j is not None
+        day = e.sessions[-1]
+        if self._session_of_equity != day:
+            self._session_of_equity = day
+            self._session_start_equity = e.session_start_equity()
+        start = self._session_start_equity
+        if self.halted or start is None:
+            return None
+        eq = e.equity()
+        if not daily_loss_breached(start, eq, self.limits):
+            return None
+        reason = (
+            f"daily loss {start - eq:,.2f} USD reached max_daily_loss "
+            f"{self.limits.max_daily_loss:,.2f} USD"
+        )
+        log.error("risk: %s: flattening and halting until `momentumbot trade --rearm`", reason)
+        self.halted = reason
+        j.set("halted", reason)
+        j.add_input(rp.NOTE, t, None, {"halt": reason})
+        decided = t + NS_PER_MINUTE
+        j.add_input(rp.FLATTEN, decided, None, {"reason": reason})
+        res = e.flatten(decided)
+        self._journal_new(res, decided, {})
+        return res
+
+    def _stop_trading(self) -> None:
+        e, j = self.engine, self.journal
+        if e is None or j is None or not e.started:
+            self._done = True
+            return
+        decided = e.next_label
+        kind = rp.FLATTEN if self.cfg.risk.flatten_on_stop else rp.CANCEL_ALL
+        with j.transaction():
+            j.add_input(rp.NOTE, decided, None, {"stop": self.kill.reason})
+            j.add_input(kind, decided, None, {"reason": self.kill.reason})
+            res = e.flatten(decided) if kind == rp.FLATTEN else e.cancel_all(decided)
+            self._journal_new(res, decided, {})
+        self._dispatch(res)
+
+    # ---------------------------------------------------------------- orders out
+
+    def _dispatch(self, res: StepResult) -> None:
+        e = self.engine
+        assert e is not None
+        for oid in res.ended_orders:
+            self._cancel(oid)
+        for oid in res.new_orders:
+            if e.orders.status[oid] == k.S_WORKING:
+                self._place(oid)
+
+    def _set_state(self, oid: int, state: str, detail: str = "", **fields: Any) -> None:
+        assert self.journal is not None
+        self._oid_state[oid] = state
+        self.journal.update_order(oid, self.server_ns, state=state, **fields)
+        self.journal.order_event(oid, state, detail, self.server_ns)
+
+    def _limit_price(self, sym: str, side: int) -> float | None:
+        if self.cfg.broker.order_type != "marketable_limit":
+            return None
+        assert self.broker is not None and self.engine is not None
+        bid, ask = self.broker.quote(sym)
+        touch = ask if side > 0 else bid
+        if math.isnan(touch):
+            touch = float(self.engine.st.last_close[self._sym_index[sym]])
+        off = self.cfg.broker.limit_offset_bps * 1e-4
+        if side > 0:
+            return math.ceil(touch * (1 + off) * 100 - 1e-9) / 100
+        return math.floor(touch * (1 - off) * 100 + 1e-9) / 100
+
+    def _place(self, oid: int, *, resend: bool = False) -> None:
+        e, j, b = self.engine, self.journal, self.broker
+        assert e is not None and j is not None and b is not None
+        sym, side, qty, reason, _dec, _status, filled = e.order_row(oid)
+        if not self.conn.can_trade and not resend:
+            self._held.append(("place", oid))
+            j.order_event(oid, "held", self.conn.describe(), self.server_ns)
+            return
+        remaining = qty - filled
+        if remaining <= 0:
+            return
+        ref = make_ref(reason, self.run_id, oid)
+        limit = self._limit_price(sym, side)
+        ib_id = b.place(ref, sym, side, remaining, limit_price=limit)
+        if limit is not None:
+            self._limit_placed[oid] = self.server_ns
+        with j.transaction():
+            self._set_state(
+                oid, jr.SENT, ("re-sent" if resend else "") + (f" limit {limit}" if limit else ""),
+                ib_order_id=ib_id, client_id=b.client_id, sent_ns=self.server_ns,
+                lmt_price=limit,
+            )  # fmt: skip
+
+    def _cancel(self, oid: int) -> None:
+        assert self.broker is not None and self.journal is not None and self.engine is not None
+        state = self._oid_state.get(oid)
+        if state in jr.DONE_STATES:
+            return
+        if ("place", oid) in self._held:
+            self._held.remove(("place", oid))
+            with self.journal.transaction():
+                self._set_state(oid, jr.LOST, "cancelled while held")
+            return
+        if not self.conn.can_trade:
+            self._held.append(("cancel", oid))
+            return
+        _sym, _side, _qty, reason, *_ = self.engine.order_row(oid)
+        ref = make_ref(reason, self.run_id, oid)
+        if self.broker.cancel(ref):
+            with self.journal.transaction():
+                self._set_state(oid, jr.CANCEL_SENT)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        assert self.engine is not None
+        for what, oid in held:
+            if what == "place":
+                if self.engine.orders.status[oid] == k.S_WORKING:
+                    self._place(oid)
+                else:
+                    with contextlib.suppress(Exception), self.journal.transaction():  # type: ignore[union-attr]
+                        self._set_state(oid, jr.LOST, "ended while held")
+            else:
+                self._cancel(oid)
+
+    def _check_limits_timeout(self) -> None:
+        if not self._limit_placed or self.broker is None or self.engine is None:
+            return
+        timeout = int(self.cfg.broker.limit_timeout_seconds * NS)
+        for oid, placed in list(self._limit_placed.items()):
+            if self.engine.orders.status[oid] != k.S_WORKING:
+                del self._limit_placed[oid]
+                continue
+            if self.server_ns - placed >= timeout and self.conn.can_trade:
+                _sym, _s, _q, reason, *_ = self.engine.order_row(oid)
+                if self.broker.modify_to_market(make_ref(reason, self.run_id, oid)):
+                    assert self.journal is not None
+                    with self.journal.transaction():
+                        self.journal.update_order(oid, self.server_ns, order_type="MKT")
+                        self.journal.order_event(
+                            oid, "to_market", "limit not filled in time", self.server_ns
+                        )
+                del self._limit_placed[oid]
+
+    # ---------------------------------------------------------------- fills in
+
+    def _oid_of(self, ref: str) -> int | None:
+        parsed = parse_ref(ref)
+        if parsed is None or parsed[0] != self.run_id:
+            return None
+        assert self.engine is not None
+        oid = parsed[1]
+        return oid if 0 <= oid < self.engine.order_count() else None
+
+    def _on_exec(self, rep: ExecReport, *, adopted: bool = False) -> None:
+        if self.engine is None or self.journal is None:
+            return
+        oid = self._oid_of(rep.order_ref)
+        if oid is None:
+            if rep.symbol in self.symbols:
+                log.warning("execution %s for %s is not from this run", rep.exec_id, rep.order_ref)
+            return
+        if rep.exec_id in self._fill_index or any(
+            p.report.exec_id == rep.exec_id for p in self._pending_fills
+        ):
+            return
+        side_name = SIDE_NAME[rep.side]
+        with self.journal.transaction():
+            new = self.journal.add_fill(
+                rep.exec_id, oid, rep.order_ref, rep.symbol, side_name, rep.quantity, rep.price,
+                rep.label_ns, rep.perm_id or None, rep.commission_micro, self.server_ns,
+            )  # fmt: skip
+            if new:
+                self.journal.order_event(
+                    oid,
+                    "adopted fill" if adopted else "fill",
+                    f"{rep.exec_id} {side_name} {rep.quantity} @ {rep.price!r}",
+                    self.server_ns,
+                )
+        if not new:
+            return
+        self._queue_fill(rep, oid, rep.commission_micro)
+        self._wake.set()
+
+    def _queue_fill(self, rep: ExecReport, oid: int, commission: int | None) -> None:
+        assert self.engine is not None
+        p = _Pending(rep, oid, commission)
+        if self.engine.started and rep.label_ns < self.engine.next_label:
+            self._book(p)  # its minute was stepped already: book it now
+        else:
+            self._pending_fills.append(p)
+
+    def _book_due_fills(self, t: int) -> None:
+        due = [p for p in self._pending_fills if p.report.label_ns <= t]
+        if not due:
+            return
+        self._pending_fills = [p for p in self._pending_fills if p.report.label_ns > t]
+        for p in due:
+            self._book(p)
+
+    def _book(self, p: _Pending) -> None:
+        e, j = self.engine, self.journal
+        assert e is not None and j is not None
+        rep = p.report
+        commission = p.commission_micro
+        if commission is None:
+            commission = e.estimate_commission_micro(p.oid, rep.quantity, rep.price)
+        info = {
+            "oid": p.oid, "qty": rep.quantity, "price": rep.price, "commission_micro": commission,
+            "label_ns": rep.label_ns, "exec_id": rep.exec_id,
+        }  # fmt: skip
+        with j.transaction():
+            j.add_input(rp.FILL, rep.label_ns, None, info)
+            applied = rp.apply_input(e, rp.FILL, rep.label_ns, None, info)
+            fid = applied.fill_index
+            assert fid is not None
+            j.book_fill(rep.exec_id, fid, commission)
+            self._fill_index[rep.exec_id] = fid
+            status = e.order_row(p.oid)[5]
+            filled = e.order_row(p.oid)[6]
+            j.update_order(p.oid, self.server_ns, filled=filled)
+            if status == "filled" and self._oid_state.get(p.oid) not in jr.DONE_STATES:
+                self._set_state(p.oid, jr.FILLED, "")
+
+    def on_execution(self, report: ExecReport) -> None:
+        self._on_exec(report)
+
+    def on_commission(self, exec_id: str, commission_micro: int) -> None:
+        if self.journal is None or self.engine is None:
+            return
+        for p in self._pending_fills:
+            if p.report.exec_id == exec_id:
+                p.commission_micro = commission_micro
+                with self.journal.transaction():
+                    self.journal.report_commission(exec_id, commission_micro)
+                return
+        fid = self._fill_index.get(exec_id)
+        if fid is None:
+            return  # not ours, or the execution has not arrived yet (reconcile adopts it)
+        with self.journal.transaction():
+            self.journal.report_commission(exec_id, commission_micro)
+            if int(self.engine.fills.commission[fid]) != commission_micro:
+                info = {"fid": fid, "commission_micro": commission_micro, "exec_id": exec_id}
+                self.journal.add_input(rp.COMMISSION, None, None, info)
+                rp.apply_input(self.engine, rp.COMMISSION, None, None, info)
+                self.journal.set_fill_commission(exec_id, commission_micro)
+
+    # ---------------------------------------------------------------- order status
+
+    def _end_from_broker(self, oid: int, state: str, detail: str) -> None:
+        assert self.engine is not None and self.journal is not None
+        if self.engine.orders.status[oid] == k.S_WORKING:
+            info = {"oid": oid, "why": detail}
+            self.journal.add_input(rp.END, None, None, info)
+            rp.apply_input(self.engine, rp.END, None, None, info)
+        if self._oid_state.get(oid) not in jr.DONE_STATES:
+            self._set_state(oid, state, detail)
+
+    def on_order_status(self, report: OrderReport) -> None:
+        if self.journal is None or self.engine is None:
+            return
+        oid = self._oid_of(report.order_ref)
+        if oid is None:
+            return
+        j = self.journal
+        with j.transaction():
+            j.update_order(
+                oid, self.server_ns, ib_order_id=report.ib_order_id,
+                perm_id=report.perm_id or None,
+            )  # fmt: skip
+            state = self._oid_state.get(oid)
+            if report.status == "working":
+                if state in (jr.INTENT, jr.SENT):
+                    self._set_state(oid, jr.WORKING, report.ib_status)
+            elif report.status == "cancelled":
+                self._end_from_broker(oid, jr.CANCELLED, report.why or report.ib_status)
+            else:
+                j.order_event(oid, "ib_filled", f"{report.filled} filled", self.server_ns)
+        self._wake.set()
+
+    def on_order_error(self, order_ref: str, code: int, text: str) -> None:
+        if self.journal is None or self.engine is None:
+            return
+        oid = self._oid_of(order_ref)
+        if oid is None:
+            return
+        with self.journal.transaction():
+            if code in REJECT_CODES_INFO:
+                self.journal.order_event(oid, f"ib_{code}", text, self.server_ns)
+                return
+            log.error("order %s rejected: error %d %s", order_ref, code, text)
+            self.stats.rejected += 1
+            self._end_from_broker(oid, jr.REJECTED, f"error {code}: {text}")
+        self._wake.set()
+
+    # ---------------------------------------------------------------- connection
+
+    def on_connectivity(self, code: int, text: str) -> None:
+        if code == CONNECTIVITY_LOST:
+            if not self.conn.outage:
+                self.stats.outages += 1
+                log.warning("connectivity lost (1100): holding orders and minutes")
+            self.conn.outage = True
+            return
+        log.warning(
+            "connectivity restored (%d%s): resynchronising",
+            code, ", data lost" if code == RESTORED_DATA_LOST else "",
+        )  # fmt: skip
+        self.conn.outage = False
+        self._start_resync(f"restored {code}")
+
+    def on_disconnected(self) -> None:
+        if self._done or self.fatal:
+            return
+        self.conn.connected = False
+        self.conn.resyncing = True
+        log.warning("disconnected from %s:%d", self.settings.host, self.settings.port)
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        assert self.broker is not None
+        delay = self.cfg.broker.reconnect_initial_seconds
+        while not self._done and not self.fatal:
+            await asyncio.sleep(delay)
+            try:
+                await self.broker.connect(allow_fallback=False)
+            except BrokerUnavailable as exc:
+                log.warning("reconnect failed (%s); next try in %.1f s", exc, delay)
+                delay = min(delay * 2, self.cfg.broker.reconnect_max_seconds)
+                continue
+            break
+        if self._done or self.fatal:
+            return
+        self.conn.connected = True
+        self.stats.reconnects += 1
+        log.warning("reconnected as client %d", self.broker.client_id)
+        self._start_resync("reconnect")
+
+    def _start_resync(self, why: str) -> None:
+        self.conn.resyncing = True
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_task.cancel()
+        self._resync_task = asyncio.ensure_future(self._resync(why))
+
+    async def _resync(self, why: str) -> None:
+        assert self.broker is not None and self.journal is not None
+        try:
+            self.broker.raise_order_id_floor(self.journal.max_ib_order_id() + 1)
+            self.server_ns = max(self.server_ns, await self.broker.server_time_ns())
+            if not await self._reconcile(why):
+                self._wake.set()
+                return
+            await self._subscribe_all(self._catchup_duration())
+        except (ConnectionError, TimeoutError, OSError, BrokerUnavailable) as exc:
+            log.warning("resync after %s failed (%s); waiting for the connection", why, exc)
+            return
+        self.conn.resyncing = False
+        self._release_held()
+        self._wake.set()
+        self._kick_time()
+
+    def _check_stale(self) -> None:
+        e = self.engine
+        if e is None or not e.started or not self.conn.can_trade:
+            return
+        if not (e.session_open_ns <= self.server_ns <= e.session_close_ns + NS_PER_MINUTE):
+            return
+        if self.server_ns - self._alive() > self.stale_ns:
+            self.stats.stale_streams += 1
+            log.warning(
+                "no bar from any symbol since %s (server time %s): streams went silent; resubscribing",
+                _ny(self._alive()), _ny(self.server_ns),
+            )  # fmt: skip
+            self._alive_ns = self.server_ns
+            self._start_resync("silent streams")
+
+    # ================================================================ the end
+
+    async def _finish(self, error: BaseException | None) -> None:
+        tasks: list[asyncio.Task[Any]] = [
+            t for t in (*self._tasks, self._reconnect_task, self._resync_task) if t is not None
+        ]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._done = True
+        summary = None
+        try:
+            if self.engine is not None and self.engine.started and self.engine.sessions:
+                summary = self._write_report()
+            if self.journal is not None:
+                state = "failed" if (error or self.fatal) else "finished"
+                self.journal.set_many(
+                    {"state": state, "stop_reason": self.stop_reason or self.fatal or ""}
+                )
+        finally:
+            if self.broker is not None:
+                with contextlib.suppress(Exception):
+                    await self.broker.disconnect()
+            if self.journal is not None:
+                self.journal.close()
+            self._close_folder()
+        e = self.engine
+        self._outcome = TradeOutcome(
+            out_dir=self.run_dir,
+            stop_reason=self.stop_reason or self.fatal,
+            sessions=e.sessions_completed if e is not None else 0,
+            orders=e.order_count() if e is not None else 0,
+            fills=e.fill_count() if e is not None else 0,
+            summary=summary,
+        )
+
+    def _write_report(self) -> dict[str, Any]:
+        e = self.engine
+        assert e is not None
+        result = e.result()
+        seconds = float(sum(self.stats.step_seconds))
+        summary = write_results(self.cfg, result, self.run_dir, engine_seconds=seconds)
+        run = summary["run"]
+        run.update(
+            kind=self.kind,
+            run_id=self.run_id,
+            account=self.account,
+            broker=f"{self.settings.host}:{self.settings.port}",
+            client_id=self.broker.client_id if self.broker else self.settings.client_id,
+            journal=jr.JOURNAL_NAME,
+            stop_reason=self.stop_reason or self.fatal,
+            halted=self.halted,
+            reconnects=self.stats.reconnects,
+            outages=self.stats.outages,
+            resubscribes=self.stats.resubscribes,
+            adopted_executions=self.stats.adopted,
+            resent_orders=self.stats.resent,
+            rejected_orders=self.stats.rejected,
+            blocked_symbols=[s for s, b in zip(self.symbols, self.blocked, strict=True) if b],
+        )
+        from momentumbot.reporting.metrics import to_jsonable
+
+        rf.write_json(to_jsonable(summary), self.run_dir / "summary.json")
+        log.info(
+            "report written to %s: %d orders, %d fills",
+            self.run_dir,
+            len(result.orders),
+            len(result.fills),
+        )
+        return summary
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait for `event` at most `timeout` seconds. (asyncio.wait_for on 3.11 can swallow a
+    cancellation that arrives as the event fires; asyncio.wait never does.)"""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
+
+
+def _ny(ns: int) -> str:
+    return pd.Timestamp(ns, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# ====================================================================== console
+
+
+def status_table(trader: Trader) -> Any:
+    """A rich renderable of the bot's state: connection, equity, P&L, positions, budgets."""
+    from rich.table import Table
+
+    e = trader.engine
+    t = Table(
+        title=f"momentumbot {trader.kind} {trader.run_id} — {trader.account} — "
+        f"{_ny(trader.server_ns)} — {trader.conn.describe()}",
+        expand=False,
+    )
+    for col in ("symbol", "position", "last", "value", "budget", "target"):
+        t.add_column(col, justify="right" if col != "symbol" else "left")
+    if e is None or not e.started:
+        return t
+    alloc = e.last_allocation()
+    for j, sym in enumerate(e.symbols):
+        q = int(e.st.position[j])
+        budget, target = alloc.get(sym, (0.0, 0))
+        if not q and not budget:
+            continue
+        px = float(e.st.last_close[j])
+        t.add_row(sym, f"{q:,}", f"{px:.2f}", f"{q * px:,.0f}", f"{budget:,.0f}", f"{target:,}")
+    start = trader._session_start_equity or e.equity()
+    t.caption = (
+        f"equity {e.equity():,.2f}  cash {e.cash_micro / 1e6:,.2f}  today {e.equity() - start:+,.2f}"
+        f"  orders {e.order_count()}  fills {e.fill_count()}"
+        + (f"  HALTED: {trader.halted}" if trader.halted else "")
+    )
+    return t
+
+
+async def trade(cfg: AppConfig, opts: TradeOptions) -> TradeOutcome:
+    """Run a trading session with the live console when stdout is a terminal."""
+    console_on = opts.console and sys.stdout.isatty()
+    if not console_on:
+        return await Trader(cfg, opts).run()
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+
+        def sink(trader: Trader) -> None:
+            live.update(status_table(trader), refresh=True)
+
+        return await Trader(cfg, opts, status_sink=sink).run()

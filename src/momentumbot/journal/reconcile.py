@@ -1,0 +1,190 @@
+"""Reconciliation: what the journal and the engine believe against what IB reports (open and
+completed orders, executions, positions, cash), keyed by our client order id (`orderRef`).
+
+A pure function: it says what to adopt, what to mark, what to re-send or cancel, and what it
+cannot explain. The trader acts on it and trades only when nothing is left unexplained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from momentumbot.execution.broker_protocol import BrokerSnapshot, ExecReport, OrderReport
+
+REF_SEP = ":"
+
+
+def make_ref(reason: str, run_id: str, oid: int) -> str:
+    """Our client order id: reason first, so the flatten is recognisable (`flatten:...`)."""
+    return f"{reason}{REF_SEP}{run_id}{REF_SEP}{oid}"
+
+
+def parse_ref(ref: str) -> tuple[str, int] | None:
+    """(run id, order row) of one of our order refs, else None."""
+    parts = ref.split(REF_SEP)
+    if len(parts) != 3 or not parts[2].isdigit() or not parts[1]:
+        return None
+    return parts[1], int(parts[2])
+
+
+@dataclass(frozen=True)
+class EngineOrder:
+    """An order row as the engine and journal see it."""
+
+    oid: int
+    symbol: str
+    side: int
+    quantity: int
+    filled: int  # booked and pending fills
+    working: bool  # the engine counts on it
+    state: str  # the journal's broker-side state
+
+
+@dataclass
+class Reconciliation:
+    adopt: list[ExecReport] = field(default_factory=list)  # executions the journal missed
+    ended: list[tuple[int, str]] = field(default_factory=list)  # working in the engine, done at IB
+    resend: list[int] = field(default_factory=list)  # working in the engine, IB never had them
+    cancel: list[str] = field(default_factory=list)  # refs working at IB the engine ended
+    confirmed: dict[int, OrderReport] = field(default_factory=dict)  # oid -> IB's open order
+    completed: dict[int, OrderReport] = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.mismatches
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.adopt)} executions adopted",
+            f"{len(self.ended)} orders ended at IB",
+            f"{len(self.resend)} to re-send",
+            f"{len(self.cancel)} to cancel",
+            f"{len(self.confirmed)} working orders confirmed",
+        ]
+        if self.mismatches:
+            parts.append(f"{len(self.mismatches)} mismatches")
+        return ", ".join(parts)
+
+
+def reconcile(
+    *,
+    run_id: str,
+    client_id: int,
+    symbols: Collection[str],
+    orders: Mapping[int, EngineOrder],
+    known_exec_ids: Collection[str],
+    positions: Mapping[str, int],
+    snapshot: BrokerSnapshot,
+    expected_cash_micro: int | None = None,
+) -> Reconciliation:
+    """Compare; `positions` are the engine's, including fills received but not yet booked."""
+    r = Reconciliation()
+    ours = set(symbols)
+    adopted_qty: dict[int, int] = {}
+    for ex in snapshot.executions:
+        parsed = parse_ref(ex.order_ref)
+        if parsed is None or parsed[0] != run_id:
+            if ex.symbol in ours and ex.account == snapshot.account:
+                r.warnings.append(
+                    f"execution {ex.exec_id} of {ex.quantity} {ex.symbol} was not placed by this "
+                    f"run (orderRef {ex.order_ref!r})"
+                )
+            continue
+        oid = parsed[1]
+        if oid not in orders:
+            r.mismatches.append(
+                f"IB has execution {ex.exec_id} for order {ex.order_ref}, which the journal never wrote"
+            )
+            continue
+        if ex.exec_id not in known_exec_ids:
+            r.adopt.append(ex)
+            adopted_qty[oid] = adopted_qty.get(oid, 0) + ex.quantity
+
+    open_by_oid: dict[int, OrderReport] = {}
+    for rep in snapshot.open_orders:
+        parsed = parse_ref(rep.order_ref)
+        if parsed is None or parsed[0] != run_id:
+            if rep.symbol in ours:
+                r.mismatches.append(
+                    f"an order for {rep.quantity} {rep.symbol} not placed by this run is working "
+                    f"at IB (orderRef {rep.order_ref!r}, order {rep.ib_order_id}); cancel it or "
+                    "trade other symbols"
+                )
+            continue
+        oid = parsed[1]
+        if oid not in orders:
+            r.mismatches.append(
+                f"IB has working order {rep.order_ref} that the journal never wrote"
+            )
+            continue
+        if rep.client_id != client_id:
+            r.mismatches.append(
+                f"working order {rep.order_ref} belongs to client id {rep.client_id}, not "
+                f"{client_id}; connect with client id {rep.client_id} to manage it"
+            )
+            continue
+        open_by_oid[oid] = rep
+    done_by_oid: dict[int, OrderReport] = {}
+    for rep in snapshot.completed_orders:
+        parsed = parse_ref(rep.order_ref)
+        if parsed is not None and parsed[0] == run_id and parsed[1] in orders:
+            done_by_oid[parsed[1]] = rep
+    r.completed = done_by_oid
+
+    for oid, eo in orders.items():
+        live = open_by_oid.get(oid)
+        if live is not None:
+            if eo.working:
+                r.confirmed[oid] = live
+            else:
+                r.cancel.append(live.order_ref)
+            continue
+        if not eo.working:
+            continue
+        done = done_by_oid.get(oid)
+        filled = eo.filled + adopted_qty.get(oid, 0)
+        if done is not None:
+            if done.status == "filled":
+                if filled < eo.quantity and done.filled > filled:
+                    r.mismatches.append(
+                        f"order {oid} ({eo.symbol}) is filled at IB ({done.filled} shares) but "
+                        f"only {filled} shares of executions are known"
+                    )
+                elif filled < eo.quantity:
+                    r.ended.append((oid, "filled at IB for less than its quantity"))
+            else:
+                r.ended.append((oid, f"{done.ib_status.lower()} at IB"))
+            continue
+        if eo.state in ("intent", "sent") and filled == 0:
+            r.resend.append(oid)
+        elif filled >= eo.quantity:
+            continue
+        else:
+            r.ended.append((oid, "IB no longer has it"))
+
+    expected = dict(positions)
+    for ex in r.adopt:
+        expected[ex.symbol] = expected.get(ex.symbol, 0) + ex.side * ex.quantity
+    for sym in sorted(ours | set(snapshot.positions)):
+        if sym not in ours:
+            continue
+        want = expected.get(sym, 0)
+        have = snapshot.positions.get(sym, 0)
+        if want != have:
+            r.mismatches.append(
+                f"{sym}: the journal has {want} shares, IB has {have}"
+                + (" (not bought by this run)" if want == 0 else "")
+            )
+    if (
+        expected_cash_micro is not None
+        and snapshot.cash_micro is not None
+        and expected_cash_micro != snapshot.cash_micro
+    ):
+        r.warnings.append(
+            f"cash: the journal expects {expected_cash_micro / 1e6:,.6f} USD at IB, IB has "
+            f"{snapshot.cash_micro / 1e6:,.6f} USD (other activity in the account?)"
+        )
+    return r
