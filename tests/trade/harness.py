@@ -36,7 +36,7 @@ def synthetic_store(
 def write_config(path: Path, symbols: Sequence[str], extra: str = "") -> Path:
     syms = ", ".join(f'"{s}"' for s in symbols)
     path.write_text(
-        f"symbols = [{syms}]\n\n[broker]\nserver_time_poll_seconds = 0.02\n"
+        f"symbols = [{syms}]\n\n[broker]\nserver_time_poll_seconds = 0.1\n"
         f"reconnect_initial_seconds = 0.05\nconnect_timeout_seconds = 5.0\n{extra}",
         encoding="utf-8",
     )

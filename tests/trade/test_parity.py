@@ -70,7 +70,7 @@ def test_backtest_and_paper_trading_give_the_same_orders_and_fills(
     cfg = write_config(tmp_path / "cfg.toml", SYMBOLS)
     bt = tmp_path / "bt"
     assert main(["backtest", "--config", str(cfg), "--store", str(store_dir), "--start",
-                 "2024-01-03", "--end", "2024-01-03", "--out", str(bt)]) == 0  # fmt: skip
+                 "2024-01-03", "--end", "2024-01-03", "--out", str(bt), "--no-report"]) == 0  # fmt: skip
     tr = tmp_path / "trade"
     gw_state, code = _run_trade_session(store_dir, cfg, tr, "2024-01-03")
     assert code == 0, (tr / "run.log").read_text()

@@ -193,7 +193,9 @@ class Trader:
         self._done = False
         self._stopping = False
         self._wake = asyncio.Event()
-        self._time_kick = asyncio.Event()
+        self._time_wanted = True
+        self._sends = 0
+        self._sends_synced = 0
         self._tasks: list[asyncio.Task[Any]] = []
         self._lock_fh: IO[str] | None = None
         self._log_handler: logging.Handler | None = None
@@ -370,7 +372,6 @@ class Trader:
         self._requeue_unbooked()
         self.conn.resyncing = False
         j.set_many({"state": "trading"})
-        self._tasks.append(asyncio.create_task(self._clock(), name="trade-clock"))
         log.info(
             "trading %d symbols (%s) on %s, server time %s",
             self.n, ", ".join(self.symbols), self.account, _ny(self.server_ns),
@@ -652,7 +653,11 @@ class Trader:
     # ================================================================ the loop
 
     async def _loop(self) -> None:
+        """Step what is complete; ask the server's time when a minute waits for it, after
+        every step (the answer also proves the gateway has read our orders), and every poll
+        interval; stop when asked."""
         stop_deadline = 0.0
+        poll = self.cfg.broker.server_time_poll_seconds
         while True:
             self._try_step()
             if self.fatal or self._done:
@@ -671,8 +676,30 @@ class Trader:
                             self.cfg.risk.stop_wait_seconds,
                         )
                     break
+            if self._time_wanted and self.conn.connected:
+                self._time_wanted = False
+                await self._sync_time()
+                continue
             self._wake.clear()
-            await _wait_event(self._wake, self.cfg.broker.server_time_poll_seconds)
+            woken = await _wait_event(self._wake, poll)
+            if not woken:
+                self._time_wanted = True
+
+    async def _sync_time(self) -> None:
+        """One server-time round trip; then progress = the minute the bot has dealt with."""
+        if self.broker is None:
+            return
+        seq = self._step_seq
+        try:
+            t = await self.broker.server_time_ns()
+        except (ConnectionError, TimeoutError, OSError):
+            return
+        self.server_ns = max(self.server_ns, t)
+        e = self.engine
+        if seq == self._step_seq and e is not None and e.started and self.conn.can_trade:
+            self._set_progress(e.next_label)
+        self._check_limits_timeout()
+        self._check_stale()
 
     def _stop_settled(self) -> bool:
         assert self.engine is not None
@@ -680,34 +707,9 @@ class Trader:
             not self.cfg.risk.flatten_on_stop and not self._held
         )
 
-    async def _clock(self) -> None:
-        """The server's clock: asked every poll interval, and right after bars and orders."""
-        poll = self.cfg.broker.server_time_poll_seconds
-        while not self._done:
-            await _wait_event(self._time_kick, poll)
-            self._time_kick.clear()
-            if not self.conn.connected or self.broker is None:
-                continue
-            seq = self._step_seq
-            try:
-                t = await self.broker.server_time_ns()
-            except (ConnectionError, TimeoutError, OSError):
-                continue
-            self.server_ns = max(self.server_ns, t)
-            if seq == self._step_seq and self.engine is not None and self.engine.started:
-                progress = (
-                    min(self.engine.next_label, t) if self.conn.can_trade else self.progress_ns
-                )
-                if progress > self.progress_ns:
-                    self.progress_ns = progress
-                    if self.journal is not None:
-                        self.journal.set_many({"progress_ns": str(progress)})
-            self._check_limits_timeout()
-            self._check_stale()
-            self._wake.set()
-
     def _kick_time(self) -> None:
-        self._time_kick.set()
+        self._time_wanted = True
+        self._wake.set()
 
     # ---------------------------------------------------------------- minutes
 
@@ -767,9 +769,23 @@ class Trader:
             stepped = True
         if stepped:
             self._step_seq += 1
-            self._kick_time()
+            if self._sends != self._sends_synced:
+                # a round trip proves the broker has read the orders before we report progress
+                self._sends_synced = self._sends
+                self._kick_time()
+            else:
+                self._time_wanted = False
+                self._set_progress(e.next_label)
             if self.status_sink is not None:
                 self.status_sink(self)
+
+    def _set_progress(self, progress: int) -> None:
+        """The bot has dealt with every minute before `progress` (tests and monitors wait
+        on it; the journal keeps it as meta `progress_ns`)."""
+        if progress > self.progress_ns:
+            self.progress_ns = progress
+            if self.journal is not None:
+                self.journal.set_many({"progress_ns": str(progress)})
 
     def _step(self, t: int) -> None:
         e, j = self.engine, self.journal
@@ -778,7 +794,7 @@ class Trader:
         self._book_due_fills(t)
         row = self._pending_bars.pop(t, None) or _MinuteBars.empty(self.n)
         catchup = t + NS_PER_MINUTE <= self._catchup_until
-        with j.transaction():
+        with j.transaction(durable=True):
             data = jr.pack(row.o, row.c, row.v)
             res = e.step(t, row.o, row.c, row.v)
             adjust = self._risk(res, catchup)
@@ -946,6 +962,7 @@ class Trader:
         ref = make_ref(reason, self.run_id, oid)
         limit = self._limit_price(sym, side)
         ib_id = b.place(ref, sym, side, remaining, limit_price=limit)
+        self._sends += 1
         if limit is not None:
             self._limit_placed[oid] = self.server_ns
         with j.transaction():
@@ -971,6 +988,7 @@ class Trader:
         _sym, _side, _qty, reason, *_ = self.engine.order_row(oid)
         ref = make_ref(reason, self.run_id, oid)
         if self.broker.cancel(ref):
+            self._sends += 1
             with self.journal.transaction():
                 self._set_state(oid, jr.CANCEL_SENT)
 
@@ -1313,14 +1331,17 @@ class Trader:
         return summary
 
 
-async def _wait_event(event: asyncio.Event, timeout: float) -> None:
-    """Wait for `event` at most `timeout` seconds. (asyncio.wait_for on 3.11 can swallow a
-    cancellation that arrives as the event fires; asyncio.wait never does.)"""
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for `event` at most `timeout` seconds; whether it fired. (asyncio.wait_for on 3.11
+    can swallow a cancellation that arrives as the event fires; asyncio.wait never does.)"""
+    if event.is_set():
+        return True
     waiter = asyncio.ensure_future(event.wait())
     try:
-        await asyncio.wait({waiter}, timeout=timeout)
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
     finally:
         waiter.cancel()
+    return bool(done)
 
 
 def _ny(ns: int) -> str:

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
-from momentumbot.allocation.quiet_volume import quiet_volume_pass
+from momentumbot.allocation.quiet_volume import quiet_volume, quiet_volume_pass, qv_push
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import EXCHANGE_TZ, MinuteGrid, TradingCalendar
 from momentumbot.domain.errors import DataError
@@ -67,6 +68,33 @@ class _Marks:
     cash: list[int] = field(default_factory=list)
     positions_value: list[float] = field(default_factory=list)
     bench_equity: list[float] = field(default_factory=list)
+
+
+@njit(cache=True)
+def _quiet_volume_minute(
+    volume: np.ndarray,
+    close: np.ndarray,
+    is_alloc: bool,
+    ring: np.ndarray,
+    srt: np.ndarray,
+    count: np.ndarray,
+    head: np.ndarray,
+    started: np.ndarray,
+    window: int,
+    qv_out: np.ndarray,
+    n_out: np.ndarray,
+) -> None:
+    """quiet_volume_pass for one minute, on one core: the pass's own per-symbol rule (qv_push,
+    quiet_volume) without its thread-pool start-up, which costs more than a minute's work."""
+    for s in range(volume.shape[0]):
+        bar = not math.isnan(close[s])
+        if bar:
+            started[s] = True
+        if started[s]:
+            qv_push(ring, srt, count, head, s, volume[s] if bar else 0.0, window)
+        if is_alloc:
+            qv_out[s] = quiet_volume(srt, count, s)
+            n_out[s] = count[s]
 
 
 def month_id_of(label_ns: int) -> int:
@@ -256,9 +284,9 @@ class LiveEngine:
         is_alloc = bool(fl & k.F_ALLOC)
         self._alloc_row[0] = 0 if is_alloc else -1
         st = self.st
-        quiet_volume_pass(
-            self._v, self._c, self._alloc_row, st.qv_ring, st.qv_sorted, st.qv_count,
-            st.qv_head, st.qv_started, self.kp.quiet_window, self._qv_at, self._qv_n,
+        _quiet_volume_minute(
+            self._v[0], self._c[0], is_alloc, st.qv_ring, st.qv_sorted, st.qv_count,
+            st.qv_head, st.qv_started, self.kp.quiet_window, self._qv_at[0], self._qv_n[0],
         )  # fmt: skip
         self._room()
         before = int(st.counters[k.C_ORDERS])

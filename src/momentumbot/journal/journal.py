@@ -160,6 +160,7 @@ class Journal:
         self.path = path
         self._db = conn
         self._depth = 0
+        self._durable = False
 
     # ---- opening
 
@@ -180,7 +181,7 @@ class Journal:
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=NORMAL")
             check = conn.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise JournalError(f"{path}: the journal is damaged ({check and check[0]})")
@@ -213,8 +214,11 @@ class Journal:
     # ---- transactions
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything inside is written together, and on disk when the block ends."""
+    def transaction(self, *, durable: bool = False) -> Iterator[None]:
+        """Everything inside is written together. A `durable` block (order intents) is on
+        disk when it ends; others survive a crash of the process at once and reach the disk
+        with the next durable block (WAL with synchronous=NORMAL), which is what they need:
+        executions and order states are recovered from IB by reconciliation anyway."""
         if self._depth:
             self._depth += 1
             try:
@@ -222,6 +226,9 @@ class Journal:
             finally:
                 self._depth -= 1
             return
+        if durable != self._durable:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         self._db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
