@@ -199,6 +199,7 @@ def _mount_subcommands() -> None:
     from momentumbot.app.cli_trade import stop_command, trade_command
     from momentumbot.data.cli import data_app
     from momentumbot.gateway.cli import gateway_command
+    from momentumbot.optimize.cli import optimize_command
     from momentumbot.reporting.cli import report_app
 
     app.add_typer(data_app, name="data")
@@ -206,6 +207,7 @@ def _mount_subcommands() -> None:
     app.command("gateway")(gateway_command)
     app.command("trade")(trade_command)
     app.command("stop")(stop_command)
+    app.command("optimize")(optimize_command)
 
 
 _mount_subcommands()

@@ -1,0 +1,328 @@
+"""The sweep's fast path: the bars loaded once, then backtests that reuse everything that
+does not depend on the swept parameters.
+
+`run_backtest` reads Parquet, plans the minutes and walks the quiet-volume windows on
+every call. Across a sweep those depend only on the bars, the sessions and a few session
+parameters, so `SweepData` keeps them: the (minutes x symbols) matrices of the whole span,
+loaded once; per window and plan parameters the minute plan; per allocator-minute pattern
+the quiet-volume figures (they depend on volumes and `quiet_window_minutes`, never on
+trading). What is left per run is exactly what `run_backtest` does with them: the compiled
+minute loop `kernel.run_minutes` and the same `_collect` into tables. The loop runs the
+whole span as one chunk (its state carries across chunks, so chunking never changes a
+result). tests/optimize/test_fast.py proves orders, fills, equity and every figure equal
+`run_backtest`'s, chunked or not, for parameters of every kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from momentumbot.allocation.quiet_volume import quiet_volume_pass
+from momentumbot.config.schema import AppConfig
+from momentumbot.data.calendar import TradingCalendar
+from momentumbot.engine import kernel as k
+from momentumbot.engine.backtest import (
+    BacktestResult,
+    BarSource,
+    MinutePlan,
+    _alloc_frame,
+    _collect,
+    _regular_bar_before,
+    kernel_params,
+    load_matrix,
+    plan_minutes,
+    resolve_sessions,
+)
+from momentumbot.execution.costs import cost_params
+from momentumbot.reporting.metrics import compute_figures, daily_returns
+
+_CACHE_ENTRIES = 64
+
+
+@dataclass(frozen=True)
+class Window:
+    """The sessions of one backtest: first and last session, YYYY-MM-DD, both included."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """What a sweep keeps of one run: every figure, the daily returns, the time it took."""
+
+    figures: dict[str, Any]
+    daily: np.ndarray
+    seconds: float
+
+
+@dataclass
+class _Matrices:
+    o: np.ndarray
+    c: np.ndarray
+    v: np.ndarray
+    labels: np.ndarray
+    bars_used: int
+
+
+@dataclass
+class SweepData:
+    """The bars of every window of a sweep (warm-up included) as (minutes x symbols)
+    matrices, plus caches filled as runs need them. Pickles without its caches, so it
+    ships to a worker process once and each worker fills its own."""
+
+    symbols: list[str]
+    calendar_name: str
+    label_ns: np.ndarray  # every regular-session minute of the span
+    open: np.ndarray  # (minutes x symbols), NaN where no bar
+    close: np.ndarray
+    volume: np.ndarray
+    started: dict[int, np.ndarray]  # plan's first minute -> qv_started per symbol
+    _cache: dict[str, OrderedDict[Any, Any]] = field(default_factory=dict, repr=False)
+    _calendar: TradingCalendar | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        source: BarSource,
+        symbols: Sequence[str],
+        windows: Sequence[Window],
+        quiet_windows: Sequence[int],
+        calendar_name: str = "XNYS",
+    ) -> SweepData:
+        """Read the bars the windows need (each with its warm-up for every quiet window
+        the sweep may use) in one pass per symbol."""
+        cal = TradingCalendar(calendar_name)
+        syms = list(symbols)
+        firsts: set[int] = set()
+        first_session: pd.Timestamp | None = None
+        last_session: pd.Timestamp | None = None
+        for w in windows:
+            sessions = resolve_sessions(cal, source, syms, w.start, w.end)
+            for qw in sorted(set(quiet_windows)):
+                plan = plan_minutes(cal, sessions, _plan_config(calendar_name, qw))
+                firsts.add(int(plan.grid.label_ns[0]))
+                s0 = plan.grid.sessions[0]
+                first_session = s0 if first_session is None else min(first_session, s0)
+            last_session = sessions[-1] if last_session is None else max(last_session, sessions[-1])
+        assert first_session is not None and last_session is not None
+        grid = cal.grid(cal.sessions(first_session, last_session))
+        o, c, v = load_matrix(source, syms, grid.label_ns)
+        started = {
+            f: np.array([_regular_bar_before(source, cal, s, f) for s in syms], dtype=np.bool_)
+            for f in sorted(firsts)
+        }
+        return cls(syms, calendar_name, grid.label_ns, o, c, v, started, _calendar=cal)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        state["_calendar"] = None
+        return state
+
+    @property
+    def calendar(self) -> TradingCalendar:
+        if self._calendar is None:
+            self._calendar = TradingCalendar(self.calendar_name)
+        return self._calendar
+
+    # ------------------------------------------------------------------- caches
+
+    def _cached(self, kind: str, key: Any) -> Any:
+        table = self._cache.setdefault(kind, OrderedDict())
+        if key in table:
+            table.move_to_end(key)
+            return table[key]
+        return None
+
+    def _store(self, kind: str, key: Any, value: Any) -> Any:
+        table = self._cache.setdefault(kind, OrderedDict())
+        table[key] = value
+        while len(table) > _CACHE_ENTRIES:
+            table.popitem(last=False)
+        return value
+
+    def plan(self, cfg: AppConfig, window: Window) -> MinutePlan:
+        """The minute plan run_backtest would build (it depends on few parameters)."""
+        a, s = cfg.allocation, cfg.session
+        key = (
+            window,
+            a.quiet_window_minutes,
+            a.rebalance_minutes,
+            s.flatten_minutes,
+            s.no_new_entries_minutes,
+            cfg.strategy.hold_overnight,
+        )
+        hit = self._cached("plan", key)
+        if hit is not None:
+            return hit
+        sessions = self._sessions(window)
+        return self._store("plan", key, plan_minutes(self.calendar, sessions, cfg))
+
+    def _sessions(self, window: Window) -> pd.DatetimeIndex:
+        hit = self._cached("sessions", window)
+        if hit is None:
+            hit = self._store("sessions", window, self.calendar.sessions(window.start, window.end))
+        return hit
+
+    def _matrices(self, plan: MinutePlan) -> _Matrices:
+        labels = plan.grid.label_ns
+        key = (int(labels[0]), int(labels.shape[0]))
+        hit = self._cached("matrices", key)
+        if hit is not None:
+            return hit
+        lo = int(np.searchsorted(self.label_ns, labels[0]))
+        hi = lo + labels.shape[0]
+        if hi > self.label_ns.shape[0] or not np.array_equal(self.label_ns[lo:hi], labels):
+            raise ValueError("the sweep's data does not cover this window's minutes")
+        # Fortran order like load_matrix's (same memory walk, same compiled signature)
+        mats = _Matrices(
+            np.asfortranarray(self.open[lo:hi]),
+            np.asfortranarray(self.close[lo:hi]),
+            np.asfortranarray(self.volume[lo:hi]),
+            labels,
+            int(np.count_nonzero(~np.isnan(self.close[lo:hi][(plan.flags & k.F_WARMUP) == 0]))),
+        )
+        return self._store("matrices", key, mats)
+
+    def _quiet_volume(
+        self, plan: MinutePlan, mats: _Matrices, quiet_window: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """alloc_row, qv_at, qv_n exactly as run_backtest computes them (one chunk)."""
+        run_rows = (plan.flags & k.F_WARMUP) == 0
+        is_alloc = ((plan.flags & k.F_ALLOC) != 0) & run_rows
+        digest = hashlib.blake2b(np.packbits(is_alloc).tobytes(), digest_size=16).hexdigest()
+        first = int(plan.grid.label_ns[0])
+        key = (first, int(is_alloc.shape[0]), quiet_window, digest)
+        hit = self._cached("quiet_volume", key)
+        if hit is not None:
+            return hit
+        n = len(self.symbols)
+        alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
+        n_runs = int(is_alloc.sum())
+        qv_at = np.zeros((n_runs, n))
+        qv_n = np.zeros((n_runs, n), np.int64)
+        st = k.new_state(n, quiet_window, 0.0)
+        st.qv_started[:] = self.started[first]
+        quiet_volume_pass(
+            mats.v, mats.c, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
+            st.qv_started, quiet_window, qv_at, qv_n,
+        )  # fmt: skip
+        return self._store("quiet_volume", key, (alloc_row, qv_at, qv_n))
+
+    # --------------------------------------------------------------------- runs
+
+    def run(
+        self, cfg: AppConfig, window: Window, *, keep_allocations: bool = False
+    ) -> BacktestResult:
+        """The backtest run_backtest(cfg, store, symbols, start, end) would give. Allocation
+        rows are dropped unless asked for (a sweep never reads them)."""
+        if cfg.session.calendar != self.calendar_name:
+            raise ValueError("a sweep cannot change the exchange calendar of its data")
+        syms = self.symbols
+        plan = self.plan(cfg, window)
+        mats = self._matrices(plan)
+        kp = kernel_params(cfg, len(syms))
+        cp = cost_params(cfg.execution)
+        alloc_row, qv_at, qv_n = self._quiet_volume(plan, mats, kp.quiet_window)
+        n = len(syms)
+        st = k.new_state(n, 2, cfg.portfolio.initial_cash)  # the ring is not used here
+        st.qv_started[:] = self.started[int(plan.grid.label_ns[0])]
+        room = max(1024, 4 * n)
+        orders = k.new_orders(self._hint("orders", room))
+        fills = k.new_fills(self._hint("fills", room))
+        allocs = k.new_allocs(max(room, 64 * (n + 1), 1 << 15))
+        n_m = plan.grid.n_minutes
+        out = k.MinuteOut(
+            cash=np.zeros(n_m, np.int64),
+            positions_value=np.zeros(n_m),
+            bench_equity=np.zeros(n_m),
+        )
+        sym_arr = np.array(syms, dtype=object)
+        parts: list[pd.DataFrame] = []
+        m = 0
+        while m < n_m:
+            m = k.run_minutes(
+                mats.o, mats.c, mats.v, mats.labels, plan.flags, plan.month_id, alloc_row,
+                qv_at, qv_n, m, n_m, kp, cp, st, orders, fills, allocs, out,
+            )  # fmt: skip
+            if m < n_m:
+                orders = _room(orders, int(st.counters[k.C_ORDERS]), n)
+                fills = _room(fills, int(st.counters[k.C_FILLS]), n)
+                used = int(st.counters[k.C_ALLOCS])
+                if keep_allocations:
+                    allocs = _room(allocs, used, n)
+                elif allocs.symbol.shape[0] - used < n + 1:
+                    st.counters[k.C_ALLOCS] = 0  # rows nobody reads: reuse the table
+        used = int(st.counters[k.C_ALLOCS])
+        if keep_allocations and used:
+            parts.append(_alloc_frame(allocs, used, sym_arr))
+        st.counters[k.C_ALLOCS] = 0
+        self._remember("orders", int(st.counters[k.C_ORDERS]))
+        self._remember("fills", int(st.counters[k.C_FILLS]))
+        return _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, mats.bars_used, parts)
+
+    def _hint(self, kind: str, floor: int) -> int:
+        """Table room from the largest run so far (growing mid-run costs a copy)."""
+        seen = self._cached("room", kind)
+        return max(floor, int(seen * 1.25) + 16) if seen else floor
+
+    def _remember(self, kind: str, used: int) -> None:
+        seen = self._cached("room", kind) or 0
+        self._store("room", kind, max(seen, used))
+
+    def figures(self, cfg: AppConfig, window: Window) -> RunFigures:
+        """One run's figures (as summary.json has them) and daily returns, timed."""
+        t0 = time.perf_counter()
+        result = self.run(cfg, window)
+        figures = compute_figures(
+            result.equity,
+            result.fills,
+            start_equity=result.initial_cash,
+            overnight_carries=result.overnight_carries,
+        )
+        daily = daily_returns(result.equity, start_equity=result.initial_cash).to_numpy()
+        return RunFigures(figures, daily, time.perf_counter() - t0)
+
+    def warm(self, cfg: AppConfig, window: Window) -> float:
+        """Load the compiled code (numba's cache) with one short run; returns seconds."""
+        t0 = time.perf_counter()
+        first = self._sessions(window)[0].strftime("%Y-%m-%d")
+        short = Window(first, first)
+        start_ns = int(self.plan(cfg, short).grid.label_ns[0])
+        added = start_ns not in self.started
+        if added:  # the result is thrown away, so any history flags do
+            self.started[start_ns] = np.zeros(len(self.symbols), np.bool_)
+        try:
+            self.figures(cfg, short)
+        finally:
+            if added:
+                del self.started[start_ns]
+            self._cache.clear()
+        return time.perf_counter() - t0
+
+
+def _room(table: Any, used: int, n: int) -> Any:
+    cap = table[0].shape[0]
+    if cap - used >= n + 1:
+        return table
+    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))
+
+
+def _plan_config(calendar_name: str, quiet_window: int) -> AppConfig:
+    return AppConfig.model_validate(
+        {
+            "allocation": {"quiet_window_minutes": quiet_window},
+            "session": {"calendar": calendar_name},
+        }
+    )

@@ -1,0 +1,334 @@
+"""Who runs a sweep's backtests: in this process, a pool of local worker processes, or a
+Dask distributed cluster. Each worker gets the job (bars and base config) once, warms the
+compiled code once, then takes one task at a time; results come back as they finish.
+
+The local pool is our own few dozen lines over `multiprocessing` rather than
+`concurrent.futures`: when one worker dies, an executor breaks every pending future, while
+here the pool knows which task each worker holds, so a dead worker loses only that task
+(tried once more on a fresh worker) and the others keep going.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import pickle
+import signal
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any, Protocol
+
+import numpy as np
+
+from momentumbot.config.schema import AppConfig
+from momentumbot.domain.errors import ConfigError, MomentumbotError, RetryLaterError
+from momentumbot.engine.backtest import BacktestResult
+from momentumbot.optimize.fast import SweepData, Window
+from momentumbot.optimize.space import ParamSet, ParamSpec, apply_params
+from momentumbot.reporting.metrics import compute_figures, daily_returns
+
+MAX_ATTEMPTS = 2  # a task whose worker died is tried once more, then reported as failed
+
+
+@dataclass(frozen=True)
+class Task:
+    """One backtest of a sweep: a parameter set over a span of sessions."""
+
+    key: str
+    phase: str  # "sweep", "train" (walk-forward in-sample) or "test" (out-of-sample)
+    window: int
+    span: Window
+    params: ParamSet
+    keep_run: bool = False  # send back the whole BacktestResult (to write a run folder)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task: Task
+    figures: dict[str, Any] | None
+    daily: np.ndarray | None
+    seconds: float
+    worker: str
+    error: str | None = None
+    run: BacktestResult | None = None
+
+
+@dataclass
+class SweepJob:
+    """Everything a worker needs, shipped once: the bars, the base config, the specs."""
+
+    data: SweepData
+    base: dict[str, Any]  # AppConfig.model_dump() of the base config
+    specs: list[ParamSpec]
+    warm_span: Window
+    _warm: bool = field(default=False, repr=False)
+
+    def config(self, params: ParamSet) -> AppConfig:
+        return apply_params(self.base, self.specs, params)
+
+    def ensure_warm(self) -> float:
+        """Compile (or load from numba's cache) once per process."""
+        if self._warm:
+            return 0.0
+        self._warm = True
+        return self.data.warm(self.config(()), self.warm_span)
+
+    def execute(self, task: Task, worker: str) -> TaskResult:
+        t0 = time.perf_counter()
+        try:
+            cfg = self.config(task.params)
+            if task.keep_run:
+                run = self.data.run(cfg, task.span, keep_allocations=True)
+                figures = compute_figures(
+                    run.equity,
+                    run.fills,
+                    start_equity=run.initial_cash,
+                    overnight_carries=run.overnight_carries,
+                )
+                daily = daily_returns(run.equity, start_equity=run.initial_cash).to_numpy()
+                return TaskResult(task, figures, daily, time.perf_counter() - t0, worker, run=run)
+            out = self.data.figures(cfg, task.span)
+            return TaskResult(task, out.figures, out.daily, out.seconds, worker)
+        except MomentumbotError as exc:
+            return TaskResult(task, None, None, time.perf_counter() - t0, worker, error=str(exc))
+        except Exception:
+            return TaskResult(
+                task, None, None, time.perf_counter() - t0, worker, error=traceback.format_exc()
+            )
+
+
+OnResult = Callable[[TaskResult], None]
+
+
+class Runner(Protocol):
+    """Runs tasks and hands each result (or failure, as a result with `error`) to on_result."""
+
+    description: str
+
+    def run(self, tasks: Iterable[Task], on_result: OnResult) -> None: ...
+    def close(self) -> None: ...
+
+
+class InlineRunner:
+    """One process: the tasks run here, one after another (--workers 1)."""
+
+    def __init__(self, job: SweepJob) -> None:
+        self.job = job
+        self.description = "1 process"
+        self.warm_seconds = job.ensure_warm()
+
+    def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:
+        for task in tasks:
+            on_result(self.job.execute(task, "local-0"))
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------ local process pool
+
+
+def _worker_main(conn: Connection, payload: bytes, name: str) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides, workers just stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import numba
+
+        numba.set_num_threads(1)  # one worker per core: no threads on top
+    except Exception:  # pragma: no cover - numba's threading layer may refuse
+        pass
+    job: SweepJob = pickle.loads(payload)
+    conn.send(("ready", job.ensure_warm()))
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(("done", job.execute(task, name)))
+
+
+@dataclass
+class _Worker:
+    name: str
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False
+    task: Task | None = None
+
+
+class LocalPool:
+    """N worker processes (spawned: no fork of a threaded parent), each holding the job."""
+
+    def __init__(self, job: SweepJob, workers: int) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        self._n = max(1, workers)
+        self._workers: list[_Worker] = []
+        self._spawned = 0
+        self._early_deaths = 0
+        self.description = f"local pool of {self._n} processes"
+        self.warm_seconds: list[float] = []
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        name = f"local-{self._spawned}"
+        self._spawned += 1
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self._payload, name), name=name, daemon=True
+        )
+        proc.start()
+        child.close()
+        return _Worker(name, proc, parent)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:
+        pending = deque(tasks)
+        if not pending:
+            return
+        attempts: dict[str, int] = {}
+        while len(self._workers) < min(self._n, len(pending)):
+            self._workers.append(self._spawn())
+        while pending or any(w.task is not None for w in self._workers):
+            for w in self._workers:
+                if w.ready and w.task is None and pending:
+                    w.task = pending.popleft()
+                    w.conn.send(w.task)
+            by_object: dict[Any, _Worker] = {}
+            for w in self._workers:
+                by_object[w.conn] = w
+                by_object[w.process.sentinel] = w
+            for obj in wait(list(by_object)):
+                w = by_object[obj]
+                if w not in self._workers:
+                    continue
+                if obj is w.conn:
+                    try:
+                        kind, value = w.conn.recv()
+                    except (EOFError, OSError):
+                        self._replace(w, pending, attempts, on_result)
+                        continue
+                    if kind == "ready":
+                        w.ready = True
+                        self.warm_seconds.append(float(value))
+                        self._early_deaths = 0
+                    else:
+                        w.task = None
+                        on_result(value)
+                elif not w.process.is_alive() and not w.conn.poll():
+                    self._replace(w, pending, attempts, on_result)
+
+    def _replace(
+        self, dead: _Worker, pending: deque[Task], attempts: dict[str, int], on_result: OnResult
+    ) -> None:
+        """A worker died: its task goes back to the queue (or fails after MAX_ATTEMPTS)."""
+        self._workers.remove(dead)
+        dead.conn.close()
+        dead.process.join(timeout=5)
+        code = dead.process.exitcode
+        if not dead.ready:
+            self._early_deaths += 1
+            if self._early_deaths >= 3:
+                raise RuntimeError(f"sweep workers die while starting (exit code {code})")
+        task = dead.task
+        if task is not None:
+            attempts[task.key] = attempts.get(task.key, 0) + 1
+            if attempts[task.key] < MAX_ATTEMPTS:
+                pending.appendleft(task)
+            else:
+                on_result(
+                    TaskResult(
+                        task,
+                        None,
+                        None,
+                        0.0,
+                        dead.name,
+                        error=f"its worker process died {MAX_ATTEMPTS} times (exit code {code})",
+                    )
+                )
+        if pending or any(w.task is not None for w in self._workers):
+            self._workers.append(self._spawn())
+
+    def close(self) -> None:
+        for w in self._workers:
+            with contextlib.suppress(OSError, ValueError):
+                w.conn.send(None)
+        deadline = time.monotonic() + 5
+        for w in self._workers:
+            w.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join(timeout=2)
+            w.conn.close()
+        self._workers.clear()
+
+    def abort(self) -> None:
+        """Stop every worker now (after Ctrl-C): their tasks are simply not recorded."""
+        for w in self._workers:
+            if w.process.is_alive():
+                w.process.terminate()
+        for w in self._workers:
+            w.process.join(timeout=2)
+            w.conn.close()
+        self._workers.clear()
+
+
+# ---------------------------------------------------------------------------- Dask
+
+
+def _dask_execute(job: SweepJob, task: Task) -> TaskResult:
+    from distributed import get_worker
+
+    job.ensure_warm()
+    return job.execute(task, get_worker().address)
+
+
+class DaskRunner:
+    """The same tasks on a Dask distributed cluster. The job is scattered to every worker
+    once; a worker that dies has its task rescheduled by Dask (after Dask's allowed
+    failures it comes back as failed)."""
+
+    def __init__(self, job: SweepJob, scheduler: str | Any) -> None:
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - a declared dependency
+            raise ConfigError(
+                "--scheduler needs dask[distributed]: pip install 'dask[distributed]'"
+            ) from None
+        try:
+            self.client = Client(scheduler, timeout="15s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise RetryLaterError(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
+        n = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        self.description = f"Dask cluster at {self.client.scheduler.address} ({n} workers)"
+        self._job = self.client.scatter(job, broadcast=True, hash=False)
+
+    def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:
+        from distributed import as_completed
+
+        futures = {self.client.submit(_dask_execute, self._job, t, pure=False): t for t in tasks}
+        if not futures:
+            return
+        try:
+            for fut in as_completed(list(futures)):
+                task = futures.pop(fut)
+                try:
+                    result = fut.result()
+                except Exception as exc:  # KilledWorker and the like: this task only
+                    result = TaskResult(task, None, None, 0.0, "dask", error=repr(exc))
+                fut.release()
+                on_result(result)
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,335 @@
+"""A sweep from spec to outputs: check everything, load the bars once, run the parameter
+sets that are not done yet on the chosen runner, record each as it finishes, then choose
+the best, write best.toml, the walk-forward windows and the summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from momentumbot import __version__
+from momentumbot.app.backtest import write_results
+from momentumbot.config.loader import config_to_toml
+from momentumbot.config.schema import AppConfig
+from momentumbot.data.calendar import TradingCalendar
+from momentumbot.data.store import BarStore
+from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.engine.backtest import resolve_sessions
+from momentumbot.optimize.fast import SweepData, Window
+from momentumbot.optimize.results import ResultsStore
+from momentumbot.optimize.runner import (
+    DaskRunner,
+    InlineRunner,
+    LocalPool,
+    Runner,
+    SweepJob,
+    Task,
+    TaskResult,
+)
+from momentumbot.optimize.space import (
+    ParamSet,
+    ParamSpec,
+    apply_params,
+    check_values,
+    grid,
+    params_key,
+    random_sets,
+)
+from momentumbot.optimize.walkforward import (
+    OBJECTIVES,
+    WalkWindow,
+    best_row,
+    walk_windows,
+)
+
+log = logging.getLogger("momentumbot.optimize")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Everything `momentumbot optimize` was asked, checked."""
+
+    base: AppConfig
+    store: Path
+    symbols: list[str]
+    start: str
+    end: str
+    specs: list[ParamSpec]
+    out: Path
+    method: str = "grid"
+    trials: int | None = None
+    seed: int = 0
+    objective: str = "sharpe"
+    walk_forward: tuple[int, int] | None = None
+    workers: int | None = None
+    scheduler: str | None = None
+    report: bool = True
+
+
+@dataclass
+class SweepPlan:
+    spec: SweepSpec
+    param_sets: list[ParamSet]
+    windows: list[WalkWindow]  # walk-forward windows (empty for a plain sweep)
+    span: Window  # the whole range
+    sessions: pd.DatetimeIndex
+
+    @property
+    def order(self) -> list[str]:
+        return [params_key(p) for p in self.param_sets]
+
+
+@dataclass
+class SweepOutcome:
+    out: Path
+    results: pd.DataFrame
+    best: pd.Series | None
+    best_config: Path | None
+    summary_html: Path | None
+    ran: int
+    skipped: int
+    failed: int
+    seconds: float
+    runner: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _day(ts: pd.Timestamp) -> str:
+    return f"{ts:%Y-%m-%d}"
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    """Check the spec (names, ranges, values, data, windows) before any work starts."""
+    if spec.objective not in OBJECTIVES:
+        raise ConfigError(f"--objective {spec.objective}: must be one of {', '.join(OBJECTIVES)}")
+    if spec.method not in ("grid", "random"):
+        raise ConfigError(f"--method {spec.method}: must be grid or random")
+    base = spec.base.model_dump()
+    check_values(base, spec.specs)
+    if spec.method == "grid":
+        if spec.trials is not None:
+            raise ConfigError("--trials is for --method random")
+        sets = list(grid(spec.specs))
+    else:
+        if spec.trials is None:
+            raise ConfigError("--method random needs --trials N")
+        sets = random_sets(spec.specs, spec.trials, spec.seed)
+    if spec.workers is not None and spec.workers < 1:
+        raise ConfigError(f"--workers: need at least 1, got {spec.workers}")
+    if not spec.symbols:
+        raise ConfigError(
+            "symbols: the symbol list is empty; set `symbols` in the config or pass --symbols"
+        )
+    if not spec.store.is_dir():
+        raise DataError(
+            f"{spec.store}: no bar store here; import bars with `momentumbot data import` "
+            "or generate sample bars with `momentumbot data generate`"
+        )
+    store = BarStore(spec.store)
+    missing = [s for s in spec.symbols if not store.has(s)]
+    if missing:
+        raise DataError(f"no bars in the store for {', '.join(missing)}")
+    cal = TradingCalendar(spec.base.session.calendar)
+    sessions = resolve_sessions(cal, store, spec.symbols, spec.start, spec.end)
+    windows: list[WalkWindow] = []
+    if spec.walk_forward is not None:
+        windows = walk_windows(sessions, *spec.walk_forward)
+    return SweepPlan(spec, sets, windows, Window(_day(sessions[0]), _day(sessions[-1])), sessions)
+
+
+def fingerprint(spec: SweepSpec) -> dict[str, Any]:
+    """What makes two sweeps' rows comparable: data, base config (swept keys left out),
+    parameter names."""
+    data = spec.base.model_dump(mode="json")
+    for s in spec.specs:
+        node = data
+        for part in s.field.path[:-1]:
+            node = node[part]
+        node.pop(s.field.path[-1], None)
+    data.pop("symbols", None)
+    data.pop("data", None)
+    for section in ("broker", "risk"):
+        data.pop(section, None)
+    return {
+        "store": str(spec.store.resolve()),
+        "symbols": list(spec.symbols),
+        "params": [s.name for s in spec.specs],
+        "base_config": data,
+    }
+
+
+def _task_key(phase: str, window: Window, params: ParamSet) -> str:
+    return f"{phase}|{window.start}|{window.end}|{params_key(params)}"
+
+
+def _make_runner(job: SweepJob, spec: SweepSpec, n_tasks: int) -> Runner:
+    if spec.scheduler:
+        return DaskRunner(job, spec.scheduler)
+    import os
+
+    workers = spec.workers or os.cpu_count() or 1
+    workers = min(workers, max(n_tasks, 1))
+    if workers <= 1:
+        return InlineRunner(job)
+    return LocalPool(job, workers)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    on_runner: Callable[[Runner], None] | None = None,
+) -> SweepOutcome:
+    """Run (or finish) the sweep into spec.out and write every output."""
+    from momentumbot.optimize.report import write_outputs
+
+    t0 = time.perf_counter()
+    plan = plan_sweep(spec)
+    store = ResultsStore(spec.out, [s.name for s in spec.specs])
+    done = store.open(fingerprint(spec))
+    base = spec.base.model_copy(update={"symbols": list(spec.symbols)})
+    base_dump = base.model_dump()
+    if plan.windows:
+        stage1 = [
+            Task(_task_key("train", w.train, p), "train", w.index, w.train, p)
+            for w in plan.windows
+            for p in plan.param_sets
+        ]
+    else:
+        stage1 = [
+            Task(_task_key("sweep", plan.span, p), "sweep", 0, plan.span, p)
+            for p in plan.param_sets
+        ]
+    todo = [t for t in stage1 if t.key not in done]
+    skipped = len(stage1) - len(todo)
+    counts = {"ran": 0, "failed": 0}
+    total = len(todo) + sum(1 for w in plan.windows if w.test is not None)
+    finished = 0
+    runner: Runner | None = None
+    wf_dir = spec.out / "walk_forward"
+
+    def record(result: TaskResult) -> None:
+        nonlocal finished
+        if result.run is not None and result.error is None:
+            cfg = apply_params(base_dump, spec.specs, result.task.params)
+            write_results(cfg, result.run, wf_dir / f"window-{result.task.window:03d}",
+                          engine_seconds=result.seconds, store_path=spec.store)  # fmt: skip
+        store.append(result)
+        counts["failed" if result.error else "ran"] += 1
+        finished += 1
+        if progress is not None:
+            progress(finished, total, result.task.phase)
+
+    def ensure_runner(n_tasks: int) -> Runner:
+        nonlocal runner
+        if runner is None:
+            job = _job(spec, plan, base_dump)
+            runner = _make_runner(job, spec, n_tasks)
+            if on_runner is not None:
+                on_runner(runner)
+        return runner
+
+    try:
+        if progress is not None:
+            progress(0, total, "start")
+        if todo:
+            ensure_runner(len(todo)).run(todo, record)
+        if plan.windows:
+            results = store.read()
+            results["params_key"] = results["key"].map(lambda k: k.split("|", 3)[3])
+            stage2: list[Task] = []
+            for w in plan.windows:
+                if w.test is None:
+                    continue
+                rows = results[(results["phase"] == "train") & (results["window"] == w.index)]
+                rows = rows[rows["start"] == w.train.start]
+                if rows.empty:
+                    continue
+                chosen = _params_of(best_row(rows, spec.objective, plan.order), plan)
+                task = Task(
+                    _task_key("test", w.test, chosen), "test", w.index, w.test, chosen, True
+                )
+                folder = wf_dir / f"window-{w.index:03d}"
+                if task.key in done and (folder / "summary.json").is_file():
+                    total -= 1
+                    continue
+                stage2.append(task)
+            if stage2:
+                ensure_runner(len(stage2)).run(stage2, record)
+    except KeyboardInterrupt:
+        if isinstance(runner, LocalPool):
+            runner.abort()
+            runner = None
+        raise
+    finally:
+        if runner is not None:
+            runner.close()
+        store.close()
+    results = store.read()
+    outcome = SweepOutcome(
+        out=spec.out,
+        results=results,
+        best=None,
+        best_config=None,
+        summary_html=None,
+        ran=counts["ran"],
+        skipped=skipped,
+        failed=counts["failed"],
+        seconds=time.perf_counter() - t0,
+        runner=_describe(spec),
+    )
+    write_outputs(plan, outcome, base)
+    return outcome
+
+
+def _describe(spec: SweepSpec) -> str:
+    if spec.scheduler:
+        return f"Dask at {spec.scheduler}"
+    import os
+
+    n = spec.workers or os.cpu_count() or 1
+    return "1 process" if n <= 1 else f"local pool of {n} processes"
+
+
+def _params_of(row: pd.Series, plan: SweepPlan) -> ParamSet:
+    key = str(row["params_key"])
+    for p in plan.param_sets:
+        if params_key(p) == key:
+            return p
+    raise ValueError(f"parameter set {key} is not in this sweep")
+
+
+def _job(spec: SweepSpec, plan: SweepPlan, base_dump: dict[str, Any]) -> SweepJob:
+    spans = [plan.span] if not plan.windows else [
+        w for ww in plan.windows for w in (ww.train, ww.test) if w is not None
+    ]  # fmt: skip
+    qws = {spec.base.allocation.quiet_window_minutes}
+    for s in spec.specs:
+        if s.field.path == ("allocation", "quiet_window_minutes"):
+            qws = {int(v) for p in plan.param_sets for n, v in p if n == s.name}
+    data = SweepData.load(
+        BarStore(spec.store), spec.symbols, spans, sorted(qws), spec.base.session.calendar
+    )
+    return SweepJob(data, base_dump, list(spec.specs), spans[0])
+
+
+def best_config_text(cfg: AppConfig, store: Path, note: Sequence[str]) -> str:
+    """best.toml: the whole config (symbols and store included), ready for `backtest`
+    and `trade`. Secrets are never written (the environment supplies them)."""
+    data = cfg.model_copy(
+        update={"data": cfg.data.model_copy(update={"store": str(store.resolve())})}
+    )
+    text = config_to_toml(data)
+    text = "\n".join(
+        line for line in text.splitlines() if not line.startswith("alphavantage_api_key")
+    )
+    header = "".join(f"# {line}\n" for line in note)
+    return f"# written by momentumbot {__version__} optimize\n{header}{text}\n"
