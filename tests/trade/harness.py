@@ -37,7 +37,7 @@ def write_config(path: Path, symbols: Sequence[str], extra: str = "") -> Path:
     syms = ", ".join(f'"{s}"' for s in symbols)
     path.write_text(
         f"symbols = [{syms}]\n\n[broker]\nserver_time_poll_seconds = 0.1\n"
-        f"reconnect_initial_seconds = 0.05\nconnect_timeout_seconds = 5.0\n{extra}",
+        f"reconnect_initial_seconds = 0.05\nconnect_timeout_seconds = 5.0\nhistory_requests_per_minute = 60000.0\n{extra}",
         encoding="utf-8",
     )
     return path
@@ -159,3 +159,116 @@ async def stop_thread(run: CliRun, timeout: float = 30.0) -> None:
         raise AssertionError(f"the trade command did not end; it is at:\n{stack}") from None
     with contextlib.suppress(Exception):
         run.thread.join(1)
+
+
+# ---------------------------------------------------------------- in-process sessions
+
+
+@dataclass
+class Session:
+    """A gateway in step mode and a Trader on the same loop, with a driver."""
+
+    gw: GatewayServer
+    trader: Any
+    task: asyncio.Task[Any]
+    drv: Driver
+    out: Path
+
+    async def finish(self, timeout: float = 30.0) -> Any:
+        """Wait for the trader to end (after its sessions or a stop); its outcome or error."""
+        await wait_for(lambda: self.task.done(), timeout, "the trader to end")
+        return self.task.result()
+
+    async def stop(self, reason: str = "test") -> Any:
+        self.trader.kill.trip(reason)
+        self.trader._wake.set()
+        # the flatten fills in the next bar: move the clock until the trader is done
+        for _ in range(30):
+            if self.task.done():
+                break
+            await asyncio.sleep(0.05)
+            if not self.task.done() and self.gw.session_open:
+                await self.gw.advance(60)
+        return await self.finish()
+
+
+@asynccontextmanager
+async def trading(
+    source: Any,
+    day: str,
+    out: Path,
+    cfg: Any,
+    *,
+    client_id: int = 7,
+    gw_kwargs: dict[str, Any] | None = None,
+    **opts: Any,
+) -> AsyncIterator[Session]:
+    from momentumbot.app.trade import TradeOptions, Trader
+
+    async with gateway(source, day, **(gw_kwargs or {})) as gw:
+        opts.setdefault("console", False)
+        opts.setdefault("sessions", 1)
+        opts.setdefault("market_data_wait_seconds", 2.0)
+        tr = Trader(cfg, TradeOptions(out_dir=out, port=gw.port, client_id=client_id, **opts))
+        task = asyncio.create_task(tr.run(), name="trader")
+        drv = Driver(gw, lambda: tr.progress_ns, lambda: not task.done())
+        s = Session(gw, tr, task, drv, out)
+        try:
+            yield s
+        finally:
+            if not task.done():
+                tr.kill.trip("test teardown")
+                tr._wake.set()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(task), 10)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+
+def check_books(trader: Any, gw: GatewayServer, account: str = "DU0000001") -> None:
+    """No order lost or duplicated, and the journal's positions and cash are the gateway's."""
+    from momentumbot.journal.journal import Journal
+    from momentumbot.journal.reconcile import parse_ref
+
+    e = trader.engine
+    acct = gw.broker.accounts[account]
+    gw_pos = {s: p.qty for s, p in acct.held().items() if p.qty}
+    assert e.positions() == gw_pos, f"positions: journal {e.positions()} gateway {gw_pos}"
+    j = Journal.open(trader.run_dir / JOURNAL_NAME, create=False)
+    try:
+        start_cash = int(j.get("account_cash_start") or 0)
+        initial = round(trader.cfg.portfolio.initial_cash * 1e6)
+        assert start_cash + e.cash_micro - initial == acct.cash_micro, (
+            f"cash: journal {start_cash + e.cash_micro - initial} gateway {acct.cash_micro}"
+        )
+        orders = j.orders()
+        fills = j.fills()
+    finally:
+        j.close()
+    placed: dict[str, int] = {}
+    for ev in gw.record.events:
+        if ev.get("event") == "order" and ev.get("what") == "placed":
+            ref = ev["order_ref"]
+            placed[ref] = placed.get(ref, 0) + 1
+    dupes = {r: n for r, n in placed.items() if n > 1}
+    assert not dupes, f"orders placed more than once: {dupes}"
+    by_ref = {o.order_ref: o for o in orders.values()}
+    for ref in placed:
+        parsed = parse_ref(ref)
+        assert parsed is not None and parsed[0] == trader.run_id, ref
+        assert ref in by_ref, f"{ref} reached the gateway but is not in the journal"
+    gw_fills = {f.exec_id: f for f in gw.broker.fills if f.account == account}
+    assert set(gw_fills) == set(fills), (
+        f"fills: gateway only {set(gw_fills) - set(fills)}, journal only {set(fills) - set(gw_fills)}"
+    )
+    for f in fills.values():
+        assert f.fill_index is not None, f"fill {f.exec_id} never booked"
+        g = gw_fills[f.exec_id]
+        assert (f.quantity, f.price) == (g.qty, g.price)
+        assert f.commission_micro == g.commission_micro, f.exec_id
+    assert e.fill_count() == len(fills)
+    working_gw = {o.order_ref for o in gw.broker.working() if o.account == account}
+    working_engine = {by_ref_key for by_ref_key, o in by_ref.items() if e.orders.status[o.oid] == 0}
+    assert working_gw == working_engine, f"working: gateway {working_gw} engine {working_engine}"

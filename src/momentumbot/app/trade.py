@@ -194,6 +194,7 @@ class Trader:
         self._stopping = False
         self._wake = asyncio.Event()
         self._time_wanted = True
+        self._unreported: set[str] = set()
         self._sends = 0
         self._sends_synced = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -217,6 +218,7 @@ class Trader:
         try:
             await self._start()
             await self._loop()
+            await self._settle_commissions()
         except BaseException as exc:
             error = exc
             if not self.stop_reason:
@@ -625,6 +627,15 @@ class Trader:
             )  # fmt: skip
             self.stats.adopted += 1
             self._on_exec(ex, adopted=True)
+        known_fills = j.fills()
+        for ex in snap.executions:
+            f = known_fills.get(ex.exec_id)
+            if (
+                f is not None
+                and ex.commission_micro is not None
+                and (f.reported_commission_micro != ex.commission_micro)
+            ):
+                self.on_commission(ex.exec_id, ex.commission_micro)
         for ref in r.cancel:
             log.warning("reconcile (%s): %s is working at IB but not for us: cancelling", why, ref)
             self.broker.cancel(ref)
@@ -700,6 +711,18 @@ class Trader:
             self._set_progress(e.next_label)
         self._check_limits_timeout()
         self._check_stale()
+
+    async def _settle_commissions(self, timeout: float = 5.0) -> None:
+        """Commission reports can trail their executions: wait a little for the last ones
+        so the report's cash is the broker's (reconciliation corrects any later)."""
+        end = time.monotonic() + timeout
+        while self._unreported and self.conn.connected and time.monotonic() < end:
+            await asyncio.sleep(0.02)
+        if self._unreported:
+            log.warning(
+                "%d fills still have the model's commission, not the broker's report",
+                len(self._unreported),
+            )
 
     def _stop_settled(self) -> bool:
         assert self.engine is not None
@@ -1087,6 +1110,7 @@ class Trader:
         commission = p.commission_micro
         if commission is None:
             commission = e.estimate_commission_micro(p.oid, rep.quantity, rep.price)
+            self._unreported.add(rep.exec_id)
         info = {
             "oid": p.oid, "qty": rep.quantity, "price": rep.price, "commission_micro": commission,
             "label_ns": rep.label_ns, "exec_id": rep.exec_id,
@@ -1119,6 +1143,7 @@ class Trader:
         fid = self._fill_index.get(exec_id)
         if fid is None:
             return  # not ours, or the execution has not arrived yet (reconcile adopts it)
+        self._unreported.discard(exec_id)
         with self.journal.transaction():
             self.journal.report_commission(exec_id, commission_micro)
             if int(self.engine.fills.commission[fid]) != commission_micro:
@@ -1172,6 +1197,8 @@ class Trader:
                 return
             log.error("order %s rejected: error %d %s", order_ref, code, text)
             self.stats.rejected += 1
+            if self._oid_state.get(oid) == jr.CANCELLED:  # ib_async marked it cancelled first
+                self._oid_state[oid] = jr.SENT
             self._end_from_broker(oid, jr.REJECTED, f"error {code}: {text}")
         self._wake.set()
 

@@ -301,7 +301,7 @@ class BrokerConfig(_Section):
         60.0, gt=0, description="Timeout of one historical-data or reconciliation request."
     )
     history_requests_per_minute: float = Field(
-        120.0,
+        600.0,
         gt=0,
         description="Most historical-data requests (warm-up and stream subscriptions) the bot starts per minute; 162 pacing violations back off and retry.",
     )

@@ -1,0 +1,339 @@
+"""Faults against the simulated gateway (real ib_async client, step mode): each test ends with
+no order lost or duplicated and the journal's positions and cash equal to the gateway's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from momentumbot.config.loader import load_config
+from momentumbot.config.schema import ExecutionConfig
+from momentumbot.data.store import BarStore
+from momentumbot.data.synthetic import default_symbols
+from momentumbot.journal.journal import JOURNAL_NAME, Journal
+from tests.gateway.conftest import IbLogGuard
+from tests.trade.harness import (
+    Session,
+    check_books,
+    synthetic_store,
+    trading,
+    wait_for,
+    write_config,
+)
+
+SYMBOLS = default_symbols(6)
+DAY = "2024-01-03"
+NS = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> BarStore:
+    root = tmp_path_factory.mktemp("faults")
+    return synthetic_store(root / "store", SYMBOLS, "2024-01-02", 3, seed=5)
+
+
+def cfg(tmp: Path, extra: str = "") -> Any:
+    return load_config(write_config(tmp / "cfg.toml", SYMBOLS, extra))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def until_orders_working(s: Session, latest: str = "15:30") -> None:
+    """Step minute by minute until the bot has orders working at the gateway."""
+    while not s.trader.engine.working_orders():
+        await s.drv.run_to(_plus_minute(s))
+        assert _ny(s.gw.now_ns()) < latest, "no order was working all day"
+
+
+def _ny(ns: int) -> str:
+    return pd.Timestamp(ns, tz="UTC").tz_convert("America/New_York").strftime("%H:%M")
+
+
+def _plus_minute(s: Session) -> str:
+    return _ny(s.gw.now_ns() + 60 * NS)
+
+
+async def reconnected(s: Session, before: int) -> None:
+    await wait_for(
+        lambda: s.trader.stats.reconnects > before and s.trader.conn.can_trade, 20, "a reconnect"
+    )
+
+
+def events(out: Path) -> list[tuple[int, str, str]]:
+    j = Journal.open(out / JOURNAL_NAME, create=False)
+    try:
+        return j.order_events()
+    finally:
+        j.close()
+
+
+def test_dropped_socket_mid_session(store: BarStore, tmp_path: Path, ib_log: IbLogGuard) -> None:
+    ib_log.allow("Peer closed connection|Connection reset|API connection failed")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:30")
+            await until_orders_working(s)
+            s.trader.broker.drop()  # the socket goes away under the bot ...
+            await s.gw.advance(120)  # ... and two minutes pass: fills it cannot hear
+            await reconnected(s, 0)
+            await s.drv.settle()
+            await s.drv.run_to("16:01")
+            out = await s.finish()
+            assert out.sessions == 1
+            assert s.trader.stats.adopted >= 1, "the fills made while away are adopted"
+            check_books(s.trader, s.gw)
+
+    run(body())
+
+
+def test_connectivity_lost_and_restored(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.expect(1100, 1102, 202)
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:30")
+            await until_orders_working(s)
+            s.gw.lose_connectivity()
+            await wait_for(lambda: s.trader.conn.outage, 5, "1100")
+            held_from = s.trader.engine.next_label
+            await s.gw.advance(180)  # fills happen at the exchange; their messages are held
+            assert s.trader.engine.next_label == held_from, "no minute is stepped during 1100"
+            s.gw.restore_connectivity()
+            await wait_for(lambda: s.trader.conn.can_trade, 10, "1102 and resync")
+            await s.drv.settle()
+            await s.drv.run_to("16:01")
+            out = await s.finish()
+            assert out.sessions == 1 and s.trader.stats.outages == 1
+            check_books(s.trader, s.gw)
+
+    run(body())
+
+
+def test_connectivity_lost_with_order_messages_dropped(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.expect(1100, 1101, 202)
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:30")
+            await until_orders_working(s)
+            s.gw.lose_connectivity(data_lost=True, drop_order_events=True)
+            await wait_for(lambda: s.trader.conn.outage, 5, "1100")
+            await s.gw.advance(120)
+            s.gw.restore_connectivity()  # 1101: streams gone, fill messages lost
+            await wait_for(lambda: s.trader.conn.can_trade, 10, "1101 and resync")
+            await s.drv.settle()
+            await s.drv.run_to("16:01")
+            await s.finish()
+            assert s.trader.stats.adopted >= 1
+            check_books(s.trader, s.gw)
+
+    run(body())
+
+
+def test_nightly_reset(store: BarStore, tmp_path: Path, ib_log: IbLogGuard) -> None:
+    ib_log.allow("Peer closed connection|Connection reset|API connection failed|Make sure API port")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:30")
+            await until_orders_working(s)
+            s.gw.nightly_reset(down_seconds=0.6)  # every socket dropped, refused for a while
+            await s.gw.advance(60)
+            await reconnected(s, 0)
+            await s.drv.settle()
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+
+    run(body())
+
+
+def test_gateway_restart_rolls_order_ids_back(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.allow("Peer closed connection|Connection reset|API connection failed")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("11:00")
+            s.gw.restart()  # nextValidId back to 1: the bot must not reuse ids
+            await reconnected(s, 0)
+            await s.drv.settle()
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+
+    run(body())
+
+
+def test_partial_fills_across_bars(store: BarStore, tmp_path: Path, ib_log: IbLogGuard) -> None:
+    ib_log.expect(202)
+    ib_log.allow("Peer closed connection")
+    extra = "\n[execution]\nmax_volume_participation = 0.002\n"
+
+    async def body() -> None:
+        gw_kwargs = {"execution": ExecutionConfig(max_volume_participation=0.002)}
+        async with trading(
+            store, DAY, tmp_path / "out", cfg(tmp_path, extra), gw_kwargs=gw_kwargs
+        ) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+            fills = pd.read_csv(tmp_path / "out" / "fills.csv")
+            per_order = fills.groupby("order_id").time.nunique()
+            assert (per_order > 1).sum() >= 3, "some orders fill over several bars"
+
+    run(body())
+
+
+def test_an_order_rejected(store: BarStore, tmp_path: Path, ib_log: IbLogGuard) -> None:
+    ib_log.expect(201, 202)
+    ib_log.allow("Peer closed connection|Canceled order")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:00")
+            s.gw.apply_fault("reject=1")
+            await s.drv.run_to("16:01")
+            await s.finish()
+            assert s.trader.stats.rejected == 1
+            check_books(s.trader, s.gw)
+            rejected = [e for e in events(s.out) if e[1] == "rejected"]
+            assert len(rejected) == 1 and "201" in rejected[0][2]
+            orders = pd.read_csv(s.out / "orders.csv").set_index("order_id")
+            assert orders.loc[rejected[0][0], "status"] == "cancelled"
+
+    run(body())
+
+
+def test_client_id_in_use_at_start(store: BarStore, tmp_path: Path, ib_log: IbLogGuard) -> None:
+    ib_log.expect(326)
+    ib_log.allow("Peer closed connection|clientId|API connection failed|Connection reset")
+
+    async def body() -> None:
+        gw_kwargs: dict[str, Any] = {}
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path), gw_kwargs=gw_kwargs) as s:
+            s.gw.apply_fault("client-id-in-use=7")
+            await s.drv.settle(60)
+            assert s.trader.broker.client_id == 8, "falls back to the next id (no orders yet)"
+            await s.drv.run_to("12:00")
+            await s.stop()
+            check_books(s.trader, s.gw)
+
+    run(body())
+
+
+def test_pacing_violation_while_warming_up(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.expect(162)
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            s.gw.apply_fault("pacing=3/1")
+            await s.drv.settle(60)
+            assert s.trader.broker.pacing_violations >= 1
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+
+    run(body())
+
+
+def test_commission_report_after_its_execution(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """The broker charges more than the model: fills are booked with the model's commission
+    and corrected when the late report comes."""
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        pricier = ExecutionConfig.model_validate({"fixed": {"minimum": 1.25, "per_share": 0.006}})
+        gw_kwargs = {"execution": pricier}
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path), gw_kwargs=gw_kwargs) as s:
+            s.gw.apply_fault("commission-delay=0.05")
+            await s.drv.settle(60)
+            await s.drv.run_to("16:01")
+            await s.finish()
+            await asyncio.sleep(0.1)
+            check_books(s.trader, s.gw)
+            notes = [e for e in events(s.out) if e[1] == "fill"]
+            assert notes
+
+    run(body())
+
+
+def test_kill_switch_stop_file_flattens_and_reports(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.expect(202)
+    ib_log.allow("Peer closed connection")
+    from momentumbot.cli import main
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:30")
+            while not s.trader.engine.positions():
+                await s.drv.run_to(_plus_minute(s))
+            assert main(["stop", str(s.out)]) == 0  # writes the stop file
+            for _ in range(5):
+                await asyncio.sleep(0.05)
+                if s.task.done():
+                    break
+                await s.gw.advance(60)
+            out = await s.finish()
+            assert "stop file" in out.stop_reason
+            assert s.trader.engine.positions() == {}
+            check_books(s.trader, s.gw)
+            summary = json.loads((s.out / "summary.json").read_text())
+            assert "stop file" in summary["run"]["stop_reason"]
+            assert not s.gw.broker.accounts["DU0000001"].held()
+
+    run(body())
+
+
+def test_daily_loss_limit_flattens_and_halts(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        extra = "\n[risk]\nmax_daily_loss = 15.0\n"
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path, extra)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("16:01")
+            await s.finish()
+            assert s.trader.halted and "daily loss" in s.trader.halted
+            check_books(s.trader, s.gw)
+            orders = pd.read_csv(s.out / "orders.csv")
+            flat = orders[orders.reason == "flatten"]
+            halt_at = flat.decided_at.min()
+            after = orders[(orders.decided_at > halt_at) & (orders.status != "skipped")]
+            assert after.empty, "nothing is sent after the halt"
+            j = Journal.open(s.out / JOURNAL_NAME, create=False)
+            assert "daily loss" in (j.get("halted") or "")
+            j.close()
+
+    run(body())
