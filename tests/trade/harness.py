@@ -34,11 +34,19 @@ def synthetic_store(
 
 
 def write_config(path: Path, symbols: Sequence[str], extra: str = "") -> Path:
+    """A config for the tests: fast reconnects and history; `extra` starts inside [broker]
+    (its keys win) and may open other sections."""
     syms = ", ".join(f'"{s}"' for s in symbols)
+    defaults = {
+        "server_time_poll_seconds": "0.1",
+        "reconnect_initial_seconds": "0.05",
+        "connect_timeout_seconds": "5.0",
+        "history_requests_per_minute": "60000.0",
+    }
+    head = extra.split("[", 1)[0]
+    lines = [f"{k} = {v}" for k, v in defaults.items() if f"{k} =" not in head]
     path.write_text(
-        f"symbols = [{syms}]\n\n[broker]\nserver_time_poll_seconds = 0.1\n"
-        f"reconnect_initial_seconds = 0.05\nconnect_timeout_seconds = 5.0\nhistory_requests_per_minute = 60000.0\n{extra}",
-        encoding="utf-8",
+        f"symbols = [{syms}]\n\n[broker]\n" + "\n".join(lines) + "\n" + extra, encoding="utf-8"
     )
     return path
 
@@ -272,3 +280,30 @@ def check_books(trader: Any, gw: GatewayServer, account: str = "DU0000001") -> N
     working_gw = {o.order_ref for o in gw.broker.working() if o.account == account}
     working_engine = {by_ref_key for by_ref_key, o in by_ref.items() if e.orders.status[o.oid] == 0}
     assert working_gw == working_engine, f"working: gateway {working_gw} engine {working_engine}"
+
+
+@dataclass
+class JournalView:
+    """What check_books needs, rebuilt from a run folder's journal (the bot ran elsewhere)."""
+
+    engine: Any
+    run_dir: Path
+    cfg: Any
+    run_id: str
+
+
+def replayed(run_dir: Path) -> JournalView:
+    from momentumbot.config.loader import load_config
+    from momentumbot.engine.live import LiveEngine
+    from momentumbot.journal.journal import Journal
+    from momentumbot.journal.replay import replay
+
+    cfg = load_config(run_dir / "config.toml")
+    engine = LiveEngine(cfg, list(cfg.symbols))
+    j = Journal.open(run_dir / JOURNAL_NAME, create=False)
+    try:
+        replay(j, engine)
+        run_id = j.get("run_id") or ""
+    finally:
+        j.close()
+    return JournalView(engine, run_dir, cfg, run_id)

@@ -213,7 +213,6 @@ class IbBroker:
                 s.port,
                 clientId=client_id,
                 timeout=s.connect_timeout,
-                account=s.account,
                 raiseSyncErrors=True,
             )
         except ConnectionRefusedError:
@@ -224,7 +223,7 @@ class IbBroker:
         except (TimeoutError, ConnectionError, OSError) as exc:
             if any(code == CLIENT_ID_IN_USE for code, _ in self._connect_errors):
                 raise ClientIdInUse(f"client id {client_id} is in use") from None
-            if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+            if not isinstance(exc, (TimeoutError, ConnectionError)):
                 raise BrokerUnavailable(f"cannot connect to {s.host}:{s.port}: {exc}") from None
             raise BrokerUnavailable(
                 f"{s.host}:{s.port} did not complete the TWS API handshake ({exc!r}); is this "
