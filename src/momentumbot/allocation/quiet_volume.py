@@ -99,6 +99,40 @@ def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
 
 
 @njit(cache=True, parallel=True)
+def quiet_volume_pass_columns(
+    volume: np.ndarray,
+    close: np.ndarray,
+    alloc_row: np.ndarray,
+    ring: np.ndarray,
+    srt: np.ndarray,
+    count: np.ndarray,
+    head: np.ndarray,
+    started: np.ndarray,
+    window: int,
+    qv_out: np.ndarray,
+    n_out: np.ndarray,
+) -> None:
+    """Walk a chunk of minutes symbol by symbol; volume and close are (symbols x minutes),
+    NaN where a symbol has no bar.
+
+    A symbol's window starts at its first bar (or earlier, if `started` says its data
+    began before the chunk); a minute without a bar counts as volume 0. At each minute
+    with alloc_row[m] >= 0, quiet_volume and the window size go to that row of qv_out/n_out.
+    """
+    n_sym, n_min = volume.shape
+    for s in prange(n_sym):
+        for m in range(n_min):
+            bar = not math.isnan(close[s, m])
+            if bar:
+                started[s] = True
+            if started[s]:
+                qv_push(ring, srt, count, head, s, volume[s, m] if bar else 0.0, window)
+            r = alloc_row[m]
+            if r >= 0:
+                qv_out[r, s] = quiet_volume(srt, count, s)
+                n_out[r, s] = count[s]
+
+
 def quiet_volume_pass(
     volume: np.ndarray,
     close: np.ndarray,
@@ -112,21 +146,8 @@ def quiet_volume_pass(
     qv_out: np.ndarray,
     n_out: np.ndarray,
 ) -> None:
-    """Walk a chunk of minutes (rows of volume/close, NaN = no bar) symbol by symbol.
-
-    A symbol's window starts at its first bar (or earlier, if `started` says its data
-    began before the chunk); a minute without a bar counts as volume 0. At each minute
-    with alloc_row[m] >= 0, quiet_volume and the window size go to that row of qv_out/n_out.
-    """
-    n_min, n_sym = volume.shape
-    for s in prange(n_sym):
-        for m in range(n_min):
-            bar = not math.isnan(close[m, s])
-            if bar:
-                started[s] = True
-            if started[s]:
-                qv_push(ring, srt, count, head, s, volume[m, s] if bar else 0.0, window)
-            r = alloc_row[m]
-            if r >= 0:
-                qv_out[r, s] = quiet_volume(srt, count, s)
-                n_out[r, s] = count[s]
+    """quiet_volume_pass_columns for (minutes x symbols) arrays, as the kernel takes them."""
+    quiet_volume_pass_columns(
+        np.ascontiguousarray(volume.T), np.ascontiguousarray(close.T), alloc_row, ring, srt,
+        count, head, started, window, qv_out, n_out,
+    )  # fmt: skip

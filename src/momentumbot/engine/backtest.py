@@ -11,8 +11,9 @@ from typing import Protocol, TypeVar, cast
 
 import numpy as np
 import pandas as pd
+from numba import njit, prange
 
-from momentumbot.allocation.quiet_volume import quiet_volume_pass
+from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import NS_PER_MINUTE, MinuteGrid, TradingCalendar
 from momentumbot.domain.errors import ConfigError, DataError
@@ -161,16 +162,12 @@ def plan_minutes(
     )
 
 
-def load_matrix(
+def load_columns(
     source: BarSource, symbols: Sequence[str], label_ns: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(minutes x symbols) open, close, volume on the grid; NaN where no bar.
-    Bars off the grid (extended hours) are ignored.
-
-    The arrays are Fortran-ordered: each symbol's minutes are contiguous, which is how they
-    are read from the store and how the quiet-volume pass walks them; the minute loop reads
-    one row across symbols at a time, a few cache lines per symbol for many minutes.
-    """
+    """(symbols x minutes) open, close, volume on the grid; NaN where no bar.
+    Bars off the grid (extended hours) are ignored. Each symbol's minutes are contiguous,
+    as they come from the store and as the quiet-volume pass walks them."""
     n_m = label_ns.shape[0]
     shape = (len(symbols), n_m)
     o = np.full(shape, np.nan)
@@ -194,7 +191,31 @@ def load_matrix(
                 o[j, rows] = bars.open[on_grid]
                 c[j, rows] = bars.close[on_grid]
                 v[j, rows] = bars.volume[on_grid]
-    return o.T, c.T, v.T
+    return o, c, v
+
+
+@njit(cache=True, parallel=True)
+def _transpose(src: np.ndarray) -> np.ndarray:
+    """(symbols x minutes) to a C-ordered (minutes x symbols) copy, in cache-sized blocks."""
+    n_sym, n_min = src.shape
+    dst = np.empty((n_min, n_sym))
+    n_blocks = (n_min + 255) // 256
+    for b in prange(n_blocks):
+        lo = b * 256
+        hi = min(lo + 256, n_min)
+        for s in range(n_sym):
+            for m in range(lo, hi):
+                dst[m, s] = src[s, m]
+    return dst
+
+
+def load_matrix(
+    source: BarSource, symbols: Sequence[str], label_ns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(minutes x symbols) open, close, volume on the grid, C-ordered as the kernel reads
+    them (one minute across symbols at a time); NaN where no bar."""
+    o, c, v = load_columns(source, symbols, label_ns)
+    return _transpose(o), _transpose(c), _transpose(v)
 
 
 def resolve_sessions(
@@ -301,23 +322,25 @@ def run_backtest(
         hi = int(np.searchsorted(grid.session, stop, side="left"))
         labels = grid.label_ns[lo:hi]
         t0 = time.perf_counter()
-        o, c, v = load_matrix(source, syms, labels)
+        o_cols, c_cols, v_cols = load_columns(source, syms, labels)
         t1 = time.perf_counter()
         t_load += t1 - t0
         flags = plan.flags[lo:hi]
         run_rows = (flags & k.F_WARMUP) == 0
-        bars_used += int(np.count_nonzero(~np.isnan(c[run_rows])))
+        bars_used += int(np.count_nonzero(~np.isnan(c_cols[:, run_rows])))
         is_alloc = ((flags & k.F_ALLOC) != 0) & run_rows
         alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
         n_runs = int(is_alloc.sum())
         qv_at = np.zeros((n_runs, n))
         qv_n = np.zeros((n_runs, n), np.int64)
         t_qv0 = time.perf_counter()
-        quiet_volume_pass(
-            v, c, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
+        quiet_volume_pass_columns(
+            v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
             st.qv_started, kp.quiet_window, qv_at, qv_n,
         )  # fmt: skip
         t_qv += time.perf_counter() - t_qv0
+        o, c, v = _transpose(o_cols), _transpose(c_cols), _transpose(v_cols)
+        del o_cols, c_cols, v_cols
         sub_out = k.MinuteOut(out.cash[lo:hi], out.positions_value[lo:hi], out.bench_equity[lo:hi])
         m = 0
         while m < hi - lo:

@@ -315,6 +315,38 @@ def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
 
 
 @njit(cache=True, inline="always")
+def _rebalance_may_act(
+    s: int,
+    band_long: np.ndarray,
+    budget: np.ndarray,
+    last_close: np.ndarray,
+    position: np.ndarray,
+    working: np.ndarray,
+    o_side: np.ndarray,
+    o_quantity: np.ndarray,
+    o_filled: np.ndarray,
+    tolerance: float,
+) -> bool:
+    """False when the rebalance rule certainly decides nothing for this symbol (most
+    symbols at most allocator runs): a cheap test on arrays before the full rule."""
+    price = last_close[s]
+    if not (price > 0.0):
+        return False
+    target = 0
+    if band_long[s] and budget[s] > 0.0:
+        target = int(math.floor(budget[s] / price))
+    effective = position[s]
+    wid = working[s]
+    if wid >= 0:
+        effective += o_side[wid] * (o_quantity[wid] - o_filled[wid])
+    if target == effective:
+        return False
+    return not (
+        target != 0 and effective != 0 and abs(target - effective) * price < tolerance * budget[s]
+    )
+
+
+@njit(cache=True, inline="always")
 def _decide_symbol(
     s: int,
     signal: int,
@@ -560,14 +592,26 @@ def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
 
 
 @njit(cache=True, inline="always")
-def shadow_return_today(st: State, s: int, shadow_notional: float) -> float:
+def shadow_return_today(
+    band_has: np.ndarray,
+    realised: np.ndarray,
+    shares: np.ndarray,
+    entry_open: np.ndarray,
+    last_close: np.ndarray,
+    s: int,
+    shadow_notional: float,
+) -> float:
     """100 x (today's closed shadow round trips net of costs + open position's move from
-    the open of its fill bar to the latest close) / shadow_notional."""
-    if not st.band_has[s]:
+    the open of its fill bar to the latest close) / shadow_notional.
+
+    Takes arrays, not the State tuple: a helper inlined into a per-symbol loop with the
+    whole tuple as an argument pays reference counting on every array in it, every call.
+    """
+    if not band_has[s]:
         return 0.0
-    pnl = st.shadow_realised[s]
-    if st.shadow_shares[s] > 0:
-        pnl += st.shadow_shares[s] * (st.last_close[s] - st.shadow_entry_open[s])
+    pnl = realised[s]
+    if shares[s] > 0:
+        pnl += shares[s] * (last_close[s] - entry_open[s])
     return 100.0 * pnl / shadow_notional
 
 
@@ -590,11 +634,19 @@ def _run_allocator(
     caps = np.zeros(n)
     any_eligible = False
     equity = st.counters[C_CASH] / 1e6
+    last_close = st.last_close
+    position = st.position
+    band_has = st.band_has
+    realised = st.shadow_realised
+    shares = st.shadow_shares
+    entry_open = st.shadow_entry_open
     for s in range(n):
-        price = st.last_close[s]
-        if st.position[s] != 0:
-            equity += st.position[s] * price
-        ret[s] = shadow_return_today(st, s, kp.shadow_notional)
+        price = last_close[s]
+        if position[s] != 0:
+            equity += position[s] * price
+        ret[s] = shadow_return_today(
+            band_has, realised, shares, entry_open, last_close, s, kp.shadow_notional
+        )
         if kp.scorer == SCORER_SEED:
             raw[s] = ret[s] * qv[s]
         elif kp.scorer == SCORER_RETURN:
@@ -681,6 +733,14 @@ def run_minutes(
     table has too little room left for one more minute (grow it and call again).
     """
     n_sym = o.shape[1]
+    band_long = st.band_long
+    budget = st.budget
+    last_close = st.last_close
+    position = st.position
+    working = st.working
+    o_side = orders.side
+    o_quantity = orders.quantity
+    o_filled = orders.filled
     for m in range(m_start, m_stop):
         if (
             orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
@@ -753,10 +813,23 @@ def run_minutes(
             else:
                 is_alloc = (fl & F_ALLOC) != 0
                 for s in range(n_sym):
-                    if signals[s] != 0 or is_alloc:
-                        _decide_symbol(
-                            s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp
+                    if signals[s] == 0 and not (
+                        is_alloc
+                        and _rebalance_may_act(
+                            s,
+                            band_long,
+                            budget,
+                            last_close,
+                            position,
+                            working,
+                            o_side,
+                            o_quantity,
+                            o_filled,
+                            kp.rebalance_tolerance,
                         )
+                    ):
+                        continue
+                    _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
         # 5. marks
         pv = 0.0
         bench = st.counters[C_BENCH_CASH] / 1e6
