@@ -337,3 +337,109 @@ def test_daily_loss_limit_flattens_and_halts(
             j.close()
 
     run(body())
+
+
+def test_silent_streams_are_resubscribed(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """The gateway stops sending bars without a word (as after IB's nightly reset): once the
+    server's clock is stale_stream_seconds past the last bar, the bot resubscribes and steps
+    the missed minutes from the new subscription's history."""
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        extra = "stale_stream_seconds = 150\n"
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path, extra)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("11:00")
+            for sess in list(s.gw.sessions):  # drop every subscription, tell nobody
+                for sub in list(sess.subs.values()):
+                    s.gw._drop_sub(sub)
+                sess.subs.clear()
+            stuck = s.trader.engine.next_label
+            for _ in range(4):
+                await s.gw.advance(60)
+                await asyncio.sleep(0.05)
+            await wait_for(lambda: s.trader.stats.stale_streams == 1, 10, "stale detection")
+            await s.drv.settle()
+            assert s.trader.engine.next_label > stuck
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+            eq = pd.read_csv(s.out / "equity.csv")
+            assert len(eq) == 390, "every minute was stepped, the silent ones from history"
+
+    run(body())
+
+
+def test_symbols_without_live_market_data_get_no_buys(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.expect(354)
+    ib_log.allow("Peer closed connection")
+    blocked = SYMBOLS[1]
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            s.gw.apply_fault(f"no-market-data={blocked}")
+            await s.drv.settle(60)
+            assert s.trader.blocked[1] and not s.trader.blocked[0]
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+            placed = {e["symbol"] for e in s.gw.record.events if e.get("what") == "placed"}
+            assert blocked not in placed and placed
+            orders = pd.read_csv(s.out / "orders.csv")
+            assert (orders[orders.symbol == blocked].status == "skipped").all()
+
+    run(body())
+
+
+def test_marketable_limit_orders_turn_into_market_orders(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    ib_log.expect(104, 202)  # a modify can cross the fill it was meant to hurry
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        extra = (
+            'order_type = "marketable_limit"\nlimit_offset_bps = 0.0\nlimit_timeout_seconds = 30\n'
+        )
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path, extra)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+            placed = [e for e in s.gw.record.events if e.get("what") == "placed"]
+            assert placed and all(e["order_type"] == "LMT" for e in placed)
+            modified = [e for e in s.gw.record.events if e.get("what") == "modified"]
+            assert modified and all(e["order_type"] == "MKT" for e in modified)
+            assert any(e[1] == "to_market" for e in events(s.out))
+
+    run(body())
+
+
+def test_the_journal_replays_into_the_same_engine(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    from tests.trade.harness import replayed
+
+    ib_log.expect(202)
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        extra = "\n[execution]\nmax_volume_participation = 0.01\n"
+        gw_kwargs = {"execution": ExecutionConfig(max_volume_participation=0.01)}
+        async with trading(
+            store, DAY, tmp_path / "out", cfg(tmp_path, extra), gw_kwargs=gw_kwargs
+        ) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("16:01")
+            await s.finish()
+            live = s.trader.engine.result()
+            again = replayed(s.out).engine.result()
+            pd.testing.assert_frame_equal(live.orders, again.orders)
+            pd.testing.assert_frame_equal(live.fills, again.fills)
+            pd.testing.assert_frame_equal(live.equity, again.equity)
+
+    run(body())

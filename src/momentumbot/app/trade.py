@@ -57,7 +57,9 @@ NS = 1_000_000_000
 PAPER_PORTS = (7497, 4002)
 LIVE_PORTS = (7496, 4001)
 SIDE_NAME = {1: "BUY", -1: "SELL"}
-REJECT_CODES_INFO = {202, 10147, 10148, 161}  # cancel confirmations / cancel of a done order
+# order errors that do not end an order: cancel confirmations, a cancel or modify that crossed
+# a fill (the fill's messages follow), an order that cannot be cancelled any more
+REJECT_CODES_INFO = {104, 161, 202, 10147, 10148}
 
 
 class TradingStopped(MomentumbotError):
@@ -987,7 +989,8 @@ class Trader:
         ib_id = b.place(ref, sym, side, remaining, limit_price=limit)
         self._sends += 1
         if limit is not None:
-            self._limit_placed[oid] = self.server_ns
+            # the decision time is the latest time we know for sure the server has reached
+            self._limit_placed[oid] = max(self.server_ns, e.next_label)
         with j.transaction():
             self._set_state(
                 oid, jr.SENT, ("re-sent" if resend else "") + (f" limit {limit}" if limit else ""),
