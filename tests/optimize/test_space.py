@@ -62,7 +62,7 @@ def test_malformed_specs_are_one_line_config_errors(text: str, message: str) -> 
 
 def test_values_are_checked_against_the_schema() -> None:
     base = AppConfig().model_dump()
-    with pytest.raises(ConfigError, match="step=-1.0"):
+    with pytest.raises(ConfigError, match=r"step=-1\.0"):
         check_values(base, parse_params(["step=-1,1"]))
     with pytest.raises(ConfigError, match="rebalance_minutes=0"):
         check_values(base, parse_params(["rebalance_minutes=0,5"]))

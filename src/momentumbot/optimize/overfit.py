@@ -60,9 +60,9 @@ class Overfitting:
             return "not enough sessions or trials to tell"
         parts = []
         if self.pbo is not None:
-            parts.append(f"PBO {self.pbo:.2f}" + (" (>= 0.5)" if self.pbo >= PBO_LIMIT else ""))
+            parts.append(f"PBO {self.pbo:.3f}" + (" (>= 0.5)" if self.pbo >= PBO_LIMIT else ""))
         if self.dsr is not None:
-            parts.append(f"DSR {self.dsr:.2f}" + (" (< 0.95)" if self.dsr < DSR_LEVEL else ""))
+            parts.append(f"DSR {self.dsr:.3f}" + (" (< 0.95)" if self.dsr < DSR_LEVEL else ""))
         head = (
             "likely overfit: the best parameters are not distinguishable from luck"
             if self.overfit

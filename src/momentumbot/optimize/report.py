@@ -142,7 +142,7 @@ def write_outputs(plan: SweepPlan, outcome: SweepOutcome, base: AppConfig) -> No
             links += [("walk_forward/windows.csv", "walk-forward: in- and out-of-sample by window"),
                       ("walk_forward/oos_equity.csv", "walk-forward: stitched out-of-sample equity"),
                       ("walk_forward/summary.json", "walk-forward: figures side by side")]  # fmt: skip
-            info["walk_forward"] = {k: v for k, v in wf.items() if k not in ("equity", "windows")}
+            info["walk_forward"] = {k: v for k, v in wf.items() if k not in ("equity", "table")}
     rf.write_json(to_jsonable(info), out / "summary.json")
     html = render_summary(plan, results, chosen_rows, info, stats, heat, wf, links)
     path = out / "summary.html"
@@ -273,7 +273,7 @@ def _walk_forward(plan: SweepPlan, results: pd.DataFrame, base: AppConfig) -> di
         "distinct_choices": int(windows.filter(like="param_").drop_duplicates().shape[0]),
     }
     rf.write_json(to_jsonable(summary), folder / "summary.json")
-    return {**summary, "windows": windows, "equity": stitched}
+    return {**summary, "table": windows, "equity": stitched}
 
 
 def _mean(series: pd.Series) -> float | None:
@@ -398,7 +398,7 @@ def render_summary(
         data["oos"] = {"t": [str(t) for t in eq["time"].iloc[::step]],
                        "y": json_numbers(eq["equity"].to_numpy(float)[::step], 2),
                        "bounds": bounds}  # fmt: skip
-        windows: pd.DataFrame = wf["windows"]
+        windows: pd.DataFrame = wf["table"]
         wcols: list[tuple[str, str]] = [("window", "num"), ("train_start", "text"),
                                         ("train_end", "text"), ("test_start", "text"),
                                         ("test_end", "text")]  # fmt: skip

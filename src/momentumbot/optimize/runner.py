@@ -318,7 +318,9 @@ class DaskRunner:
         if not futures:
             return
         try:
-            for fut in as_completed(list(futures)):
+            with self.client.as_current():
+                completed = as_completed(list(futures))
+            for fut in completed:
                 task = futures.pop(fut)
                 try:
                     result = fut.result()

@@ -220,6 +220,7 @@ def run_sweep(
         nonlocal finished
         if result.run is not None and result.error is None:
             cfg = apply_params(base_dump, spec.specs, result.task.params)
+            (wf_dir / f"window-{result.task.window:03d}").mkdir(parents=True, exist_ok=True)
             write_results(cfg, result.run, wf_dir / f"window-{result.task.window:03d}",
                           engine_seconds=result.seconds, store_path=spec.store)  # fmt: skip
         store.append(result)
