@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from momentumbot.data.source import BarArraysLike
 
 
 class MemoryBars(NamedTuple):
@@ -24,35 +27,38 @@ class MemoryInfo(NamedTuple):
     rows: int
 
 
-class MemoryBarSource:
-    """A bar source over in-memory frames (columns ts, open, high, low, close, volume;
-    ts as UTC datetimes or int64 ns, bar start labels)."""
+def _ts_ns(ts: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        index = pd.DatetimeIndex(ts)
+        if index.tz is None:
+            raise ValueError("ts must be timezone-aware (UTC bar start labels) or int64 ns")
+        return index.tz_convert("UTC").as_unit("ns").asi8
+    return ts.to_numpy(np.int64)
 
-    def __init__(self, frames: dict[str, pd.DataFrame]) -> None:
+
+class MemoryBarSource:
+    """A bar source (data.source.BarSource) over in-memory bars: per symbol a DataFrame with
+    columns ts (UTC datetimes or int64 ns, bar start), open, high, low, close, volume (high
+    and low default to the open), or any object with those array attributes."""
+
+    def __init__(self, bars: Mapping[str, pd.DataFrame | BarArraysLike]) -> None:
         self._bars: dict[str, MemoryBars] = {}
-        for sym, df in frames.items():
-            ts = df["ts"]
-            if pd.api.types.is_datetime64_any_dtype(ts):
-                ts_ns = (
-                    ts.dt.tz_convert("UTC")
-                    .dt.tz_localize(None)
-                    .to_numpy("datetime64[ns]")
-                    .view(np.int64)
-                )
+        for sym, data in bars.items():
+            if isinstance(data, pd.DataFrame):
+                ts = _ts_ns(data["ts"])
+                cols = {
+                    name: data[name if name in data else "open"].to_numpy(np.float64)
+                    for name in ("open", "high", "low", "close", "volume")
+                }
             else:
-                ts_ns = ts.to_numpy(np.int64)
-            order = np.argsort(ts_ns, kind="stable")
-            self._bars[sym] = MemoryBars(
-                ts=ts_ns[order],
-                open=df["open"].to_numpy(np.float64)[order],
-                high=df["high"].to_numpy(np.float64)[order]
-                if "high" in df
-                else df["open"].to_numpy(np.float64)[order],
-                low=df["low"].to_numpy(np.float64)[order]
-                if "low" in df
-                else df["open"].to_numpy(np.float64)[order],
-                close=df["close"].to_numpy(np.float64)[order],
-                volume=df["volume"].to_numpy(np.float64)[order],
+                ts = np.asarray(data.ts, dtype=np.int64)
+                cols = {
+                    name: np.asarray(getattr(data, name), dtype=np.float64)
+                    for name in ("open", "high", "low", "close", "volume")
+                }
+            order = np.argsort(ts, kind="stable")
+            self._bars[sym.upper()] = MemoryBars(
+                ts[order], *(cols[n][order] for n in ("open", "high", "low", "close", "volume"))
             )
 
     def symbols(self) -> list[str]:
@@ -63,6 +69,8 @@ class MemoryBarSource:
 
     def info(self, symbol: str) -> MemoryInfo:
         b = self._bars[symbol]
+        if b.ts.shape[0] == 0:
+            return MemoryInfo(symbol, 0, 0, 0)
         return MemoryInfo(symbol, int(b.ts[0]), int(b.ts[-1]), int(b.ts.shape[0]))
 
     def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> MemoryBars:

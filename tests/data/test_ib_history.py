@@ -23,8 +23,8 @@ from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import generate_bars, synthetic_sessions
 from momentumbot.domain.errors import ConfigError
 from momentumbot.gateway.faults import Faults
-from momentumbot.gateway.market import InMemoryBarSource
 from momentumbot.gateway.server import GatewayConfig, GatewayServer
+from momentumbot.testing import MemoryBarSource
 
 pytestmark = [
     # ib_async's event objects and sockets closed on purpose by the gateway, as in tests/gateway
@@ -51,7 +51,7 @@ def frames() -> dict[str, pd.DataFrame]:
 @asynccontextmanager
 async def gateway(frames: dict[str, pd.DataFrame], faults: Faults) -> AsyncIterator[GatewayServer]:
     srv = GatewayServer(
-        InMemoryBarSource(frames),
+        MemoryBarSource(frames),
         GatewayConfig(start=GATEWAY_START, step_mode=True, port=0, faults=faults),
     )
     await srv.start()
@@ -215,7 +215,7 @@ def test_cli_fetch_from_ib(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     srv = GatewayServer(
-        InMemoryBarSource(frames), GatewayConfig(start=GATEWAY_START, step_mode=True, port=0)
+        MemoryBarSource(frames), GatewayConfig(start=GATEWAY_START, step_mode=True, port=0)
     )
     asyncio.run_coroutine_threadsafe(srv.start(), loop).result(10)
     try:

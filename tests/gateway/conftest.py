@@ -15,8 +15,8 @@ import pytest
 from ib_async import IB
 
 from momentumbot.data.synthetic import generate_bars, synthetic_sessions
-from momentumbot.gateway.market import InMemoryBarSource
 from momentumbot.gateway.server import GatewayConfig, GatewayServer
+from momentumbot.testing import MemoryBarSource
 
 SYMBOLS = ("AAPL", "MSFT", "SPY")
 FIRST_SESSION = "2024-01-02"
@@ -29,8 +29,8 @@ def bar_frames() -> dict[str, Any]:
 
 
 @pytest.fixture
-def source(bar_frames: dict[str, Any]) -> InMemoryBarSource:
-    return InMemoryBarSource(bar_frames)
+def source(bar_frames: dict[str, Any]) -> MemoryBarSource:
+    return MemoryBarSource(bar_frames)
 
 
 class IbLogGuard(logging.Handler):

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, cast
+from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from numba import njit, prange
 from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import NS_PER_MINUTE, MinuteGrid, TradingCalendar
+from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.engine import kernel as k
 from momentumbot.execution.costs import CostParams, cost_params
@@ -27,32 +28,6 @@ SCORERS = {
     "return": k.SCORER_RETURN,
     "return_x_log_dollar_volume": k.SCORER_RETURN_X_LOG_DOLLAR_VOLUME,
 }
-
-
-class BarArraysLike(Protocol):
-    @property
-    def ts(self) -> np.ndarray: ...
-    @property
-    def open(self) -> np.ndarray: ...
-    @property
-    def close(self) -> np.ndarray: ...
-    @property
-    def volume(self) -> np.ndarray: ...
-
-
-class SymbolInfoLike(Protocol):
-    @property
-    def first_ns(self) -> int: ...
-    @property
-    def last_ns(self) -> int: ...
-
-
-class BarSource(Protocol):
-    """What the backtest needs from a store (BarStore implements it)."""
-
-    def has(self, symbol: str) -> bool: ...
-    def info(self, symbol: str) -> SymbolInfoLike: ...
-    def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> BarArraysLike: ...
 
 
 @dataclass(frozen=True)

@@ -7,46 +7,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from momentumbot.data.calendar import TradingCalendar
+from momentumbot.data.source import BarArraysLike, BarReader
 from momentumbot.gateway.protocol import BarRow, StockInfo
 
 NS = 1_000_000_000
 NS_PER_MINUTE = 60 * NS
 NY = ZoneInfo("America/New_York")
 FAR_FUTURE_NS = 2**62
-
-
-class BarArraysLike(Protocol):
-    """Bars of one symbol as arrays (momentumbot.data.store.BarArrays and `Bars` are such)."""
-
-    @property
-    def ts(self) -> np.ndarray: ...
-    @property
-    def open(self) -> np.ndarray: ...
-    @property
-    def high(self) -> np.ndarray: ...
-    @property
-    def low(self) -> np.ndarray: ...
-    @property
-    def close(self) -> np.ndarray: ...
-    @property
-    def volume(self) -> np.ndarray: ...
-
-
-class BarSource(Protocol):
-    """Where 1-minute bars come from (momentumbot.data.store.BarStore satisfies this)."""
-
-    def symbols(self) -> list[str]: ...
-
-    def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> BarArraysLike: ...
 
 
 @dataclass(frozen=True)
@@ -113,39 +88,6 @@ class Bars:
         return self.slice(i, j)
 
 
-class InMemoryBarSource:
-    """A bar source over DataFrames (columns ts, open, high, low, close, volume) or Bars."""
-
-    def __init__(self, bars: Mapping[str, pd.DataFrame | Bars]) -> None:
-        self._bars: dict[str, Bars] = {}
-        for sym, frame in bars.items():
-            if isinstance(frame, Bars):
-                self._bars[sym.upper()] = frame
-                continue
-            ts = pd.DatetimeIndex(frame["ts"])
-            if ts.tz is None:
-                raise ValueError(f"{sym}: ts must be timezone-aware")
-            ns = ts.tz_convert("UTC").as_unit("ns").asi8
-            order = np.argsort(ns, kind="stable")
-            self._bars[sym.upper()] = Bars(
-                ns[order].astype(np.int64),
-                frame["open"].to_numpy(np.float64)[order],
-                frame["high"].to_numpy(np.float64)[order],
-                frame["low"].to_numpy(np.float64)[order],
-                frame["close"].to_numpy(np.float64)[order],
-                frame["volume"].to_numpy(np.float64)[order],
-            )
-
-    def symbols(self) -> list[str]:
-        return sorted(self._bars)
-
-    def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> Bars:
-        bars = self._bars.get(symbol)
-        if bars is None:
-            raise KeyError(symbol)
-        return bars.window(start_ns, end_ns)
-
-
 def stable_con_id(symbol: str) -> int:
     """A contract id that depends on the symbol only (same across runs and machines)."""
     digest = hashlib.blake2b(symbol.upper().encode(), digest_size=8).digest()
@@ -168,7 +110,7 @@ def assign_con_ids(symbols: Sequence[str]) -> dict[str, int]:
 class MarketData:
     """The bars the gateway serves, cached per symbol from `window_start_ns` on."""
 
-    def __init__(self, source: BarSource, calendar: TradingCalendar, window_start_ns: int) -> None:
+    def __init__(self, source: BarReader, calendar: TradingCalendar, window_start_ns: int) -> None:
         self.source = source
         self.calendar = calendar
         self.window_start_ns = window_start_ns

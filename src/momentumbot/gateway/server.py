@@ -20,6 +20,7 @@ import pandas as pd
 
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.calendar import TradingCalendar
+from momentumbot.data.source import BarReader
 from momentumbot.execution.costs import BUY, MICRO, SELL, cost_params, estimate_commission
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.broker import (
@@ -40,7 +41,6 @@ from momentumbot.gateway.market import (
     NS_PER_MINUTE,
     NY,
     AggBars,
-    BarSource,
     MarketData,
     TickState,
     aggregate,
@@ -394,7 +394,7 @@ class ClientSession(asyncio.Protocol):
 class GatewayServer:
     """The gateway. Start it with `await start()`; tests drive the clock with `advance*`."""
 
-    def __init__(self, source: BarSource, config: GatewayConfig | None = None) -> None:
+    def __init__(self, source: BarReader, config: GatewayConfig | None = None) -> None:
         self.cfg = cfg = config or GatewayConfig()
         self.calendar = TradingCalendar(cfg.calendar)
         sessions = self.calendar.sessions(
