@@ -294,22 +294,24 @@ class SweepData:
         daily = daily_returns(result.equity, start_equity=result.initial_cash).to_numpy()
         return RunFigures(figures, daily, time.perf_counter() - t0)
 
-    def warm(self, cfg: AppConfig, window: Window) -> float:
-        """Load the compiled code (numba's cache) with one short run; returns seconds."""
-        t0 = time.perf_counter()
-        first = self._sessions(window)[0].strftime("%Y-%m-%d")
-        short = Window(first, first)
-        start_ns = int(self.plan(cfg, short).grid.label_ns[0])
-        added = start_ns not in self.started
-        if added:  # the result is thrown away, so any history flags do
-            self.started[start_ns] = np.zeros(len(self.symbols), np.bool_)
-        try:
-            self.figures(cfg, short)
-        finally:
-            if added:
-                del self.started[start_ns]
-            self._cache.clear()
-        return time.perf_counter() - t0
+
+def warm_compiled_code() -> float:
+    """Load the compiled kernels (numba's on-disk cache) in this process with one tiny run
+    on built-in bars, of the same types a sweep passes; returns the seconds it took."""
+    from momentumbot.data.synthetic import generate_bars
+    from momentumbot.testing import MemoryBarSource
+
+    t0 = time.perf_counter()
+    cal = TradingCalendar("XNYS")
+    sessions = cal.sessions("2024-01-02", "2024-01-04")
+    source = MemoryBarSource(generate_bars(["WARM"], sessions, seed=1, calendar=cal))
+    window = Window("2024-01-04", "2024-01-04")
+    data = SweepData.load(source, ["WARM"], [window], [30], "XNYS")
+    cfg = AppConfig.model_validate(
+        {"symbols": ["WARM"], "allocation": {"quiet_window_minutes": 30}}
+    )
+    data.figures(cfg, window)
+    return time.perf_counter() - t0
 
 
 def _room(table: Any, used: int, n: int) -> Any:

@@ -14,8 +14,10 @@ import contextlib
 import multiprocessing as mp
 import pickle
 import signal
+import sys
 import time
 import traceback
+import types
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ import numpy as np
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError, MomentumbotError, RetryLaterError
 from momentumbot.engine.backtest import BacktestResult
-from momentumbot.optimize.fast import SweepData, Window
+from momentumbot.optimize.fast import SweepData, Window, warm_compiled_code
 from momentumbot.optimize.space import ParamSet, ParamSpec, apply_params
 from momentumbot.reporting.metrics import compute_figures, daily_returns
 
@@ -65,18 +67,18 @@ class SweepJob:
     data: SweepData
     base: dict[str, Any]  # AppConfig.model_dump() of the base config
     specs: list[ParamSpec]
-    warm_span: Window
     _warm: bool = field(default=False, repr=False)
 
     def config(self, params: ParamSet) -> AppConfig:
         return apply_params(self.base, self.specs, params)
 
     def ensure_warm(self) -> float:
-        """Compile (or load from numba's cache) once per process."""
+        """Load the compiled code once per process (per worker on Dask: the job object
+        lives in the worker's memory for the whole sweep)."""
         if self._warm:
             return 0.0
         self._warm = True
-        return self.data.warm(self.config(()), self.warm_span)
+        return warm_compiled_code()
 
     def execute(self, task: Task, worker: str) -> TaskResult:
         t0 = time.perf_counter()
@@ -110,6 +112,7 @@ class Runner(Protocol):
 
     description: str
 
+    def load(self, job: SweepJob) -> None: ...
     def run(self, tasks: Iterable[Task], on_result: OnResult) -> None: ...
     def close(self) -> None: ...
 
@@ -117,12 +120,17 @@ class Runner(Protocol):
 class InlineRunner:
     """One process: the tasks run here, one after another (--workers 1)."""
 
-    def __init__(self, job: SweepJob) -> None:
-        self.job = job
+    def __init__(self) -> None:
+        self.job: SweepJob | None = None
         self.description = "1 process"
-        self.warm_seconds = job.ensure_warm()
+        self.warm_seconds = [warm_compiled_code()]
+
+    def load(self, job: SweepJob) -> None:
+        self.job = job
+        job._warm = True
 
     def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:
+        assert self.job is not None, "load(job) first"
         for task in tasks:
             on_result(self.job.execute(task, "local-0"))
 
@@ -133,7 +141,8 @@ class InlineRunner:
 # ------------------------------------------------------------------ local process pool
 
 
-def _worker_main(conn: Connection, payload: bytes, name: str) -> None:
+def _worker_main(conn: Connection, name: str) -> None:
+    """A pool worker: warm up while the parent loads the bars, take the job, then tasks."""
     # Ctrl-C reaches the whole process group; the parent decides, workers just stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -142,16 +151,22 @@ def _worker_main(conn: Connection, payload: bytes, name: str) -> None:
         numba.set_num_threads(1)  # one worker per core: no threads on top
     except Exception:  # pragma: no cover - numba's threading layer may refuse
         pass
-    job: SweepJob = pickle.loads(payload)
-    conn.send(("ready", job.ensure_warm()))
+    conn.send(("ready", warm_compiled_code()))
+    job: SweepJob | None = None
     while True:
         try:
-            task = conn.recv()
+            message = conn.recv_bytes()
         except EOFError:
             return
-        if task is None:
+        item = pickle.loads(message)
+        if item is None:
             return
-        conn.send(("done", job.execute(task, name)))
+        if isinstance(item, SweepJob):
+            job = item
+            job._warm = True
+            continue
+        assert job is not None
+        conn.send(("done", job.execute(item, name)))
 
 
 @dataclass
@@ -166,9 +181,9 @@ class _Worker:
 class LocalPool:
     """N worker processes (spawned: no fork of a threaded parent), each holding the job."""
 
-    def __init__(self, job: SweepJob, workers: int) -> None:
+    def __init__(self, workers: int) -> None:
         self._ctx = mp.get_context("spawn")
-        self._payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        self._payload: bytes | None = None
         self._n = max(1, workers)
         self._workers: list[_Worker] = []
         self._spawned = 0
@@ -176,15 +191,34 @@ class LocalPool:
         self.description = f"local pool of {self._n} processes"
         self.warm_seconds: list[float] = []
 
+    def start(self, n: int | None = None) -> None:
+        """Start the workers now: they import and warm up while the parent loads bars."""
+        while len(self._workers) < min(self._n, n or self._n):
+            self._workers.append(self._spawn())
+
+    def load(self, job: SweepJob) -> None:
+        """Ship the job to every worker (and later to any replacement), once."""
+        self._payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        for w in self._workers:
+            w.conn.send_bytes(self._payload)
+
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
         name = f"local-{self._spawned}"
         self._spawned += 1
-        proc = self._ctx.Process(
-            target=_worker_main, args=(child, self._payload, name), name=name, daemon=True
-        )
-        proc.start()
+        proc = self._ctx.Process(target=_worker_main, args=(child, name), name=name, daemon=True)
+        # A spawned child re-imports the parent's __main__ (for us the CLI and every
+        # command's imports) only to find functions defined there; ours live in this
+        # module, so the child is started with a bare __main__ and skips that second.
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            proc.start()
+        finally:
+            sys.modules["__main__"] = main
         child.close()
+        if self._payload is not None:
+            parent.send_bytes(self._payload)
         return _Worker(name, proc, parent)
 
     def pids(self) -> list[int]:
@@ -194,14 +228,14 @@ class LocalPool:
         pending = deque(tasks)
         if not pending:
             return
+        assert self._payload is not None, "load(job) first"
         attempts: dict[str, int] = {}
-        while len(self._workers) < min(self._n, len(pending)):
-            self._workers.append(self._spawn())
+        self.start(len(pending))
         while pending or any(w.task is not None for w in self._workers):
             for w in self._workers:
                 if w.ready and w.task is None and pending:
                     w.task = pending.popleft()
-                    w.conn.send(w.task)
+                    w.conn.send_bytes(pickle.dumps(w.task, protocol=pickle.HIGHEST_PROTOCOL))
             by_object: dict[Any, _Worker] = {}
             for w in self._workers:
                 by_object[w.conn] = w
@@ -260,7 +294,7 @@ class LocalPool:
     def close(self) -> None:
         for w in self._workers:
             with contextlib.suppress(OSError, ValueError):
-                w.conn.send(None)
+                w.conn.send_bytes(pickle.dumps(None))
         deadline = time.monotonic() + 5
         for w in self._workers:
             w.process.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -296,7 +330,7 @@ class DaskRunner:
     once; a worker that dies has its task rescheduled by Dask (after Dask's allowed
     failures it comes back as failed)."""
 
-    def __init__(self, job: SweepJob, scheduler: str | Any) -> None:
+    def __init__(self, scheduler: str | Any) -> None:
         try:
             from distributed import Client
         except ImportError:  # pragma: no cover - a declared dependency
@@ -309,6 +343,9 @@ class DaskRunner:
             raise RetryLaterError(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
         n = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
         self.description = f"Dask cluster at {self.client.scheduler.address} ({n} workers)"
+        self._job: Any = None
+
+    def load(self, job: SweepJob) -> None:
         self._job = self.client.scatter(job, broadcast=True, hash=False)
 
     def run(self, tasks: Iterable[Task], on_result: OnResult) -> None:

@@ -100,6 +100,7 @@ class SweepOutcome:
     seconds: float
     runner: str
     extras: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds by stage
 
 
 def _day(ts: pd.Timestamp) -> str:
@@ -170,16 +171,19 @@ def _task_key(phase: str, window: Window, params: ParamSet) -> str:
     return f"{phase}|{window.start}|{window.end}|{params_key(params)}"
 
 
-def _make_runner(job: SweepJob, spec: SweepSpec, n_tasks: int) -> Runner:
+def _make_runner(spec: SweepSpec, n_tasks: int) -> Runner:
+    """The runner, started: pool workers import and warm up while the bars load."""
     if spec.scheduler:
-        return DaskRunner(job, spec.scheduler)
+        return DaskRunner(spec.scheduler)
     import os
 
     workers = spec.workers or os.cpu_count() or 1
     workers = min(workers, max(n_tasks, 1))
     if workers <= 1:
-        return InlineRunner(job)
-    return LocalPool(job, workers)
+        return InlineRunner()
+    pool = LocalPool(workers)
+    pool.start()
+    return pool
 
 
 def run_sweep(
@@ -215,6 +219,7 @@ def run_sweep(
     finished = 0
     runner: Runner | None = None
     wf_dir = spec.out / "walk_forward"
+    timings: dict[str, float] = {"plan": time.perf_counter() - t0}
 
     def record(result: TaskResult) -> None:
         nonlocal finished
@@ -232,8 +237,15 @@ def run_sweep(
     def ensure_runner(n_tasks: int) -> Runner:
         nonlocal runner
         if runner is None:
+            t = time.perf_counter()
+            runner = _make_runner(spec, n_tasks)
+            timings["start_runner"] = time.perf_counter() - t
+            t = time.perf_counter()
             job = _job(spec, plan, base_dump)
-            runner = _make_runner(job, spec, n_tasks)
+            timings["load_bars"] = time.perf_counter() - t
+            t = time.perf_counter()
+            runner.load(job)
+            timings["ship_job"] = time.perf_counter() - t
             if on_runner is not None:
                 on_runner(runner)
         return runner
@@ -241,6 +253,7 @@ def run_sweep(
     try:
         if progress is not None:
             progress(0, total, "start")
+        t_runs = time.perf_counter()
         if todo:
             ensure_runner(len(todo)).run(todo, record)
         if plan.windows:
@@ -265,15 +278,18 @@ def run_sweep(
                 stage2.append(task)
             if stage2:
                 ensure_runner(len(stage2)).run(stage2, record)
+        timings["runs"] = time.perf_counter() - t_runs
     except KeyboardInterrupt:
         if isinstance(runner, LocalPool):
             runner.abort()
             runner = None
         raise
     finally:
+        t_stop = time.perf_counter()
         if runner is not None:
             runner.close()
         store.close()
+    timings["stop_runner"] = time.perf_counter() - t_stop
     results = store.read()
     outcome = SweepOutcome(
         out=spec.out,
@@ -287,7 +303,11 @@ def run_sweep(
         seconds=time.perf_counter() - t0,
         runner=_describe(spec),
     )
+    t = time.perf_counter()
     write_outputs(plan, outcome, base)
+    timings["outputs"] = time.perf_counter() - t
+    outcome.timings = timings
+    outcome.seconds = time.perf_counter() - t0
     return outcome
 
 
@@ -319,7 +339,7 @@ def _job(spec: SweepSpec, plan: SweepPlan, base_dump: dict[str, Any]) -> SweepJo
     data = SweepData.load(
         BarStore(spec.store), spec.symbols, spans, sorted(qws), spec.base.session.calendar
     )
-    return SweepJob(data, base_dump, list(spec.specs), spans[0])
+    return SweepJob(data, base_dump, list(spec.specs))
 
 
 def best_config_text(cfg: AppConfig, store: Path, note: Sequence[str]) -> str:
