@@ -60,6 +60,7 @@ SIDE_NAME = {1: "BUY", -1: "SELL"}
 # order errors that do not end an order: cancel confirmations, a cancel or modify that crossed
 # a fill (the fill's messages follow), an order that cannot be cancelled any more
 REJECT_CODES_INFO = {104, 161, 202, 10147, 10148}
+SUBSCRIPTIONS_IN_FLIGHT = 16
 
 
 class TradingStopped(MomentumbotError):
@@ -510,6 +511,9 @@ class Trader:
             rp.apply_input(self.engine, rp.WARMUP, None, data, info)
             self.journal.set("first_session", str(first.date()))
         self._catchup_until = self.server_ns
+        nxt = self.engine.next_label
+        for label in [t for t in self._pending_bars if t < nxt]:
+            del self._pending_bars[label]
         if self.server_ns > self.engine.session_open_ns:
             log.warning(
                 "started during the session (%s): minutes before it are replayed for bands, "
@@ -518,22 +522,37 @@ class Trader:
             )
 
     async def _subscribe_all(self, duration: str) -> dict[str, Any]:
-        """(Re)subscribe every symbol's bar stream; its initial bars join the pending minutes."""
+        """(Re)subscribe every symbol's bar stream, several requests in flight (IB allows 50
+        at once; the broker paces their starts); initial bars join the pending minutes."""
         assert self.broker is not None and self.engine is not None
-        out = {}
-        for sym in self.symbols:
-            bars = await self.broker.subscribe_bars(sym, duration, self._on_stream_bar)
+        broker = self.broker
+        out: dict[str, Any] = {}
+        gate = asyncio.Semaphore(SUBSCRIPTIONS_IN_FLIGHT)
+
+        async def one(sym: str) -> None:
+            async with gate:
+                bars = await broker.subscribe_bars(sym, duration, self._on_stream_bar)
             out[sym] = bars
+            assert self.engine is not None
             nxt = self.engine.next_label if self.engine.started else 0
             for i in range(bars.ts.shape[0]):
                 label = int(bars.ts[i])
                 if label >= nxt:
                     self._store_bar(sym, label, bars.open[i], bars.close[i], bars.volume[i])
-        t = await self.broker.server_time_ns()
-        self.server_ns = max(self.server_ns, t)
-        self._alive_ns = max(self._alive_ns, t)
+
+        tasks = [asyncio.ensure_future(one(sym)) for sym in self.symbols]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        now = await broker.server_time_ns()
+        self.server_ns = max(self.server_ns, now)
+        self._alive_ns = max(self._alive_ns, now)
         self.stats.resubscribes += 1
-        return out
+        return {sym: out[sym] for sym in self.symbols}
 
     # ---------------------------------------------------------------- reconcile
 
@@ -752,9 +771,12 @@ class Trader:
         self._alive_ns = max(self._alive_ns, label + NS_PER_MINUTE)
 
     def _on_stream_bar(self, sym: str, bar: Any) -> None:
-        if self.engine is None or not self.engine.started:
+        if self.engine is None:
             return
         label = IbBroker.bar_label(bar)
+        if not self.engine.started:  # warming up: keep it, the warm-up sorts it out
+            self._store_bar(sym, label, float(bar.open), float(bar.close), float(bar.volume))
+            return
         if label < self.engine.next_label:
             return
         self._store_bar(sym, label, float(bar.open), float(bar.close), float(bar.volume))
@@ -1348,6 +1370,8 @@ class Trader:
             resent_orders=self.stats.resent,
             rejected_orders=self.stats.rejected,
             blocked_symbols=[s for s, b in zip(self.symbols, self.blocked, strict=True) if b],
+            step_ms_p50=_percentile_ms(self.stats.step_seconds, 50),
+            step_ms_p99=_percentile_ms(self.stats.step_seconds, 99),
         )
         from momentumbot.reporting.metrics import to_jsonable
 
@@ -1372,6 +1396,10 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
     finally:
         waiter.cancel()
     return bool(done)
+
+
+def _percentile_ms(seconds: list[float], q: float) -> float | None:
+    return round(float(np.percentile(seconds, q)) * 1000, 3) if seconds else None
 
 
 def _ny(ns: int) -> str:
