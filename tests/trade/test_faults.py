@@ -443,3 +443,51 @@ def test_the_journal_replays_into_the_same_engine(
             pd.testing.assert_frame_equal(live.equity, again.equity)
 
     run(body())
+
+
+def test_a_halt_outlives_a_restart_until_rearmed(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """After the daily loss limit the run stays halted when started again, and trades again
+    only with --rearm."""
+    from momentumbot.app.trade import TradeOptions, Trader
+    from tests.trade.harness import Driver, gateway
+
+    ib_log.expect(202)
+    ib_log.allow("Peer closed connection")
+    config = cfg(tmp_path, "\n[risk]\nmax_daily_loss = 15.0\n")
+    out = tmp_path / "out"
+
+    async def one(gw: Any, until: str, **opts: Any) -> Trader:
+        tr = Trader(
+            config, TradeOptions(out_dir=out, port=gw.port, client_id=7, console=False, **opts)
+        )
+        task = asyncio.create_task(tr.run())
+        drv = Driver(gw, lambda: tr.progress_ns, lambda: not task.done())
+        await drv.settle(60)
+        await drv.run_to(until)
+        tr.kill.trip("test")
+        tr._wake.set()
+        while not task.done():
+            await asyncio.sleep(0.02)
+            if not task.done():
+                await gw.advance(60)
+        task.result()
+        return tr
+
+    async def body() -> None:
+        async with gateway(store, DAY) as gw:
+            first = await one(gw, "14:00")
+            assert "daily loss" in first.halted
+            second = await one(gw, "14:30")
+            assert second.halted == first.halted, "still halted after a restart"
+            sent = len([e for e in gw.record.events if e.get("what") == "placed"])
+            third = await one(gw, "15:30", rearm=True)
+            assert third.halted == ""
+            log = (out / "run.log").read_text()
+            assert "re-armed" in log
+            placed_after = len([e for e in gw.record.events if e.get("what") == "placed"])
+            assert placed_after >= sent
+            check_books(third, gw)
+
+    run(body())

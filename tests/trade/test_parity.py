@@ -1,5 +1,6 @@
 """Parity: the same bars through `momentumbot backtest` and through `momentumbot trade` against
-the simulated gateway (the real ib_async client, step mode) give the same orders and fills."""
+the simulated gateway (the real ib_async client, step mode) give the same orders and fills,
+over two sessions (the second one after a night with the streams kept up)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from momentumbot.cli import main
 from momentumbot.data.synthetic import default_symbols
+from tests.gateway.conftest import IbLogGuard
 from tests.trade.harness import (
     CliRun,
     Driver,
@@ -60,19 +62,21 @@ def _run_trade_session(
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("parity")
-    synthetic_store(root / "store", SYMBOLS, "2024-01-02", 3, seed=5)
+    synthetic_store(root / "store", SYMBOLS, "2024-01-02", 3, seed=5)  # warm-up + 2 sessions
     return root / "store"
 
 
 def test_backtest_and_paper_trading_give_the_same_orders_and_fills(
-    store_dir: Path, tmp_path: Path
+    store_dir: Path, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
+    ib_log.expect(202)  # cancels of replaced orders
+    ib_log.allow("Peer closed connection")
     cfg = write_config(tmp_path / "cfg.toml", SYMBOLS)
     bt = tmp_path / "bt"
     assert main(["backtest", "--config", str(cfg), "--store", str(store_dir), "--start",
-                 "2024-01-03", "--end", "2024-01-03", "--out", str(bt), "--no-report"]) == 0  # fmt: skip
+                 "2024-01-03", "--end", "2024-01-04", "--out", str(bt), "--no-report"]) == 0  # fmt: skip
     tr = tmp_path / "trade"
-    gw_state, code = _run_trade_session(store_dir, cfg, tr, "2024-01-03")
+    gw_state, code = _run_trade_session(store_dir, cfg, tr, "2024-01-03", sessions=2)
     assert code == 0, (tr / "run.log").read_text()
     assert progress(tr)["state"] == "finished"
     b_orders = pd.read_csv(bt / "orders.csv")

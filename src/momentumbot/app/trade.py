@@ -325,7 +325,8 @@ class Trader:
                 }
             )
             rf.write_config(self.cfg, self.run_dir / "config.toml")
-        if self.opts.rearm and j.get("halted"):
+        rearmed = bool(self.opts.rearm and j.get("halted"))
+        if rearmed:
             log.warning("re-armed: the halt (%s) is lifted", j.get("halted"))
             with j.transaction():
                 j.set("halted", "")
@@ -364,6 +365,10 @@ class Trader:
                 "journal replayed: %d inputs, %d minutes, %d fills; next minute %s",
                 stats.inputs, stats.steps, stats.fills, _ny(self.engine.next_label) if self.engine.started else "-",
             )  # fmt: skip
+        if rearmed and self.engine.started and self.engine.sessions:
+            # the loss so far is accepted: the day's loss counts from here
+            day = str(self.engine.sessions[-1].date())
+            j.set_many({"loss_reference": f"{day}|{self.engine.equity()!r}"})
         self._oid_state = {oid: o.state for oid, o in j.orders().items()}
         self.broker.raise_order_id_floor(j.max_ib_order_id() + 1)
         self.server_ns = await self.broker.server_time_ns()
@@ -931,6 +936,9 @@ class Trader:
         if self._session_of_equity != day:
             self._session_of_equity = day
             self._session_start_equity = e.session_start_equity()
+            ref_day, _, ref_equity = (j.get("loss_reference") or "").partition("|")
+            if ref_day == str(day.date()) and ref_equity:
+                self._session_start_equity = float(ref_equity)
         start = self._session_start_equity
         if self.halted or start is None:
             return None
