@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +81,29 @@ def sweep_once(
         "stages": {k: round(v, 3) for k, v in t.items()},
         "_table": table,
     }
+
+
+def run_mode(
+    mode: str, store: Path, symbols: list[str], span: tuple[str, str], root: Path
+) -> dict[str, Any]:
+    out = root / f"sweep_{mode}"
+    if mode == "one":
+        return sweep_once(store, symbols, span, out, workers=1)
+    if mode == "pool":
+        return sweep_once(store, symbols, span, out, workers=2)
+    if mode == "dask":
+        from distributed import LocalCluster
+
+        with LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster:
+            # the cluster is up before the clock starts, as an existing cluster would be
+            return sweep_once(store, symbols, span, out, scheduler=cluster.scheduler_address)
+    raise SystemExit(f"unknown mode {mode}")
 
 
 def one_run_apart(store: Path, symbols: list[str], span: tuple[str, str]) -> dict[str, float]:
@@ -147,6 +171,7 @@ def main() -> int:
     ap.add_argument("--modes", default="one,pool,dask")
     ap.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "mb_bench_optimize")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT / "optimize.json")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     store, symbols = ensure_store(args.root, args.symbols, args.sessions)
@@ -154,35 +179,32 @@ def main() -> int:
 
     sessions = TradingCalendar("XNYS").sessions("2023-01-03", None)[2 : 2 + args.sessions]
     span = (f"{sessions[0]:%Y-%m-%d}", f"{sessions[-1]:%Y-%m-%d}")
+    if args.child:
+        res = run_mode(args.child, store, symbols, span, args.root)
+        res["_table"].to_csv(args.root / f"table_{args.child}.csv", index=False)
+        res.pop("_table")
+        print(json.dumps(res))
+        return 0
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     report: dict[str, Any] = {
         "size": f"{args.symbols} symbols x {args.sessions} sessions",
         "grid": GRID,
         "python": sys.version.split()[0],
     }
+    import pandas as pd
+
     tables = {}
     for mode in modes:
-        out = args.root / f"sweep_{mode}"
+        # each mode in a fresh interpreter, as a command would run (imports not counted:
+        # the same for every mode)
         print(f"running {mode} ...", file=sys.stderr)
-        if mode == "one":
-            res = sweep_once(store, symbols, span, out, workers=1)
-        elif mode == "pool":
-            res = sweep_once(store, symbols, span, out, workers=2)
-        elif mode == "dask":
-            from distributed import LocalCluster
-
-            with LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            ) as cluster:
-                res = sweep_once(store, symbols, span, out, scheduler=cluster.scheduler_address)
-        else:
-            raise SystemExit(f"unknown mode {mode}")
-        tables[mode] = res.pop("_table")
-        report[mode] = res
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--symbols", str(args.symbols),
+             "--sessions", str(args.sessions), "--root", str(args.root)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        report[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+        tables[mode] = pd.read_csv(args.root / f"table_{mode}.csv")
     if "one" in report:
         one = report["one"]["wall_to_last_result"]
         for mode in ("pool", "dask"):

@@ -57,11 +57,16 @@ def test_sigint_then_rerun_completes_every_set_exactly_once(
     store, symbols = synthetic
     out = tmp_path / "sweep"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(_command(store, symbols, out), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for_rows(proc, out, 5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    with subprocess.Popen(_command(store, symbols, out), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:  # fmt: skip
+        try:
+            _wait_for_rows(proc, out, 5)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode != 0, err.decode()
     assert b"Traceback" not in err, err.decode()
     first = _rows(out)
@@ -79,17 +84,24 @@ def test_a_killed_worker_loses_only_its_run(
 ) -> None:
     store, symbols = synthetic
     out = tmp_path / "sweep"
-    proc = subprocess.Popen(_command(store, symbols, out),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for_rows(proc, out, 5)
-    workers = [
-        p for p in psutil.Process(proc.pid).children()
-        if any("spawn_main" in part for part in p.cmdline())
-    ]  # fmt: skip
-    assert len(workers) == 2
-    workers[0].kill()
-    killed_at = _rows(out)
-    _, err = proc.communicate(timeout=120)
+    with subprocess.Popen(_command(store, symbols, out),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:  # fmt: skip
+        try:
+            _wait_for_rows(proc, out, 5)
+            # the pool's workers: forked (the sweep's own command line) or spawned
+            sweep = psutil.Process(proc.pid)
+            workers = [
+                p for p in sweep.children()
+                if p.cmdline() == sweep.cmdline() or any("spawn_main" in a for a in p.cmdline())
+            ]  # fmt: skip
+            assert len(workers) == 2
+            workers[0].kill()
+            killed_at = _rows(out)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert killed_at < SETS, "the sweep finished before the kill: make the grid bigger"
     _check_complete(out)

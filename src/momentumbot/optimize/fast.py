@@ -25,19 +25,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from momentumbot.allocation.quiet_volume import quiet_volume_pass
+from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
+from momentumbot.data.source import BarSource
 from momentumbot.engine import kernel as k
 from momentumbot.engine.backtest import (
     BacktestResult,
-    BarSource,
     MinutePlan,
     _alloc_frame,
     _collect,
     _regular_bar_before,
     kernel_params,
-    load_matrix,
+    load_columns,
     plan_minutes,
     resolve_sessions,
 )
@@ -66,9 +66,11 @@ class RunFigures:
 
 @dataclass
 class _Matrices:
-    o: np.ndarray
+    o: np.ndarray  # (minutes x symbols), C-ordered: what the minute loop reads
     c: np.ndarray
     v: np.ndarray
+    c_cols: np.ndarray  # (symbols x minutes): what the quiet-volume pass walks
+    v_cols: np.ndarray
     labels: np.ndarray
     bars_used: int
 
@@ -82,7 +84,7 @@ class SweepData:
     symbols: list[str]
     calendar_name: str
     label_ns: np.ndarray  # every regular-session minute of the span
-    open: np.ndarray  # (minutes x symbols), NaN where no bar
+    open: np.ndarray  # (symbols x minutes) as the store gives them, NaN where no bar
     close: np.ndarray
     volume: np.ndarray
     started: dict[int, np.ndarray]  # plan's first minute -> qv_started per symbol
@@ -117,7 +119,9 @@ class SweepData:
             last_session = sessions[-1] if last_session is None else max(last_session, sessions[-1])
         assert first_session is not None and last_session is not None
         grid = cal.grid(cal.sessions(first_session, last_session))
-        o, c, v = load_matrix(source, syms, grid.label_ns)
+        # symbol-major, as read; transposed per window with numpy (not the engine's
+        # parallel transpose: a parent that has not started numba's threads can fork)
+        o, c, v = load_columns(source, syms, grid.label_ns)
         started = {
             f: np.array([_regular_bar_before(source, cal, s, f) for s in syms], dtype=np.bool_)
             for f in sorted(firsts)
@@ -185,13 +189,17 @@ class SweepData:
         hi = lo + labels.shape[0]
         if hi > self.label_ns.shape[0] or not np.array_equal(self.label_ns[lo:hi], labels):
             raise ValueError("the sweep's data does not cover this window's minutes")
-        # Fortran order like load_matrix's (same memory walk, same compiled signature)
+        # the layouts run_backtest hands the compiled code (same values, same signatures)
+        c_cols = np.ascontiguousarray(self.close[:, lo:hi])
+        v_cols = np.ascontiguousarray(self.volume[:, lo:hi])
         mats = _Matrices(
-            np.asfortranarray(self.open[lo:hi]),
-            np.asfortranarray(self.close[lo:hi]),
-            np.asfortranarray(self.volume[lo:hi]),
+            np.ascontiguousarray(self.open[:, lo:hi].T),
+            np.ascontiguousarray(c_cols.T),
+            np.ascontiguousarray(v_cols.T),
+            c_cols,
+            v_cols,
             labels,
-            int(np.count_nonzero(~np.isnan(self.close[lo:hi][(plan.flags & k.F_WARMUP) == 0]))),
+            int(np.count_nonzero(~np.isnan(c_cols[:, (plan.flags & k.F_WARMUP) == 0]))),
         )
         return self._store("matrices", key, mats)
 
@@ -214,8 +222,8 @@ class SweepData:
         qv_n = np.zeros((n_runs, n), np.int64)
         st = k.new_state(n, quiet_window, 0.0)
         st.qv_started[:] = self.started[first]
-        quiet_volume_pass(
-            mats.v, mats.c, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
+        quiet_volume_pass_columns(
+            mats.v_cols, mats.c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
             st.qv_started, quiet_window, qv_at, qv_n,
         )  # fmt: skip
         return self._store("quiet_volume", key, (alloc_row, qv_at, qv_n))

@@ -141,8 +141,8 @@ class InlineRunner:
 # ------------------------------------------------------------------ local process pool
 
 
-def _worker_main(conn: Connection, name: str) -> None:
-    """A pool worker: warm up while the parent loads the bars, take the job, then tasks."""
+def _worker_main(conn: Connection, name: str, job: SweepJob | None = None) -> None:
+    """A pool worker: warm up, take the job (inherited when forked, else sent), then tasks."""
     # Ctrl-C reaches the whole process group; the parent decides, workers just stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -152,7 +152,8 @@ def _worker_main(conn: Connection, name: str) -> None:
     except Exception:  # pragma: no cover - numba's threading layer may refuse
         pass
     conn.send(("ready", warm_compiled_code()))
-    job: SweepJob | None = None
+    if job is not None:
+        job._warm = True
     while True:
         try:
             message = conn.recv_bytes()
@@ -169,6 +170,16 @@ def _worker_main(conn: Connection, name: str) -> None:
         conn.send(("done", job.execute(item, name)))
 
 
+def _fork_is_safe() -> bool:
+    if sys.platform != "linux":
+        return False
+    try:
+        from numba.np.ufunc import parallel
+    except ImportError:  # pragma: no cover - numba moved it
+        return False
+    return not getattr(parallel, "_is_initialized", True)
+
+
 @dataclass
 class _Worker:
     name: str
@@ -179,10 +190,19 @@ class _Worker:
 
 
 class LocalPool:
-    """N worker processes (spawned: no fork of a threaded parent), each holding the job."""
+    """N worker processes, each holding the job.
 
-    def __init__(self, workers: int) -> None:
-        self._ctx = mp.get_context("spawn")
+    On Linux, when this process has not started numba's thread pool (the command line
+    never has by then), the workers are forked once the bars are loaded: they start in
+    milliseconds with the bars already in memory (shared until written) and only load the
+    compiled code. Otherwise (macOS, Windows, or a process that ran parallel numba code:
+    forking after OpenMP started is unsafe) they are spawned early, import and warm up
+    while the parent loads, and get the job through their pipe."""
+
+    def __init__(self, workers: int, method: str | None = None) -> None:
+        self.method = method or ("fork" if _fork_is_safe() else "spawn")
+        self._ctx: Any = mp.get_context(self.method)
+        self._job: SweepJob | None = None
         self._payload: bytes | None = None
         self._n = max(1, workers)
         self._workers: list[_Worker] = []
@@ -192,12 +212,18 @@ class LocalPool:
         self.warm_seconds: list[float] = []
 
     def start(self, n: int | None = None) -> None:
-        """Start the workers now: they import and warm up while the parent loads bars."""
+        """Start the workers (spawned ones import and warm up while the parent loads)."""
+        if self.method == "fork" and self._job is None:
+            return  # forked workers start once the job is loaded: they inherit it
         while len(self._workers) < min(self._n, n or self._n):
             self._workers.append(self._spawn())
 
     def load(self, job: SweepJob) -> None:
-        """Ship the job to every worker (and later to any replacement), once."""
+        """Give every worker (and later any replacement) the job, once."""
+        self._job = job
+        if self.method == "fork":
+            self.start()
+            return
         self._payload = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         for w in self._workers:
             w.conn.send_bytes(self._payload)
@@ -206,7 +232,10 @@ class LocalPool:
         parent, child = self._ctx.Pipe()
         name = f"local-{self._spawned}"
         self._spawned += 1
-        proc = self._ctx.Process(target=_worker_main, args=(child, name), name=name, daemon=True)
+        inherited = self._job if self.method == "fork" else None
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, name, inherited), name=name, daemon=True
+        )
         # A spawned child re-imports the parent's __main__ (for us the CLI and every
         # command's imports) only to find functions defined there; ours live in this
         # module, so the child is started with a bare __main__ and skips that second.
@@ -228,7 +257,7 @@ class LocalPool:
         pending = deque(tasks)
         if not pending:
             return
-        assert self._payload is not None, "load(job) first"
+        assert self._job is not None, "load(job) first"
         attempts: dict[str, int] = {}
         self.start(len(pending))
         while pending or any(w.task is not None for w in self._workers):
@@ -318,6 +347,17 @@ class LocalPool:
 # ---------------------------------------------------------------------------- Dask
 
 
+def _prepare_dask_worker() -> float:
+    """Import and warm up on a Dask worker while the client still loads the bars."""
+    try:
+        import numba
+
+        numba.set_num_threads(1)  # one single-threaded worker per core
+    except Exception:  # pragma: no cover
+        pass
+    return warm_compiled_code()
+
+
 def _dask_execute(job: SweepJob, task: Task) -> TaskResult:
     from distributed import get_worker
 
@@ -344,6 +384,10 @@ class DaskRunner:
         n = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
         self.description = f"Dask cluster at {self.client.scheduler.address} ({n} workers)"
         self._job: Any = None
+        workers = list(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        self._prepared = [
+            self.client.submit(_prepare_dask_worker, pure=False, workers=[w]) for w in workers
+        ]
 
     def load(self, job: SweepJob) -> None:
         self._job = self.client.scatter(job, broadcast=True, hash=False)
