@@ -152,7 +152,7 @@ def optimize_command(
         oos = info["walk_forward"]["out_of_sample"]
         console.print(
             f"walk-forward: {info['walk_forward']['windows']} windows, out-of-sample total return "
-            f"{(oos.get('total_return') or 0.0):.2%}, Sharpe {oos.get('sharpe')}"
+            f"{(oos.get('total_return') or 0.0):.2%}, Sharpe {(oos.get('sharpe') or float('nan')):.2f}"
         )
     if outcome.best_config is not None:
         console.print(f"best config: [bold]{outcome.best_config}[/]")

@@ -299,7 +299,8 @@ def _table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> str:
                 cells.append(f'<td class="l">{esc("" if value is None else value)}</td>')
             else:
                 number = objective_value(value)
-                shown = format_figure(col, _plain(value)) if col in FIGURE_NAMES else (
+                figure = col.removeprefix("is_").removeprefix("oos_")
+                shown = format_figure(figure, _plain(value)) if figure in FIGURE_NAMES else (
                     "" if number == -math.inf else f"{number:g}")  # fmt: skip
                 sort = "" if number == -math.inf else repr(number)
                 cells.append(f'<td data-v="{esc(sort)}">{esc(shown)}</td>')
@@ -358,7 +359,16 @@ def render_summary(
         for k, v in [
             *[(n, f"{v:g}") for n, v in best["parameters"].items()],
             (spec.objective, format_figure(spec.objective, best["figures"].get(spec.objective))),
-            ("total return", format_figure("total_return", best["figures"].get("total_return"))),
+            *(
+                [
+                    (
+                        "total_return",
+                        format_figure("total_return", best["figures"].get("total_return")),
+                    )
+                ]
+                if spec.objective != "total_return"
+                else []
+            ),
             ("PBO", "n/a" if stats.pbo is None else f"{stats.pbo:.2f}"),
             ("deflated Sharpe", "n/a" if stats.dsr is None else f"{stats.dsr:.2f}"),
         ]
