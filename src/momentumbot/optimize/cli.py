@@ -38,7 +38,7 @@ def optimize_command(
     ] = None,
     store: Annotated[
         Path | None,
-        typer.Option("--store", help="Bar store folder (default: [data] store of the config)."),
+        typer.Option("--store", help="Bar store folder (default: data.store of the config)."),
     ] = None,
     symbols: Annotated[
         str | None,
