@@ -73,3 +73,12 @@ def test_docs_config_reference_is_in_step_with_the_schema() -> None:
     assert DOCS.read_text() == config_reference_markdown(), (
         "docs/config.md is stale: run `momentumbot config reference > docs/config.md`"
     )
+
+
+def test_secrets_never_reach_a_written_config(tmp_path: Path) -> None:
+    cfg = parse_config({"data": {"alphavantage_api_key": "sekrit-123"}})
+    text = config_to_toml(cfg)
+    assert "sekrit" not in text and "alphavantage_api_key" not in text and "****" not in text
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert load_config(path).data.alphavantage_api_key.get_secret_value() == ""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from momentumbot.config.schema import AppConfig
@@ -61,9 +61,24 @@ def load_config(path: str | Path | None) -> AppConfig:
     return parse_config(data, str(p))
 
 
+def _secret_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """The pydantic `exclude` spec naming every SecretStr field, however deep."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if ann is SecretStr:
+            out[name] = True
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            sub = _secret_fields(ann)
+            if sub:
+                out[name] = sub
+    return out
+
+
 def config_to_toml(config: AppConfig) -> str:
-    """The effective config as TOML that load_config accepts."""
-    return tomli_w.dumps(config.model_dump(mode="json"))
+    """The effective config as TOML that load_config accepts. Secrets are left out (they
+    come from the environment); a masked value written back would read as the secret."""
+    return tomli_w.dumps(config.model_dump(mode="json", exclude=_secret_fields(AppConfig)))
 
 
 def with_overrides(config: AppConfig, **top: Any) -> AppConfig:
