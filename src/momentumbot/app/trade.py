@@ -370,6 +370,7 @@ class Trader:
             day = str(self.engine.sessions[-1].date())
             j.set_many({"loss_reference": f"{day}|{self.engine.equity()!r}"})
         self._oid_state = {oid: o.state for oid, o in j.orders().items()}
+        self._requeue_unbooked()
         self.broker.raise_order_id_floor(j.max_ib_order_id() + 1)
         self.server_ns = await self.broker.server_time_ns()
         snap_ok = await self._reconcile("start")
@@ -379,7 +380,6 @@ class Trader:
             await self._warm_up()
         else:
             await self._subscribe_all(self._catchup_duration())
-        self._requeue_unbooked()
         self.conn.resyncing = False
         j.set_many({"state": "trading"})
         log.info(

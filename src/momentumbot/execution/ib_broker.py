@@ -263,7 +263,8 @@ class IbBroker:
             self.listener.on_disconnected()
 
     def _on_error(self, req_id: int, code: int, text: str, contract: Any) -> None:
-        self._connect_errors.append((code, text))
+        if not self.ib.isConnected():  # still connecting: 326 tells why the socket closes
+            self._connect_errors.append((code, text))
         if code in (CONNECTIVITY_LOST, RESTORED, RESTORED_DATA_LOST):
             self.listener.on_connectivity(code, text)
             return
