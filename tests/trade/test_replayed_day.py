@@ -92,3 +92,5 @@ def test_a_recorded_day_traded_end_to_end_at_high_speed(
     assert len(gw_fills) == len(fills)
     eq = pd.read_csv(out / "equity.csv")
     assert len(eq) == 390 and eq.positions_value.iloc[-1] == 0
+    assert main(["report", "run", str(out)]) == 0  # the report command works on a trade run
+    assert (out / "report.html").is_file()
