@@ -846,10 +846,12 @@ class Trader:
         self._book_due_fills(t)
         row = self._pending_bars.pop(t, None) or _MinuteBars.empty(self.n)
         catchup = t + NS_PER_MINUTE <= self._catchup_until
+        # a minute of a session that has closed by now (the bot was down): only sells go out
+        closed_session = e.session_close_ns <= self.server_ns
         with j.transaction(durable=True):
             data = jr.pack(row.o, row.c, row.v)
             res = e.step(t, row.o, row.c, row.v)
-            adjust = self._risk(res, catchup)
+            adjust = self._risk(res, catchup, closed_session)
             for a in adjust:
                 if a[1] <= 0:
                     e.veto(a[0])
@@ -879,7 +881,7 @@ class Trader:
                 self._done = True
                 self.stop_reason = self.stop_reason or f"{e.sessions_completed} sessions done"
 
-    def _risk(self, res: StepResult, catchup: bool) -> list[list[Any]]:
+    def _risk(self, res: StepResult, catchup: bool, closed_session: bool) -> list[list[Any]]:
         e = self.engine
         assert e is not None
         new_working = [oid for oid in res.new_orders if e.orders.status[oid] == k.S_WORKING]
@@ -888,6 +890,16 @@ class Trader:
         if catchup:
             return [[oid, 0, "decided before the bot started"] for oid in new_working]
         o = e.orders
+        if closed_session:
+            late = [oid for oid in new_working if o.side[oid] > 0]
+            new_working = [oid for oid in new_working if o.side[oid] < 0]
+            stale = [
+                [oid, 0, "decided in a session that closed while the bot was down"] for oid in late
+            ]
+            if not new_working:
+                return stale
+        else:
+            stale = []
         adj = pre_trade(
             new_working,
             symbol=o.symbol,
@@ -906,7 +918,7 @@ class Trader:
                 "risk: order %d %s %s cut to %d (%s)",
                 a.oid, SIDE_NAME[int(o.side[a.oid])], e.symbols[int(o.symbol[a.oid])], a.quantity, a.why,
             )  # fmt: skip
-        return [[a.oid, a.quantity, a.why] for a in adj]
+        return sorted(stale + [[a.oid, a.quantity, a.why] for a in adj])
 
     def _journal_new(self, res: StepResult, decided: int, why: dict[int, str]) -> None:
         e, j = self.engine, self.journal
