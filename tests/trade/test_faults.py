@@ -56,8 +56,9 @@ def _ny(ns: int) -> str:
     return pd.Timestamp(ns, tz="UTC").tz_convert("America/New_York").strftime("%H:%M")
 
 
-def _plus_minute(s: Session) -> str:
-    return _ny(s.gw.now_ns() + 60 * NS)
+def _plus_minute(s: Session | Any) -> str:
+    gw = getattr(s, "gw", s)
+    return _ny(gw.now_ns() + 60 * NS)
 
 
 async def reconnected(s: Session, before: int) -> None:
@@ -489,5 +490,58 @@ def test_a_halt_outlives_a_restart_until_rearmed(
             placed_after = len([e for e in gw.record.events if e.get("what") == "placed"])
             assert placed_after >= sent
             check_books(third, gw)
+
+    run(body())
+
+
+def test_down_over_the_close_and_back_the_next_morning(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """The bot dies at 15:50 and comes back at 09:20 the next session: the minutes it missed
+    are stepped from history, their sells (the flatten) go out and fill at the open, their
+    buys are skipped, and the new session is traded."""
+    from momentumbot.app.trade import TradeOptions, Trader
+    from tests.trade.harness import Driver, gateway
+
+    ib_log.expect(202)
+    ib_log.allow("Peer closed connection|Connection reset")
+    config = cfg(tmp_path)
+    out = tmp_path / "out"
+
+    async def body() -> None:
+        async with gateway(store, DAY) as gw:
+            tr = Trader(
+                config,
+                TradeOptions(out_dir=out, port=gw.port, client_id=7, console=False, sessions=2),
+            )
+            task = asyncio.create_task(tr.run())
+            drv = Driver(gw, lambda: tr.progress_ns, lambda: not task.done())
+            await drv.settle(60)
+            await drv.run_to("15:50")
+            while not tr.engine.positions():
+                await drv.run_to(_plus_minute(gw))
+            task.cancel()  # gone, no flatten, no goodbye
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await gw.advance_to(gw.now_ns() + 17 * 3600 * NS + 30 * 60 * NS)  # 09:20 next day
+            tr2 = Trader(
+                config,
+                TradeOptions(out_dir=out, port=gw.port, client_id=7, console=False, sessions=2),
+            )
+            task2 = asyncio.create_task(tr2.run())
+            drv2 = Driver(gw, lambda: tr2.progress_ns, lambda: not task2.done())
+            await drv2.settle(60)
+            await drv2.run_to("16:01")
+            await wait_for(lambda: task2.done(), 30, "the second session to end")
+            task2.result()
+            check_books(tr2, gw)
+            orders = pd.read_csv(out / "orders.csv")
+            day1 = orders[orders.decided_at < "2024-01-04"]
+            late = day1[day1.decided_at > "2024-01-03T20:50"]
+            assert (late[late.side == "BUY"].status.isin(["skipped"])).all()
+            flat = day1[day1.reason == "flatten"]
+            assert len(flat) and (flat.status == "filled").all()
+            fills = pd.read_csv(out / "fills.csv")
+            assert (fills[fills.order_id.isin(flat.order_id)].time >= "2024-01-04").all()
 
     run(body())
