@@ -64,6 +64,7 @@ MARKET_DATA_PROBLEMS = {
 ORDER_DONE = {"Filled": "filled", "Cancelled": "cancelled", "ApiCancelled": "cancelled",
               "Inactive": "cancelled"}  # fmt: skip
 INFO_CODES = frozenset(range(2100, 2200)) | {399, 10167}
+MARKET_DATA_BATCH = 50
 
 
 class BrokerUnavailable(RetryLaterError):
@@ -321,9 +322,22 @@ class IbBroker:
     async def market_data_problems(
         self, symbols: Sequence[str], wait_seconds: float, keep: bool = False
     ) -> dict[str, str]:
-        """Which symbols have no live market data (354, 10167, 10168, delayed type, nothing)."""
+        """Which symbols have no live market data (354, 10167, 10168, delayed type, nothing).
+
+        Checked MARKET_DATA_BATCH symbols at a time (IB allows about 100 market-data lines);
+        with `keep` the lines stay open for quotes (marketable limits), so at most that many.
+        """
         self.ib.reqMarketDataType(1)
         self._md_problem.clear()
+        out: dict[str, str] = {}
+        batch = len(symbols) if keep else MARKET_DATA_BATCH
+        for i in range(0, len(symbols), max(batch, 1)):
+            out.update(await self._check_batch(symbols[i : i + batch], wait_seconds, keep))
+        return out
+
+    async def _check_batch(
+        self, symbols: Sequence[str], wait_seconds: float, keep: bool
+    ) -> dict[str, str]:
         for sym in symbols:
             t = self.ib.reqMktData(self.contracts[sym], "", False, False)
             self._tickers[sym] = t
@@ -349,6 +363,7 @@ class IbBroker:
                 with contextlib.suppress(Exception):
                     self.ib.cancelMktData(self.contracts[sym])
                 self._tickers.pop(sym, None)
+            self._mkt_req = {r: s for r, s in self._mkt_req.items() if s not in set(symbols)}
         return out
 
     def _ticker_req(self, t: Ticker) -> int | None:
