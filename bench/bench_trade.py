@@ -188,6 +188,7 @@ def run_one(n_symbols: int, speed: float, root: Path) -> dict[str, Any]:
         "speed": speed,
         "orders": len(gt.placed),
         "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
+        "latency_ms_p90": float(np.percentile(a, 90)) if len(a) else None,
         "latency_ms_p99": float(np.percentile(a, 99)) if len(a) else None,
         "latency_ms_max": float(a.max()) if len(a) else None,
         "cpu_s_per_minute": (cpu_end - cpu_ready) / minutes,
@@ -218,7 +219,8 @@ def main() -> None:
             results.append(r)
             print(
                 f"{n:4d} symbols x{args.speed:g}: {r['orders']} orders; bar close -> order at "
-                f"gateway p50 {r['latency_ms_p50']:.1f} ms, p99 {r['latency_ms_p99']:.1f} ms, "
+                f"gateway p50 {r['latency_ms_p50']:.1f} ms, p90 {r['latency_ms_p90']:.1f} ms, "
+                f"p99 {r['latency_ms_p99']:.1f} ms, "
                 f"max {r['latency_ms_max']:.1f} ms; CPU {r['cpu_s_per_minute'] * 1000:.1f} ms "
                 f"per trading minute; RSS after the session {r['rss_mb_after_session']:.0f} MB "
                 f"(peak {r['rss_mb_peak']:.0f} MB); start-up {r['startup_s']:.1f} s, session "
