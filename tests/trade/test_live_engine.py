@@ -13,7 +13,7 @@ from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols, synthetic_sessions, write_synthetic
-from momentumbot.engine.backtest import _regular_bar_before, load_matrix, run_backtest
+from momentumbot.engine.backtest import load_matrix, regular_bar_before, run_backtest
 from momentumbot.engine.live import LiveEngine
 
 NS_MIN = 60_000_000_000
@@ -36,7 +36,7 @@ def _live_run(cfg: AppConfig, store: BarStore, syms: list[str], start: str, n: i
     wg = eng.warmup_grid(first)
     o, c, v = load_matrix(store, syms, wg.label_ns)
     started = np.array(
-        [_regular_bar_before(store, cal, s, int(wg.label_ns[0])) for s in syms], dtype=bool
+        [regular_bar_before(store, cal, s, int(wg.label_ns[0])) for s in syms], dtype=bool
     )
     eng.start(first, o, c, v, started)
     run_grid = cal.grid(synthetic_sessions(start, n))

@@ -98,6 +98,26 @@ def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
     return total / k
 
 
+@njit(cache=True, inline="always")
+def _advance(
+    volume: float,
+    close: float,
+    s: int,
+    ring: np.ndarray,
+    srt: np.ndarray,
+    count: np.ndarray,
+    head: np.ndarray,
+    started: np.ndarray,
+    window: int,
+) -> None:
+    """One symbol-minute: its window starts at its first bar; no bar counts as volume 0."""
+    bar = not math.isnan(close)
+    if bar:
+        started[s] = True
+    if started[s]:
+        qv_push(ring, srt, count, head, s, volume if bar else 0.0, window)
+
+
 @njit(cache=True, parallel=True)
 def quiet_volume_pass_columns(
     volume: np.ndarray,
@@ -122,15 +142,35 @@ def quiet_volume_pass_columns(
     n_sym, n_min = volume.shape
     for s in prange(n_sym):
         for m in range(n_min):
-            bar = not math.isnan(close[s, m])
-            if bar:
-                started[s] = True
-            if started[s]:
-                qv_push(ring, srt, count, head, s, volume[s, m] if bar else 0.0, window)
+            _advance(volume[s, m], close[s, m], s, ring, srt, count, head, started, window)
             r = alloc_row[m]
             if r >= 0:
                 qv_out[r, s] = quiet_volume(srt, count, s)
                 n_out[r, s] = count[s]
+
+
+@njit(cache=True)
+def quiet_volume_minute(
+    volume: np.ndarray,
+    close: np.ndarray,
+    is_alloc: bool,
+    ring: np.ndarray,
+    srt: np.ndarray,
+    count: np.ndarray,
+    head: np.ndarray,
+    started: np.ndarray,
+    window: int,
+    qv_out: np.ndarray,
+    n_out: np.ndarray,
+) -> None:
+    """One minute (volume and close per symbol) on one core, for paper and live trading:
+    the pass's own per-symbol rule without its thread-pool start-up, which costs more than
+    a minute's work. qv_out/n_out get the figures when is_alloc."""
+    for s in range(volume.shape[0]):
+        _advance(volume[s], close[s], s, ring, srt, count, head, started, window)
+        if is_alloc:
+            qv_out[s] = quiet_volume(srt, count, s)
+            n_out[s] = count[s]
 
 
 def quiet_volume_pass(

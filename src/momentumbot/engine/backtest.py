@@ -272,7 +272,7 @@ def run_backtest(
     if grid.n_minutes:
         first_minute = int(grid.label_ns[0])
         for j, sym in enumerate(syms):
-            st.qv_started[j] = _regular_bar_before(source, cal, sym, first_minute)
+            st.qv_started[j] = regular_bar_before(source, cal, sym, first_minute)
     orders = k.new_orders(max(1024, 4 * n))
     fills = k.new_fills(max(1024, 4 * n))
     allocs = k.new_allocs(max(1024, 4 * n))
@@ -331,7 +331,7 @@ def run_backtest(
         # allocation rows are final once written: hand them on and reuse the table
         n_alloc = int(st.counters[k.C_ALLOCS])
         if n_alloc:
-            part = _alloc_frame(allocs, n_alloc, sym_arr)
+            part = alloc_frame(allocs, n_alloc, sym_arr)
             if allocation_sink is not None:
                 allocation_sink(part)
             else:
@@ -343,14 +343,16 @@ def run_backtest(
                 max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions
             )
     t0 = time.perf_counter()
-    result = _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used, alloc_parts)
+    result = collect_result(
+        cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used, alloc_parts
+    )
     result.timings.update(
         load=t_load, kernel=t_kernel, quiet_volume=t_qv, collect=time.perf_counter() - t0
     )
     return result
 
 
-def _regular_bar_before(
+def regular_bar_before(
     source: BarSource, cal: TradingCalendar, symbol: str, before_ns: int
 ) -> bool:
     """Whether the symbol has a regular-session bar before `before_ns` (extended-hours bars
@@ -374,7 +376,7 @@ def _grown(table: _T, used: int, n: int) -> _T:
     return k.grow(table, max(2 * cap, used + 4 * (n + 1)))
 
 
-def _alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFrame:
+def alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "time": _iso(allocs.time_ns[:n]),
@@ -405,7 +407,7 @@ def _names(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical[str]:
     )
 
 
-def _collect(
+def collect_result(
     cfg: AppConfig,
     syms: list[str],
     plan: MinutePlan,
@@ -492,7 +494,7 @@ def _collect(
         fills=fills_df,
         allocations=pd.concat(alloc_parts, ignore_index=True)
         if alloc_parts
-        else _alloc_frame(allocs, 0, sym_arr),
+        else alloc_frame(allocs, 0, sym_arr),
         equity=equity_df,
         benchmark_equity=bench_df,
         benchmark_fills=bench_fills,

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
-from momentumbot.allocation.quiet_volume import quiet_volume, quiet_volume_pass, qv_push
+from momentumbot.allocation.quiet_volume import quiet_volume_minute, quiet_volume_pass
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import EXCHANGE_TZ, MinuteGrid, TradingCalendar
 from momentumbot.domain.errors import DataError
@@ -28,8 +27,8 @@ from momentumbot.engine import kernel as k
 from momentumbot.engine.backtest import (
     BacktestResult,
     MinutePlan,
-    _alloc_frame,
-    _collect,
+    alloc_frame,
+    collect_result,
     kernel_params,
     minute_flags,
     plan_minutes,
@@ -68,33 +67,6 @@ class _Marks:
     cash: list[int] = field(default_factory=list)
     positions_value: list[float] = field(default_factory=list)
     bench_equity: list[float] = field(default_factory=list)
-
-
-@njit(cache=True)
-def _quiet_volume_minute(
-    volume: np.ndarray,
-    close: np.ndarray,
-    is_alloc: bool,
-    ring: np.ndarray,
-    srt: np.ndarray,
-    count: np.ndarray,
-    head: np.ndarray,
-    started: np.ndarray,
-    window: int,
-    qv_out: np.ndarray,
-    n_out: np.ndarray,
-) -> None:
-    """quiet_volume_pass for one minute, on one core: the pass's own per-symbol rule (qv_push,
-    quiet_volume) without its thread-pool start-up, which costs more than a minute's work."""
-    for s in range(volume.shape[0]):
-        bar = not math.isnan(close[s])
-        if bar:
-            started[s] = True
-        if started[s]:
-            qv_push(ring, srt, count, head, s, volume[s] if bar else 0.0, window)
-        if is_alloc:
-            qv_out[s] = quiet_volume(srt, count, s)
-            n_out[s] = count[s]
 
 
 def month_id_of(label_ns: int) -> int:
@@ -284,7 +256,7 @@ class LiveEngine:
         is_alloc = bool(fl & k.F_ALLOC)
         self._alloc_row[0] = 0 if is_alloc else -1
         st = self.st
-        _quiet_volume_minute(
+        quiet_volume_minute(
             self._v[0], self._c[0], is_alloc, st.qv_ring, st.qv_sorted, st.qv_count,
             st.qv_head, st.qv_started, self.kp.quiet_window, self._qv_at[0], self._qv_n[0],
         )  # fmt: skip
@@ -572,8 +544,8 @@ class LiveEngine:
         )
         sym_arr = np.array(self.symbols, dtype=object)
         n_a = int(self.st.counters[k.C_ALLOCS])
-        parts = [_alloc_frame(self.allocs, n_a, sym_arr)]
-        return _collect(
+        parts = [alloc_frame(self.allocs, n_a, sym_arr)]
+        return collect_result(
             self.cfg, self.symbols, plan, self.st, self.orders, self.fills, self.allocs, out,
             self.cp, self.bars_used, parts,
         )  # fmt: skip

@@ -7,7 +7,7 @@ parameters, so `SweepData` keeps them: the (minutes x symbols) matrices of the w
 loaded once; per window and plan parameters the minute plan; per allocator-minute pattern
 the quiet-volume figures (they depend on volumes and `quiet_window_minutes`, never on
 trading). What is left per run is exactly what `run_backtest` does with them: the compiled
-minute loop `kernel.run_minutes` and the same `_collect` into tables. The loop runs the
+minute loop `kernel.run_minutes` and the same `collect_result` into tables. The loop runs the
 whole span as one chunk (its state carries across chunks, so chunking never changes a
 result). tests/optimize/test_fast.py proves orders, fills, equity and every figure equal
 `run_backtest`'s, chunked or not, for parameters of every kind.
@@ -33,12 +33,12 @@ from momentumbot.engine import kernel as k
 from momentumbot.engine.backtest import (
     BacktestResult,
     MinutePlan,
-    _alloc_frame,
-    _collect,
-    _regular_bar_before,
+    alloc_frame,
+    collect_result,
     kernel_params,
     load_columns,
     plan_minutes,
+    regular_bar_before,
     resolve_sessions,
 )
 from momentumbot.execution.costs import cost_params
@@ -123,7 +123,7 @@ class SweepData:
         # parallel transpose: a parent that has not started numba's threads can fork)
         o, c, v = load_columns(source, syms, grid.label_ns)
         started = {
-            f: np.array([_regular_bar_before(source, cal, s, f) for s in syms], dtype=np.bool_)
+            f: np.array([regular_bar_before(source, cal, s, f) for s in syms], dtype=np.bool_)
             for f in sorted(firsts)
         }
         return cls(syms, calendar_name, grid.label_ns, o, c, v, started, _calendar=cal)
@@ -274,11 +274,13 @@ class SweepData:
                     st.counters[k.C_ALLOCS] = 0  # rows nobody reads: reuse the table
         used = int(st.counters[k.C_ALLOCS])
         if keep_allocations and used:
-            parts.append(_alloc_frame(allocs, used, sym_arr))
+            parts.append(alloc_frame(allocs, used, sym_arr))
         st.counters[k.C_ALLOCS] = 0
         self._remember("orders", int(st.counters[k.C_ORDERS]))
         self._remember("fills", int(st.counters[k.C_FILLS]))
-        return _collect(cfg, syms, plan, st, orders, fills, allocs, out, cp, mats.bars_used, parts)
+        return collect_result(
+            cfg, syms, plan, st, orders, fills, allocs, out, cp, mats.bars_used, parts
+        )
 
     def _hint(self, kind: str, floor: int) -> int:
         """Table room from the largest run so far (growing mid-run costs a copy)."""
