@@ -82,3 +82,12 @@ def test_secrets_never_reach_a_written_config(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(text)
     assert load_config(path).data.alphavantage_api_key.get_secret_value() == ""
+
+
+def test_overrides_keep_secrets() -> None:
+    from momentumbot.config.loader import with_overrides
+
+    cfg = parse_config({"data": {"alphavantage_api_key": "sekrit-123"}})
+    again = with_overrides(cfg, symbols=["AAPL"])
+    assert again.data.alphavantage_api_key.get_secret_value() == "sekrit-123"
+    assert again.symbols == ["AAPL"]

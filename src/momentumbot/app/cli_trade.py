@@ -74,10 +74,10 @@ def trade_command(
         chosen = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
         if not chosen:
             raise ConfigError("--symbols: the symbol list is empty; give tickers like AAPL,MSFT")
-        cfg = cfg.model_copy(update={"symbols": list(chosen)})
         from momentumbot.config.loader import parse_config
 
-        cfg = parse_config(cfg.model_dump(mode="json"), "--symbols")
+        # python-mode dump keeps secrets as they are (a JSON dump would mask them)
+        cfg = parse_config({**cfg.model_dump(), "symbols": list(chosen)}, "--symbols")
     opts = TradeOptions(
         out_dir=out_dir,
         host=host,
@@ -95,6 +95,11 @@ def trade_command(
         f"stopped: {outcome.stop_reason or 'done'}[/]"
     )
     console.print(f"run folder: [bold]{outcome.out_dir}[/]")
+    if (outcome.out_dir / "summary.json").is_file():
+        from momentumbot.reporting.report import write_report
+
+        html = write_report(outcome.out_dir, symbol_plots=len(cfg.symbols) <= 50)
+        console.print(f"report: [bold]{html}[/]")
 
 
 def stop_command(

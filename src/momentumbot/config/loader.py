@@ -83,6 +83,6 @@ def config_to_toml(config: AppConfig) -> str:
 
 def with_overrides(config: AppConfig, **top: Any) -> AppConfig:
     """A copy with top-level keys replaced, validated again."""
-    data = config.model_dump(mode="json")
+    data = config.model_dump()  # python mode: secrets stay secrets, not masks
     data.update({k: v for k, v in top.items() if v is not None})
     return parse_config(data, "<command line>")
