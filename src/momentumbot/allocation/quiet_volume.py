@@ -171,23 +171,3 @@ def quiet_volume_minute(
         if is_alloc:
             qv_out[s] = quiet_volume(srt, count, s)
             n_out[s] = count[s]
-
-
-def quiet_volume_pass(
-    volume: np.ndarray,
-    close: np.ndarray,
-    alloc_row: np.ndarray,
-    ring: np.ndarray,
-    srt: np.ndarray,
-    count: np.ndarray,
-    head: np.ndarray,
-    started: np.ndarray,
-    window: int,
-    qv_out: np.ndarray,
-    n_out: np.ndarray,
-) -> None:
-    """quiet_volume_pass_columns for (minutes x symbols) arrays, as the kernel takes them."""
-    quiet_volume_pass_columns(
-        np.ascontiguousarray(volume.T), np.ascontiguousarray(close.T), alloc_row, ring, srt,
-        count, head, started, window, qv_out, n_out,
-    )  # fmt: skip

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from momentumbot.allocation.quiet_volume import quiet_volume_minute, quiet_volume_pass
+from momentumbot.allocation.quiet_volume import quiet_volume_minute, quiet_volume_pass_columns
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import EXCHANGE_TZ, MinuteGrid, TradingCalendar
 from momentumbot.domain.errors import DataError
@@ -162,13 +162,16 @@ class LiveEngine:
             alloc_row = np.full(m, -1, np.int64)
             qv_at = np.zeros((0, self.n))
             qv_n = np.zeros((0, self.n), np.int64)
-            o = np.asfortranarray(warm_o, dtype=np.float64)
-            c = np.asfortranarray(warm_c, dtype=np.float64)
-            v = np.asfortranarray(warm_v, dtype=np.float64)
+            # C-ordered like the backtest's matrices (the layout run_minutes is fast on);
+            # the quiet-volume pass walks symbol-major copies
+            o = np.ascontiguousarray(warm_o, dtype=np.float64)
+            c = np.ascontiguousarray(warm_c, dtype=np.float64)
+            v = np.ascontiguousarray(warm_v, dtype=np.float64)
             st = self.st
-            quiet_volume_pass(
-                v, c, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
-                st.qv_started, self.kp.quiet_window, qv_at, qv_n,
+            quiet_volume_pass_columns(
+                np.ascontiguousarray(v.T), np.ascontiguousarray(c.T), alloc_row, st.qv_ring,
+                st.qv_sorted, st.qv_count, st.qv_head, st.qv_started, self.kp.quiet_window,
+                qv_at, qv_n,
             )  # fmt: skip
             out = k.MinuteOut(np.zeros(m, np.int64), np.zeros(m), np.zeros(m))
             done = k.run_minutes(
