@@ -30,6 +30,7 @@ import pandas as pd
 from momentumbot import __version__
 from momentumbot.app import run_folder as rf
 from momentumbot.app.backtest import write_results
+from momentumbot.app.supervisor import Failure, Supervisor, TaskFailed, describe
 from momentumbot.config.loader import config_to_toml, parse_config
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import EXCHANGE_TZ, NS_PER_MINUTE, TradingCalendar
@@ -42,6 +43,7 @@ from momentumbot.execution.ib_broker import (
     RESTORED_DATA_LOST,
     BrokerSettings,
     BrokerUnavailable,
+    ConnectionRefused,
     ConnectionState,
     IbBroker,
 )
@@ -61,6 +63,7 @@ SIDE_NAME = {1: "BUY", -1: "SELL"}
 # a fill (the fill's messages follow), an order that cannot be cancelled any more
 REJECT_CODES_INFO = {104, 161, 202, 10147, 10148}
 SUBSCRIPTIONS_IN_FLIGHT = 16
+REFUSED_RETRY_MAX = 3.0  # seconds between tries while the port refuses connections
 
 
 class TradingStopped(MomentumbotError):
@@ -102,6 +105,18 @@ class TradeOutcome:
     orders: int
     fills: int
     summary: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class _GuardedListener:
+    """The trader's broker callbacks, each wrapped by the supervisor."""
+
+    on_execution: Callable[[ExecReport], None]
+    on_commission: Callable[[str, int], None]
+    on_order_status: Callable[[OrderReport], None]
+    on_order_error: Callable[[str, int, str], None]
+    on_connectivity: Callable[[int, str], None]
+    on_disconnected: Callable[[], None]
 
 
 @dataclass
@@ -200,14 +215,18 @@ class Trader:
         self._unreported: set[str] = set()
         self._sends = 0
         self._sends_synced = 0
-        self._tasks: list[asyncio.Task[Any]] = []
         self._lock_fh: IO[str] | None = None
         self._log_handler: logging.Handler | None = None
         self._cash_at_start: int | None = None
         self._session_start_equity: float | None = None
         self._session_of_equity: pd.Timestamp | None = None
-        self._reconnect_task: asyncio.Task[None] | None = None
-        self._resync_task: asyncio.Task[None] | None = None
+        self.sup = Supervisor(
+            self._record_failure,
+            self._on_fatal,
+            backoff_initial=cfg.broker.reconnect_initial_seconds,
+            backoff_max=cfg.broker.reconnect_max_seconds,
+        )
+        self.failure: Failure | None = None
         self.on_step: Callable[[StepResult], None] | None = None
 
     # ================================================================ the run
@@ -220,8 +239,16 @@ class Trader:
         error: BaseException | None = None
         try:
             await self._start()
-            await self._loop()
-            await self._settle_commissions()
+            try:
+                await self._loop()
+            except (MomentumbotError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                # the minute loop itself failed: its engine may be ahead of the journal, so
+                # no flatten from it; the restart resumes from the journal
+                self.sup.report("minutes", "fatal", exc)
+            if self.failure is None:
+                await self._settle_commissions()
         except BaseException as exc:
             error = exc
             if not self.stop_reason:
@@ -229,10 +256,43 @@ class Trader:
             raise
         finally:
             self.kill.remove_signals(loop)
+            if error is None and self.failure is not None:
+                error = self.failure.error
             await self._finish(error)
         if self.fatal:
             raise TradingStopped(self.fatal)
+        if self.failure is not None:
+            raise TaskFailed(
+                f"{describe(self.failure)}; the traceback is in {self.run_dir / 'run.log'}; "
+                "run the same command to resume the run folder"
+            )
         return self._outcome
+
+    # ---------------------------------------------------------------- failures
+
+    def _record_failure(self, failure: Failure) -> None:
+        """Every failed task is journaled (table `errors`) as well as logged."""
+        if self.journal is not None:
+            self.journal.add_error(
+                failure.task, failure.policy, failure.message, failure.traceback, self.server_ns
+            )
+
+    def _on_fatal(self, failure: Failure) -> None:
+        self.failure = failure
+        self.kill.trip(describe(failure))
+        self._wake.set()
+
+    def _guarded(self) -> Any:
+        """The listener the broker calls: each callback under the supervisor."""
+        sup = self.sup
+        return _GuardedListener(
+            on_execution=sup.guard("fills", self.on_execution),
+            on_commission=sup.guard("fills", self.on_commission),
+            on_order_status=sup.guard("orders", self.on_order_status),
+            on_order_error=sup.guard("orders", self.on_order_error),
+            on_connectivity=sup.guard("connection", self.on_connectivity),
+            on_disconnected=sup.guard("connection", self.on_disconnected),
+        )
 
     # ---------------------------------------------------------------- folder
 
@@ -332,7 +392,8 @@ class Trader:
                 j.set("halted", "")
                 j.add_input(rp.NOTE, None, None, {"rearm": True})
         self.halted = j.get("halted") or ""
-        self.broker = IbBroker(self.settings, self)
+        j.set_many({"state": "starting", "pid": str(os.getpid())})
+        self.broker = IbBroker(self.settings, self._guarded())
         engine_orders_working = resume and any(
             o.state not in jr.DONE_STATES for o in j.orders().values()
         )
@@ -373,6 +434,7 @@ class Trader:
         self._requeue_unbooked()
         self.broker.raise_order_id_floor(j.max_ib_order_id() + 1)
         self.server_ns = await self.broker.server_time_ns()
+        self._check_calendar_covers()
         snap_ok = await self._reconcile("start")
         if not snap_ok:
             return
@@ -452,28 +514,36 @@ class Trader:
     # ---------------------------------------------------------------- warm-up
 
     def _sessions_opened(self, since: pd.Timestamp) -> pd.DatetimeIndex:
-        """Sessions from `since` that have opened by the server's time."""
-        now_day = pd.Timestamp(self.server_ns, tz="UTC").tz_convert(EXCHANGE_TZ).tz_localize(None)
-        sessions = self.calendar.sessions(since, now_day.normalize())
-        if len(sessions) == 0:
-            return sessions
-        grid_open = self.calendar.grid(sessions[-1:]).open_ns[0]
-        if self.server_ns < grid_open:
-            sessions = sessions[:-1]
-        return sessions
+        """Sessions from day `since` that have opened by the server's time (empty before the
+        next one opens: at night, on a weekend or a holiday)."""
+        return self.calendar.sessions_opened(since, self.server_ns)
 
     def _first_session(self) -> pd.Timestamp:
         """The session being traded now, or the next one."""
-        now = pd.Timestamp(self.server_ns, tz="UTC").tz_convert(EXCHANGE_TZ)
-        day = now.tz_localize(None).normalize()
-        sessions = self.calendar.sessions(day, day + pd.Timedelta(days=20))
-        for s in sessions:
-            g = self.calendar.grid(pd.DatetimeIndex([s]))
-            if self.server_ns < int(g.close_ns[0]):
-                return s
-        raise DataError(f"no trading session after {day.date()}")
+        s = self.calendar.session_at_or_after(self.server_ns)
+        if s is None:
+            raise DataError(
+                f"the {self.calendar.name} calendar has no session after {_ny(self.server_ns)} "
+                f"(it ends {self.calendar.last_session.date()}); upgrade exchange_calendars"
+            )
+        return s
+
+    def _check_calendar_covers(self) -> None:
+        """Past the calendar's last date is a clear error at start, not a traceback hours later."""
+        now = self.calendar.session_at_or_after(self.server_ns)
+        need = self.opts.sessions or 5
+        last = self.calendar.last_session
+        left = 0 if now is None else len(self.calendar.sessions(now, last))
+        if left < need:
+            raise DataError(
+                f"the {self.calendar.name} calendar knows sessions only up to {last.date()} "
+                f"(server time {_ny(self.server_ns)}); this run needs {need} more: upgrade "
+                "exchange_calendars (`pip install -U exchange_calendars`)"
+            )
 
     def _catchup_duration(self) -> str:
+        """History to ask for on a resubscribe: every session from the engine's next minute
+        to now (at least one day; nothing has opened yet is one day, whose bars are old)."""
         assert self.engine is not None
         day = pd.Timestamp(self.engine.next_label, tz="UTC").tz_convert(EXCHANGE_TZ)
         n = len(self._sessions_opened(day.tz_localize(None).normalize()))
@@ -533,10 +603,14 @@ class Trader:
         broker = self.broker
         out: dict[str, Any] = {}
         gate = asyncio.Semaphore(SUBSCRIPTIONS_IN_FLIGHT)
+        on_bar = self.sup.guard(
+            "streams", self._on_stream_bar, policy="retry",
+            on_retry=lambda: self._start_resync("a bar stream callback failed"),
+        )  # fmt: skip
 
         async def one(sym: str) -> None:
             async with gate:
-                bars = await broker.subscribe_bars(sym, duration, self._on_stream_bar)
+                bars = await broker.subscribe_bars(sym, duration, on_bar)
             out[sym] = bars
             assert self.engine is not None
             nxt = self.engine.next_label if self.engine.started else 0
@@ -704,8 +778,13 @@ class Trader:
                     self._stopping = True
                     self.stop_reason = self.kill.reason
                     log.warning("stopping: %s", self.kill.reason)
-                    self._stop_trading()
+                    if self.failure is not None:
+                        await self._emergency_flatten()
+                    else:
+                        self._stop_trading()
                     stop_deadline = time.monotonic() + self.cfg.risk.stop_wait_seconds
+                    if self.fatal or self._done:
+                        break
                 if self._stop_settled() or time.monotonic() > stop_deadline:
                     if not self._stop_settled():
                         log.warning(
@@ -736,7 +815,10 @@ class Trader:
         if seq == self._step_seq and e is not None and e.started and self.conn.can_trade:
             self._set_progress(e.next_label)
         self._check_limits_timeout()
-        self._check_stale()
+        try:
+            self._check_stale()
+        except Exception as exc:
+            self.sup.report("stale-watch", "retry", exc)  # the next poll tries again
 
     async def _settle_commissions(self, timeout: float = 5.0) -> None:
         """Commission reports can trail their executions: wait a little for the last ones
@@ -751,10 +833,27 @@ class Trader:
             )
 
     def _stop_settled(self) -> bool:
-        assert self.engine is not None
-        return not self.engine.working_orders() or (
-            not self.cfg.risk.flatten_on_stop and not self._held
-        )
+        if self.engine is None or not self.engine.started:
+            return True
+        flatten = self.cfg.risk.flatten_on_stop or self.failure is not None
+        return not self.engine.working_orders() or (not flatten and not self._held)
+
+    async def _emergency_flatten(self) -> None:
+        """A task failed and left the books in doubt: flatten if IB agrees with the books,
+        else leave everything as it is (the restart's reconciliation sorts it out)."""
+        e = self.engine
+        if e is None or not e.started or not self.conn.can_trade:
+            log.error("not flattening after the failure: not connected or not started")
+            return
+        try:
+            agrees = await self._reconcile("before the emergency flatten")
+        except Exception as exc:
+            log.error("not flattening after the failure: reconciliation failed (%s)", exc)
+            return
+        if not agrees:
+            return
+        log.error("flattening every position after the failure")
+        self._stop_trading(flatten=True)
 
     def _kick_time(self) -> None:
         self._time_wanted = True
@@ -971,13 +1070,15 @@ class Trader:
         self._journal_new(res, decided, {})
         return res
 
-    def _stop_trading(self) -> None:
+    def _stop_trading(self, *, flatten: bool | None = None) -> None:
         e, j = self.engine, self.journal
         if e is None or j is None or not e.started:
             self._done = True
             return
         decided = e.next_label
-        kind = rp.FLATTEN if self.cfg.risk.flatten_on_stop else rp.CANCEL_ALL
+        if flatten is None:
+            flatten = self.cfg.risk.flatten_on_stop
+        kind = rp.FLATTEN if flatten else rp.CANCEL_ALL
         with j.transaction():
             j.add_input(rp.NOTE, decided, None, {"stop": self.kill.reason})
             j.add_input(kind, decided, None, {"reason": self.kill.reason})
@@ -1269,22 +1370,38 @@ class Trader:
         self.conn.connected = False
         self.conn.resyncing = True
         log.warning("disconnected from %s:%d", self.settings.host, self.settings.port)
-        if self._reconnect_task is None or self._reconnect_task.done():
-            self._reconnect_task = asyncio.ensure_future(self._reconnect())
+        self.sup.cancel("resync")
+        self.sup.spawn("reconnect", self._reconnect, policy="retry", replace=False)
 
     async def _reconnect(self) -> None:
+        """Reconnect until it works. A refused connection (TWS / IB Gateway restarting, the
+        nightly reset) is retried within about a second and at most REFUSED_RETRY_MAX apart;
+        other failures back off up to reconnect_max_seconds."""
         assert self.broker is not None
-        delay = self.cfg.broker.reconnect_initial_seconds
-        while not self._done and not self.fatal:
-            await asyncio.sleep(delay)
+        b = self.cfg.broker
+        delay = b.reconnect_initial_seconds
+        refused_delay = min(b.reconnect_initial_seconds, REFUSED_RETRY_MAX)
+        await asyncio.sleep(delay)
+        while not self._done and not self.fatal and self.failure is None:
             try:
                 await self.broker.connect(allow_fallback=False)
+            except ConnectionRefused:
+                log.warning(
+                    "gateway refused the connection (nightly restart?), retrying in %.1f s",
+                    refused_delay,
+                )
+                await asyncio.sleep(refused_delay)
+                refused_delay = min(
+                    max(refused_delay * 2, 0.25), REFUSED_RETRY_MAX, b.reconnect_max_seconds
+                )
+                continue
             except BrokerUnavailable as exc:
                 log.warning("reconnect failed (%s); next try in %.1f s", exc, delay)
-                delay = min(delay * 2, self.cfg.broker.reconnect_max_seconds)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, b.reconnect_max_seconds)
                 continue
             break
-        if self._done or self.fatal:
+        if self._done or self.fatal or self.failure is not None:
             return
         self.conn.connected = True
         self.stats.reconnects += 1
@@ -1293,22 +1410,31 @@ class Trader:
 
     def _start_resync(self, why: str) -> None:
         self.conn.resyncing = True
-        if self._resync_task is not None and not self._resync_task.done():
-            self._resync_task.cancel()
-        self._resync_task = asyncio.ensure_future(self._resync(why))
+        self.sup.spawn("resync", lambda: self._resync(why), policy="retry")
 
     async def _resync(self, why: str) -> None:
+        """Reconcile and resubscribe after a reconnect or a restore. A connection that drops
+        meanwhile ends it (the reconnect starts another); one that stays up but fails a
+        request is retried with backoff (the supervisor retries anything else)."""
         assert self.broker is not None and self.journal is not None
-        try:
-            self.broker.raise_order_id_floor(self.journal.max_ib_order_id() + 1)
-            self.server_ns = max(self.server_ns, await self.broker.server_time_ns())
-            if not await self._reconcile(why):
-                self._wake.set()
-                return
-            await self._subscribe_all(self._catchup_duration())
-        except (ConnectionError, TimeoutError, OSError, BrokerUnavailable) as exc:
-            log.warning("resync after %s failed (%s); waiting for the connection", why, exc)
-            return
+        delay = self.cfg.broker.reconnect_initial_seconds
+        while True:
+            try:
+                self.broker.raise_order_id_floor(self.journal.max_ib_order_id() + 1)
+                self.server_ns = max(self.server_ns, await self.broker.server_time_ns())
+                if not await self._reconcile(why):
+                    self._wake.set()
+                    return
+                await self._subscribe_all(self._catchup_duration())
+            except (ConnectionError, TimeoutError, OSError, BrokerUnavailable) as exc:
+                if not self.broker.connected:
+                    log.warning("resync after %s failed (%s); waiting for the connection", why, exc)
+                    return
+                log.warning("resync after %s failed (%s); retrying in %.1f s", why, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.cfg.broker.reconnect_max_seconds)
+                continue
+            break
         self.conn.resyncing = False
         self._release_held()
         self._wake.set()
@@ -1332,14 +1458,7 @@ class Trader:
     # ================================================================ the end
 
     async def _finish(self, error: BaseException | None) -> None:
-        tasks: list[asyncio.Task[Any]] = [
-            t for t in (*self._tasks, self._reconnect_task, self._resync_task) if t is not None
-        ]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        await self.sup.close()
         self._done = True
         summary = None
         try:

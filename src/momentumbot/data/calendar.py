@@ -63,6 +63,13 @@ def _calendar(name: str) -> xcals.ExchangeCalendar:
         raise ConfigError(f"session.calendar: unknown exchange calendar {name!r}") from None
 
 
+@lru_cache(maxsize=4)
+def _bounds_ns(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every session's open and close (UTC ns) of one calendar, shared by all its instances."""
+    sched = _calendar(name).schedule
+    return _ns(sched["open"]), _ns(sched["close"])
+
+
 class TradingCalendar:
     """Sessions, half days and holidays of one exchange."""
 
@@ -70,15 +77,62 @@ class TradingCalendar:
         self.name = name
         self._cal = _calendar(name)
 
+    @property
+    def first_session(self) -> pd.Timestamp:
+        return pd.Timestamp(self._cal.first_session)
+
+    @property
+    def last_session(self) -> pd.Timestamp:
+        """The last session the calendar knows (exchange_calendars looks about a year ahead)."""
+        return pd.Timestamp(self._cal.last_session)
+
     def sessions(self, start: dt.date | str | None, end: dt.date | str | None) -> pd.DatetimeIndex:
-        """Sessions from start to end inclusive (either may be None for the calendar's bounds)."""
+        """Sessions from start to end inclusive (either may be None for the calendar's bounds).
+
+        Total: a range with no session in it (start after end, a weekend, a holiday, a range
+        outside the calendar) is an empty answer, never an error. Callers that take a range
+        from a user check it with `check_range` first."""
         first = pd.Timestamp(start) if start is not None else self._cal.first_session
         last = pd.Timestamp(end) if end is not None else self._cal.last_session
+        first = max(first.normalize(), self._cal.first_session)
+        last = min(last.normalize(), self._cal.last_session)
         if first > last:
-            raise DataError(f"start {first.date()} is after end {last.date()}")
-        first = max(first, self._cal.first_session)
-        last = min(last, self._cal.last_session)
+            return pd.DatetimeIndex([])
         return self._cal.sessions_in_range(first, last)
+
+    def check_range(self, start: pd.Timestamp, end: pd.Timestamp, what: str) -> None:
+        """A clear error when a range asked for is reversed or leaves the calendar's dates."""
+        if start > end:
+            raise DataError(f"{what}: start {start.date()} is after end {end.date()}")
+        lo, hi = self.first_session, self.last_session
+        if start < lo or end > hi:
+            raise DataError(
+                f"{what}: {start.date()} to {end.date()} is outside the {self.name} calendar, "
+                f"which knows sessions from {lo.date()} to {hi.date()} (exchange_calendars "
+                f"{xcals.__version__}); choose dates inside it, or upgrade exchange_calendars "
+                "for later dates"
+            )
+
+    def session_at_or_after(self, now_ns: int) -> pd.Timestamp | None:
+        """The session open at `now_ns` (UTC ns) or the next one to open; None past the
+        calendar's last session. Total over the time of day: before the open, in the
+        session, after the close, at night, on a weekend or a holiday."""
+        closes = self._closes_ns()
+        idx = int(np.searchsorted(closes, now_ns, side="right"))
+        if idx >= closes.shape[0]:
+            return None
+        return pd.Timestamp(self._cal.sessions[idx])
+
+    def sessions_opened(self, since: pd.Timestamp, now_ns: int) -> pd.DatetimeIndex:
+        """Sessions from day `since` on whose open is at or before `now_ns`: empty when the
+        next session has not opened yet (at night, on a weekend, before the open)."""
+        opens = self._opens_ns()
+        sessions = self._cal.sessions
+        lo = int(sessions.searchsorted(pd.Timestamp(since).normalize()))
+        hi = int(np.searchsorted(opens, now_ns, side="right"))
+        if hi <= lo:
+            return pd.DatetimeIndex([])
+        return sessions[lo:hi]
 
     def sessions_before(self, session: pd.Timestamp, count: int) -> pd.DatetimeIndex:
         """The `count` sessions strictly before `session`."""
@@ -94,13 +148,11 @@ class TradingCalendar:
         ok = (idx >= 0) & (ts_ns < closes[np.clip(idx, 0, None)])
         return np.where(ok, idx, -1)
 
-    @lru_cache(maxsize=1)  # noqa: B019 - one calendar object per process, held for its life
     def _opens_ns(self) -> np.ndarray:
-        return _ns(self._cal.schedule["open"])
+        return _bounds_ns(self.name)[0]
 
-    @lru_cache(maxsize=1)  # noqa: B019
     def _closes_ns(self) -> np.ndarray:
-        return _ns(self._cal.schedule["close"])
+        return _bounds_ns(self.name)[1]
 
     def all_sessions(self) -> pd.DatetimeIndex:
         return self._cal.sessions

@@ -215,6 +215,7 @@ def resolve_sessions(
         if end
         else pd.Timestamp(last, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
     )
+    calendar.check_range(s, e, "--start/--end" if start or end else "the stored bars")
     sessions = calendar.sessions(s, e)
     if len(sessions) == 0:
         raise DataError(f"no trading sessions between {s.date()} and {e.date()}")

@@ -71,6 +71,10 @@ class BrokerUnavailable(RetryLaterError):
     """TWS / IB Gateway cannot be reached or does not answer as TWS."""
 
 
+class ConnectionRefused(BrokerUnavailable):
+    """Nothing listens on the API port (TWS / IB Gateway restarting, or not started)."""
+
+
 class ClientIdInUse(BrokerUnavailable):
     """Error 326: another program holds the client id."""
 
@@ -206,18 +210,49 @@ class IbBroker:
         )
 
     async def _connect_once(self, client_id: int) -> None:
+        """One connection attempt. A refused connection fails at once (ConnectionRefused), and
+        so does a socket the other side closes during the handshake; only a connection that
+        opens and then says nothing waits for the connect timeout."""
         s = self.settings
         self._connect_errors = []
-        try:
-            await self.ib.connectAsync(
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[str] = loop.create_future()
+
+        def on_api_error(msg: str) -> None:
+            if not closed.done():
+                closed.set_result(str(msg))
+
+        client = self.ib.client
+        client.apiError += on_api_error
+        attempt = asyncio.ensure_future(
+            self.ib.connectAsync(
                 s.host,
                 s.port,
                 clientId=client_id,
                 timeout=s.connect_timeout,
                 raiseSyncErrors=True,
             )
+        )
+        try:
+            await asyncio.wait({attempt, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not attempt.done():
+                await asyncio.sleep(0)  # the attempt ends in the same turn when it failed
+            if not attempt.done():
+                attempt.cancel()
+                with contextlib.suppress(BaseException):
+                    await attempt
+                with contextlib.suppress(Exception):
+                    self.ib.disconnect()
+                if any(code == CLIENT_ID_IN_USE for code, _ in self._connect_errors):
+                    raise ClientIdInUse(f"client id {client_id} is in use")
+                raise BrokerUnavailable(
+                    f"{s.host}:{s.port} closed the connection during the API handshake "
+                    f"({closed.result()}); is this the API port of TWS / IB Gateway, and is "
+                    "this host allowed to connect (Trusted IPs)?"
+                )
+            attempt.result()
         except ConnectionRefusedError:
-            raise BrokerUnavailable(
+            raise ConnectionRefused(
                 f"cannot connect to {s.host}:{s.port}: connection refused; is TWS / IB Gateway "
                 "(or `momentumbot gateway`) running with its API on this port?"
             ) from None
@@ -230,6 +265,10 @@ class IbBroker:
                 f"{s.host}:{s.port} did not complete the TWS API handshake ({exc!r}); is this "
                 "the API port of TWS / IB Gateway, and is the client id free?"
             ) from None
+        finally:
+            client.apiError -= on_api_error
+            if not attempt.done():
+                attempt.cancel()
         self.client_id = client_id
 
     async def disconnect(self) -> None:

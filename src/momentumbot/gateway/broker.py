@@ -537,3 +537,16 @@ class SimBroker:
 
 def _positive(x: float | None) -> bool:
     return x is not None and x > 0 and math.isfinite(x)
+
+
+def warm_up_fill_model(params: CostParams | None = None) -> None:
+    """Compile (or load from numba's cache) every compiled function the fills use, so the
+    first fill of a replay does not stall the clock. Called before the clock starts."""
+    from momentumbot.config.schema import ExecutionConfig
+    from momentumbot.execution.costs import cost_params, estimate_commission
+
+    p = params if params is not None else cost_params(ExecutionConfig())
+    for side in (BUY, SELL):
+        fill_price(100.0, side, p)
+        estimate_commission(side, 100.0, 100.0, 0.0, p)
+        match_in_bar(side, 100, 100, 100.0, 1_000.0, False, 10**12, 0.0, 0.0, 0.0, 0.0, p)

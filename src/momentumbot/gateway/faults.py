@@ -19,8 +19,11 @@ exec-duplicate           every execDetails is sent twice (same execId)
 commission-delay=SECONDS commission reports go out this long after their execDetails
 outage=HH:MM+SECONDS     connectivity lost (1100) at this New York time each day, restored
                          (1102) SECONDS virtual seconds later; market data paused between
-nightly-reset=HH:MM      every socket is dropped at this New York time each day
-restart=HH:MM            a gateway restart (sockets dropped, order ids reset) at this time
+nightly-reset=HH:MM[+SECONDS]
+                         every socket is dropped at this New York time each day and new
+                         connections are refused for SECONDS of replay time (0)
+restart=HH:MM[+SECONDS]  a gateway restart (sockets dropped, order ids reset) at this time,
+                         refusing connections for SECONDS of replay time (0)
 """
 
 
@@ -44,8 +47,9 @@ class Faults:
     exec_duplicate: bool = False
     commission_delay: float = 0.0
     outages: list[tuple[int, float]] = field(default_factory=list)  # (NY minute of day, seconds)
-    nightly_resets: list[int] = field(default_factory=list)  # NY minute of day
-    restarts: list[int] = field(default_factory=list)
+    # (NY minute of day, seconds of replay time the port refuses connections)
+    nightly_resets: list[tuple[int, float]] = field(default_factory=list)
+    restarts: list[tuple[int, float]] = field(default_factory=list)
 
     def no_data_for(self, symbol: str) -> bool:
         return "*" in self.no_market_data or symbol in self.no_market_data
@@ -90,9 +94,11 @@ class Faults:
             at, _, secs = value.partition("+")
             self.outages.append((_minute_of_day(at), float(secs or "60")))
         elif name == "nightly-reset":
-            self.nightly_resets.append(_minute_of_day(value))
+            at, _, secs = value.partition("+")
+            self.nightly_resets.append((_minute_of_day(at), _seconds(secs or "0")))
         elif name == "restart":
-            self.restarts.append(_minute_of_day(value))
+            at, _, secs = value.partition("+")
+            self.restarts.append((_minute_of_day(at), _seconds(secs or "0")))
         else:
             raise FaultSpecError(f"unknown fault {name!r}; the faults are:\n{FAULT_HELP}")
 
@@ -102,6 +108,13 @@ def _symbols(value: str) -> set[str]:
     if not out:
         raise ValueError("no symbols")
     return out
+
+
+def _seconds(text: str) -> float:
+    v = float(text)
+    if not v >= 0:
+        raise ValueError(text)
+    return v
 
 
 def _minute_of_day(text: str) -> int:

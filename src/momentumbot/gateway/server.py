@@ -33,6 +33,7 @@ from momentumbot.gateway.broker import (
     SimBroker,
     SimOrder,
     StatusChange,
+    warm_up_fill_model,
 )
 from momentumbot.gateway.faults import Faults
 from momentumbot.gateway.market import (
@@ -426,7 +427,8 @@ class GatewayServer:
         self._run_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._refuse_until = 0.0
+        self._bound_port = 0
+        self._reopen_task: asyncio.Task[None] | None = None
         self._closing = False
         self.outage = False
         self._outage_drop = False
@@ -442,10 +444,10 @@ class GatewayServer:
     # ---- lifecycle
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: ClientSession(self), self.cfg.host, self.cfg.port
-        )
+        warm_up_fill_model(
+            self.broker.params
+        )  # compiled (or loaded from the cache) before the clock starts
+        await self._listen(self.cfg.port)
         self._run_task = asyncio.create_task(self._run(), name="gateway-clock")
         log.info(
             "gateway listening on %s:%d; market time %s, %s; accounts %s",
@@ -458,14 +460,17 @@ class GatewayServer:
 
     @property
     def port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
+        """The API port (also while it is closed by a simulated restart)."""
+        return self._bound_port
 
     async def stop(self) -> None:
         # The clock task ends on the flag; cancelling alone is not enough on Python 3.11,
         # whose wait_for can swallow a cancellation that races with the awaited event.
         self._closing = True
         self._wake.set()
+        if self._reopen_task is not None:
+            self._reopen_task.cancel()
+            self._reopen_task = None
         if self._run_task is not None:
             self._run_task.cancel()
             await asyncio.wait({self._run_task}, timeout=5)
@@ -613,14 +618,14 @@ class GatewayServer:
                 if t > self._now_ns:
                     self._push_scheduled(t, "outage", secs)
                     self._push_scheduled(t + int(secs * NS), "restore", 0.0)
-            for minute in f.nightly_resets:
+            for minute, secs in f.nightly_resets:
                 t = base + minute * NS_PER_MINUTE
                 if t > self._now_ns:
-                    self._push_scheduled(t, "nightly-reset", 0.0)
-            for minute in f.restarts:
+                    self._push_scheduled(t, "nightly-reset", secs)
+            for minute, secs in f.restarts:
                 t = base + minute * NS_PER_MINUTE
                 if t > self._now_ns:
-                    self._push_scheduled(t, "restart", 0.0)
+                    self._push_scheduled(t, "restart", secs)
             # come back tomorrow to schedule the next day
             self._push_scheduled(base + 86_400 * NS + NS, "noop", 0.0)
         return self._scheduled[0][0] if self._scheduled else 2**62
@@ -630,24 +635,22 @@ class GatewayServer:
         heapq.heappush(self._scheduled, (t, self._seq, what, arg))
 
     def _run_scheduled(self) -> None:
-        _, _, what, _ = heapq.heappop(self._scheduled)
+        _, _, what, arg = heapq.heappop(self._scheduled)
+        # refusals are given in replay time: real seconds at the clock's speed (step mode: 1)
+        real = arg / (self.clock.speed if not self.clock.paused and self.clock.speed > 0 else 1.0)
         if what == "outage":
             self.lose_connectivity()
         elif what == "restore":
             self.restore_connectivity()
         elif what == "nightly-reset":
-            self.nightly_reset()
+            self.nightly_reset(down_seconds=real)
         elif what == "restart":
-            self.restart()
+            self.restart(down_seconds=real)
 
     # ---- connections
 
     def _connected(self, s: ClientSession) -> None:
         self.stats["connections"] += 1
-        if time.monotonic() < self._refuse_until:
-            log.info("refusing %s: gateway is down", s.peer)
-            s.abort()
-            return
         self.sessions.add(s)
         log.info("connection from %s", s.peer)
 
@@ -1707,10 +1710,40 @@ class GatewayServer:
 
     def _drop_all(self, down_seconds: float) -> None:
         if down_seconds > 0:
-            self._refuse_until = time.monotonic() + down_seconds
+            self._stop_listening(down_seconds)
         for s in list(self.sessions):
             s.abort()
         self._clients.clear()
+
+    def _stop_listening(self, seconds: float) -> None:
+        """Close the API port for `seconds` real seconds: connects are refused by the OS
+        (ECONNREFUSED at once), as while TWS / IB Gateway restarts."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._reopen_task is not None:
+            self._reopen_task.cancel()
+        log.warning("port %d closed for %.1f s", self._bound_port, seconds)
+        self._reopen_task = asyncio.ensure_future(self._listen_again(seconds))
+
+    async def _listen_again(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        while not self._closing:
+            try:
+                await self._listen(self._bound_port)
+            except OSError as exc:
+                log.error("cannot listen on port %d again (%s); retrying", self._bound_port, exc)
+                await asyncio.sleep(0.5)
+                continue
+            log.warning("port %d open again", self._bound_port)
+            return
+
+    async def _listen(self, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientSession(self), self.cfg.host, port, reuse_address=True
+        )
+        self._bound_port = int(self._server.sockets[0].getsockname()[1])
 
     def apply_fault(self, spec: str) -> None:
         self.faults.apply(spec)

@@ -15,6 +15,7 @@ Two kinds of records:
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -77,6 +78,15 @@ CREATE TABLE IF NOT EXISTS fills(
     reported_commission_micro INTEGER,
     fill_index INTEGER,
     received_ns INTEGER
+);
+CREATE TABLE IF NOT EXISTS errors(
+    seq INTEGER PRIMARY KEY,
+    server_ns INTEGER,
+    wall_utc TEXT NOT NULL,
+    task TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    message TEXT NOT NULL,
+    traceback TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS marks(
     label_ns INTEGER PRIMARY KEY,
@@ -333,6 +343,27 @@ class Journal:
             "INSERT INTO order_events(oid, server_ns, event, detail) VALUES (?, ?, ?, ?)",
             (oid, server_ns, event, detail),
         )
+
+    # ---- failures of the bot's own tasks (app.supervisor)
+
+    def add_error(
+        self, task: str, policy: str, message: str, traceback: str, server_ns: int | None = None
+    ) -> None:
+        """Record a failed task; written at once, outside any open transaction's fate."""
+        wall = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        self._db.execute(
+            "INSERT INTO errors(server_ns, wall_utc, task, policy, message, traceback)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (server_ns, wall, task, policy, message, traceback),
+        )
+
+    def errors(self) -> list[dict[str, Any]]:
+        cur = self._db.execute(
+            "SELECT seq, server_ns, wall_utc, task, policy, message, traceback FROM errors"
+            " ORDER BY seq"
+        )
+        cols = ("seq", "server_ns", "wall_utc", "task", "policy", "message", "traceback")
+        return [dict(zip(cols, row, strict=True)) for row in cur]
 
     def orders(self) -> dict[int, JournalOrder]:
         cur = self._db.execute(
