@@ -67,7 +67,7 @@ class WeekDriver:
         self.faults = dict(faults or {})
 
     async def settle(self, timeout: float = 30.0) -> None:
-        target = self.gw.now_ns()
+        target = self.gw.now_ns() // NS_MIN * NS_MIN  # mid-minute: the minute cannot be stepped yet
         await wait_for(
             lambda: (self.bot_progress() >= target and self.ready()) or not self.bot_alive(),
             timeout,

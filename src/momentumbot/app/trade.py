@@ -543,11 +543,14 @@ class Trader:
 
     def _catchup_duration(self) -> str:
         """History to ask for on a resubscribe: every session from the engine's next minute
-        to now (at least one day; nothing has opened yet is one day, whose bars are old)."""
+        to now, plus the one before. The extra session keeps the answer from being empty (IB
+        answers an empty range with error 162 and no stream): in the first seconds of a
+        session, before its first bar closed, "1 D" holds no bar at all. Its bars are
+        older than the engine's next minute and are dropped."""
         assert self.engine is not None
         day = pd.Timestamp(self.engine.next_label, tz="UTC").tz_convert(EXCHANGE_TZ)
         n = len(self._sessions_opened(day.tz_localize(None).normalize()))
-        return f"{max(n, 1)} D"
+        return f"{n + 1} D"
 
     async def _warm_up(self) -> None:
         """History for the warm-up sessions (plus one before, to know which symbols have
