@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import math
+import time
 from typing import Any
 
 import pytest
@@ -14,9 +14,7 @@ from momentumbot.gateway.faults import Faults, FaultSpecError
 from momentumbot.gateway.server import GatewayServer
 from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, run, wait_until
 
-DROPPED = (
-    r"Peer closed connection|reset by peer|Connection lost|Socket disconnect|API connection failed|Make sure API port"
-)
+DROPPED = r"Peer closed connection|reset by peer|Connection lost|Socket disconnect|API connection failed|Make sure API port"
 
 
 async def contract(ib: IB, symbol: str = "AAPL") -> Stock:

@@ -259,13 +259,14 @@ class Trader:
             if error is None and self.failure is not None:
                 error = self.failure.error
             await self._finish(error)
-        if self.fatal:
-            raise TradingStopped(self.fatal)
         if self.failure is not None:
             raise TaskFailed(
                 f"{describe(self.failure)}; the traceback is in {self.run_dir / 'run.log'}; "
                 "run the same command to resume the run folder"
+                + (f" ({self.fatal})" if self.fatal else "")
             )
+        if self.fatal:
+            raise TradingStopped(self.fatal)
         return self._outcome
 
     # ---------------------------------------------------------------- failures
@@ -773,28 +774,26 @@ class Trader:
         stop_deadline = 0.0
         poll = self.cfg.broker.server_time_poll_seconds
         while True:
+            # a stop is dealt with before the next step: no decision after it was asked for
+            if (self.kill.check_file() or self.kill.tripped) and not self._stopping:
+                self._stopping = True
+                self.stop_reason = self.kill.reason
+                log.warning("stopping: %s", self.kill.reason)
+                if self.failure is not None:
+                    await self._emergency_flatten()
+                else:
+                    self._stop_trading()
+                stop_deadline = time.monotonic() + self.cfg.risk.stop_wait_seconds
             self._try_step()
             if self.fatal or self._done:
                 break
-            if self.kill.check_file() or self.kill.tripped:
-                if not self._stopping:
-                    self._stopping = True
-                    self.stop_reason = self.kill.reason
-                    log.warning("stopping: %s", self.kill.reason)
-                    if self.failure is not None:
-                        await self._emergency_flatten()
-                    else:
-                        self._stop_trading()
-                    stop_deadline = time.monotonic() + self.cfg.risk.stop_wait_seconds
-                    if self.fatal or self._done:
-                        break
-                if self._stop_settled() or time.monotonic() > stop_deadline:
-                    if not self._stop_settled():
-                        log.warning(
-                            "stop: the flatten has not filled within %g s; its orders stay at IB",
-                            self.cfg.risk.stop_wait_seconds,
-                        )
-                    break
+            if self._stopping and (self._stop_settled() or time.monotonic() > stop_deadline):
+                if not self._stop_settled():
+                    log.warning(
+                        "stop: the flatten has not filled within %g s; its orders stay at IB",
+                        self.cfg.risk.stop_wait_seconds,
+                    )
+                break
             if self._time_wanted and self.conn.connected:
                 self._time_wanted = False
                 await self._sync_time()
