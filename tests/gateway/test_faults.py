@@ -39,11 +39,14 @@ def test_fault_specs_parse_and_reject_nonsense() -> None:
         "unknown=XYZ,abc", "reject=2", "reject-symbol=AAPL", "insufficient-funds", "pacing=5/10",
         "no-market-data=*", "client-id-in-use=9", "hold-client-id=2.5", "exec-delay=0.5",
         "exec-duplicate", "commission-delay=1", "outage=10:30+90", "nightly-reset=23:45", "restart=12:00",
+        "nightly-reset=00:15+300", "restart=23:50+2.5",
     ):  # fmt: skip
         f.apply(spec)
     assert f.unknown_symbols == {"XYZ", "ABC"} and f.reject_next == 2 and f.pacing == (5, 10.0)
     assert f.no_data_for("ANY") and 9 in f.reserved_client_ids and f.outages == [(630, 90.0)]
-    for bad in ("frobnicate", "pacing=x", "outage=25:00", "unknown="):
+    assert f.nightly_resets == [(23 * 60 + 45, 0.0), (15, 300.0)]
+    assert f.restarts == [(720, 0.0), (23 * 60 + 50, 2.5)]
+    for bad in ("frobnicate", "pacing=x", "outage=25:00", "unknown=", "nightly-reset=23:45+-1"):
         with pytest.raises(FaultSpecError):
             f.apply(bad)
 

@@ -222,8 +222,12 @@ class IbBroker:
             if not closed.done():
                 closed.set_result(str(msg))
 
+        def on_socket_closed(msg: str) -> None:
+            on_api_error(msg or "the other side closed the socket")
+
         client = self.ib.client
         client.apiError += on_api_error
+        client.conn.disconnected += on_socket_closed
         attempt = asyncio.ensure_future(
             self.ib.connectAsync(
                 s.host,
@@ -267,6 +271,7 @@ class IbBroker:
             ) from None
         finally:
             client.apiError -= on_api_error
+            client.conn.disconnected -= on_socket_closed
             if not attempt.done():
                 attempt.cancel()
         self.client_id = client_id
