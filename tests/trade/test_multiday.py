@@ -82,12 +82,14 @@ def test_a_week_with_a_nightly_reset_every_night(
     store_dir: Path, cfg_path: Path, backtest_dir: Path, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
     """`trade --sessions 4` across a weekday night, a half day, a holiday and a weekend, with
-    every socket dropped at 23:45 every night and the port closed for a second after."""
-    ib_log.expect(202)
+    every socket dropped at 23:45 every night and the port closed for a second after (an IB
+    Gateway restart), and IB's server reset after midnight (1100, then 1102 five minutes later)."""
+    ib_log.expect(202, 1100, 1102)
     ib_log.allow(DROPS)
     out = tmp_path / "trade"
     faults = Faults()
     faults.apply("nightly-reset=23:45+1")
+    faults.apply("outage=00:15+300")
 
     async def body() -> int:
         async with gateway(BarStore(store_dir), DAYS[0], faults=faults) as gw:

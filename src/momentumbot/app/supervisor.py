@@ -114,10 +114,6 @@ class Supervisor:
         self._tasks[name] = task
         return task
 
-    def running(self, name: str) -> bool:
-        t = self._tasks.get(name)
-        return t is not None and not t.done()
-
     def cancel(self, name: str) -> None:
         t = self._tasks.get(name)
         if t is not None and not t.done():

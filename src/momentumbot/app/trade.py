@@ -37,7 +37,7 @@ from momentumbot.data.calendar import EXCHANGE_TZ, NS_PER_MINUTE, TradingCalenda
 from momentumbot.domain.errors import ConfigError, DataError, MomentumbotError
 from momentumbot.engine import kernel as k
 from momentumbot.engine.live import LiveEngine, StepResult
-from momentumbot.execution.broker_protocol import ExecReport, OrderReport
+from momentumbot.execution.broker_protocol import BrokerListener, ExecReport, OrderReport
 from momentumbot.execution.ib_broker import (
     CONNECTIVITY_LOST,
     RESTORED_DATA_LOST,
@@ -283,7 +283,7 @@ class Trader:
         self.kill.trip(describe(failure))
         self._wake.set()
 
-    def _guarded(self) -> Any:
+    def _guarded(self) -> BrokerListener:
         """The listener the broker calls: each callback under the supervisor."""
         sup = self.sup
         return _GuardedListener(

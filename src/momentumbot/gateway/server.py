@@ -636,16 +636,19 @@ class GatewayServer:
 
     def _run_scheduled(self) -> None:
         _, _, what, arg = heapq.heappop(self._scheduled)
-        # refusals are given in replay time: real seconds at the clock's speed (step mode: 1)
-        real = arg / (self.clock.speed if not self.clock.paused and self.clock.speed > 0 else 1.0)
         if what == "outage":
             self.lose_connectivity()
         elif what == "restore":
             self.restore_connectivity()
         elif what == "nightly-reset":
-            self.nightly_reset(down_seconds=real)
+            self.nightly_reset(down_seconds=self._real_seconds(arg))
         elif what == "restart":
-            self.restart(down_seconds=real)
+            self.restart(down_seconds=self._real_seconds(arg))
+
+    def _real_seconds(self, replay_seconds: float) -> float:
+        """Replay seconds in real seconds at the clock's speed (step mode: one for one)."""
+        running = not self.clock.paused and self.clock.speed > 0
+        return replay_seconds / self.clock.speed if running else replay_seconds
 
     # ---- connections
 

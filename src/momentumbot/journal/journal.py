@@ -15,7 +15,7 @@ Two kinds of records:
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -350,7 +350,7 @@ class Journal:
         self, task: str, policy: str, message: str, traceback: str, server_ns: int | None = None
     ) -> None:
         """Record a failed task; written at once, outside any open transaction's fate."""
-        wall = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        wall = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self._db.execute(
             "INSERT INTO errors(server_ns, wall_utc, task, policy, message, traceback)"
             " VALUES (?, ?, ?, ?, ?, ?)",
