@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange, uint64
+from numba import prange, uint64
+
+from momentumbot.compiled import jit
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _bisect_pair(a: np.ndarray, x: float, y: float, n: int) -> tuple[int, int]:
     """Leftmost insertion points of x and y in sorted a[:n], branch-free and interleaved."""
     bx = 0
@@ -28,7 +30,7 @@ def _bisect_pair(a: np.ndarray, x: float, y: float, n: int) -> tuple[int, int]:
     return bx + (a[bx] < x), by + (a[by] < y)
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _shift_left(a: np.ndarray, lo: int, hi: int) -> None:
     """a[lo:hi] = a[lo + 1:hi + 1]; unsigned indexes let the loop vectorise."""
     i = uint64(lo)
@@ -38,7 +40,7 @@ def _shift_left(a: np.ndarray, lo: int, hi: int) -> None:
         i += uint64(1)
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _shift_right(a: np.ndarray, lo: int, hi: int) -> None:
     """a[lo + 1:hi + 1] = a[lo:hi], walking down."""
     i = uint64(hi)
@@ -48,7 +50,7 @@ def _shift_right(a: np.ndarray, lo: int, hi: int) -> None:
         i -= uint64(1)
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def qv_push(
     ring_all: np.ndarray,
     sorted_all: np.ndarray,
@@ -84,7 +86,7 @@ def qv_push(
     srt[p] = x
 
 
-@njit(cache=True, inline="always", fastmath=True)
+@jit(inline=True, fastmath=True)
 def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
     """Mean of the floor(n/2) smallest volumes of the window (0 when that is none).
     Volumes are whole numbers, so the sum is exact in any order."""
@@ -98,7 +100,7 @@ def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
     return total / k
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _advance(
     volume: float,
     close: float,
@@ -118,7 +120,7 @@ def _advance(
         qv_push(ring, srt, count, head, s, volume if bar else 0.0, window)
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def quiet_volume_pass_columns(
     volume: np.ndarray,
     close: np.ndarray,
@@ -149,7 +151,7 @@ def quiet_volume_pass_columns(
                 n_out[r, s] = count[s]
 
 
-@njit(cache=True)
+@jit()
 def quiet_volume_minute(
     volume: np.ndarray,
     close: np.ndarray,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from momentumbot.compiled import jit
 
 
-@njit(cache=True)
+@jit()
 def allocate(
     scores: np.ndarray,
     eligible: np.ndarray,

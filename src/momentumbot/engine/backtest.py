@@ -11,9 +11,10 @@ from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
+from numba import prange
 
 from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
+from momentumbot.compiled import jit
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import NS_PER_MINUTE, MinuteGrid, TradingCalendar
 from momentumbot.data.source import BarSource
@@ -169,7 +170,7 @@ def load_columns(
     return o, c, v
 
 
-@njit(cache=True, parallel=True)
+@jit(parallel=True)
 def _transpose(src: np.ndarray) -> np.ndarray:
     """(symbols x minutes) to a C-ordered (minutes x symbols) copy, in cache-sized blocks."""
     n_sym, n_min = src.shape

@@ -13,9 +13,9 @@ import math
 from typing import NamedTuple, TypeVar
 
 import numpy as np
-from numba import njit
 
 from momentumbot.allocation.rotation import allocate
+from momentumbot.compiled import jit
 from momentumbot.execution.costs import (
     BUY,
     SELL,
@@ -247,7 +247,7 @@ def grow(table: _Table, capacity: int) -> _Table:
 # ----------------------------------------------------------------------- orders
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _end_order(orders: OrderTable, oid: int, status: int) -> None:
     """Finish a working order: cancelled/replaced, or partially_filled if it had fills."""
     if orders.status[oid] != S_WORKING:
@@ -258,7 +258,7 @@ def _end_order(orders: OrderTable, oid: int, status: int) -> None:
         orders.status[oid] = status
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _new_order(
     st: State,
     orders: OrderTable,
@@ -288,7 +288,7 @@ def _new_order(
     return oid
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
     oid = st.working[s]
     if oid >= 0:
@@ -296,7 +296,7 @@ def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
         st.working[s] = -1
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _passes_cost_filter(
     side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams
 ) -> bool:
@@ -306,7 +306,7 @@ def _passes_cost_filter(
     return est <= kp.max_commission_bps * 1e-4 * qty * price + 1e-6
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
     oid = st.working[s]
     if oid < 0:
@@ -314,7 +314,7 @@ def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
     return orders.side[oid] * (orders.quantity[oid] - orders.filled[oid])
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _rebalance_may_act(
     s: int,
     band_long: np.ndarray,
@@ -346,7 +346,7 @@ def _rebalance_may_act(
     )
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _decide_symbol(
     s: int,
     signal: int,
@@ -420,7 +420,7 @@ def _decide_symbol(
     _new_order(st, orders, s, side, abs(delta), R_REBALANCE, decided_ns, S_WORKING)
 
 
-@njit(cache=True)
+@jit()
 def _flatten(st: State, orders: OrderTable, decided_ns: int) -> None:
     """Cancel every working order and sell every position, exempt from the volume cap."""
     for s in range(st.position.shape[0]):
@@ -440,7 +440,7 @@ def _flatten(st: State, orders: OrderTable, decided_ns: int) -> None:
 # ------------------------------------------------------------------------ fills
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _fill_one(
     oid: int,
     s: int,
@@ -495,7 +495,7 @@ def _fill_one(
         st.working[s] = -1
 
 
-@njit(cache=True)
+@jit()
 def apply_fill(
     oid: int,
     qty: int,
@@ -536,7 +536,7 @@ def apply_fill(
             st.working[s] = -1
 
 
-@njit(cache=True)
+@jit()
 def _fill_working(
     m: int,
     o: np.ndarray,
@@ -569,7 +569,7 @@ def _fill_working(
             _fill_one(oid, s, o[m, s], v[m, s], label_ns, st, orders, fills, cp)
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
     """Shadow orders fill in full at the next bar's open with slippage and commission."""
     q = st.shadow_pending[s]
@@ -591,7 +591,7 @@ def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
     st.shadow_pending[s] = 0
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def shadow_return_today(
     band_has: np.ndarray,
     realised: np.ndarray,
@@ -618,7 +618,7 @@ def shadow_return_today(
 # -------------------------------------------------------------------- allocator
 
 
-@njit(cache=True)
+@jit()
 def _run_allocator(
     decided_ns: int,
     st: State,
@@ -689,7 +689,7 @@ def _run_allocator(
 # --------------------------------------------------------------------- the loop
 
 
-@njit(cache=True)
+@jit()
 def _session_start(st: State, kp: KernelParams) -> None:
     st.counters[C_FIRST_ALLOC_DONE] = 0
     st.counters[C_AFTER_FLATTEN] = 0
@@ -704,7 +704,7 @@ def _session_start(st: State, kp: KernelParams) -> None:
         st.shadow_entry_cost[s] = 0.0
 
 
-@njit(cache=True)
+@jit()
 def run_minutes(
     o: np.ndarray,
     c: np.ndarray,
@@ -849,7 +849,7 @@ def run_minutes(
     return m_stop
 
 
-@njit(cache=True, inline="always")
+@jit(inline=True)
 def _bench_buy(
     s: int, bar_open: float, t: int, st: State, kp: KernelParams, cp: CostParams
 ) -> None:

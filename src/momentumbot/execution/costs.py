@@ -13,8 +13,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
+from momentumbot.compiled import jit
 from momentumbot.config.schema import ExecutionConfig
 
 BUY = 1
@@ -66,25 +66,25 @@ def cost_params(cfg: ExecutionConfig) -> CostParams:
     )
 
 
-@njit(cache=True)
+@jit()
 def to_micro(usd: float) -> int:
     """USD to integer micro-dollars, rounded half up."""
     return int(math.floor(usd * 1e6 + 0.5))
 
 
-@njit(cache=True)
+@jit()
 def slippage_per_share(open_price: float, p: CostParams) -> float:
     """How far a fill moves against us, USD per share."""
     return p.slippage_per_share + p.slippage_bps * 1e-4 * open_price
 
 
-@njit(cache=True)
+@jit()
 def fill_price(open_price: float, side: int, p: CostParams) -> float:
     """BUY pays open + slippage, SELL gets open - slippage; not rounded."""
     return open_price + side * slippage_per_share(open_price, p)
 
 
-@njit(cache=True)
+@jit()
 def volume_cap(volume: float, p: CostParams) -> int:
     """Most shares one order may fill in a bar of this volume (zero volume fills nothing)."""
     if not volume > 0.0:
@@ -92,7 +92,7 @@ def volume_cap(volume: float, p: CostParams) -> int:
     return int(math.floor(p.participation * volume + 1e-9))
 
 
-@njit(cache=True)
+@jit()
 def tier_rate(month_shares: float, p: CostParams) -> float:
     """IB tiered per-share rate for the shares already traded this calendar month."""
     for i in range(p.tier_thresholds.shape[0]):
@@ -101,7 +101,7 @@ def tier_rate(month_shares: float, p: CostParams) -> float:
     return p.tier_rates[p.tier_rates.shape[0] - 1]
 
 
-@njit(cache=True)
+@jit()
 def order_commission(
     side: int, shares: float, value: float, rated_shares: float, p: CostParams
 ) -> float:
@@ -125,7 +125,7 @@ def order_commission(
     return c
 
 
-@njit(cache=True)
+@jit()
 def estimate_commission(
     side: int, shares: float, price: float, month_shares: float, p: CostParams
 ) -> float:
@@ -134,7 +134,7 @@ def estimate_commission(
     return order_commission(side, shares, shares * price, rated, p)
 
 
-@njit(cache=True)
+@jit()
 def fill_commission_micro(
     side: int,
     prev_shares: float,
@@ -155,7 +155,7 @@ def fill_commission_micro(
     return after - before
 
 
-@njit(cache=True)
+@jit()
 def affordable_buy(
     want: int,
     price: float,

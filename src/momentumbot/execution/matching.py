@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
+from momentumbot.compiled import jit
 from momentumbot.execution.costs import (
     BUY,
     SELL,
@@ -25,7 +24,7 @@ from momentumbot.execution.costs import (
 )
 
 
-@njit(cache=True)
+@jit()
 def match_in_bar(
     side: int,
     remaining: int,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
+from momentumbot.compiled import jit
 from momentumbot.config.schema import StrategyConfig
 from momentumbot.data.store import BarStore
 from momentumbot.domain.errors import MomentumbotError
@@ -22,7 +22,7 @@ from momentumbot.reporting.run_data import NS_PER_MINUTE, MinuteAxis
 from momentumbot.strategy.band import band_update
 
 
-@njit(cache=True)
+@jit()
 def band_path(
     bar_open: np.ndarray,
     bar_close: np.ndarray,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numba import njit
+from momentumbot.compiled import jit
 
 # Thresholds are decimal numbers (a 1 % step, a 0.3 % buffer) and prices are cents, but
 # both reach us as binary floats: 5.05 / 5.00 - 1 is 0.99999999999999645 %, and three
@@ -12,7 +12,7 @@ from numba import njit
 EPS = 1e-9
 
 
-@njit(cache=True)
+@jit()
 def band_update(
     close: float, ref: float, level: float, long: bool, step: float, buffer: float
 ) -> tuple[int, float, bool]:

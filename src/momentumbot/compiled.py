@@ -1,0 +1,104 @@
+"""Compiled (numba) functions: the one decorator every compiled function uses.
+
+Owns: how the project's numba functions are compiled and where their machine code is cached.
+
+- `jit` is typed (`Callable[P, R] -> Callable[P, R]`), so mypy checks every call of a compiled
+  function against its annotations (numba's own decorator returns Any).
+- numba keys a cached function on its own file only: an edit to `strategy/band.py` would
+  leave the kernel that inlines `band_update` stale in the cache. Here the cache directory is
+  keyed by the source of every compiled module (and numba's and Python's versions), so an
+  edit to any of them compiles everything afresh and a stale kernel can never run.
+  The directory is `$NUMBA_CACHE_DIR/momentumbot-<key>` when that variable is set, else
+  `~/.cache/momentumbot/numba/<key>` (`$XDG_CACHE_HOME` is honoured); older keys are pruned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar, cast
+
+import numba
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PACKAGE = Path(__file__).resolve().parent
+# every module with a compiled function (a test keeps this list complete)
+COMPILED_MODULES = (
+    "allocation/quiet_volume.py",
+    "allocation/rotation.py",
+    "engine/backtest.py",
+    "engine/kernel.py",
+    "execution/costs.py",
+    "execution/matching.py",
+    "reporting/symbols.py",
+    "strategy/band.py",
+)
+KEEP_KEYS = 3
+
+
+def source_key(package: Path = PACKAGE) -> str:
+    """A short hash of every compiled module's source, numba's and Python's versions."""
+    h = hashlib.sha256()
+    h.update(f"{numba.__version__}|{sys.version_info[:2]}".encode())
+    for rel in COMPILED_MODULES:
+        h.update(rel.encode())
+        h.update((package / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir(key: str) -> Path:
+    base = os.environ.get("NUMBA_CACHE_DIR")
+    if base:
+        return Path(base) / f"momentumbot-{key}"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "momentumbot" / "numba" / key
+
+
+def _prune(current: Path) -> None:
+    """Keep the newest KEEP_KEYS caches beside `current` (each source change makes one)."""
+    if current.parent.name != "numba":
+        return
+    with contextlib.suppress(OSError):
+        others = sorted(
+            (p for p in current.parent.iterdir() if p.is_dir() and p != current),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in others[KEEP_KEYS - 1 :]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _use_cache_dir() -> Path:
+    d = cache_dir(source_key())
+    with contextlib.suppress(OSError):
+        d.mkdir(parents=True, exist_ok=True)
+        _prune(d)
+    numba.config.CACHE_DIR = str(d)  # type: ignore[attr-defined]  # read when each compiled function is declared
+    return d
+
+
+CACHE_DIR = _use_cache_dir()
+
+
+def jit(
+    *, inline: bool = False, parallel: bool = False, fastmath: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`numba.njit(cache=True, ...)`, typed so that calls are checked like Python calls."""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        compiled = numba.njit(
+            cache=True,
+            inline="always" if inline else "never",
+            parallel=parallel,
+            fastmath=fastmath,
+        )(fn)
+        return cast(Callable[P, R], compiled)
+
+    return decorate
