@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from momentumbot.domain.errors import MomentumbotError
+from momentumbot.domain.symbols import parse_symbols_option
 
 app = typer.Typer(
     name="momentumbot",
@@ -54,17 +55,6 @@ def config_reference() -> None:
     typer.echo(config_reference_markdown(), nl=False)
 
 
-def _parse_symbols(symbols: str | None) -> list[str] | None:
-    if symbols is None:
-        return None
-    out = [s.strip().upper() for s in symbols.split(",") if s.strip()]
-    if not out:
-        from momentumbot.domain.errors import ConfigError
-
-        raise ConfigError("--symbols: the symbol list is empty; give tickers like AAPL,MSFT")
-    return out
-
-
 def _run_backtest_cli(
     cfg_path: Path | None,
     store: Path | None,
@@ -93,7 +83,7 @@ def _run_backtest_cli(
         )
     out_dir = out if out is not None else default_run_dir()
     source = BarStore(store_dir)
-    chosen = _parse_symbols(symbols)
+    chosen = parse_symbols_option(symbols)
     if chosen == ["ALL"]:
         chosen = source.symbols()
     console = Console()

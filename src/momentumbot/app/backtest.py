@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from momentumbot import __version__
-from momentumbot.app import run_folder as rf
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 from momentumbot.engine.backtest import BacktestResult, BarSource, run_backtest
+from momentumbot.reporting import run_folder as rf
 from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips, to_jsonable
 
 log = logging.getLogger("momentumbot.backtest")

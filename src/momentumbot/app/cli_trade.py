@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from momentumbot.domain.errors import ConfigError
+from momentumbot.domain.symbols import split_symbols
 
 
 def trade_command(
@@ -71,7 +72,7 @@ def trade_command(
     out_dir = out if out is not None else default_trade_dir()
     chosen = None
     if symbols is not None:
-        chosen = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
+        chosen = tuple(split_symbols(symbols))
         if not chosen:
             raise ConfigError("--symbols: the symbol list is empty; give tickers like AAPL,MSFT")
         from momentumbot.config.loader import parse_config

@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from momentumbot import __version__
-from momentumbot.app import run_folder as rf
 from momentumbot.app.backtest import write_results
 from momentumbot.app.supervisor import Failure, Supervisor, TaskFailed, describe
 from momentumbot.config.loader import config_to_toml, parse_config
@@ -50,6 +49,7 @@ from momentumbot.execution.ib_broker import (
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
 from momentumbot.journal.reconcile import EngineOrder, make_ref, parse_ref, reconcile
+from momentumbot.reporting import run_folder as rf
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits, daily_loss_breached, pre_trade
 

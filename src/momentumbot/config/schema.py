@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-_TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+from momentumbot.domain.symbols import is_ticker
 
 
 class _Section(BaseModel):
@@ -365,7 +364,7 @@ class AppConfig(_Section):
         cleaned: list[str] = []
         for raw in value:
             sym = raw.strip().upper()
-            if not _TICKER.match(sym):
+            if not is_ticker(sym):
                 raise ValueError(
                     f"{raw!r} is not a ticker: use 1-10 characters, letters, digits, '.' or '-'"
                 )

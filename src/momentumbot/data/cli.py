@@ -568,7 +568,9 @@ def generate_command(
     from momentumbot.domain.errors import DataError
 
     if symbol_list is not None:
-        names = [s.strip().upper() for s in symbol_list.split(",") if s.strip()]
+        from momentumbot.domain.symbols import split_symbols
+
+        names = split_symbols(symbol_list)
         if not names:
             raise DataError("--symbol-list: no symbols given")
         if len(set(names)) != len(names):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,12 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from momentumbot.domain.errors import DataError
+from momentumbot.domain.symbols import TICKER, is_ticker
 
 NS_PER_MINUTE = 60_000_000_000
 ROW_GROUP_ROWS = 16_384
 PRICE_COLUMNS = ("open", "high", "low", "close")
 BAR_COLUMNS = ("ts", *PRICE_COLUMNS, "volume")
-SYMBOL_PATTERN = re.compile(r"[A-Z][A-Z0-9.-]{0,9}")
+SYMBOL_PATTERN = TICKER
 
 SCHEMA = pa.schema(
     [
@@ -82,7 +82,7 @@ class _Columns(NamedTuple):
 
 def check_symbol(symbol: str) -> str:
     """The symbol itself if it is a valid upper-case ticker, else a DataError."""
-    if not isinstance(symbol, str) or not SYMBOL_PATTERN.fullmatch(symbol):
+    if not is_ticker(symbol):
         raise DataError(
             f"invalid symbol {symbol!r}: a symbol is an upper-case ticker of 1-10 characters "
             "(A-Z first, then A-Z, 0-9, '.' or '-'), e.g. AAPL or BRK.B"

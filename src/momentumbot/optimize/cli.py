@@ -83,10 +83,10 @@ def optimize_command(
         TimeRemainingColumn,
     )
 
-    from momentumbot.cli import _parse_symbols
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
     from momentumbot.domain.errors import ConfigError
+    from momentumbot.domain.symbols import parse_symbols_option
     from momentumbot.optimize.space import parse_params
     from momentumbot.optimize.sweep import SweepSpec, run_sweep
     from momentumbot.optimize.walkforward import parse_walk_forward
@@ -96,7 +96,7 @@ def optimize_command(
     wf = parse_walk_forward(walk_forward) if walk_forward else None
     cfg = load_config(config)
     store_dir = store if store is not None else Path(cfg.data.store)
-    chosen = _parse_symbols(symbols)
+    chosen = parse_symbols_option(symbols)
     if chosen == ["ALL"]:
         chosen = BarStore(store_dir).symbols() if store_dir.is_dir() else []
     syms = chosen if chosen is not None else list(cfg.symbols)

@@ -8,19 +8,19 @@ import json
 import math
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from momentumbot.app import run_folder as rf
 from momentumbot.app.backtest import backtest_to_folder
 from momentumbot.config.loader import load_config
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.store import BarStore
 from momentumbot.optimize.overfit import Overfitting, overfitting
+from momentumbot.optimize.plan import SweepOutcome, SweepPlan, best_config_text
 from momentumbot.optimize.results import daily_matrix
 from momentumbot.optimize.space import ParamSet, apply_params, params_key
 from momentumbot.optimize.walkforward import (
@@ -30,12 +30,10 @@ from momentumbot.optimize.walkforward import (
     stitch_equity,
     stitched_fills,
 )
+from momentumbot.reporting import run_folder as rf
 from momentumbot.reporting.console import figure_label, format_figure
 from momentumbot.reporting.html import esc, json_numbers, page
 from momentumbot.reporting.metrics import FIGURE_NAMES, compute_figures, to_jsonable
-
-if TYPE_CHECKING:
-    from momentumbot.optimize.sweep import SweepOutcome, SweepPlan
 
 MAX_TABLE_ROWS = 500
 SIDE_BY_SIDE = ("total_return", "annual_return", "sharpe", "sortino", "calmar", "max_drawdown",
@@ -62,8 +60,6 @@ def _overfit(rows: pd.DataFrame, plan: SweepPlan) -> Overfitting:
 
 def write_outputs(plan: SweepPlan, outcome: SweepOutcome, base: AppConfig) -> None:
     """Everything after the runs: choose, write, draw, summarise."""
-    from momentumbot.optimize.sweep import best_config_text
-
     spec = plan.spec
     out = spec.out
     results = outcome.results.copy()

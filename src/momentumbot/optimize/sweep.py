@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from momentumbot import __version__
 from momentumbot.app.backtest import write_results
-from momentumbot.config.loader import config_to_toml
-from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.store import BarStore
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.engine.backtest import resolve_sessions
 from momentumbot.optimize.fast import SweepData, Window
+from momentumbot.optimize.plan import SweepOutcome, SweepPlan, SweepSpec
+from momentumbot.optimize.report import write_outputs
 from momentumbot.optimize.results import ResultsStore
 from momentumbot.optimize.runner import (
     DaskRunner,
@@ -34,7 +31,6 @@ from momentumbot.optimize.runner import (
 )
 from momentumbot.optimize.space import (
     ParamSet,
-    ParamSpec,
     apply_params,
     check_values,
     grid,
@@ -51,56 +47,6 @@ from momentumbot.optimize.walkforward import (
 log = logging.getLogger("momentumbot.optimize")
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """Everything `momentumbot optimize` was asked, checked."""
-
-    base: AppConfig
-    store: Path
-    symbols: list[str]
-    start: str
-    end: str
-    specs: list[ParamSpec]
-    out: Path
-    method: str = "grid"
-    trials: int | None = None
-    seed: int = 0
-    objective: str = "sharpe"
-    walk_forward: tuple[int, int] | None = None
-    workers: int | None = None
-    scheduler: str | None = None
-    report: bool = True
-
-
-@dataclass
-class SweepPlan:
-    spec: SweepSpec
-    param_sets: list[ParamSet]
-    windows: list[WalkWindow]  # walk-forward windows (empty for a plain sweep)
-    span: Window  # the whole range
-    sessions: pd.DatetimeIndex
-
-    @property
-    def order(self) -> list[str]:
-        return [params_key(p) for p in self.param_sets]
-
-
-@dataclass
-class SweepOutcome:
-    out: Path
-    results: pd.DataFrame
-    best: pd.Series | None
-    best_config: Path | None
-    summary_html: Path | None
-    ran: int
-    skipped: int
-    failed: int
-    seconds: float
-    runner: str
-    extras: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds by stage
 
 
 def _day(ts: pd.Timestamp) -> str:
@@ -193,8 +139,6 @@ def run_sweep(
     on_runner: Callable[[Runner], None] | None = None,
 ) -> SweepOutcome:
     """Run (or finish) the sweep into spec.out and write every output."""
-    from momentumbot.optimize.report import write_outputs
-
     t0 = time.perf_counter()
     plan = plan_sweep(spec)
     store = ResultsStore(spec.out, [s.name for s in spec.specs])
@@ -340,17 +284,3 @@ def _job(spec: SweepSpec, plan: SweepPlan, base_dump: dict[str, Any]) -> SweepJo
         BarStore(spec.store), spec.symbols, spans, sorted(qws), spec.base.session.calendar
     )
     return SweepJob(data, base_dump, list(spec.specs))
-
-
-def best_config_text(cfg: AppConfig, store: Path, note: Sequence[str]) -> str:
-    """best.toml: the whole config (symbols and store included), ready for `backtest`
-    and `trade`. Secrets are never written (the environment supplies them)."""
-    data = cfg.model_copy(
-        update={"data": cfg.data.model_copy(update={"store": str(store.resolve())})}
-    )
-    text = config_to_toml(data)
-    text = "\n".join(
-        line for line in text.splitlines() if not line.startswith("alphavantage_api_key")
-    )
-    header = "".join(f"# {line}\n" for line in note)
-    return f"# written by momentumbot {__version__} optimize\n{header}{text}\n"
