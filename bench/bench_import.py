@@ -29,10 +29,11 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 
 from momentumbot.data.alphavantage import AlphaVantageFetcher, AlphaVantageSettings
-from momentumbot.data.calendar import EXCHANGE_TZ, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.importers import import_files
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols, generate_bars
+from momentumbot.domain.units import EXCHANGE_TZ
 
 HERE = Path(__file__).resolve().parent
 SHARED_AV = HERE.parent / ".." / "shared" / "data" / "eqker_alphavantage_2019-02"

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from momentumbot.data.calendar import EXCHANGE_TZ, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.importers import import_files
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols, generate_bars, synthetic_sessions
+from momentumbot.domain.units import EXCHANGE_TZ
 
 
 def _av_csv(frame: pd.DataFrame, path: Path) -> None:

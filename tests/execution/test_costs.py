@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from momentumbot.config.schema import ExecutionConfig
+from momentumbot.domain.units import MICRO
 from momentumbot.execution.costs import (
     BUY,
-    MICRO,
     SELL,
     affordable_buy,
     cost_params,
@@ -111,8 +113,7 @@ def test_match_in_bar_caps_and_clamps() -> None:
     assert qty == 0  # zero volume fills nothing
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 
 @settings(max_examples=200, deadline=None)
@@ -152,3 +153,12 @@ def test_a_round_trip_at_one_price_loses_exactly_its_costs(qty: int, open_price:
     pnl = qty * sell - qty * buy - c_buy - c_sell
     slippage = 2 * qty * (0.01 + 1e-4 * open_price)
     assert abs(pnl + slippage + c_buy + c_sell) <= 1e-6 * qty * open_price
+
+
+@given(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False))
+def test_one_micro_dollar_rule_compiled_and_not(usd: float) -> None:
+    from momentumbot.domain.units import usd_to_micro
+    from momentumbot.execution.costs import to_micro
+
+    assert to_micro(usd) == usd_to_micro(usd)
+    assert usd_to_micro(0.0000005) == 1 and usd_to_micro(-0.0000005) == 0  # half up

@@ -10,7 +10,8 @@ import pytest
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.synthetic import generate_bars, synthetic_sessions
-from momentumbot.execution.costs import BUY, MICRO, SELL, cost_params
+from momentumbot.domain.units import MICRO
+from momentumbot.execution.costs import BUY, SELL, cost_params
 from momentumbot.gateway.broker import Bar, Execution, OrderRejected, OrderRequest, SimBroker
 from tests.gateway.reference import MINUTE, RefOrder, reference_fills
 

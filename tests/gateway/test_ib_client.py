@@ -13,7 +13,8 @@ import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Order, Stock, StopOrder
 
 from momentumbot.config.schema import ExecutionConfig
-from momentumbot.execution.costs import MICRO, cost_params, order_commission
+from momentumbot.domain.units import MICRO
+from momentumbot.execution.costs import cost_params, order_commission
 from momentumbot.gateway.market import stable_con_id
 from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, run, wait_until
 

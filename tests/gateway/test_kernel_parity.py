@@ -10,8 +10,8 @@ from ib_async import MarketOrder, Stock
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols, write_synthetic
+from momentumbot.domain.units import MICRO
 from momentumbot.engine.backtest import run_backtest
-from momentumbot.execution.costs import MICRO
 from tests.gateway.conftest import barrier, connected, gateway, run, wait_until
 
 SYMBOLS = default_symbols(8)

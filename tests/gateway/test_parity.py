@@ -12,7 +12,8 @@ from ib_async import MarketOrder, Stock
 
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.synthetic import synthetic_sessions
-from momentumbot.execution.costs import BUY, MICRO, SELL, cost_params
+from momentumbot.domain.units import MICRO
+from momentumbot.execution.costs import BUY, SELL, cost_params
 from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, run, wait_until
 from tests.gateway.reference import RefOrder, reference_fills
 

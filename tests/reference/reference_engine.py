@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.config.schema import AppConfig
-from momentumbot.data.calendar import NS_PER_MINUTE, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
+from momentumbot.domain.units import NS_PER_MINUTE
 
 BUY = 1
 SELL = -1

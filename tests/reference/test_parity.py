@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from momentumbot.config.schema import AppConfig
-from momentumbot.data.calendar import NS_PER_MINUTE, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
+from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.engine.backtest import run_backtest
 from momentumbot.testing import MemoryBarSource
 from tests.reference.reference_engine import RefResult, run_reference

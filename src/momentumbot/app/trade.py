@@ -32,8 +32,9 @@ from momentumbot.app.backtest import write_results
 from momentumbot.app.supervisor import Failure, Supervisor, TaskFailed, describe
 from momentumbot.config.loader import config_to_toml, parse_config
 from momentumbot.config.schema import AppConfig
-from momentumbot.data.calendar import EXCHANGE_TZ, NS_PER_MINUTE, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
 from momentumbot.domain.errors import ConfigError, DataError, MomentumbotError
+from momentumbot.domain.units import EXCHANGE_TZ, NS, NS_PER_MINUTE, usd_to_micro
 from momentumbot.engine import kernel as k
 from momentumbot.engine.live import LiveEngine, StepResult
 from momentumbot.execution.broker_protocol import BrokerListener, ExecReport, OrderReport
@@ -55,7 +56,6 @@ from momentumbot.risk.limits import RiskLimits, daily_loss_breached, pre_trade
 
 log = logging.getLogger("momentumbot.trade")
 
-NS = 1_000_000_000
 PAPER_PORTS = (7497, 4002)
 LIVE_PORTS = (7496, 4001)
 SIDE_NAME = {1: "BUY", -1: "SELL"}
@@ -677,12 +677,12 @@ class Trader:
             expected_cash = (
                 int(start_cash)
                 + self.engine.cash_micro
-                - round(self.cfg.portfolio.initial_cash * 1e6)
+                - usd_to_micro(self.cfg.portfolio.initial_cash)
             )
             for p in self._pending_fills:
                 comm = p.commission_micro or 0
                 expected_cash -= (
-                    p.report.side * round(p.report.quantity * p.report.price * 1e6) + comm
+                    p.report.side * usd_to_micro(p.report.quantity * p.report.price) + comm
                 )
         known = set(j.fills())
         r = reconcile(
@@ -706,7 +706,7 @@ class Trader:
             self._done = True
             return False
         if start_cash is None and snap.cash_micro is not None:
-            need = round(self.cfg.portfolio.initial_cash * 1e6)
+            need = usd_to_micro(self.cfg.portfolio.initial_cash)
             if snap.cash_micro < need:
                 raise ConfigError(
                     f"[portfolio] initial_cash {self.cfg.portfolio.initial_cash:,.2f} USD is more "

@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.config.schema import DataConfig
-from momentumbot.data.calendar import EXCHANGE_TZ, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.importers import ImportedBars, Label, read_bars_file
 from momentumbot.data.manifest import FetchManifest, fetch_lock
 from momentumbot.data.store import BarStore, check_symbol, format_ns, validate_bars
 from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_DAY
 
 log = logging.getLogger("momentumbot.data.alphavantage")
 
@@ -33,7 +34,7 @@ ENV_BASE_URL = "ALPHAVANTAGE_BASE_URL"
 MANIFEST_SOURCE = "alphavantage"
 FIRST_MONTH = "2000-01"  # the provider's intraday history starts here
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
-_NS_PER_DAY = 86_400 * 1_000_000_000
+
 # Extended hours run 04:00-20:00 New York: a bar labelled 04:00 can only be start-labelled,
 # one labelled 20:00 only end-labelled.
 _PRE_MARKET_OPEN_MIN = 4 * 60
@@ -496,7 +497,7 @@ class AlphaVantageFetcher:
                 "extended_hours": extended,
                 "adjusted": opt.adjusted,
                 # the last session's bars settle by the next day; until then fetch it again
-                "complete": now >= hi + _NS_PER_DAY,
+                "complete": now >= hi + NS_PER_DAY,
                 "fetched_at": format_ns(now),
             },
         )

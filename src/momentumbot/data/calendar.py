@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 
-NS_PER_MINUTE = 60_000_000_000
-EXCHANGE_TZ = "America/New_York"
 _CAL_START = "1990-01-02"
 
 

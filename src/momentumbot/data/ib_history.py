@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.config.schema import DataConfig
-from momentumbot.data.calendar import EXCHANGE_TZ, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.manifest import FetchManifest, fetch_lock
 from momentumbot.data.store import BarStore, check_symbol, format_ns
 from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.domain.units import EXCHANGE_TZ, NS
 
 log = logging.getLogger("momentumbot.data.ib_history")
 
 MANIFEST_SOURCE = "ib"
-NS = 1_000_000_000
 
 StopKind = Literal["connection", "retries"]
 

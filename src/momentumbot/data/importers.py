@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from momentumbot.data.calendar import EXCHANGE_TZ, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.store import (
     NS_PER_MINUTE,
     PRICE_COLUMNS,
@@ -21,6 +21,7 @@ from momentumbot.data.store import (
     BarStore,
 )
 from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.domain.units import EXCHANGE_TZ
 
 Label = Literal["start", "end", "auto"]
 Format = Literal["csv", "alphavantage"]

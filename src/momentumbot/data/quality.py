@@ -15,9 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from momentumbot.data.calendar import EXCHANGE_TZ, TradingCalendar
-from momentumbot.data.store import NS_PER_MINUTE, SCHEMA, BarStore, format_ns
+from momentumbot.data.calendar import TradingCalendar
+from momentumbot.data.store import SCHEMA, BarStore, format_ns
 from momentumbot.domain.errors import DataError
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 
 
 @dataclass(frozen=True)

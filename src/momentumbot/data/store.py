@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 
 from momentumbot.domain.errors import DataError
 from momentumbot.domain.symbols import TICKER, is_ticker
+from momentumbot.domain.units import NS_PER_MINUTE
 
-NS_PER_MINUTE = 60_000_000_000
 ROW_GROUP_ROWS = 16_384
 PRICE_COLUMNS = ("open", "high", "low", "close")
 BAR_COLUMNS = ("ts", *PRICE_COLUMNS, "volume")

@@ -16,9 +16,10 @@ from numba import prange
 from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
 from momentumbot.compiled import jit
 from momentumbot.config.schema import AppConfig
-from momentumbot.data.calendar import NS_PER_MINUTE, MinuteGrid, TradingCalendar
+from momentumbot.data.calendar import MinuteGrid, TradingCalendar
 from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.engine import kernel as k
 from momentumbot.execution.costs import CostParams, cost_params
 
@@ -205,7 +206,7 @@ def resolve_sessions(
     infos = [source.info(s) for s in symbols]
     first = min(i.first_ns for i in infos)
     last = max(i.last_ns for i in infos)
-    tz = "America/New_York"
+    tz = EXCHANGE_TZ
     s = (
         pd.Timestamp(start)
         if start

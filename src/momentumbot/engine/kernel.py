@@ -161,7 +161,7 @@ def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
     """A fresh engine state: all cash, no bands, empty windows."""
     s = n_symbols
     counters = np.zeros(N_COUNTERS, dtype=np.int64)
-    counters[C_CASH] = round(initial_cash * 1_000_000)
+    counters[C_CASH] = to_micro(initial_cash)
     counters[C_BENCH_CASH] = counters[C_CASH]
     counters[C_MONTH] = -1
     return State(

@@ -21,8 +21,9 @@ import pandas as pd
 
 from momentumbot.allocation.quiet_volume import quiet_volume_minute, quiet_volume_pass_columns
 from momentumbot.config.schema import AppConfig
-from momentumbot.data.calendar import EXCHANGE_TZ, MinuteGrid, TradingCalendar
+from momentumbot.data.calendar import MinuteGrid, TradingCalendar
 from momentumbot.domain.errors import DataError
+from momentumbot.domain.units import EXCHANGE_TZ
 from momentumbot.engine import kernel as k
 from momentumbot.engine.backtest import (
     BacktestResult,

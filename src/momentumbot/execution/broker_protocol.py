@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-NS_PER_MINUTE = 60_000_000_000
+from momentumbot.domain.units import NS_PER_MINUTE
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from momentumbot.config.schema import ExecutionConfig
 
 BUY = 1
 SELL = -1
-MICRO = 1_000_000
 
 SCHEDULE_FIXED = 0
 SCHEDULE_TIERED = 1

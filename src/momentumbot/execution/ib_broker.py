@@ -35,6 +35,7 @@ from ib_async import Fill as IbFill
 
 from momentumbot.config.schema import BrokerConfig
 from momentumbot.domain.errors import DataError, RetryLaterError
+from momentumbot.domain.units import NS, usd_to_micro
 from momentumbot.execution.broker_protocol import (
     BarArrays,
     BrokerListener,
@@ -45,8 +46,6 @@ from momentumbot.execution.broker_protocol import (
 
 log = logging.getLogger("momentumbot.broker")
 
-NS = 1_000_000_000
-NS_PER_MINUTE = 60 * NS
 UNSET_DOUBLE = 1.7976931348623157e308
 
 CONNECTIVITY_LOST = 1100
@@ -132,8 +131,7 @@ class _Pacer:
         self._next = max(self._next, time.monotonic() + seconds)
 
 
-def _micro(usd: float) -> int:
-    return int(math.floor(usd * 1_000_000 + 0.5))
+_micro = usd_to_micro
 
 
 def _side(action: str) -> int:

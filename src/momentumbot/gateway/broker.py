@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
-from momentumbot.execution.costs import BUY, MICRO, SELL, CostParams, fill_price
+from momentumbot.domain.units import MICRO, NS_PER_MINUTE, usd_to_micro
+from momentumbot.execution.costs import BUY, SELL, CostParams, fill_price
 from momentumbot.execution.matching import match_in_bar
 
-NS_PER_MINUTE = 60_000_000_000
 PRICE_TOLERANCE = 1e-9
 ORDER_TYPES = ("MKT", "LMT", "STP")
 TIFS = ("DAY", "GTC", "IOC")
@@ -520,7 +520,7 @@ class SimBroker:
         acct = self.accounts[account]
         value = acct.cash_micro
         for sym, pos in acct.held().items():
-            value += round(pos.qty * marks.get(sym, 0.0) * MICRO)
+            value += usd_to_micro(pos.qty * marks.get(sym, 0.0))
         return value
 
     def fills_of(

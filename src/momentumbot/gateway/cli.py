@@ -13,6 +13,7 @@ import pandas as pd
 import typer
 
 from momentumbot.domain.errors import ConfigError, DataError, RetryLaterError
+from momentumbot.domain.units import EXCHANGE_TZ
 
 if TYPE_CHECKING:
     from momentumbot.data.store import BarStore
@@ -129,7 +130,7 @@ def _second_session(bars: BarStore, symbols: list[str]) -> str:
     from momentumbot.data.calendar import TradingCalendar
 
     first_ns = min(bars.info(s).first_ns for s in symbols)
-    day = pd.Timestamp(first_ns, tz="UTC").tz_convert("America/New_York").date()
+    day = pd.Timestamp(first_ns, tz="UTC").tz_convert(EXCHANGE_TZ).date()
     sessions = TradingCalendar("XNYS").sessions(day, pd.Timestamp(day) + pd.Timedelta(days=14))
     if len(sessions) < 2:
         raise DataError(f"the store's bars start on {day}; no session follows it in the calendar")

@@ -16,11 +16,10 @@ import pandas as pd
 
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.source import BarArraysLike, BarReader
+from momentumbot.domain.units import EXCHANGE_TZ, NS, NS_PER_MINUTE
 from momentumbot.gateway.protocol import BarRow, StockInfo
 
-NS = 1_000_000_000
-NS_PER_MINUTE = 60 * NS
-NY = ZoneInfo("America/New_York")
+NY = ZoneInfo(EXCHANGE_TZ)
 FAR_FUTURE_NS = 2**62
 
 

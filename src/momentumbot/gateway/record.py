@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
-from momentumbot.execution.costs import BUY, MICRO
+from momentumbot.domain.units import MICRO, NS
+from momentumbot.execution.costs import BUY
 from momentumbot.gateway.broker import Fill, SimOrder
-from momentumbot.gateway.market import NS, ny_time
+from momentumbot.gateway.market import ny_time
 
 
 def iso(ns: int) -> str:

@@ -21,7 +21,8 @@ import pandas as pd
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.source import BarReader
-from momentumbot.execution.costs import BUY, MICRO, SELL, cost_params, estimate_commission
+from momentumbot.domain.units import MICRO, usd_to_micro
+from momentumbot.execution.costs import BUY, SELL, cost_params, estimate_commission
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.broker import (
     Bar,
@@ -1493,7 +1494,7 @@ class GatewayServer:
         for sym, pos in acct.positions.items():
             realized += pos.realized_micro
             if pos.qty:
-                value = round(pos.qty * self.mark(sym) * MICRO)
+                value = usd_to_micro(pos.qty * self.mark(sym))
                 gross += value
                 unrealized += value - pos.cost_micro
         net = cash + gross

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from momentumbot.reporting.metrics import EXCHANGE_TZ
+from momentumbot.domain.units import EXCHANGE_TZ
 
 NOT_AVAILABLE = "n/a"
 

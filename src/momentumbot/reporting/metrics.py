@@ -88,9 +88,9 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.domain.errors import DataError
+from momentumbot.domain.units import EXCHANGE_TZ
 
 SESSIONS_PER_YEAR = 252
-EXCHANGE_TZ = "America/New_York"
 
 # Returns are fractions of order 1e-3..1e-1; a deviation this small is float noise from
 # identical daily returns, and dividing by it would report an absurd ratio instead of None.

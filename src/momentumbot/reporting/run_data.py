@@ -23,10 +23,10 @@ import pandas as pd
 from momentumbot.config.loader import parse_config
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import DataError, MomentumbotError
-from momentumbot.reporting.metrics import EXCHANGE_TZ, compute_figures, pnl_by_symbol, round_trips
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
+from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips
 from momentumbot.reporting.run_folder import FILLS_COLUMNS, read_table
 
-NS_PER_MINUTE = 60_000_000_000
 _NS_PER_MINUTE_TD = pd.Timedelta(minutes=1)
 
 

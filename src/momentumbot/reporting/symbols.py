@@ -18,7 +18,8 @@ from momentumbot.compiled import jit
 from momentumbot.config.schema import StrategyConfig
 from momentumbot.data.store import BarStore
 from momentumbot.domain.errors import MomentumbotError
-from momentumbot.reporting.run_data import NS_PER_MINUTE, MinuteAxis
+from momentumbot.domain.units import NS_PER_MINUTE
+from momentumbot.reporting.run_data import MinuteAxis
 from momentumbot.strategy.band import band_update
 
 
