@@ -155,3 +155,33 @@ def test_many_bad_clients_at_once_do_not_disturb_a_good_one(
             assert len(srv.sessions) == 1
 
     run(body())
+
+
+def test_an_unreadable_bar_file_is_logged_and_served_as_no_data(tmp_path: Any, caplog: Any) -> None:
+    """A corrupt Parquet file is an ERROR naming the symbol and IB's "no data"; a bug in the
+    bar source is raised, not hidden as "no data"."""
+    import pytest
+
+    from momentumbot.data.calendar import TradingCalendar
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import write_synthetic
+    from momentumbot.gateway.market import MarketData
+
+    store = BarStore(tmp_path / "store")
+    write_synthetic(store, ["AAA", "BBB"], start="2024-01-02", n_sessions=2, seed=1)
+    store.path("BBB").write_bytes(b"PAR1 this is not parquet PAR1")
+    md = MarketData(store, TradingCalendar(), 0)
+    assert len(md.bars("AAA")) > 0
+    assert len(md.bars("BBB")) == 0
+    assert any(r.levelname == "ERROR" and "BBB: cannot read its bars" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+    class Broken:
+        def symbols(self) -> list[str]:
+            return ["AAA"]
+
+        def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> Any:
+            raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        MarketData(Broken(), TradingCalendar(), 0).bars("AAA")

@@ -545,3 +545,39 @@ def test_down_over_the_close_and_back_the_next_morning(
             assert (fills[fills.order_id.isin(flat.order_id)].time >= "2024-01-04").all()
 
     run(body())
+
+
+def test_a_gateway_that_stops_answering_is_dropped_and_reconnected(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """TWS frozen (a modal dialog, a hung process): the socket stays up but nothing answers.
+    Two unanswered server-time requests in a row: the bot says so, drops the connection and
+    reconnects, and the session is traded on."""
+    ib_log.allow("Peer closed connection|Connection reset|API connection failed")
+    ib_log.expect(202)
+
+    async def body() -> None:
+        config = cfg(tmp_path, "request_timeout_seconds = 0.3\n")
+        async with trading(store, DAY, tmp_path / "out", config) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:30")
+            handlers = s.gw._handlers
+            s.gw._handlers = {**handlers, 49: lambda gw, session, r: None}  # reqCurrentTime
+            s.trader._kick_time()
+            await wait_for(lambda: "stopped answering" in _log(tmp_path), 20, "the drop")
+            s.gw._handlers = handlers
+            await reconnected(s, 0)
+            await s.drv.settle()
+            await s.drv.run_to("16:01")
+            await s.finish()
+            check_books(s.trader, s.gw)
+
+    run(body())
+    log = _log(tmp_path)
+    assert "did not answer a server-time request" in log
+    assert "the gateway stopped answering: dropping the connection to reconnect" in log
+
+
+def _log(tmp_path: Path) -> str:
+    p = tmp_path / "out" / "run.log"
+    return p.read_text() if p.exists() else ""

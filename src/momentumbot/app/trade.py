@@ -63,6 +63,7 @@ SIDE_NAME = {1: "BUY", -1: "SELL"}
 # a fill (the fill's messages follow), an order that cannot be cancelled any more
 REJECT_CODES_INFO = {104, 161, 202, 10147, 10148}
 SUBSCRIPTIONS_IN_FLIGHT = 16
+TIME_FAILURES_BEFORE_RECONNECT = 2  # unanswered server-time requests in a row, connected
 REFUSED_RETRY_MAX = 3.0  # seconds between tries while the port refuses connections
 
 
@@ -227,6 +228,7 @@ class Trader:
             backoff_max=cfg.broker.reconnect_max_seconds,
         )
         self.failure: Failure | None = None
+        self._time_failures = 0
         self.on_step: Callable[[StepResult], None] | None = None
 
     # ================================================================ the run
@@ -810,8 +812,20 @@ class Trader:
         seq = self._step_seq
         try:
             t = await self.broker.server_time_ns()
-        except (ConnectionError, TimeoutError, OSError):
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            self._time_failures += 1
+            if not self.broker.connected:
+                return  # the reconnect deals with it
+            log.warning(
+                "the gateway did not answer a server-time request (%s; %d in a row)",
+                exc, self._time_failures,
+            )  # fmt: skip
+            if self._time_failures >= TIME_FAILURES_BEFORE_RECONNECT:
+                log.error("the gateway stopped answering: dropping the connection to reconnect")
+                self._time_failures = 0
+                self.broker.drop()
             return
+        self._time_failures = 0
         self.server_ns = max(self.server_ns, t)
         e = self.engine
         if seq == self._step_seq and e is not None and e.started and self.conn.can_trade:
@@ -1171,7 +1185,8 @@ class Trader:
                 if self.engine.orders.status[oid] == k.S_WORKING:
                     self._place(oid)
                 else:
-                    with contextlib.suppress(Exception), self.journal.transaction():  # type: ignore[union-attr]
+                    assert self.journal is not None
+                    with self.journal.transaction():
                         self._set_state(oid, jr.LOST, "ended while held")
             else:
                 self._cancel(oid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +17,11 @@ import pandas as pd
 
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.source import BarArraysLike, BarReader
+from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import EXCHANGE_TZ, NS, NS_PER_MINUTE
 from momentumbot.gateway.protocol import BarRow, StockInfo
+
+log = logging.getLogger("momentumbot.gateway")
 
 NY = ZoneInfo(EXCHANGE_TZ)
 FAR_FUTURE_NS = 2**62
@@ -125,10 +129,7 @@ class MarketData:
         """All bars of `symbol` from the window start on (cached)."""
         got = self._cache.get(symbol)
         if got is None:
-            try:
-                got = Bars.of(self.source.read_arrays(symbol, self.window_start_ns, FAR_FUTURE_NS))
-            except Exception:
-                got = Bars.empty()
+            got = self._read(symbol, self.window_start_ns, FAR_FUTURE_NS)
             self._cache[symbol] = got
         return got
 
@@ -144,9 +145,15 @@ class MarketData:
         """Bars with start_ns <= ts < end_ns, from the cache when it covers the range."""
         if start_ns >= self.window_start_ns:
             return self.bars(symbol).window(start_ns, end_ns)
+        return self._read(symbol, start_ns, end_ns)
+
+    def _read(self, symbol: str, start_ns: int, end_ns: int) -> Bars:
+        """The store's bars; a file the store cannot read is logged and served as no data
+        (IB's 162 "no data"), anything else is a bug and is raised."""
         try:
             return Bars.of(self.source.read_arrays(symbol, start_ns, end_ns))
-        except Exception:
+        except DataError as exc:
+            log.error("%s: cannot read its bars (%s); serving no data", symbol, exc)
             return Bars.empty()
 
     def bar_at(self, symbol: str, label_ns: int) -> int:
