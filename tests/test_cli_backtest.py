@@ -236,3 +236,26 @@ def test_symbols_all_takes_every_symbol_in_the_store(tmp_path: Path, small_store
         main(["backtest", "--store", str(small_store), "--symbols", "all", "--out", str(out)]) == 0
     )
     assert load_config(out / "config.toml").symbols == ["SYN001", "SYN002"]
+
+
+def test_minute_data_from_any_year_and_dates_past_the_calendar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Minute bars from 1985 backtest (the calendar reaches back to the exchange's start);
+    dates past the calendar's end are a one-line error naming the range it knows."""
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import write_synthetic
+
+    store = tmp_path / "store"
+    write_synthetic(BarStore(store), ["AAA", "BBB"], start="1985-03-04", n_sessions=3, seed=3)
+    out = tmp_path / "bt"
+    assert main(["backtest", "--store", str(store), "--symbols", "AAA,BBB", "--out", str(out),
+                 "--no-report"]) == 0  # fmt: skip
+    equity = pd.read_csv(out / "equity.csv")
+    assert equity.time.str.startswith("1985-03-0").all() and len(equity) == 3 * 390
+    capsys.readouterr()
+    code = main(["backtest", "--store", str(store), "--symbols", "AAA", "--start", "1985-03-04",
+                 "--end", "2199-01-01", "--out", str(tmp_path / "bt2"), "--no-report"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "outside the XNYS calendar, which knows sessions from" in err and "Traceback" not in err

@@ -98,7 +98,7 @@ def test_past_the_calendar_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no session after"):
         tr._first_session()
     with pytest.raises(DataError, match="outside the XNYS calendar"):
-        CAL.check_range(pd.Timestamp("1980-01-02"), pd.Timestamp("1980-02-01"), "--start/--end")
+        CAL.check_range(pd.Timestamp("1850-01-02"), pd.Timestamp("1850-02-01"), "--start/--end")
     with pytest.raises(DataError, match="start 2024-02-01 is after end 2024-01-02"):
         CAL.check_range(pd.Timestamp("2024-02-01"), pd.Timestamp("2024-01-02"), "--start/--end")
 

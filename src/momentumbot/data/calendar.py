@@ -13,7 +13,10 @@ import pandas as pd
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 
-_CAL_START = "1990-01-02"
+# the calendar reaches back as far as exchange_calendars allows (XNYS: 1885), so minute data
+# from any year works; it reaches forward to exchange_calendars' default end (about a year
+# ahead: later dates are a clear error, see check_range)
+_CAL_STARTS = ("1885-01-01", "1950-01-03", "1990-01-02", None)
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,14 @@ def _ns(times: pd.Series) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _calendar(name: str) -> xcals.ExchangeCalendar:
-    try:
-        return xcals.get_calendar(name, start=_CAL_START)
-    except xcals.errors.InvalidCalendarName:
-        raise ConfigError(f"session.calendar: unknown exchange calendar {name!r}") from None
+    for start in _CAL_STARTS:
+        try:
+            return xcals.get_calendar(name, start=start)
+        except xcals.errors.InvalidCalendarName:
+            raise ConfigError(f"session.calendar: unknown exchange calendar {name!r}") from None
+        except ValueError:  # earlier than this calendar's bound: try a later start
+            continue
+    raise ConfigError(f"session.calendar: exchange calendar {name!r} cannot be built")
 
 
 @lru_cache(maxsize=4)
