@@ -155,7 +155,7 @@ def test_a_failing_task_that_is_safe_to_repeat_is_retried(
             elif task == "resync":
                 tr._reconcile = once(tr._reconcile, boom, lambda why: why == "reconnect")
             elif task == "streams":
-                tr._store_bar = once(tr._store_bar, boom)
+                tr.minutes.store = once(tr.minutes.store, boom)
             else:
                 tr._check_stale = once(tr._check_stale, boom)
             if task in ("reconnect", "resync"):

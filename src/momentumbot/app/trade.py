@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import math
@@ -22,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,13 +51,17 @@ from momentumbot.journal import replay as rp
 from momentumbot.journal.reconcile import EngineOrder, make_ref, parse_ref, reconcile
 from momentumbot.reporting import run_folder as rf
 from momentumbot.risk.kill_switch import KillSwitch
-from momentumbot.risk.limits import RiskLimits, daily_loss_breached, pre_trade
+from momentumbot.risk.limits import RiskLimits, daily_loss_breached
+from momentumbot.trading import guards, risk_gate
+from momentumbot.trading.console import ny as _ny
+from momentumbot.trading.console import status_table
+from momentumbot.trading.folder import RunFolder
+from momentumbot.trading.minutes import MinuteAssembler
+from momentumbot.trading.risk_gate import SIDE_NAME
 
 log = logging.getLogger("momentumbot.trade")
 
-PAPER_PORTS = (7497, 4002)
-LIVE_PORTS = (7496, 4001)
-SIDE_NAME = {1: "BUY", -1: "SELL"}
+
 # order errors that do not end an order: cancel confirmations, a cancel or modify that crossed
 # a fill (the fill's messages follow), an order that cannot be cancelled any more
 REJECT_CODES_INFO = {104, 161, 202, 10147, 10148}
@@ -72,11 +75,6 @@ class TradingStopped(MomentumbotError):
     the run folder's journal before starting again."""
 
     exit_code = 6
-
-
-def is_paper_account(account: str) -> bool:
-    """IB paper accounts start with D (DU...); live ones do not."""
-    return account.upper().startswith("D")
 
 
 def default_trade_dir(root: Path = Path("runs")) -> Path:
@@ -118,18 +116,6 @@ class _GuardedListener:
     on_order_error: Callable[[str, int, str], None]
     on_connectivity: Callable[[int, str], None]
     on_disconnected: Callable[[], None]
-
-
-@dataclass
-class _MinuteBars:
-    o: np.ndarray
-    c: np.ndarray
-    v: np.ndarray
-    seen: np.ndarray  # bool per symbol
-
-    @classmethod
-    def empty(cls, n: int) -> _MinuteBars:
-        return cls(np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool))
 
 
 @dataclass
@@ -175,14 +161,13 @@ class Trader:
         self.calendar = calendar or TradingCalendar(cfg.session.calendar)
         self.symbols = syms
         self.n = len(syms)
-        self._sym_index = {s: i for i, s in enumerate(syms)}
         self.limits = RiskLimits.from_config(cfg.risk)
         b = cfg.broker
         self.settings = BrokerSettings.from_config(
             b, host=opts.host, port=opts.port, client_id=opts.client_id
         )
-        self.grace_ns = int(b.bar_grace_seconds * NS)
         self.stale_ns = int(b.stale_stream_seconds * NS)
+        self.minutes = MinuteAssembler(syms, int(b.bar_grace_seconds * NS), self.stale_ns)
         self.kill = KillSwitch(self.run_dir)
         self.conn = ConnectionState()
         self.stats = _Stats()
@@ -194,14 +179,11 @@ class Trader:
         self.account = ""
         self.kind = "live" if opts.live else "paper"
         self.blocked = np.zeros(self.n, bool)
-        self._pending_bars: dict[int, _MinuteBars] = {}
         self._pending_fills: list[_Pending] = []
         self._fill_index: dict[str, int] = {}
         self._oid_state: dict[int, str] = {}
         self._held: list[tuple[str, int]] = []
         self._limit_placed: dict[int, int] = {}  # oid -> server ns a marketable limit went out
-        self._max_label = -1
-        self._alive_ns = 0
         self.server_ns = 0
         self.progress_ns = 0
         self._step_seq = 0
@@ -216,8 +198,7 @@ class Trader:
         self._unreported: set[str] = set()
         self._sends = 0
         self._sends_synced = 0
-        self._lock_fh: IO[str] | None = None
-        self._log_handler: logging.Handler | None = None
+        self.folder = RunFolder(self.run_dir)
         self._cash_at_start: int | None = None
         self._session_start_equity: float | None = None
         self._session_of_equity: pd.Timestamp | None = None
@@ -271,6 +252,11 @@ class Trader:
             raise TradingStopped(self.fatal)
         return self._outcome
 
+    @property
+    def session_start_equity(self) -> float | None:
+        """The equity the day's loss counts from (the console shows P&L today from it)."""
+        return self._session_start_equity
+
     # ---------------------------------------------------------------- failures
 
     def _record_failure(self, failure: Failure) -> None:
@@ -300,73 +286,18 @@ class Trader:
     # ---------------------------------------------------------------- folder
 
     def _open_folder(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        lock_path = self.run_dir / "trade.lock"
-        fh = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the run
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            other = fh.read().strip()
-            fh.close()
-            raise ConfigError(
-                f"{self.run_dir}: another momentumbot is trading in this folder"
-                + (f" (pid {other})" if other else "")
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._lock_fh = fh
-        handler = logging.FileHandler(self.run_dir / "run.log", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root = logging.getLogger("momentumbot")
-        if root.level == logging.NOTSET or root.level > logging.INFO:
-            root.setLevel(logging.INFO)
-        root.addHandler(handler)
-        self._log_handler = handler
+        self.journal = self.folder.open()
         self.kill.clear_file()
-        try:
-            self.journal = jr.Journal.open(self.run_dir / jr.JOURNAL_NAME, create=True)
-        except BaseException:
-            self._close_folder()
-            raise
 
     def _close_folder(self) -> None:
-        if self._log_handler is not None:
-            logging.getLogger("momentumbot").removeHandler(self._log_handler)
-            self._log_handler.close()
-            self._log_handler = None
-        if self._lock_fh is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        self.folder.close()
 
     # ---------------------------------------------------------------- start
 
     def _check_config_guards(self) -> None:
-        b = self.cfg.broker
-        if self.opts.live and not b.live:
-            raise ConfigError(
-                "--live: the config does not allow live trading; set `live = true` in [broker] "
-                "(and `account`) to trade real money"
-            )
-        if self.opts.live:
-            if not b.account:
-                raise ConfigError("--live: set [broker] account to the live account id")
-            missing = self.limits.missing_for_live()
-            if missing:
-                raise ConfigError(
-                    "--live: set the risk limits "
-                    + ", ".join(f"[risk] {m}" for m in missing)
-                    + " before trading real money"
-                )
-        elif self.settings.port in LIVE_PORTS:
-            log.warning(
-                "port %d is a live port of TWS / IB Gateway; a paper run checks the account",
-                self.settings.port,
-            )
+        guards.check_config(
+            self.cfg.broker, self.limits, live=self.opts.live, port=self.settings.port
+        )
 
     async def _start(self) -> None:
         self._check_config_guards()
@@ -419,7 +350,7 @@ class Trader:
             )
             if not self.cfg.broker.allow_delayed_data:
                 for sym, why in problems.items():
-                    self.blocked[self._sym_index[sym]] = True
+                    self.blocked[self.minutes.index[sym]] = True
                     log.warning("%s: %s; no new buys (allow_delayed_data = false)", sym, why)
         self.engine = LiveEngine(self.cfg, self.symbols, self.calendar)
         if resume:
@@ -481,34 +412,11 @@ class Trader:
 
     def _guard_account(self, j: jr.Journal) -> None:
         assert self.broker is not None
-        accounts = self.broker.managed_accounts()
-        want = self.cfg.broker.account
-        if want:
-            if want not in accounts:
-                raise ConfigError(
-                    f"[broker] account {want} is not an account of this connection "
-                    f"({', '.join(accounts) or 'none'})"
-                )
-            account = want
-        elif len(accounts) == 1:
-            account = accounts[0]
-        else:
-            raise ConfigError(
-                f"the connection manages accounts {', '.join(accounts)}: set [broker] account"
-            )
-        paper = is_paper_account(account)
-        if self.opts.live and paper:
-            raise ConfigError(
-                f"--live, but {account} is a paper account (it starts with D); refusing to start"
-            )
-        if not self.opts.live and not paper:
-            raise ConfigError(
-                f"this is a paper run, but {account} is a LIVE account; refusing to start "
-                "(use --live with `live = true` and the account id in the config to trade real money)"
-            )
         stored = j.get("account")
-        if stored and stored != account:
-            raise ConfigError(f"{self.run_dir}: this run trades account {stored}, not {account}")
+        account = guards.choose_account(
+            self.broker.managed_accounts(), self.cfg.broker.account, live=self.opts.live,
+            stored=stored, run_dir=self.run_dir,
+        )  # fmt: skip
         if not stored:
             j.set_many({"account": account})
         self.account = account
@@ -593,8 +501,7 @@ class Trader:
             self.journal.set("first_session", str(first.date()))
         self._catchup_until = self.server_ns
         nxt = self.engine.next_label
-        for label in [t for t in self._pending_bars if t < nxt]:
-            del self._pending_bars[label]
+        self.minutes.drop_before(nxt)
         if self.server_ns > self.engine.session_open_ns:
             log.warning(
                 "started during the session (%s): minutes before it are replayed for bands, "
@@ -623,7 +530,7 @@ class Trader:
             for i in range(bars.ts.shape[0]):
                 label = int(bars.ts[i])
                 if label >= nxt:
-                    self._store_bar(sym, label, bars.open[i], bars.close[i], bars.volume[i])
+                    self.minutes.store(sym, label, bars.open[i], bars.close[i], bars.volume[i])
 
         tasks = [asyncio.ensure_future(one(sym)) for sym in self.symbols]
         try:
@@ -635,7 +542,7 @@ class Trader:
             raise
         now = await broker.server_time_ns()
         self.server_ns = max(self.server_ns, now)
-        self._alive_ns = max(self._alive_ns, now)
+        self.minutes.mark_alive(now)
         self.stats.resubscribes += 1
         return {sym: out[sym] for sym in self.symbols}
 
@@ -877,30 +784,16 @@ class Trader:
 
     # ---------------------------------------------------------------- minutes
 
-    def _store_bar(self, sym: str, label: int, o: float, c: float, v: float) -> None:
-        row = self._pending_bars.get(label)
-        if row is None:
-            row = self._pending_bars[label] = _MinuteBars.empty(self.n)
-        j = self._sym_index[sym]
-        row.o[j] = o
-        row.c[j] = c
-        row.v[j] = v
-        row.seen[j] = True
-        if label > self._max_label:
-            self._max_label = label
-        self._alive_ns = max(self._alive_ns, label + NS_PER_MINUTE)
-
     def _on_stream_bar(self, sym: str, bar: Any) -> None:
         if self.engine is None:
             return
         label = IbBroker.bar_label(bar)
         if not self.engine.started:  # warming up: keep it, the warm-up sorts it out
-            self._store_bar(sym, label, float(bar.open), float(bar.close), float(bar.volume))
+            self.minutes.store(sym, label, float(bar.open), float(bar.close), float(bar.volume))
             return
         if label < self.engine.next_label:
             return
-        self._store_bar(sym, label, float(bar.open), float(bar.close), float(bar.volume))
-        row = self._pending_bars[label]
+        row = self.minutes.store(sym, label, float(bar.open), float(bar.close), float(bar.volume))
         if label == self.engine.next_label and row.seen.all():
             self._wake.set()
         else:
@@ -908,20 +801,7 @@ class Trader:
 
     def _alive(self) -> int:
         assert self.engine is not None
-        alive = self._alive_ns
-        open_ns = self.engine.session_open_ns
-        if self.server_ns >= open_ns:
-            alive = max(alive, open_ns)
-        return alive
-
-    def _minute_complete(self, t: int) -> bool:
-        row = self._pending_bars.get(t)
-        if row is not None and row.seen.all():
-            return True
-        close = t + NS_PER_MINUTE
-        if self.grace_ns == 0 and self._max_label > t:
-            return True
-        return self.server_ns >= close + self.grace_ns and close - self._alive() <= self.stale_ns
+        return self.minutes.alive(self.server_ns, self.engine.session_open_ns)
 
     def _try_step(self) -> None:
         e = self.engine
@@ -930,7 +810,7 @@ class Trader:
         stepped = False
         while self.conn.can_trade and not self._done:
             t = e.next_label
-            if not self._minute_complete(t):
+            if not self.minutes.complete(t, self.server_ns, e.session_open_ns):
                 break
             self._step(t)
             stepped = True
@@ -959,14 +839,17 @@ class Trader:
         assert e is not None and j is not None
         t0 = time.perf_counter()
         self._book_due_fills(t)
-        row = self._pending_bars.pop(t, None) or _MinuteBars.empty(self.n)
+        row = self.minutes.pop(t)
         catchup = t + NS_PER_MINUTE <= self._catchup_until
         # a minute of a session that has closed by now (the bot was down): only sells go out
         closed_session = e.session_close_ns <= self.server_ns
         with j.transaction(durable=True):
             data = jr.pack(row.o, row.c, row.v)
             res = e.step(t, row.o, row.c, row.v)
-            adjust = self._risk(res, catchup, closed_session)
+            adjust = risk_gate.gate(
+                e, res.new_orders, catchup=catchup, closed_session=closed_session,
+                limits=self.limits, blocked=self.blocked, halted=self.halted,
+            )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:
                     e.veto(a[0])
@@ -995,45 +878,6 @@ class Trader:
             if self.opts.sessions is not None and e.sessions_completed >= self.opts.sessions:
                 self._done = True
                 self.stop_reason = self.stop_reason or f"{e.sessions_completed} sessions done"
-
-    def _risk(self, res: StepResult, catchup: bool, closed_session: bool) -> list[list[Any]]:
-        e = self.engine
-        assert e is not None
-        new_working = [oid for oid in res.new_orders if e.orders.status[oid] == k.S_WORKING]
-        if not new_working:
-            return []
-        if catchup:
-            return [[oid, 0, "decided before the bot started"] for oid in new_working]
-        o = e.orders
-        if closed_session:
-            late = [oid for oid in new_working if o.side[oid] > 0]
-            new_working = [oid for oid in new_working if o.side[oid] < 0]
-            stale = [
-                [oid, 0, "decided in a session that closed while the bot was down"] for oid in late
-            ]
-            if not new_working:
-                return stale
-        else:
-            stale = []
-        adj = pre_trade(
-            new_working,
-            symbol=o.symbol,
-            side=o.side,
-            quantity=o.quantity,
-            filled=o.filled,
-            working_ids=e.working_orders(),
-            position=e.st.position,
-            price=e.st.last_close,
-            limits=self.limits,
-            blocked=self.blocked,
-            halted=self.halted,
-        )
-        for a in adj:
-            log.warning(
-                "risk: order %d %s %s cut to %d (%s)",
-                a.oid, SIDE_NAME[int(o.side[a.oid])], e.symbols[int(o.symbol[a.oid])], a.quantity, a.why,
-            )  # fmt: skip
-        return sorted(stale + [[a.oid, a.quantity, a.why] for a in adj])
 
     def _journal_new(self, res: StepResult, decided: int, why: dict[int, str]) -> None:
         e, j = self.engine, self.journal
@@ -1126,7 +970,7 @@ class Trader:
         bid, ask = self.broker.quote(sym)
         touch = ask if side > 0 else bid
         if math.isnan(touch):
-            touch = float(self.engine.st.last_close[self._sym_index[sym]])
+            touch = float(self.engine.st.last_close[self.minutes.index[sym]])
         off = self.cfg.broker.limit_offset_bps * 1e-4
         if side > 0:
             return math.ceil(touch * (1 + off) * 100 - 1e-9) / 100
@@ -1469,7 +1313,7 @@ class Trader:
                 "no bar from any symbol since %s (server time %s): streams went silent; resubscribing",
                 _ny(self._alive()), _ny(self.server_ns),
             )  # fmt: skip
-            self._alive_ns = self.server_ns
+            self.minutes.mark_alive(self.server_ns)
             self._start_resync("silent streams")
 
     # ================================================================ the end
@@ -1556,44 +1400,6 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
 
 def _percentile_ms(seconds: list[float], q: float) -> float | None:
     return round(float(np.percentile(seconds, q)) * 1000, 3) if seconds else None
-
-
-def _ny(ns: int) -> str:
-    return pd.Timestamp(ns, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
-
-
-# ====================================================================== console
-
-
-def status_table(trader: Trader) -> Any:
-    """A rich renderable of the bot's state: connection, equity, P&L, positions, budgets."""
-    from rich.table import Table
-
-    e = trader.engine
-    t = Table(
-        title=f"momentumbot {trader.kind} {trader.run_id} — {trader.account} — "
-        f"{_ny(trader.server_ns)} — {trader.conn.describe()}",
-        expand=False,
-    )
-    for col in ("symbol", "position", "last", "value", "budget", "target"):
-        t.add_column(col, justify="right" if col != "symbol" else "left")
-    if e is None or not e.started:
-        return t
-    alloc = e.last_allocation()
-    for j, sym in enumerate(e.symbols):
-        q = int(e.st.position[j])
-        budget, target = alloc.get(sym, (0.0, 0))
-        if not q and not budget:
-            continue
-        px = float(e.st.last_close[j])
-        t.add_row(sym, f"{q:,}", f"{px:.2f}", f"{q * px:,.0f}", f"{budget:,.0f}", f"{target:,}")
-    start = trader._session_start_equity or e.equity()
-    t.caption = (
-        f"equity {e.equity():,.2f}  cash {e.cash_micro / 1e6:,.2f}  today {e.equity() - start:+,.2f}"
-        f"  orders {e.order_count()}  fills {e.fill_count()}"
-        + (f"  HALTED: {trader.halted}" if trader.halted else "")
-    )
-    return t
 
 
 async def trade(cfg: AppConfig, opts: TradeOptions) -> TradeOutcome:

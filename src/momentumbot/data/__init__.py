@@ -1,1 +1,4 @@
-"""data package."""
+"""Bars: the Parquet store, imports and downloads, quality checks, the exchange calendar.
+
+Owns: the bar store (`store`), CSV and Alpha Vantage imports (`importers`, `alphavantage`),
+IB history (`ib_history`), the calendar (`calendar`), the synthetic generator (`synthetic`)."""

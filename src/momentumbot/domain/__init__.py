@@ -1,1 +1,4 @@
-"""domain package."""
+"""The vocabulary every layer shares, importing nothing of the project.
+
+Owns: errors and their exit codes (`errors`), time and money units (`units`), tickers
+(`symbols`)."""

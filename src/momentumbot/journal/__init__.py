@@ -1,1 +1,4 @@
-"""journal package."""
+"""The SQLite journal of a trading run: written before anything is sent, replayed on restart.
+
+Owns: the journal's tables (`journal`), replaying it into an engine (`replay`), comparing it
+with IB (`reconcile`)."""

@@ -1,0 +1,99 @@
+"""The trading pieces on their own, without a gateway: the account guards, the minute
+assembly, the run folder's lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from momentumbot.config.schema import BrokerConfig, RiskConfig
+from momentumbot.domain.errors import ConfigError
+from momentumbot.domain.units import NS, NS_PER_MINUTE
+from momentumbot.risk.limits import RiskLimits
+from momentumbot.trading import guards
+from momentumbot.trading.folder import RunFolder
+from momentumbot.trading.minutes import MinuteAssembler
+
+NO_LIMITS = RiskLimits.from_config(RiskConfig())
+
+
+def test_live_needs_the_switches_and_the_limits() -> None:
+    guards.check_config(BrokerConfig(), NO_LIMITS, live=False, port=7497)
+    with pytest.raises(ConfigError, match="live = true"):
+        guards.check_config(BrokerConfig(), NO_LIMITS, live=True, port=7496)
+    with pytest.raises(ConfigError, match="account"):
+        guards.check_config(BrokerConfig(live=True), NO_LIMITS, live=True, port=7496)
+    with pytest.raises(ConfigError, match=r"\[risk\] max_position_value"):
+        guards.check_config(BrokerConfig(live=True, account="U1"), NO_LIMITS, live=True, port=7496)
+
+
+@pytest.mark.parametrize(
+    ("accounts", "wanted", "live", "stored", "result"),
+    [
+        (["DU1"], "", False, None, "DU1"),
+        (["DU1", "DU2"], "DU2", False, None, "DU2"),
+        (["DU1", "DU2"], "", False, None, "set \\[broker\\] account"),
+        (["DU1"], "DU9", False, None, "not an account of this connection"),
+        (["U1"], "", False, None, "LIVE account; refusing"),
+        (["DU1"], "DU1", True, None, "is a paper account"),
+        (["U1"], "U1", True, "U1", "U1"),
+        (["DU1"], "", False, "DU2", "trades account DU2"),
+    ],
+)
+def test_the_account_traded(
+    accounts: list[str], wanted: str, live: bool, stored: str | None, result: str, tmp_path: Path
+) -> None:
+    if result in accounts:
+        assert (
+            guards.choose_account(accounts, wanted, live=live, stored=stored, run_dir=tmp_path)
+            == result
+        )
+    else:
+        with pytest.raises(ConfigError, match=result):
+            guards.choose_account(accounts, wanted, live=live, stored=stored, run_dir=tmp_path)
+
+
+def test_a_minute_is_complete_when_every_bar_is_in_or_its_grace_is_over() -> None:
+    t = 1_000 * NS_PER_MINUTE
+    m = MinuteAssembler(["A", "B"], grace_ns=5 * NS, stale_ns=180 * NS)
+    m.store("A", t, 10.0, 10.5, 100.0)
+    assert not m.complete(t, t + NS_PER_MINUTE, session_open_ns=t)
+    assert not m.complete(t, t + NS_PER_MINUTE + 4 * NS, session_open_ns=t)
+    assert m.complete(t, t + NS_PER_MINUTE + 5 * NS, session_open_ns=t)  # B had no trade
+    m.store("B", t, 20.0, 20.5, 50.0)
+    assert m.complete(t, t, session_open_ns=t)
+    row = m.pop(t)
+    assert row.seen.all() and np.allclose(row.c, [10.5, 20.5])
+    # silent streams: past the grace but nothing alive for longer than stale_ns
+    later = t + 10 * NS_PER_MINUTE
+    assert not m.complete(later, later + NS_PER_MINUTE + 5 * NS, session_open_ns=t)
+    m.mark_alive(later)
+    assert m.complete(later, later + NS_PER_MINUTE + 5 * NS, session_open_ns=t)
+
+
+def test_with_no_grace_a_later_bar_completes_a_minute() -> None:
+    t = 1_000 * NS_PER_MINUTE
+    m = MinuteAssembler(["A", "B"], grace_ns=0, stale_ns=180 * NS)
+    m.store("A", t, 10.0, 10.5, 100.0)
+    assert not m.complete(t, t + 30 * NS, session_open_ns=t)  # before its close
+    assert m.complete(t, t + NS_PER_MINUTE, session_open_ns=t)  # at its close
+    m.store("A", t + NS_PER_MINUTE, 10.5, 10.6, 100.0)
+    assert m.complete(t, t + 30 * NS, session_open_ns=t)  # a later bar is in
+    m.drop_before(t + NS_PER_MINUTE)
+    assert list(m.pending) == [t + NS_PER_MINUTE]
+
+
+def test_one_bot_per_run_folder(tmp_path: Path) -> None:
+    first = RunFolder(tmp_path / "run")
+    j = first.open()
+    try:
+        with pytest.raises(ConfigError, match="another momentumbot is trading in this folder"):
+            RunFolder(tmp_path / "run").open()
+    finally:
+        j.close()
+        first.close()
+    again = RunFolder(tmp_path / "run")
+    again.open().close()
+    again.close()
