@@ -97,3 +97,65 @@ def test_one_bot_per_run_folder(tmp_path: Path) -> None:
     again = RunFolder(tmp_path / "run")
     again.open().close()
     again.close()
+
+
+def test_orders_are_held_while_the_connection_cannot_trade_and_released_in_order(
+    tmp_path: Path,
+) -> None:
+    """The router without a gateway: a broker stub records what reaches it."""
+    from momentumbot.config.schema import AppConfig
+    from momentumbot.journal import journal as jr
+    from momentumbot.trading.routing import OrderRouter
+
+    class Broker:
+        client_id = 7
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, str, int, int]] = []
+
+        def place(
+            self, ref: str, sym: str, side: int, qty: int, limit_price: float | None = None
+        ) -> int:
+            self.sent.append(("place", ref, side, qty))
+            return len(self.sent)
+
+        def cancel(self, ref: str) -> bool:
+            self.sent.append(("cancel", ref, 0, 0))
+            return True
+
+    class Orders:
+        status = np.zeros(4, np.int8)  # all working
+
+    class Engine:
+        symbols = ("AAA",)
+        orders = Orders()
+        next_label = 0
+
+        class st:
+            last_close = np.array([10.0])
+
+        def order_row(self, oid: int) -> tuple[str, int, int, str, int, str, int]:
+            return ("AAA", 1 if oid % 2 == 0 else -1, 10 * (oid + 1), "enter", 0, "working", 0)
+
+    j = jr.Journal.open(tmp_path / "j.sqlite", create=True)
+    for oid in range(3):
+        j.add_order(oid, f"enter:r:{oid}", "AAA", "BUY", 10, "enter", 0, jr.INTENT, order_type="MKT",
+                    server_ns=0, detail="")  # fmt: skip
+    up = {"v": False}
+    broker = Broker()
+    r = OrderRouter(
+        journal=j, broker=broker, engine=Engine(), run_id="r",  # type: ignore[arg-type]
+        cfg=AppConfig().broker, now_ns=lambda: 5, can_trade=lambda: up["v"],
+        describe_connection=lambda: "disconnected",
+    )  # fmt: skip
+    r.dispatch([], [0, 1])
+    r.cancel(0)  # cancelled while held: never sent
+    assert broker.sent == [] and r.held == [("place", 1)] and r.state[0] == jr.LOST
+    up["v"] = True
+    r.release_held()
+    r.dispatch([1], [2])
+    assert broker.sent == [("place", "enter:r:1", -1, 20), ("cancel", "enter:r:1", 0, 0),
+                           ("place", "enter:r:2", 1, 30)]  # fmt: skip
+    assert (r.state[1], r.state[2], r.sends) == (jr.CANCEL_SENT, jr.SENT, 3)
+    assert [e[1] for e in j.order_events(0)] == [jr.INTENT, "held", jr.LOST]
+    j.close()

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -58,6 +57,7 @@ from momentumbot.trading.console import status_table
 from momentumbot.trading.folder import RunFolder
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.risk_gate import SIDE_NAME
+from momentumbot.trading.routing import OrderRouter
 
 log = logging.getLogger("momentumbot.trade")
 
@@ -181,9 +181,7 @@ class Trader:
         self.blocked = np.zeros(self.n, bool)
         self._pending_fills: list[_Pending] = []
         self._fill_index: dict[str, int] = {}
-        self._oid_state: dict[int, str] = {}
-        self._held: list[tuple[str, int]] = []
-        self._limit_placed: dict[int, int] = {}  # oid -> server ns a marketable limit went out
+        self.router: OrderRouter  # made in _start, once the engine and the broker are there
         self.server_ns = 0
         self.progress_ns = 0
         self._step_seq = 0
@@ -196,7 +194,6 @@ class Trader:
         self._wake = asyncio.Event()
         self._time_wanted = True
         self._unreported: set[str] = set()
-        self._sends = 0
         self._sends_synced = 0
         self.folder = RunFolder(self.run_dir)
         self._cash_at_start: int | None = None
@@ -353,6 +350,11 @@ class Trader:
                     self.blocked[self.minutes.index[sym]] = True
                     log.warning("%s: %s; no new buys (allow_delayed_data = false)", sym, why)
         self.engine = LiveEngine(self.cfg, self.symbols, self.calendar)
+        self.router = OrderRouter(
+            journal=j, broker=self.broker, engine=self.engine, run_id=self.run_id,
+            cfg=self.cfg.broker, now_ns=lambda: self.server_ns,
+            can_trade=lambda: self.conn.can_trade, describe_connection=self.conn.describe,
+        )  # fmt: skip
         if resume:
             stats = rp.replay(j, self.engine)
             self._fill_index = dict(stats.fill_index)
@@ -364,7 +366,7 @@ class Trader:
             # the loss so far is accepted: the day's loss counts from here
             day = str(self.engine.sessions[-1].date())
             j.set_many({"loss_reference": f"{day}|{self.engine.equity()!r}"})
-        self._oid_state = {oid: o.state for oid, o in j.orders().items()}
+        self.router.state = {oid: o.state for oid, o in j.orders().items()}
         self._requeue_unbooked()
         self.broker.raise_order_id_floor(j.max_ib_order_id() + 1)
         self.server_ns = await self.broker.server_time_ns()
@@ -566,7 +568,7 @@ class Trader:
                 quantity=qty,
                 filled=filled + pending_qty.get(oid, 0),
                 working=status == "working",
-                state=self._oid_state.get(oid, o.state),
+                state=self.router.state.get(oid, o.state),
             )
         return out
 
@@ -629,8 +631,8 @@ class Trader:
                     oid, server, ib_order_id=rep.ib_order_id, perm_id=rep.perm_id,
                     client_id=rep.client_id,
                 )  # fmt: skip
-                if self._oid_state.get(oid) in (jr.INTENT, jr.SENT):
-                    self._set_state(oid, jr.WORKING, f"confirmed at IB ({why})")
+                if self.router.state.get(oid) in (jr.INTENT, jr.SENT):
+                    self.router.set_state(oid, jr.WORKING, f"confirmed at IB ({why})")
             for oid, reason in r.ended:
                 self._end_from_broker(oid, jr.CANCELLED, f"{reason} ({why})")
         for ex in sorted(r.adopt, key=lambda e: (e.time_ns, e.exec_id)):
@@ -655,7 +657,7 @@ class Trader:
         for oid in r.resend:
             log.warning("reconcile (%s): order %d never reached IB: sending it", why, oid)
             self.stats.resent += 1
-            self._place(oid, resend=True)
+            self.router.place(oid, resend=True)
         self.broker.adopt_open_orders()
         log.info("reconcile (%s): %s", why, r.summary())
         return True
@@ -737,7 +739,7 @@ class Trader:
         e = self.engine
         if seq == self._step_seq and e is not None and e.started and self.conn.can_trade:
             self._set_progress(e.next_label)
-        self._check_limits_timeout()
+        self.router.limits_to_market()
         try:
             self._check_stale()
         except Exception as exc:
@@ -759,7 +761,7 @@ class Trader:
         if self.engine is None or not self.engine.started:
             return True
         flatten = self.cfg.risk.flatten_on_stop or self.failure is not None
-        return not self.engine.working_orders() or (not flatten and not self._held)
+        return not self.engine.working_orders() or (not flatten and not self.router.held)
 
     async def _emergency_flatten(self) -> None:
         """A task failed and left the books in doubt: flatten if IB agrees with the books,
@@ -816,9 +818,9 @@ class Trader:
             stepped = True
         if stepped:
             self._step_seq += 1
-            if self._sends != self._sends_synced:
+            if self.router.sends != self._sends_synced:
                 # a round trip proves the broker has read the orders before we report progress
-                self._sends_synced = self._sends
+                self._sends_synced = self.router.sends
                 self._kick_time()
             else:
                 self._time_wanted = False
@@ -892,11 +894,11 @@ class Trader:
                 state, order_type=order_type if state == jr.INTENT else None,
                 server_ns=self.server_ns, detail=detail,
             )  # fmt: skip
-            self._oid_state[oid] = state
+            self.router.state[oid] = state
         for oid in res.ended_orders:
-            st = self._oid_state.get(oid)
+            st = self.router.state.get(oid)
             if st == jr.INTENT:
-                self._set_state(oid, jr.LOST, "ended before it was sent")
+                self.router.set_state(oid, jr.LOST, "ended before it was sent")
             elif st not in jr.DONE_STATES:
                 j.order_event(oid, "cancel", "the engine replaced or cancelled it", self.server_ns)
 
@@ -949,110 +951,7 @@ class Trader:
     # ---------------------------------------------------------------- orders out
 
     def _dispatch(self, res: StepResult) -> None:
-        e = self.engine
-        assert e is not None
-        for oid in res.ended_orders:
-            self._cancel(oid)
-        for oid in res.new_orders:
-            if e.orders.status[oid] == k.S_WORKING:
-                self._place(oid)
-
-    def _set_state(self, oid: int, state: str, detail: str = "", **fields: Any) -> None:
-        assert self.journal is not None
-        self._oid_state[oid] = state
-        self.journal.update_order(oid, self.server_ns, state=state, **fields)
-        self.journal.order_event(oid, state, detail, self.server_ns)
-
-    def _limit_price(self, sym: str, side: int) -> float | None:
-        if self.cfg.broker.order_type != "marketable_limit":
-            return None
-        assert self.broker is not None and self.engine is not None
-        bid, ask = self.broker.quote(sym)
-        touch = ask if side > 0 else bid
-        if math.isnan(touch):
-            touch = float(self.engine.st.last_close[self.minutes.index[sym]])
-        off = self.cfg.broker.limit_offset_bps * 1e-4
-        if side > 0:
-            return math.ceil(touch * (1 + off) * 100 - 1e-9) / 100
-        return math.floor(touch * (1 - off) * 100 + 1e-9) / 100
-
-    def _place(self, oid: int, *, resend: bool = False) -> None:
-        e, j, b = self.engine, self.journal, self.broker
-        assert e is not None and j is not None and b is not None
-        sym, side, qty, reason, _dec, _status, filled = e.order_row(oid)
-        if not self.conn.can_trade and not resend:
-            self._held.append(("place", oid))
-            j.order_event(oid, "held", self.conn.describe(), self.server_ns)
-            return
-        remaining = qty - filled
-        if remaining <= 0:
-            return
-        ref = make_ref(reason, self.run_id, oid)
-        limit = self._limit_price(sym, side)
-        ib_id = b.place(ref, sym, side, remaining, limit_price=limit)
-        self._sends += 1
-        if limit is not None:
-            # the decision time is the latest time we know for sure the server has reached
-            self._limit_placed[oid] = max(self.server_ns, e.next_label)
-        with j.transaction():
-            self._set_state(
-                oid, jr.SENT, ("re-sent" if resend else "") + (f" limit {limit}" if limit else ""),
-                ib_order_id=ib_id, client_id=b.client_id, sent_ns=self.server_ns,
-                lmt_price=limit,
-            )  # fmt: skip
-
-    def _cancel(self, oid: int) -> None:
-        assert self.broker is not None and self.journal is not None and self.engine is not None
-        state = self._oid_state.get(oid)
-        if state in jr.DONE_STATES:
-            return
-        if ("place", oid) in self._held:
-            self._held.remove(("place", oid))
-            with self.journal.transaction():
-                self._set_state(oid, jr.LOST, "cancelled while held")
-            return
-        if not self.conn.can_trade:
-            self._held.append(("cancel", oid))
-            return
-        _sym, _side, _qty, reason, *_ = self.engine.order_row(oid)
-        ref = make_ref(reason, self.run_id, oid)
-        if self.broker.cancel(ref):
-            self._sends += 1
-            with self.journal.transaction():
-                self._set_state(oid, jr.CANCEL_SENT)
-
-    def _release_held(self) -> None:
-        held, self._held = self._held, []
-        assert self.engine is not None
-        for what, oid in held:
-            if what == "place":
-                if self.engine.orders.status[oid] == k.S_WORKING:
-                    self._place(oid)
-                else:
-                    assert self.journal is not None
-                    with self.journal.transaction():
-                        self._set_state(oid, jr.LOST, "ended while held")
-            else:
-                self._cancel(oid)
-
-    def _check_limits_timeout(self) -> None:
-        if not self._limit_placed or self.broker is None or self.engine is None:
-            return
-        timeout = int(self.cfg.broker.limit_timeout_seconds * NS)
-        for oid, placed in list(self._limit_placed.items()):
-            if self.engine.orders.status[oid] != k.S_WORKING:
-                del self._limit_placed[oid]
-                continue
-            if self.server_ns - placed >= timeout and self.conn.can_trade:
-                _sym, _s, _q, reason, *_ = self.engine.order_row(oid)
-                if self.broker.modify_to_market(make_ref(reason, self.run_id, oid)):
-                    assert self.journal is not None
-                    with self.journal.transaction():
-                        self.journal.update_order(oid, self.server_ns, order_type="MKT")
-                        self.journal.order_event(
-                            oid, "to_market", "limit not filled in time", self.server_ns
-                        )
-                del self._limit_placed[oid]
+        self.router.dispatch(res.ended_orders, res.new_orders)
 
     # ---------------------------------------------------------------- fills in
 
@@ -1132,8 +1031,8 @@ class Trader:
             status = e.order_row(p.oid)[5]
             filled = e.order_row(p.oid)[6]
             j.update_order(p.oid, self.server_ns, filled=filled)
-            if status == "filled" and self._oid_state.get(p.oid) not in jr.DONE_STATES:
-                self._set_state(p.oid, jr.FILLED, "")
+            if status == "filled" and self.router.state.get(p.oid) not in jr.DONE_STATES:
+                self.router.set_state(p.oid, jr.FILLED, "")
 
     def on_execution(self, report: ExecReport) -> None:
         self._on_exec(report)
@@ -1167,8 +1066,8 @@ class Trader:
             info = {"oid": oid, "why": detail}
             self.journal.add_input(rp.END, None, None, info)
             rp.apply_input(self.engine, rp.END, None, None, info)
-        if self._oid_state.get(oid) not in jr.DONE_STATES:
-            self._set_state(oid, state, detail)
+        if self.router.state.get(oid) not in jr.DONE_STATES:
+            self.router.set_state(oid, state, detail)
 
     def on_order_status(self, report: OrderReport) -> None:
         if self.journal is None or self.engine is None:
@@ -1182,10 +1081,10 @@ class Trader:
                 oid, self.server_ns, ib_order_id=report.ib_order_id,
                 perm_id=report.perm_id or None,
             )  # fmt: skip
-            state = self._oid_state.get(oid)
+            state = self.router.state.get(oid)
             if report.status == "working":
                 if state in (jr.INTENT, jr.SENT):
-                    self._set_state(oid, jr.WORKING, report.ib_status)
+                    self.router.set_state(oid, jr.WORKING, report.ib_status)
             elif report.status == "cancelled":
                 self._end_from_broker(oid, jr.CANCELLED, report.why or report.ib_status)
             else:
@@ -1204,8 +1103,8 @@ class Trader:
                 return
             log.error("order %s rejected: error %d %s", order_ref, code, text)
             self.stats.rejected += 1
-            if self._oid_state.get(oid) == jr.CANCELLED:  # ib_async marked it cancelled first
-                self._oid_state[oid] = jr.SENT
+            if self.router.state.get(oid) == jr.CANCELLED:  # ib_async marked it cancelled first
+                self.router.state[oid] = jr.SENT
             self._end_from_broker(oid, jr.REJECTED, f"error {code}: {text}")
         self._wake.set()
 
@@ -1297,7 +1196,7 @@ class Trader:
                 continue
             break
         self.conn.resyncing = False
-        self._release_held()
+        self.router.release_held()
         self._wake.set()
         self._kick_time()
 
