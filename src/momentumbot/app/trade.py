@@ -52,6 +52,7 @@ from momentumbot.reporting import run_folder as rf
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits, daily_loss_breached
 from momentumbot.trading import guards, risk_gate
+from momentumbot.trading.booking import FillBook
 from momentumbot.trading.console import ny as _ny
 from momentumbot.trading.console import status_table
 from momentumbot.trading.folder import RunFolder
@@ -119,15 +120,6 @@ class _GuardedListener:
 
 
 @dataclass
-class _Pending:
-    """An execution received but not booked yet (its minute has not been stepped)."""
-
-    report: ExecReport
-    oid: int
-    commission_micro: int | None
-
-
-@dataclass
 class _Stats:
     reconnects: int = 0
     outages: int = 0
@@ -179,8 +171,7 @@ class Trader:
         self.account = ""
         self.kind = "live" if opts.live else "paper"
         self.blocked = np.zeros(self.n, bool)
-        self._pending_fills: list[_Pending] = []
-        self._fill_index: dict[str, int] = {}
+        self.fills: FillBook  # made in _start with the router
         self.router: OrderRouter  # made in _start, once the engine and the broker are there
         self.server_ns = 0
         self.progress_ns = 0
@@ -193,7 +184,6 @@ class Trader:
         self._stopping = False
         self._wake = asyncio.Event()
         self._time_wanted = True
-        self._unreported: set[str] = set()
         self._sends_synced = 0
         self.folder = RunFolder(self.run_dir)
         self._cash_at_start: int | None = None
@@ -355,9 +345,10 @@ class Trader:
             cfg=self.cfg.broker, now_ns=lambda: self.server_ns,
             can_trade=lambda: self.conn.can_trade, describe_connection=self.conn.describe,
         )  # fmt: skip
+        self.fills = FillBook(j, self.engine, self.router, now_ns=lambda: self.server_ns)
         if resume:
             stats = rp.replay(j, self.engine)
-            self._fill_index = dict(stats.fill_index)
+            self.fills.fill_index = dict(stats.fill_index)
             log.info(
                 "journal replayed: %d inputs, %d minutes, %d fills; next minute %s",
                 stats.inputs, stats.steps, stats.fills, _ny(self.engine.next_label) if self.engine.started else "-",
@@ -367,7 +358,7 @@ class Trader:
             day = str(self.engine.sessions[-1].date())
             j.set_many({"loss_reference": f"{day}|{self.engine.equity()!r}"})
         self.router.state = {oid: o.state for oid, o in j.orders().items()}
-        self._requeue_unbooked()
+        self.fills.requeue_unbooked(self.account)
         self.broker.raise_order_id_floor(j.max_ib_order_id() + 1)
         self.server_ns = await self.broker.server_time_ns()
         self._check_calendar_covers()
@@ -554,9 +545,7 @@ class Trader:
         assert self.engine is not None and self.journal is not None
         e = self.engine
         out: dict[int, EngineOrder] = {}
-        pending_qty: dict[int, int] = {}
-        for p in self._pending_fills:
-            pending_qty[p.oid] = pending_qty.get(p.oid, 0) + p.report.quantity
+        pending_qty = self.fills.pending_quantity()
         for oid, o in self.journal.orders().items():
             if oid >= e.order_count():
                 continue
@@ -577,11 +566,7 @@ class Trader:
         assert self.broker is not None and self.journal is not None and self.engine is not None
         snap = await self.broker.snapshot()
         j = self.journal
-        positions = self.engine.positions()
-        for p in self._pending_fills:
-            positions[p.report.symbol] = positions.get(p.report.symbol, 0) + (
-                p.report.side * p.report.quantity
-            )
+        positions = self.fills.pending_positions(self.engine.positions())
         expected_cash = None
         start_cash = j.get("account_cash_start")
         if start_cash is not None:
@@ -590,11 +575,7 @@ class Trader:
                 + self.engine.cash_micro
                 - usd_to_micro(self.cfg.portfolio.initial_cash)
             )
-            for p in self._pending_fills:
-                comm = p.commission_micro or 0
-                expected_cash -= (
-                    p.report.side * usd_to_micro(p.report.quantity * p.report.price) + comm
-                )
+            expected_cash += self.fills.pending_cash_micro()
         known = set(j.fills())
         r = reconcile(
             run_id=self.run_id,
@@ -661,20 +642,6 @@ class Trader:
         self.broker.adopt_open_orders()
         log.info("reconcile (%s): %s", why, r.summary())
         return True
-
-    def _requeue_unbooked(self) -> None:
-        """Executions journaled but not booked when the bot stopped wait for their minute."""
-        assert self.journal is not None and self.engine is not None
-        queued = {p.report.exec_id for p in self._pending_fills}
-        for f in self.journal.fills().values():
-            if f.fill_index is None and f.exec_id not in queued:
-                rep = ExecReport(
-                    exec_id=f.exec_id, order_ref=f.order_ref, perm_id=0, ib_order_id=0,
-                    client_id=0, account=self.account, symbol=f.symbol,
-                    side=1 if f.side == "BUY" else -1, quantity=f.quantity, price=f.price,
-                    time_ns=f.label_ns, commission_micro=f.reported_commission_micro,
-                )  # fmt: skip
-                self._queue_fill(rep, f.oid, f.reported_commission_micro)
 
     # ================================================================ the loop
 
@@ -749,12 +716,12 @@ class Trader:
         """Commission reports can trail their executions: wait a little for the last ones
         so the report's cash is the broker's (reconciliation corrects any later)."""
         end = time.monotonic() + timeout
-        while self._unreported and self.conn.connected and time.monotonic() < end:
+        while self.fills.unreported and self.conn.connected and time.monotonic() < end:
             await asyncio.sleep(0.02)
-        if self._unreported:
+        if self.fills.unreported:
             log.warning(
                 "%d fills still have the model's commission, not the broker's report",
-                len(self._unreported),
+                len(self.fills.unreported),
             )
 
     def _stop_settled(self) -> bool:
@@ -840,7 +807,7 @@ class Trader:
         e, j = self.engine, self.journal
         assert e is not None and j is not None
         t0 = time.perf_counter()
-        self._book_due_fills(t)
+        self.fills.book_due(t)
         row = self.minutes.pop(t)
         catchup = t + NS_PER_MINUTE <= self._catchup_until
         # a minute of a session that has closed by now (the bot was down): only sells go out
@@ -971,68 +938,8 @@ class Trader:
             if rep.symbol in self.symbols:
                 log.warning("execution %s for %s is not from this run", rep.exec_id, rep.order_ref)
             return
-        if rep.exec_id in self._fill_index or any(
-            p.report.exec_id == rep.exec_id for p in self._pending_fills
-        ):
-            return
-        side_name = SIDE_NAME[rep.side]
-        with self.journal.transaction():
-            new = self.journal.add_fill(
-                rep.exec_id, oid, rep.order_ref, rep.symbol, side_name, rep.quantity, rep.price,
-                rep.label_ns, rep.perm_id or None, rep.commission_micro, self.server_ns,
-            )  # fmt: skip
-            if new:
-                self.journal.order_event(
-                    oid,
-                    "adopted fill" if adopted else "fill",
-                    f"{rep.exec_id} {side_name} {rep.quantity} @ {rep.price!r}",
-                    self.server_ns,
-                )
-        if not new:
-            return
-        self._queue_fill(rep, oid, rep.commission_micro)
-        self._wake.set()
-
-    def _queue_fill(self, rep: ExecReport, oid: int, commission: int | None) -> None:
-        assert self.engine is not None
-        p = _Pending(rep, oid, commission)
-        if self.engine.started and rep.label_ns < self.engine.next_label:
-            self._book(p)  # its minute was stepped already: book it now
-        else:
-            self._pending_fills.append(p)
-
-    def _book_due_fills(self, t: int) -> None:
-        due = [p for p in self._pending_fills if p.report.label_ns <= t]
-        if not due:
-            return
-        self._pending_fills = [p for p in self._pending_fills if p.report.label_ns > t]
-        for p in due:
-            self._book(p)
-
-    def _book(self, p: _Pending) -> None:
-        e, j = self.engine, self.journal
-        assert e is not None and j is not None
-        rep = p.report
-        commission = p.commission_micro
-        if commission is None:
-            commission = e.estimate_commission_micro(p.oid, rep.quantity, rep.price)
-            self._unreported.add(rep.exec_id)
-        info = {
-            "oid": p.oid, "qty": rep.quantity, "price": rep.price, "commission_micro": commission,
-            "label_ns": rep.label_ns, "exec_id": rep.exec_id,
-        }  # fmt: skip
-        with j.transaction():
-            j.add_input(rp.FILL, rep.label_ns, None, info)
-            applied = rp.apply_input(e, rp.FILL, rep.label_ns, None, info)
-            fid = applied.fill_index
-            assert fid is not None
-            j.book_fill(rep.exec_id, fid, commission)
-            self._fill_index[rep.exec_id] = fid
-            status = e.order_row(p.oid)[5]
-            filled = e.order_row(p.oid)[6]
-            j.update_order(p.oid, self.server_ns, filled=filled)
-            if status == "filled" and self.router.state.get(p.oid) not in jr.DONE_STATES:
-                self.router.set_state(p.oid, jr.FILLED, "")
+        if self.fills.receive(rep, oid, adopted=adopted):
+            self._wake.set()
 
     def on_execution(self, report: ExecReport) -> None:
         self._on_exec(report)
@@ -1040,23 +947,7 @@ class Trader:
     def on_commission(self, exec_id: str, commission_micro: int) -> None:
         if self.journal is None or self.engine is None:
             return
-        for p in self._pending_fills:
-            if p.report.exec_id == exec_id:
-                p.commission_micro = commission_micro
-                with self.journal.transaction():
-                    self.journal.report_commission(exec_id, commission_micro)
-                return
-        fid = self._fill_index.get(exec_id)
-        if fid is None:
-            return  # not ours, or the execution has not arrived yet (reconcile adopts it)
-        self._unreported.discard(exec_id)
-        with self.journal.transaction():
-            self.journal.report_commission(exec_id, commission_micro)
-            if int(self.engine.fills.commission[fid]) != commission_micro:
-                info = {"fid": fid, "commission_micro": commission_micro, "exec_id": exec_id}
-                self.journal.add_input(rp.COMMISSION, None, None, info)
-                rp.apply_input(self.engine, rp.COMMISSION, None, None, info)
-                self.journal.set_fill_commission(exec_id, commission_micro)
+        self.fills.commission(exec_id, commission_micro)
 
     # ---------------------------------------------------------------- order status
 

@@ -1,0 +1,157 @@
+"""Fills in: executions are journaled as they arrive and booked into the engine at their
+minute (a fill whose minute was stepped already is booked at once); commission reports
+replace the model's estimate. What is received but not booked yet counts in reconciliation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from momentumbot.domain.units import usd_to_micro
+from momentumbot.engine.live import LiveEngine
+from momentumbot.execution.broker_protocol import ExecReport
+from momentumbot.journal import journal as jr
+from momentumbot.journal import replay as rp
+from momentumbot.trading.risk_gate import SIDE_NAME
+from momentumbot.trading.routing import OrderRouter
+
+
+@dataclass
+class Pending:
+    """An execution received but not booked yet (its minute has not been stepped)."""
+
+    report: ExecReport
+    oid: int
+    commission_micro: int | None
+
+
+@dataclass
+class FillBook:
+    """Executions from receipt to the engine's books; see the module docstring."""
+
+    journal: jr.Journal
+    engine: LiveEngine
+    router: OrderRouter
+    now_ns: Callable[[], int]
+    pending: list[Pending] = field(default_factory=list)
+    fill_index: dict[str, int] = field(default_factory=dict)  # exec id -> engine fill
+    unreported: set[str] = field(default_factory=set)  # booked with the model's commission
+
+    def known(self, exec_id: str) -> bool:
+        return exec_id in self.fill_index or any(p.report.exec_id == exec_id for p in self.pending)
+
+    def receive(self, rep: ExecReport, oid: int, *, adopted: bool = False) -> bool:
+        """Journal a new execution and queue it; whether it was new."""
+        if self.known(rep.exec_id):
+            return False
+        j, now = self.journal, self.now_ns()
+        side_name = SIDE_NAME[rep.side]
+        with j.transaction():
+            new = j.add_fill(
+                rep.exec_id, oid, rep.order_ref, rep.symbol, side_name, rep.quantity, rep.price,
+                rep.label_ns, rep.perm_id or None, rep.commission_micro, now,
+            )  # fmt: skip
+            if new:
+                j.order_event(
+                    oid, "adopted fill" if adopted else "fill",
+                    f"{rep.exec_id} {side_name} {rep.quantity} @ {rep.price!r}", now,
+                )  # fmt: skip
+        if new:
+            self.queue(rep, oid, rep.commission_micro)
+        return new
+
+    def queue(self, rep: ExecReport, oid: int, commission: int | None) -> None:
+        p = Pending(rep, oid, commission)
+        e = self.engine
+        if e.started and rep.label_ns < e.next_label:
+            self.book(p)  # its minute was stepped already: book it now
+        else:
+            self.pending.append(p)
+
+    def requeue_unbooked(self, account: str) -> None:
+        """Executions journaled but not booked when the bot stopped wait for their minute."""
+        queued = {p.report.exec_id for p in self.pending}
+        for f in self.journal.fills().values():
+            if f.fill_index is None and f.exec_id not in queued:
+                rep = ExecReport(
+                    exec_id=f.exec_id, order_ref=f.order_ref, perm_id=0, ib_order_id=0,
+                    client_id=0, account=account, symbol=f.symbol,
+                    side=1 if f.side == "BUY" else -1, quantity=f.quantity, price=f.price,
+                    time_ns=f.label_ns, commission_micro=f.reported_commission_micro,
+                )  # fmt: skip
+                self.queue(rep, f.oid, f.reported_commission_micro)
+
+    def book_due(self, t: int) -> None:
+        """Book every pending fill of minutes up to `t` (before `t` is stepped)."""
+        due = [p for p in self.pending if p.report.label_ns <= t]
+        if not due:
+            return
+        self.pending = [p for p in self.pending if p.report.label_ns > t]
+        for p in due:
+            self.book(p)
+
+    def book(self, p: Pending) -> None:
+        e, j = self.engine, self.journal
+        rep = p.report
+        commission = p.commission_micro
+        if commission is None:
+            commission = e.estimate_commission_micro(p.oid, rep.quantity, rep.price)
+            self.unreported.add(rep.exec_id)
+        info = {
+            "oid": p.oid, "qty": rep.quantity, "price": rep.price, "commission_micro": commission,
+            "label_ns": rep.label_ns, "exec_id": rep.exec_id,
+        }  # fmt: skip
+        with j.transaction():
+            j.add_input(rp.FILL, rep.label_ns, None, info)
+            applied = rp.apply_input(e, rp.FILL, rep.label_ns, None, info)
+            fid = applied.fill_index
+            assert fid is not None
+            j.book_fill(rep.exec_id, fid, commission)
+            self.fill_index[rep.exec_id] = fid
+            _sym, _side, _qty, _reason, _dec, status, filled = e.order_row(p.oid)
+            j.update_order(p.oid, self.now_ns(), filled=filled)
+            if status == "filled" and self.router.state.get(p.oid) not in jr.DONE_STATES:
+                self.router.set_state(p.oid, jr.FILLED, "")
+
+    def commission(self, exec_id: str, commission_micro: int) -> None:
+        """IB's commission report for an execution, before or after it was booked."""
+        j = self.journal
+        for p in self.pending:
+            if p.report.exec_id == exec_id:
+                p.commission_micro = commission_micro
+                with j.transaction():
+                    j.report_commission(exec_id, commission_micro)
+                return
+        fid = self.fill_index.get(exec_id)
+        if fid is None:
+            return  # not ours, or the execution has not arrived yet (reconcile adopts it)
+        self.unreported.discard(exec_id)
+        with j.transaction():
+            j.report_commission(exec_id, commission_micro)
+            if int(self.engine.fills.commission[fid]) != commission_micro:
+                info = {"fid": fid, "commission_micro": commission_micro, "exec_id": exec_id}
+                j.add_input(rp.COMMISSION, None, None, info)
+                rp.apply_input(self.engine, rp.COMMISSION, None, None, info)
+                j.set_fill_commission(exec_id, commission_micro)
+
+    # ---- what reconciliation adds to the engine's books
+
+    def pending_quantity(self) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for p in self.pending:
+            out[p.oid] = out.get(p.oid, 0) + p.report.quantity
+        return out
+
+    def pending_positions(self, positions: dict[str, int]) -> dict[str, int]:
+        out = dict(positions)
+        for p in self.pending:
+            out[p.report.symbol] = out.get(p.report.symbol, 0) + p.report.side * p.report.quantity
+        return out
+
+    def pending_cash_micro(self) -> int:
+        """Cash the pending fills move (commissions not reported yet count as 0)."""
+        return -sum(
+            p.report.side * usd_to_micro(p.report.quantity * p.report.price)
+            + (p.commission_micro or 0)
+            for p in self.pending
+        )
