@@ -91,7 +91,7 @@ def test_a_week_with_a_nightly_reset_every_night(
     faults.apply("nightly-reset=23:45+1")
     faults.apply("outage=00:15+300")
 
-    async def body() -> int:
+    async def body() -> tuple[int, int]:
         async with gateway(BarStore(store_dir), DAYS[0], faults=faults) as gw:
             run = CliRun(trade_args(cfg_path, gw.port, out)).start()
             drv = WeekDriver(

@@ -221,7 +221,7 @@ def parse_end_datetime(text: str, now_ns: int) -> int:
         base = f"{parts[0]} {parts[1]}"
         zone_name = parts[2] if len(parts) >= 3 else "America/New_York"
         try:
-            naive = dt.datetime.strptime(base, "%Y%m%d %H:%M:%S")
+            naive = dt.datetime.strptime(base, "%Y%m%d %H:%M:%S")  # noqa: DTZ007 - zoned below
         except ValueError:
             raise ValueError(f"endDateTime {text!r}: expected yyyymmdd hh:mm:ss [zone]") from None
         zone: dt.tzinfo

@@ -69,7 +69,7 @@ class Reconciliation:
         return ", ".join(parts)
 
 
-def reconcile(
+def reconcile(  # noqa: C901 - one pass over orders, executions, positions and cash; each branch is a case of docs/trading.md
     *,
     run_id: str,
     client_id: int,
