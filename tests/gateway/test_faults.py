@@ -378,3 +378,23 @@ def test_scheduled_outage_and_reset_from_specs(source: Any, ib_log: IbLogGuard) 
             await reconnect_and_check(srv)
 
     run(body())
+
+
+def test_a_running_clock_starts_when_the_gateway_starts(source: Any) -> None:
+    """Time spent before start() (constructing, compiling the fill model) is not market time:
+    a replay at x3600 that waited 0.5 s before starting has not lost half an hour."""
+    from momentumbot.gateway.server import GatewayConfig, GatewayServer
+
+    async def body() -> None:
+        srv = GatewayServer(
+            source, GatewayConfig(start="2024-01-03", step_mode=False, speed=3600.0, port=0)
+        )
+        start = srv.now_ns()
+        await asyncio.sleep(0.5)
+        await srv.start()
+        try:
+            assert srv.clock.now_ns() - start < 20 * 60 * 1_000_000_000  # < 0.33 s of replay
+        finally:
+            await srv.stop()
+
+    run(body())

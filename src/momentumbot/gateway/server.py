@@ -142,6 +142,11 @@ class VirtualClock:
         self._anchor_r = time.monotonic()
         self.paused = False
 
+    def start_at(self, ns: int) -> None:
+        """Show `ns` now: a running clock starts here (time spent before does not count)."""
+        self._anchor_v = ns
+        self._anchor_r = time.monotonic()
+
     def jump_to(self, ns: int) -> None:
         if ns > self.now_ns():
             self._anchor_v = ns
@@ -445,10 +450,11 @@ class GatewayServer:
     # ---- lifecycle
 
     async def start(self) -> None:
-        warm_up_fill_model(
-            self.broker.params
-        )  # compiled (or loaded from the cache) before the clock starts
+        # the fill model is compiled (or loaded from the cache) before the clock starts, and a
+        # running clock starts when the gateway does, not when it was constructed
+        warm_up_fill_model(self.broker.params)
         await self._listen(self.cfg.port)
+        self.clock.start_at(self._now_ns)
         self._run_task = asyncio.create_task(self._run(), name="gateway-clock")
         log.info(
             "gateway listening on %s:%d; market time %s, %s; accounts %s",
