@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from momentumbot.allocation.quiet_volume import quiet_volume, qv_push
 
 
-def window(w: int):  # type: ignore[no-untyped-def]
+def window(w: int):
     return np.zeros((1, w)), np.zeros((1, w)), np.zeros(1, np.int64), np.zeros(1, np.int64)
 
 

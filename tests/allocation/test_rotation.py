@@ -10,7 +10,7 @@ from momentumbot.allocation.rotation import allocate
 INF = 1e18
 
 
-def alloc(scores, eligible=None, caps=None, investable=1000.0, top_k=0, eps=1e-5):  # type: ignore[no-untyped-def]
+def alloc(scores, eligible=None, caps=None, investable=1000.0, top_k=0, eps=1e-5):
     scores = np.asarray(scores, dtype=float)
     n = scores.shape[0]
     eligible = np.ones(n, bool) if eligible is None else np.asarray(eligible, bool)

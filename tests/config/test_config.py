@@ -47,7 +47,7 @@ def test_round_trip_through_toml(tmp_path: Path) -> None:
 )
 def test_bad_values_name_the_file_the_key_and_what_is_allowed(
     tmp_path: Path, data: dict, needles: list[str]
-) -> None:  # type: ignore[type-arg]
+) -> None:
     import tomli_w
 
     path = tmp_path / "c.toml"

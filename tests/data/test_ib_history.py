@@ -108,7 +108,7 @@ def test_fetch_survives_pacing_violations_with_every_bar_once(
     assert manifest.get("SPY", "2024-01-04") == {
         "bars": 0, "complete": True, "fetched_at": "2024-01-10T14:00:00+00:00",
     }  # fmt: skip
-    assert manifest.get("AAPL", "2024-01-02")["bars"] == 390  # type: ignore[index]
+    assert manifest.get("AAPL", "2024-01-02")["bars"] == 390
 
     async def again() -> Any:
         async with gateway(frames, Faults()) as srv:

@@ -134,7 +134,10 @@ def test_planted_defects_are_found(tmp_path: Path, calendar: TradingCalendar) ->
 
 def test_thresholds_and_span(calendar: TradingCalendar) -> None:
     bars = clean_bars(calendar)
-    cols = [bars[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume")]
+    ts, o, h, lo, c, v = (
+        bars[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume")
+    )
+    cols = (ts, o, h, lo, c, v)
     # any move counts as a jump at a 0% threshold
     loose = assess("X", *cols, calendar, Thresholds(jump_pct=0.0, overnight_jump_pct=0.0))
     assert loose.jumps > 100

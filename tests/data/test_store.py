@@ -79,7 +79,7 @@ def test_read_arrays_matches_read_and_prunes_row_groups(
 
     def spy(self: pq.ParquetFile, row_groups: list[int], *args: object, **kw: object) -> object:
         read_groups.append(list(row_groups))
-        return original(self, row_groups, *args, **kw)  # type: ignore[arg-type]
+        return original(self, row_groups, *args, **kw)
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
     lo, hi = 2 * ROW_GROUP_ROWS + 10, 2 * ROW_GROUP_ROWS + 500
