@@ -5,24 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
-
-
-class BarArraysLike(Protocol):
-    """Bars of one symbol as arrays: ts (int64 UTC ns, bar start), prices, volume."""
-
-    @property
-    def ts(self) -> np.ndarray: ...
-    @property
-    def open(self) -> np.ndarray: ...
-    @property
-    def high(self) -> np.ndarray: ...
-    @property
-    def low(self) -> np.ndarray: ...
-    @property
-    def close(self) -> np.ndarray: ...
-    @property
-    def volume(self) -> np.ndarray: ...
+from momentumbot.domain.bars import BarArraysLike
 
 
 class SymbolInfoLike(Protocol):

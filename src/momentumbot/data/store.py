@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from momentumbot.domain.bars import BarArrays
 from momentumbot.domain.errors import DataError
 from momentumbot.domain.symbols import TICKER, is_ticker
 from momentumbot.domain.units import NS_PER_MINUTE
@@ -41,17 +42,6 @@ _WRITE_OPTIONS: dict[str, object] = {
     "column_encoding": {"ts": "DELTA_BINARY_PACKED"},
     "write_statistics": True,
 }
-
-
-class BarArrays(NamedTuple):
-    """Bars of one symbol as plain arrays (the engine's fast path)."""
-
-    ts: np.ndarray  # int64 UTC ns, bar START label, strictly increasing
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray  # float64 (integer-valued)
 
 
 class SymbolInfo(NamedTuple):
