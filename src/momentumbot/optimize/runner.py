@@ -149,7 +149,7 @@ def _worker_main(conn: Connection, name: str, job: SweepJob | None = None) -> No
         import numba
 
         numba.set_num_threads(1)  # one worker per core: no threads on top
-    except Exception:  # pragma: no cover - numba's threading layer may refuse
+    except (ImportError, ValueError, RuntimeError):  # pragma: no cover - threading layer refused
         pass
     conn.send(("ready", warm_compiled_code()))
     if job is not None:
@@ -353,7 +353,7 @@ def _prepare_dask_worker() -> float:
         import numba
 
         numba.set_num_threads(1)  # one single-threaded worker per core
-    except Exception:  # pragma: no cover
+    except (ImportError, ValueError, RuntimeError):  # pragma: no cover - threading layer refused
         pass
     return warm_compiled_code()
 

@@ -71,6 +71,6 @@ class KillSwitch:
 
     def remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in self._installed:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # loop closed
                 loop.remove_signal_handler(sig)
         self._installed.clear()
