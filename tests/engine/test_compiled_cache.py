@@ -55,11 +55,16 @@ def test_editing_a_helper_in_another_module_recompiles_its_callers(tmp_path: Pat
         ).stdout.split()  # fmt: skip
         return float(out[0]), out[1]
 
+    def cached() -> dict[str, int]:
+        return {f.name: f.stat().st_mtime_ns for f in Path(dir_before).iterdir()}
+
     before, dir_before = price()
     assert str(tmp_path / "cache") in dir_before
-    again, dir_again = price()  # from the cache: same key, same answer
+    files = cached()
+    assert files, "compiled code was cached"
+    again, dir_again = price()  # from the cache: same key, nothing compiled or written again
     assert (again, dir_again) == (before, dir_before)
-    assert os.listdir(dir_before), "compiled code was cached"
+    assert cached() == files, "the second run loaded the cache instead of recompiling"
 
     costs = pkg / "momentumbot" / "execution" / "costs.py"
     text = costs.read_text()
