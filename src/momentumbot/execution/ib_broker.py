@@ -4,8 +4,11 @@ It owns one ib_async connection: connecting (client id in use: retry, then fall 
 contracts, the market-data entitlement check, paced history and keepUpToDate 1-minute bar
 streams (formatDate 2: UTC), the server's clock, orders carrying our client order id as
 `orderRef`, executions and commission reports, and the snapshots reconciliation compares
-with the journal. It decides nothing: events go to a `BrokerListener` (app.trade), and
-reconnection policy lives there too.
+with the journal. It implements the `Broker` port and keeps IB's vocabulary to itself: error
+codes become typed listener events (rejected, note, connectivity lost / restored), bars become
+`StreamBar`s, and the ports and account prefixes of paper and live are answered here. It
+decides nothing: events go to a `BrokerListener`, and reconnection policy lives in
+`trading.connection`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,15 +37,30 @@ from ib_async import (
 from ib_async import Fill as IbFill
 
 from momentumbot.config.schema import BrokerConfig
-from momentumbot.domain.errors import DataError, RetryLaterError
+from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import NS, usd_to_micro
 from momentumbot.execution.broker_protocol import (
     BarArrays,
     BrokerListener,
     BrokerSnapshot,
+    BrokerUnavailable,
+    ClientIdInUse,
+    ConnectionRefused,
     ExecReport,
+    OnBar,
     OrderReport,
+    StreamBar,
 )
+
+__all__ = [
+    "BrokerSettings",
+    "BrokerUnavailable",
+    "ClientIdInUse",
+    "ConnectionRefused",
+    "IbBroker",
+    "account_is_paper",
+    "port_is_live",
+]
 
 log = logging.getLogger("momentumbot.broker")
 
@@ -63,19 +81,22 @@ MARKET_DATA_PROBLEMS = {
 ORDER_DONE = {"Filled": "filled", "Cancelled": "cancelled", "ApiCancelled": "cancelled",
               "Inactive": "cancelled"}  # fmt: skip
 INFO_CODES = frozenset(range(2100, 2200)) | {399, 10167}
+# order errors that do not end an order: cancel confirmations, a cancel or modify that crossed
+# a fill (the fill's messages follow), an order that cannot be cancelled any more
+ORDER_NOTE_CODES = frozenset({104, 161, 202, 10147, 10148})
 MARKET_DATA_BATCH = 50
+PAPER_PORTS = (7497, 4002)  # TWS, IB Gateway
+LIVE_PORTS = (7496, 4001)
 
 
-class BrokerUnavailable(RetryLaterError):
-    """TWS / IB Gateway cannot be reached or does not answer as TWS."""
+def port_is_live(port: int) -> bool:
+    """The port is a live port of TWS / IB Gateway."""
+    return port in LIVE_PORTS
 
 
-class ConnectionRefused(BrokerUnavailable):
-    """Nothing listens on the API port (TWS / IB Gateway restarting, or not started)."""
-
-
-class ClientIdInUse(BrokerUnavailable):
-    """Error 326: another program holds the client id."""
+def account_is_paper(account: str) -> bool:
+    """IB paper accounts start with D (DU...); live ones do not."""
+    return account.upper().startswith("D")
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,10 @@ def _side(action: str) -> int:
 
 def _ns(t: Any) -> int:
     return int(round(t.timestamp())) * NS
+
+
+def _stream_bar(bar: Any) -> StreamBar:
+    return StreamBar(_ns(bar.date), float(bar.open), float(bar.close), float(bar.volume))
 
 
 class IbBroker:
@@ -289,6 +314,9 @@ class IbBroker:
     def managed_accounts(self) -> list[str]:
         return list(self.ib.managedAccounts())
 
+    def account_is_paper(self, account: str) -> bool:
+        return account_is_paper(account)
+
     def raise_order_id_floor(self, next_id: int) -> None:
         """Never reuse an order id the journal has seen (a Gateway restart rolls them back)."""
         self.ib.client.updateReqId(next_id)
@@ -308,16 +336,23 @@ class IbBroker:
     def _on_error(self, req_id: int, code: int, text: str, contract: Any) -> None:
         if not self.ib.isConnected():  # still connecting: 326 tells why the socket closes
             self._connect_errors.append((code, text))
-        if code in (CONNECTIVITY_LOST, RESTORED, RESTORED_DATA_LOST):
-            self.listener.on_connectivity(code, text)
+        if code == CONNECTIVITY_LOST:
+            self.listener.on_connectivity_lost()
+            return
+        if code in (RESTORED, RESTORED_DATA_LOST):
+            self.listener.on_connectivity_restored(data_lost=code == RESTORED_DATA_LOST)
             return
         sym = self._mkt_req.get(req_id)
         if sym is not None and code in MARKET_DATA_PROBLEMS:
             self._md_problem[sym] = f"{code} {MARKET_DATA_PROBLEMS[code]}"
             return
         ref = self._ref_by_id.get(req_id)
-        if ref is not None and code not in INFO_CODES:
-            self.listener.on_order_error(ref, code, text)
+        if ref is None or code in INFO_CODES:
+            return
+        if code in ORDER_NOTE_CODES:
+            self.listener.on_order_note(ref, f"ib_{code}", text)
+        else:
+            self.listener.on_order_rejected(ref, f"error {code}: {text}")
 
     # ------------------------------------------------------------- contracts
 
@@ -432,9 +467,7 @@ class IbBroker:
 
     # ------------------------------------------------------------------ bars
 
-    async def subscribe_bars(
-        self, symbol: str, duration: str, on_bar: Callable[[str, Any], None]
-    ) -> BarArrays:
+    async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
         """Regular-session 1-minute TRADES bars over `duration`, then kept up to date: every
         later bar goes to `on_bar(symbol, bar)`. Paced; pacing violations back off and retry;
         any other error or an empty answer raises."""
@@ -495,9 +528,9 @@ class IbBroker:
                 if self._streams.get(sym) is not b:
                     return
                 if has_new and len(b) >= 2:
-                    on_bar(sym, b[-2])
+                    on_bar(sym, _stream_bar(b[-2]))
                 if b:
-                    on_bar(sym, b[-1])
+                    on_bar(sym, _stream_bar(b[-1]))
 
             bars.updateEvent += handler
             return self._arrays(bars)
@@ -520,10 +553,6 @@ class IbBroker:
             with contextlib.suppress(Exception):
                 self.ib.cancelHistoricalData(bars)
         self._streams.clear()
-
-    @staticmethod
-    def bar_label(bar: Any) -> int:
-        return _ns(bar.date)
 
     # ------------------------------------------------------------------ time
 
@@ -708,28 +737,3 @@ class IbBroker:
             positions=pos,
             cash_micro=cash,
         )
-
-
-@dataclass
-class ConnectionState:
-    """What the trader knows about the link, for holding orders and stepping minutes."""
-
-    connected: bool = False
-    outage: bool = False  # 1100 received, no 1102 yet
-    resyncing: bool = True
-    reconnects: int = 0
-    outages: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def can_trade(self) -> bool:
-        return self.connected and not self.outage and not self.resyncing
-
-    def describe(self) -> str:
-        if not self.connected:
-            return "disconnected"
-        if self.outage:
-            return "connectivity lost (1100): orders held"
-        if self.resyncing:
-            return "resynchronising"
-        return "connected"

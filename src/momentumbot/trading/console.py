@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from momentumbot.domain.units import EXCHANGE_TZ
-from momentumbot.engine.live import LiveEngine
-from momentumbot.execution.ib_broker import ConnectionState
+
+if TYPE_CHECKING:  # connection logs times with `ny` from here
+    from momentumbot.engine.live import LiveEngine
+    from momentumbot.trading.connection import ConnectionState
 
 
 class TraderView(Protocol):
@@ -17,11 +19,14 @@ class TraderView(Protocol):
     kind: str
     run_id: str
     account: str
-    server_ns: int
-    halted: str
-    engine: LiveEngine | None
     conn: ConnectionState
 
+    @property
+    def server_ns(self) -> int: ...
+    @property
+    def halted(self) -> str: ...
+    @property
+    def engine(self) -> LiveEngine | None: ...
     @property
     def session_start_equity(self) -> float | None: ...
 
