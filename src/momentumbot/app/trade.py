@@ -41,11 +41,11 @@ from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading import guards
 from momentumbot.trading.connection import ConnectionState
-from momentumbot.trading.console import ny, status_table
+from momentumbot.trading.console import status_table
 from momentumbot.trading.folder import RunFolder
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.relay import BrokerRelay
-from momentumbot.trading.run import RunState, RunStats
+from momentumbot.trading.run import RunState, RunStats, ny
 from momentumbot.trading.session import SessionContext, TradingSession
 from momentumbot.trading.supervisor import Failure, Supervisor, TaskFailed, describe
 

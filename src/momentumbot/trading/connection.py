@@ -18,10 +18,9 @@ from momentumbot.domain.units import NS, NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import Broker, BrokerUnavailable, ConnectionRefused
 from momentumbot.journal import journal as jr
-from momentumbot.trading.console import ny
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.routing import OrderRouter
-from momentumbot.trading.run import RunState
+from momentumbot.trading.run import RunState, ny
 from momentumbot.trading.supervisor import Supervisor
 
 log = logging.getLogger("momentumbot.trade")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-import pandas as pd
-
-from momentumbot.domain.units import EXCHANGE_TZ
-
-if TYPE_CHECKING:  # connection logs times with `ny` from here
-    from momentumbot.engine.live import LiveEngine
-    from momentumbot.trading.connection import ConnectionState
+from momentumbot.engine.live import LiveEngine
+from momentumbot.trading.connection import ConnectionState
+from momentumbot.trading.run import ny
 
 
 class TraderView(Protocol):
@@ -29,11 +25,6 @@ class TraderView(Protocol):
     def engine(self) -> LiveEngine | None: ...
     @property
     def session_start_equity(self) -> float | None: ...
-
-
-def ny(ns: int) -> str:
-    """UTC ns as New York wall time, for logs and the console."""
-    return pd.Timestamp(ns, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def status_table(trader: TraderView) -> Any:

@@ -7,6 +7,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pandas as pd
+
+from momentumbot.domain.units import EXCHANGE_TZ
+
+
+def ny(ns: int) -> str:
+    """UTC ns as New York wall time, for logs and the console."""
+    return pd.Timestamp(ns, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
 
 @dataclass
 class RunStats:

@@ -23,12 +23,11 @@ from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.connection import ConnectionState, ConnectionSupervisor
-from momentumbot.trading.console import ny
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.reconciling import Reconciler
 from momentumbot.trading.routing import OrderRouter
-from momentumbot.trading.run import RunState
+from momentumbot.trading.run import RunState, ny
 from momentumbot.trading.stepping import Stepper
 from momentumbot.trading.supervisor import Supervisor
 from momentumbot.trading.warmup import MarketFeed, catchup_duration, check_calendar_covers

@@ -19,9 +19,8 @@ from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import BarArrays, Broker, OnBar, StreamBar
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
-from momentumbot.trading.console import ny
 from momentumbot.trading.minutes import MinuteAssembler
-from momentumbot.trading.run import RunState
+from momentumbot.trading.run import RunState, ny
 
 log = logging.getLogger("momentumbot.trade")
 
