@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from momentumbot.config.schema import BrokerConfig
 from momentumbot.domain.units import NS, NS_PER_MINUTE
@@ -36,7 +36,6 @@ class ConnectionState:
     connected: bool = False
     outage: bool = False  # connectivity lost, not restored yet
     resyncing: bool = True
-    notes: list[str] = field(default_factory=list)
 
     @property
     def can_trade(self) -> bool:
