@@ -127,23 +127,34 @@ class FakeRun:
         assert e.fill_count() == len(fake.executions)
         by_ref = {o.order_ref: o for o in orders.values()}
         assert set(fake.orders) <= set(by_ref), "every order at the broker is journaled"
+        assert len(fake.placed) == len(set(fake.placed)), "no order was placed twice"
         working = {r for r, o in fake.orders.items() if o.status == "working"}
         assert working == {r for r, o in by_ref.items() if e.orders.status[o.oid] == 0}
 
 
 @asynccontextmanager
 async def fake_run(
-    out: Path, cfg: AppConfig | None = None, *, start: str = "09:25", **opts: Any
+    out: Path,
+    cfg: AppConfig | None = None,
+    *,
+    start: str = "09:25",
+    fake: FakeBroker | None = None,
+    **opts: Any,
 ) -> AsyncIterator[FakeRun]:
+    """A trader on a new fake broker, or on `fake` (a restart: the broker keeps its state)."""
     fakes: list[FakeBroker] = []
     cfg = cfg or config()
 
     def make(listener: BrokerListener) -> FakeBroker:
-        fake = FakeBroker(
+        if fake is not None:
+            fake.listener = listener
+            fakes.append(fake)
+            return fake
+        new = FakeBroker(
             listener, market(), now_ns=ny(DAY, start), params=cost_params(cfg.execution)
         )
-        fakes.append(fake)
-        return fake
+        fakes.append(new)
+        return new
 
     opts.setdefault("console", False)
     opts.setdefault("sessions", 1)

@@ -118,6 +118,30 @@ def test_a_dropped_link_holds_minutes_reconnects_and_adopts_the_fills_made_meanw
     run(body())
 
 
+def test_a_crashed_bot_restarted_resumes_from_its_journal_and_reconciles(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        out = tmp_path / "out"
+        async with fake_run(out) as first:
+            await first.until_orders_working()
+            working = set(first.fake.orders)
+            first.task.cancel()  # the process dies with orders working at the broker
+            await first.until(lambda: first.task.done(), "the crash")
+            fake = first.fake
+        fake.advance(2)  # the market moves on while the bot is down: those orders fill
+        assert fake.executions
+        async with fake_run(out, fake=fake) as second:
+            tr = second.trader
+            assert tr.run_id == first.trader.run_id, "the same run, resumed"
+            assert tr.stats.adopted >= 1, "the fills made while down are adopted"
+            await second.run_to("10:45")
+            second.check_books()  # nothing placed twice, every fill booked once
+            assert {x.order_ref for x in fake.executions} >= working
+
+    run(body())
+
+
 @pytest.mark.parametrize("data_lost", [False, True])
 def test_connectivity_lost_holds_orders_and_minutes_and_the_restore_resyncs(
     data_lost: bool, tmp_path: Path

@@ -91,6 +91,7 @@ class FakeBroker:
     silent_clock: bool = False  # server-time requests go unanswered
     reject_next: list[str] = field(default_factory=list)  # reasons for the next orders placed
     orders: dict[str, FakeOrder] = field(default_factory=dict)  # by ref
+    placed: list[str] = field(default_factory=list)  # every ref placed, in order (resends too)
     executions: list[ExecReport] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)
     month_shares: dict[int, float] = field(default_factory=dict)
@@ -275,6 +276,7 @@ class FakeBroker:
             exempt=order_ref.startswith(self.cap_exempt_prefix),
         )  # fmt: skip
         self.orders[order_ref] = o
+        self.placed.append(order_ref)
         if self.reject_next:
             o.status, o.why = "cancelled", self.reject_next.pop(0)
             self._later(self.listener.on_order_rejected, order_ref, o.why)
