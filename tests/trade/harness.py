@@ -189,7 +189,7 @@ class Session:
 
     async def stop(self, reason: str = "test") -> Any:
         self.trader.kill.trip(reason)
-        self.trader._wake.set()
+        self.trader.wake()
         # the flatten fills in the next bar: move the clock until the trader is done
         for _ in range(30):
             if self.task.done():
@@ -226,7 +226,7 @@ async def trading(
         finally:
             if not task.done():
                 tr.kill.trip("test teardown")
-                tr._wake.set()
+                tr.wake()
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(asyncio.shield(task), 10)
             if not task.done():

@@ -5,7 +5,6 @@ on a holiday, on a half day. An empty range is an empty answer, never an error."
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -13,11 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from momentumbot.app.trade import TradeOptions, Trader
-from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.domain.errors import DataError
 from momentumbot.gateway.server import ny_ns
+from momentumbot.trading.warmup import catchup_duration, check_calendar_covers, first_session
 
 CAL = TradingCalendar("XNYS")
 NS = 1_000_000_000
@@ -53,23 +51,16 @@ def test_the_session_now_or_next_and_the_sessions_opened(moment: str) -> None:
     assert len(CAL.sessions(tomorrow.normalize() + pd.Timedelta(days=1), tomorrow)) == 0
 
 
-def _trader(tmp_path: Path) -> Trader:
-    return Trader(AppConfig(symbols=["AAA"]), TradeOptions(out_dir=tmp_path / "run"), calendar=CAL)
-
-
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_the_resync_history_is_never_empty_and_never_raises(moment: str, tmp_path: Path) -> None:
     """A resubscribe after a reconnect at any time asks for the sessions since the engine's
     next minute plus one: the bug was a DataError at night ("start is after end")."""
     now, session, _ = MOMENTS[moment]
-    tr = _trader(tmp_path)
-    tr.server_ns = now
     nxt = CAL.grid(pd.DatetimeIndex([pd.Timestamp(session)])).open_ns[0]
-    tr.engine = SimpleNamespace(next_label=int(nxt))  # type: ignore[assignment]
-    days = int(tr._catchup_duration().split()[0])
+    days = int(catchup_duration(CAL, int(nxt), now).split()[0])
     opened_since_next = len(CAL.sessions_opened(pd.Timestamp(session), now))
     assert days == opened_since_next + 1
-    assert tr._first_session() == pd.Timestamp(session)
+    assert first_session(CAL, now) == pd.Timestamp(session)
 
 
 @settings(max_examples=300, deadline=None)
@@ -91,12 +82,11 @@ def test_session_at_or_after_is_the_first_session_not_closed_yet(now: int) -> No
 
 def test_past_the_calendar_is_a_clear_error(tmp_path: Path) -> None:
     last = CAL.last_session
-    tr = _trader(tmp_path)
-    tr.server_ns = int(pd.Timestamp(last + pd.Timedelta(days=3), tz="UTC").value)
+    server_ns = int(pd.Timestamp(last + pd.Timedelta(days=3), tz="UTC").value)
     with pytest.raises(DataError, match="upgrade exchange_calendars"):
-        tr._check_calendar_covers()
+        check_calendar_covers(CAL, server_ns, 5)
     with pytest.raises(DataError, match="no session after"):
-        tr._first_session()
+        first_session(CAL, server_ns)
     with pytest.raises(DataError, match="outside the XNYS calendar"):
         CAL.check_range(pd.Timestamp("1850-01-02"), pd.Timestamp("1850-02-01"), "--start/--end")
     with pytest.raises(DataError, match="start 2024-02-01 is after end 2024-01-02"):

@@ -468,7 +468,7 @@ def test_a_halt_outlives_a_restart_until_rearmed(
         await drv.settle(60)
         await drv.run_to(until)
         tr.kill.trip("test")
-        tr._wake.set()
+        tr.wake()
         while not task.done():
             await asyncio.sleep(0.02)
             if not task.done():
@@ -563,7 +563,7 @@ def test_a_gateway_that_stops_answering_is_dropped_and_reconnected(
             await s.drv.run_to("10:30")
             handlers = s.gw._handlers
             s.gw._handlers = {**handlers, 49: lambda gw, session, r: None}  # reqCurrentTime
-            s.trader._kick_time()
+            s.trader.kick_time()
             await wait_for(lambda: "stopped answering" in _log(tmp_path), 20, "the drop")
             s.gw._handlers = handlers
             await reconnected(s, 0)

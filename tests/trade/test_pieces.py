@@ -11,6 +11,7 @@ import pytest
 from momentumbot.config.schema import BrokerConfig, RiskConfig
 from momentumbot.domain.errors import ConfigError
 from momentumbot.domain.units import NS, NS_PER_MINUTE
+from momentumbot.execution.ib_broker import account_is_paper, port_is_live
 from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading import guards
 from momentumbot.trading.folder import RunFolder
@@ -20,13 +21,20 @@ NO_LIMITS = RiskLimits.from_config(RiskConfig())
 
 
 def test_live_needs_the_switches_and_the_limits() -> None:
-    guards.check_config(BrokerConfig(), NO_LIMITS, live=False, port=7497)
+    guards.check_config(BrokerConfig(), NO_LIMITS, live=False, live_port=port_is_live(7497))
     with pytest.raises(ConfigError, match="live = true"):
-        guards.check_config(BrokerConfig(), NO_LIMITS, live=True, port=7496)
+        guards.check_config(BrokerConfig(), NO_LIMITS, live=True, live_port=port_is_live(7496))
     with pytest.raises(ConfigError, match="account"):
-        guards.check_config(BrokerConfig(live=True), NO_LIMITS, live=True, port=7496)
+        guards.check_config(
+            BrokerConfig(live=True), NO_LIMITS, live=True, live_port=port_is_live(7496)
+        )
     with pytest.raises(ConfigError, match=r"\[risk\] max_position_value"):
-        guards.check_config(BrokerConfig(live=True, account="U1"), NO_LIMITS, live=True, port=7496)
+        guards.check_config(
+            BrokerConfig(live=True, account="U1"),
+            NO_LIMITS,
+            live=True,
+            live_port=port_is_live(7496),
+        )
 
 
 @pytest.mark.parametrize(
@@ -47,12 +55,26 @@ def test_the_account_traded(
 ) -> None:
     if result in accounts:
         assert (
-            guards.choose_account(accounts, wanted, live=live, stored=stored, run_dir=tmp_path)
+            guards.choose_account(
+                accounts,
+                wanted,
+                live=live,
+                stored=stored,
+                run_dir=tmp_path,
+                is_paper=account_is_paper,
+            )
             == result
         )
     else:
         with pytest.raises(ConfigError, match=result):
-            guards.choose_account(accounts, wanted, live=live, stored=stored, run_dir=tmp_path)
+            guards.choose_account(
+                accounts,
+                wanted,
+                live=live,
+                stored=stored,
+                run_dir=tmp_path,
+                is_paper=account_is_paper,
+            )
 
 
 def test_a_minute_is_complete_when_every_bar_is_in_or_its_grace_is_over() -> None:

@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from momentumbot.app.supervisor import Failure, Supervisor, TaskFailed
 from momentumbot.config.loader import load_config
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols
 from momentumbot.journal.journal import JOURNAL_NAME, Journal
+from momentumbot.trading.supervisor import Failure, Supervisor, TaskFailed
 from tests.gateway.conftest import IbLogGuard
 from tests.trade.harness import (
     CliRun,
@@ -153,11 +153,12 @@ def test_a_failing_task_that_is_safe_to_repeat_is_retried(
             if task == "reconnect":
                 tr.broker.connect = once(tr.broker.connect, boom)
             elif task == "resync":
-                tr._reconcile = once(tr._reconcile, boom, lambda why: why == "reconnect")
+                conn = tr.session.connection
+                conn.reconcile = once(conn.reconcile, boom, lambda why: why == "reconnect")
             elif task == "streams":
                 tr.minutes.store = once(tr.minutes.store, boom)
             else:
-                tr._check_stale = once(tr._check_stale, boom)
+                tr.session.connection.check_stale = once(tr.session.connection.check_stale, boom)
             if task in ("reconnect", "resync"):
                 tr.broker.drop()
                 await wait_for(
@@ -193,8 +194,10 @@ def test_a_failing_order_event_handler_flattens_and_stops_with_exit_code_7(
             while not tr.engine.positions() or tr.engine.working_orders():
                 await s.gw.advance(60)
                 await s.drv.settle()
-            tr.on_order_status = once(tr.on_order_status, RuntimeError("injected into orders"))
-            tr.broker.listener = tr._guarded()  # the broker holds the guarded callbacks
+            events = tr.session.events
+            events.on_order_status = once(
+                events.on_order_status, RuntimeError("injected into orders")
+            )
             held = tr.engine.positions()
             tr.broker.listener.on_order_status(None)  # an order event arrives and its handler fails
             for _ in range(60):

@@ -1,4 +1,5 @@
 """Composition: a backtest (`backtest`) and a paper or live trading run (`trade`) from a config.
 
 Owns: wiring the engine, the broker, the journal and the run folder together; the `trade` and
-`stop` commands (`cli_trade`). Each concern of trading lives in `momentumbot.trading`."""
+`stop` commands (`cli_trade`); what a trading run reads and writes in its folder besides the
+journal: the stored config a resume must match, the report (`trade_files`). Each concern of trading lives in `momentumbot.trading`."""

@@ -1,4 +1,4 @@
 """The vocabulary every layer shares, importing nothing of the project.
 
 Owns: errors and their exit codes (`errors`), time and money units (`units`), tickers
-(`symbols`), bar arrays (`bars`)."""
+(`symbols`), bar arrays (`bars`), orders: side, reason, status and state enums (`orders`)."""

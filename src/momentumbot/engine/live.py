@@ -455,6 +455,11 @@ class LiveEngine:
     def positions(self) -> dict[str, int]:
         return {s: int(q) for s, q in zip(self.symbols, self.st.position, strict=True) if q}
 
+    def positions_value(self) -> float:
+        """The positions' value marked at the latest minute stepped (0 before any)."""
+        pv = self._marks.positions_value
+        return float(pv[-1]) if pv else 0.0
+
     def equity(self) -> float:
         pos = self.st.position
         px = np.nan_to_num(self.st.last_close)

@@ -1,4 +1,6 @@
 """Getting orders filled: costs and the fill model, and the IB broker adapter.
 
 Owns: slippage, volume caps and IB commissions (`costs`), one fill in one bar (`matching`),
-the broker interface (`broker_protocol`), the only module that imports ib_async (`ib_broker`)."""
+the broker port: what the trader calls and what a broker tells it (`broker_protocol`), the IB
+adapter, the only modules that import ib_async and know IB's codes, ports and accounts
+(`ib_broker`, with `ib_connect`, `ib_market`, `ib_reports`)."""

@@ -1,14 +1,34 @@
-"""What a broker reports and what it tells its listener: plain values, no I/O, no ib_async,
-so the journal, reconciliation and the trader depend on these and not on the IB adapter."""
+"""The broker port: what the trader asks of a broker (`Broker`), what a broker tells its
+listener (`BrokerListener`), and the plain values both carry. No I/O and no ib_async: the
+journal, reconciliation and the trader depend on this module and not on the IB adapter.
+
+IB's vocabulary (error codes, ports, account prefixes, order types, bar objects) stays in
+`execution.ib_broker`; what comes out of it is typed: a rejected order, a note on an order
+that does not end it, connectivity lost or restored, a `StreamBar`. `testing.fake_broker`
+implements the same port in memory."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from momentumbot.domain.errors import RetryLaterError
 from momentumbot.domain.units import NS_PER_MINUTE
+
+
+class BrokerUnavailable(RetryLaterError):
+    """The broker cannot be reached or does not answer as it should."""
+
+
+class ConnectionRefused(BrokerUnavailable):
+    """Nothing listens on the broker's port (it is restarting, or not started)."""
+
+
+class ClientIdInUse(BrokerUnavailable):
+    """Another program holds the client id."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +93,75 @@ class BarArrays:
     volume: np.ndarray
 
 
+@dataclass(frozen=True)
+class StreamBar:
+    """One 1-minute bar of a kept-up-to-date stream (the latest may still be forming)."""
+
+    label_ns: int  # UTC ns, bar start
+    open: float
+    close: float
+    volume: float
+
+
+OnBar = Callable[[str, StreamBar], None]
+
+
 class BrokerListener(Protocol):
+    """What a broker tells the trader, as it happens."""
+
     def on_execution(self, report: ExecReport) -> None: ...
     def on_commission(self, exec_id: str, commission_micro: int) -> None: ...
     def on_order_status(self, report: OrderReport) -> None: ...
-    def on_order_error(self, order_ref: str, code: int, text: str) -> None: ...
-    def on_connectivity(self, code: int, text: str) -> None: ...
+    def on_order_rejected(self, order_ref: str, why: str) -> None:
+        """The broker refused or ended the order with an error."""
+
+    def on_order_note(self, order_ref: str, event: str, text: str) -> None:
+        """A message about an order that does not end it (a cancel confirmed or crossing a
+        fill, an order that cannot be cancelled any more): journaled as `event`."""
+
+    def on_connectivity_lost(self) -> None:
+        """The broker lost its own link to the exchange; the socket is still up."""
+
+    def on_connectivity_restored(self, *, data_lost: bool) -> None: ...
     def on_disconnected(self) -> None: ...
+
+
+class Broker(Protocol):
+    """What the trader calls. Orders are named by their client order id (`order_ref`)."""
+
+    client_id: int
+    account: str
+
+    @property
+    def connected(self) -> bool: ...
+    async def connect(self, *, allow_fallback: bool) -> None:
+        """Raises ConnectionRefused, ClientIdInUse or BrokerUnavailable with what to check."""
+
+    async def disconnect(self) -> None: ...
+    def drop(self) -> None:
+        """Close the link as if it had dropped (the reconnect follows)."""
+
+    def managed_accounts(self) -> list[str]: ...
+    def account_is_paper(self, account: str) -> bool: ...
+    def raise_order_id_floor(self, next_id: int) -> None: ...
+    async def qualify(self, symbols: Sequence[str]) -> None: ...
+    async def market_data_problems(
+        self, symbols: Sequence[str], wait_seconds: float, *, keep: bool = False
+    ) -> dict[str, str]: ...
+    def quote(self, symbol: str) -> tuple[float, float]:
+        """(bid, ask); NaN where unknown."""
+
+    async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
+        """History over `duration` ("N D": N sessions), then every later bar to `on_bar`."""
+
+    async def server_time_ns(self) -> int: ...
+    def place(
+        self, order_ref: str, symbol: str, side: int, quantity: int, *,
+        limit_price: float | None = None,
+    ) -> int:  # fmt: skip
+        """A market order, or a limit with `limit_price`; returns the broker's order id."""
+
+    def cancel(self, order_ref: str) -> bool: ...
+    def modify_to_market(self, order_ref: str) -> bool: ...
+    def adopt_open_orders(self) -> None: ...
+    async def snapshot(self) -> BrokerSnapshot: ...

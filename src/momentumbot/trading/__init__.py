@@ -1,6 +1,11 @@
 """Paper and live trading, by concern; `app.trade.Trader` composes these pieces.
 
-Owns: the run folder's lock and log (`folder`), the paper/live and account guards
-(`guards`), assembling each minute's bars from the streams (`minutes`), the risk gate on new
-orders (`risk_gate`), orders out and their journal states (`routing`), fills in and their
-booking (`booking`), the console table (`console`)."""
+Owns: the running pieces of a trading session, made together once connected (`session`);
+the run's shared state and counters (`run`); the broker's listener for a run (`relay`);
+supervised tasks and callbacks (`supervisor`); connection supervision: outages,
+reconnects, resyncs, silent streams and clock (`connection`); warm-up and bar streams
+(`warmup`); each minute's bars (`minutes`); stepping the engine, the daily-loss halt and the
+stop (`stepping`); the risk gate on new orders (`risk_gate`); orders out and their state
+table (`routing`); order events in (`order_events`); fills in and their booking
+(`booking`); reconciliation with the broker (`reconciling`); the run folder's lock and log
+(`folder`); the paper/live and account guards (`guards`); the console table (`console`)."""

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import pandas as pd
-
-from momentumbot.domain.units import EXCHANGE_TZ
 from momentumbot.engine.live import LiveEngine
-from momentumbot.execution.ib_broker import ConnectionState
+from momentumbot.trading.connection import ConnectionState
+from momentumbot.trading.run import ny
 
 
 class TraderView(Protocol):
@@ -17,18 +15,16 @@ class TraderView(Protocol):
     kind: str
     run_id: str
     account: str
-    server_ns: int
-    halted: str
-    engine: LiveEngine | None
     conn: ConnectionState
 
     @property
+    def server_ns(self) -> int: ...
+    @property
+    def halted(self) -> str: ...
+    @property
+    def engine(self) -> LiveEngine | None: ...
+    @property
     def session_start_equity(self) -> float | None: ...
-
-
-def ny(ns: int) -> str:
-    """UTC ns as New York wall time, for logs and the console."""
-    return pd.Timestamp(ns, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def status_table(trader: TraderView) -> Any:

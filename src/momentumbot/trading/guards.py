@@ -1,9 +1,12 @@
 """The guards between a config and real money: live needs three switches and the risk
-limits; the connected account must be the one configured and of the right kind."""
+limits; the connected account must be the one configured and of the right kind. Which ports
+and accounts are live is the broker's knowledge (`execution.ib_broker` for IB): it comes in
+as `live_port` and `is_paper`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from momentumbot.config.schema import BrokerConfig
@@ -12,16 +15,8 @@ from momentumbot.risk.limits import RiskLimits
 
 log = logging.getLogger("momentumbot.trade")
 
-PAPER_PORTS = (7497, 4002)
-LIVE_PORTS = (7496, 4001)
 
-
-def is_paper_account(account: str) -> bool:
-    """IB paper accounts start with D (DU...); live ones do not."""
-    return account.upper().startswith("D")
-
-
-def check_config(broker: BrokerConfig, limits: RiskLimits, *, live: bool, port: int) -> None:
+def check_config(broker: BrokerConfig, limits: RiskLimits, *, live: bool, live_port: bool) -> None:
     """Before connecting: --live needs `live = true`, the account id and the risk limits."""
     if live and not broker.live:
         raise ConfigError(
@@ -38,14 +33,18 @@ def check_config(broker: BrokerConfig, limits: RiskLimits, *, live: bool, port: 
                 + ", ".join(f"[risk] {m}" for m in missing)
                 + " before trading real money"
             )
-    elif port in LIVE_PORTS:
-        log.warning(
-            "port %d is a live port of TWS / IB Gateway; a paper run checks the account", port
-        )
+    elif live_port:
+        log.warning("the port is a live port of the broker; a paper run checks the account")
 
 
 def choose_account(
-    accounts: list[str], wanted: str, *, live: bool, stored: str | None, run_dir: Path
+    accounts: list[str],
+    wanted: str,
+    *,
+    live: bool,
+    stored: str | None,
+    run_dir: Path,
+    is_paper: Callable[[str], bool],
 ) -> str:
     """After connecting: the account to trade, or a ConfigError saying why none."""
     if wanted:
@@ -61,11 +60,9 @@ def choose_account(
         raise ConfigError(
             f"the connection manages accounts {', '.join(accounts)}: set [broker] account"
         )
-    paper = is_paper_account(account)
+    paper = is_paper(account)
     if live and paper:
-        raise ConfigError(
-            f"--live, but {account} is a paper account (it starts with D); refusing to start"
-        )
+        raise ConfigError(f"--live, but {account} is a paper account; refusing to start")
     if not live and not paper:
         raise ConfigError(
             f"this is a paper run, but {account} is a LIVE account; refusing to start "

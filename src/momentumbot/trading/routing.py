@@ -3,8 +3,10 @@ the connection cannot trade, and turning marketable limits that did not fill int
 orders.
 
 An order's journal state moves INTENT -> SENT -> WORKING -> FILLED / CANCELLED / REJECTED
-(CANCEL_SENT on the way to CANCELLED; LOST when it ended before it reached IB; SKIPPED when
-the engine or the risk gate kept it back). Every change is journaled with an event."""
+(CANCEL_SENT on the way to CANCELLED; LOST when it ended before it reached the broker;
+SKIPPED when the engine or the risk gate kept it back). `TRANSITIONS` is the whole table: a
+change it does not list raises `RoutingError` (a bug, not a market event). Every change is
+journaled with an event."""
 
 from __future__ import annotations
 
@@ -14,12 +16,39 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from momentumbot.config.schema import BrokerConfig
+from momentumbot.domain.errors import MomentumbotError
+from momentumbot.domain.orders import OrderState as St
+from momentumbot.domain.orders import OrderStatus
 from momentumbot.domain.units import NS
-from momentumbot.engine import kernel as k
 from momentumbot.engine.live import LiveEngine
-from momentumbot.execution.ib_broker import IbBroker
+from momentumbot.execution.broker_protocol import Broker
 from momentumbot.journal import journal as jr
 from momentumbot.journal.reconcile import make_ref
+
+# state -> the states it may move to. The done states (FILLED, CANCELLED, REJECTED, SKIPPED,
+# LOST) move nowhere, except that a rejection may follow the client library's own
+# "cancelled" (see `OrderRouter.rejected`).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    # handed to the broker; confirmed at the broker by reconciliation; ended before it was
+    # sent (LOST); ended, rejected or filled by the broker before its acknowledgement came
+    St.INTENT: frozenset({St.SENT, St.WORKING, St.LOST, St.CANCELLED, St.REJECTED, St.FILLED}),
+    # SENT again: re-sent after reconciliation found the broker never had it
+    St.SENT: frozenset({St.SENT, St.WORKING, St.CANCEL_SENT, St.CANCELLED, St.REJECTED, St.FILLED}),
+    St.WORKING: frozenset({St.CANCEL_SENT, St.CANCELLED, St.REJECTED, St.FILLED}),
+    St.CANCEL_SENT: frozenset({St.CANCEL_SENT, St.CANCELLED, St.REJECTED, St.FILLED}),
+}
+
+
+class RoutingError(MomentumbotError):
+    """An order state change the routing table does not allow (a bug)."""
+
+    exit_code = 7
+
+
+def check_transition(oid: int, old: str | None, new: str) -> None:
+    if old is None or new in TRANSITIONS.get(old, frozenset()):
+        return
+    raise RoutingError(f"order {oid}: {old} -> {new} is not a transition of the routing table")
 
 
 @dataclass
@@ -27,7 +56,7 @@ class OrderRouter:
     """Routes the engine's orders to the broker; see the module docstring."""
 
     journal: jr.Journal
-    broker: IbBroker
+    broker: Broker
     engine: LiveEngine
     run_id: str
     cfg: BrokerConfig
@@ -46,11 +75,27 @@ class OrderRouter:
     def ref(self, oid: int) -> str:
         return make_ref(self.engine.order_row(oid)[3], self.run_id, oid)
 
+    def start(self, oid: int, state: str) -> None:
+        """A new order of the engine's: INTENT (to be sent) or SKIPPED (kept back)."""
+        self.state[oid] = state
+
     def set_state(self, oid: int, state: str, detail: str = "", **fields: Any) -> None:
+        check_transition(oid, self.state.get(oid), state)
         now = self.now_ns()
         self.state[oid] = state
         self.journal.update_order(oid, now, state=state, **fields)
         self.journal.order_event(oid, state, detail, now)
+
+    def acknowledged(self, oid: int, detail: str) -> None:
+        """The broker reports the order working."""
+        if self.state.get(oid) in (St.INTENT, St.SENT):
+            self.set_state(oid, St.WORKING, detail)
+
+    def rejected(self, oid: int) -> None:
+        """Before a rejection is booked: ib_async marks an order cancelled before the error
+        that rejected it arrives; the order was sent, not cancelled."""
+        if self.state.get(oid) == St.CANCELLED:
+            self.state[oid] = St.SENT
 
     def dispatch(
         self, ended: tuple[int, ...] | list[int], new: tuple[int, ...] | list[int]
@@ -59,7 +104,7 @@ class OrderRouter:
         for oid in ended:
             self.cancel(oid)
         for oid in new:
-            if self.engine.orders.status[oid] == k.S_WORKING:
+            if self.engine.orders.status[oid] == OrderStatus.WORKING:
                 self.place(oid)
 
     def limit_price(self, sym: str, side: int, last_close: float) -> float | None:
@@ -120,7 +165,7 @@ class OrderRouter:
         held, self.held = self.held, []
         for what, oid in held:
             if what == "place":
-                if self.engine.orders.status[oid] == k.S_WORKING:
+                if self.engine.orders.status[oid] == OrderStatus.WORKING:
                     self.place(oid)
                 else:
                     with self.journal.transaction():
@@ -135,7 +180,7 @@ class OrderRouter:
         timeout = int(self.cfg.limit_timeout_seconds * NS)
         now = self.now_ns()
         for oid, placed in list(self.limit_placed.items()):
-            if self.engine.orders.status[oid] != k.S_WORKING:
+            if self.engine.orders.status[oid] != OrderStatus.WORKING:
                 del self.limit_placed[oid]
                 continue
             if now - placed >= timeout and self.can_trade():

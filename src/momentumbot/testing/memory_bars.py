@@ -1,4 +1,4 @@
-"""In-memory fakes of the project's protocols, for tests and examples."""
+"""A bar source (data.source.BarSource) over in-memory bars."""
 
 from __future__ import annotations
 

@@ -1,0 +1,87 @@
+"""IB's objects as the broker port's values: executions, orders, positions and cash, as
+ib_async hands them over (for the IB broker adapter)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ib_async import Fill as IbFill
+from ib_async import Trade
+
+from momentumbot.domain.units import NS, usd_to_micro
+from momentumbot.execution.broker_protocol import ExecReport, OrderReport
+
+ORDER_DONE = {"Filled": "filled", "Cancelled": "cancelled", "ApiCancelled": "cancelled",
+              "Inactive": "cancelled"}  # fmt: skip
+
+
+def _side(action: str) -> int:
+    return 1 if action.upper() in ("BUY", "BOT") else -1
+
+
+def exec_report(fill: IbFill, trade: Trade | None) -> ExecReport:
+    """One execution (its commission if the report came with it)."""
+    ex = fill.execution
+    ref = ex.orderRef or (trade.order.orderRef if trade is not None else "")
+    cr = fill.commissionReport
+    commission = usd_to_micro(cr.commission) if cr is not None and cr.execId else None
+    return ExecReport(
+        exec_id=ex.execId,
+        order_ref=ref,
+        perm_id=int(ex.permId),
+        ib_order_id=int(ex.orderId),
+        client_id=int(ex.clientId),
+        account=ex.acctNumber,
+        symbol=fill.contract.symbol,
+        side=_side(ex.side),
+        quantity=int(round(float(ex.shares))),
+        price=float(ex.price),
+        time_ns=int(ex.time.timestamp() * NS) if ex.time else 0,
+        commission_micro=commission,
+    )
+
+
+def order_report(trade: Trade) -> OrderReport:
+    """One order: working, filled or cancelled (ended by IB counts as cancelled)."""
+    o, s = trade.order, trade.orderStatus
+    status = ORDER_DONE.get(s.status, "working")
+    why = ""
+    if trade.log:
+        why = trade.log[-1].message or ""
+    return OrderReport(
+        order_ref=o.orderRef or "",
+        perm_id=int(o.permId or s.permId or 0),
+        ib_order_id=int(o.orderId),
+        client_id=int(o.clientId),
+        symbol=trade.contract.symbol,
+        side=_side(o.action),
+        quantity=int(round(float(o.totalQuantity))),
+        filled=int(round(float(s.filled))),
+        status=status,
+        ib_status=s.status,
+        why=why,
+    )
+
+
+def cash_micro(summary: Iterable[Any], account: str) -> int | None:
+    """TotalCashValue in USD of the account summary, None if absent."""
+    return next(
+        (
+            usd_to_micro(float(v.value))
+            for v in summary
+            if v.tag == "TotalCashValue" and v.account == account and v.currency in ("USD", "")
+        ),
+        None,
+    )
+
+
+def stock_positions(positions: Iterable[Any], account: str) -> dict[str, int]:
+    """The account's stock positions by symbol (no zero ones)."""
+    out: dict[str, int] = {}
+    for p in positions:
+        if p.account == account and p.contract.secType in ("STK", ""):
+            q = int(round(float(p.position)))
+            if q:
+                out[p.contract.symbol] = q
+    return out

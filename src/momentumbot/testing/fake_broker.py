@@ -1,0 +1,334 @@
+"""An in-memory broker: the broker port (`execution.broker_protocol.Broker`) over bars held
+in memory, on a clock the test moves, filling with the shared fill rule
+(`execution.matching.match_in_bar`), so the trader's routing, booking, reconnect and resync
+run in unit tests without TCP and without sleeps.
+
+`advance()` closes the current minute: working orders placed before it fill against its bar
+(sells first, then buys, in the order they arrived; a limit only at or better than its
+price; orders whose ref starts with `cap_exempt_prefix` are exempt from the volume cap, as in
+the backtest), their executions and commission reports go to the listener, and then the
+bar goes to the streams. Events about a request (an order acknowledged, rejected, cancelled;
+a dropped link) arrive on the next turn of the event loop, as from a socket. While the link
+is down or connectivity is lost, orders still fill but nothing is delivered: the trader
+finds those executions in the next snapshot, as with IB."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from momentumbot.data.source import BarReader
+from momentumbot.domain.orders import Side
+from momentumbot.domain.units import NS, NS_PER_MINUTE, usd_to_micro
+from momentumbot.execution.broker_protocol import (
+    BarArrays,
+    BrokerListener,
+    BrokerSnapshot,
+    ConnectionRefused,
+    ExecReport,
+    OnBar,
+    OrderReport,
+    StreamBar,
+)
+from momentumbot.execution.costs import CostParams, fill_price
+from momentumbot.execution.matching import match_in_bar
+
+PRICE_TOLERANCE = 1e-9
+
+
+@dataclass
+class FakeOrder:
+    ref: str
+    order_id: int
+    perm_id: int
+    client_id: int
+    symbol: str
+    side: int
+    quantity: int
+    limit: float | None
+    eligible_from_ns: int  # label of the first bar it may fill in
+    exempt: bool
+    filled: int = 0
+    value: float = 0.0  # sum of qty x price (as the fill rule sees it)
+    rated: float = 0.0
+    status: str = "working"  # working | filled | cancelled
+    why: str = ""
+
+    def report(self) -> OrderReport:
+        ib = {"working": "Submitted", "filled": "Filled", "cancelled": "Cancelled"}[self.status]
+        return OrderReport(
+            order_ref=self.ref, perm_id=self.perm_id, ib_order_id=self.order_id,
+            client_id=self.client_id, symbol=self.symbol, side=self.side,
+            quantity=self.quantity, filled=self.filled, status=self.status, ib_status=ib,
+            why=self.why,
+        )  # fmt: skip
+
+
+@dataclass
+class FakeBroker:
+    """See the module docstring. Test controls: `advance`, `drop`, `refuse_connections`,
+    `lose_connectivity`, `restore_connectivity`, `reject_next`, `silent_clock`."""
+
+    listener: BrokerListener
+    source: BarReader
+    now_ns: int  # the server's clock
+    params: CostParams
+    cash: float = 1_000_000.0
+    account: str = "DU0000001"
+    paper: bool = True
+    client_id: int = 1
+    cap_exempt_prefix: str = "flatten:"
+    history_start_ns: int = 0
+    connected: bool = False
+    outage: bool = False
+    refuse_connections: int = 0  # the next connects refused
+    silent_clock: bool = False  # server-time requests go unanswered
+    reject_next: list[str] = field(default_factory=list)  # reasons for the next orders placed
+    orders: dict[str, FakeOrder] = field(default_factory=dict)  # by ref
+    placed: list[str] = field(default_factory=list)  # every ref placed, in order (resends too)
+    executions: list[ExecReport] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)
+    month_shares: dict[int, float] = field(default_factory=dict)
+    connects: int = 0
+    _cash_micro: int = 0
+    _next_id: int = 1
+    _streams: dict[str, OnBar] = field(default_factory=dict)
+    _bars: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._cash_micro = usd_to_micro(self.cash)
+
+    # ------------------------------------------------------------ link
+
+    async def connect(self, *, allow_fallback: bool) -> None:
+        if self.refuse_connections > 0:
+            self.refuse_connections -= 1
+            raise ConnectionRefused("the fake broker refuses connections")
+        self.connected = True
+        self.connects += 1
+
+    async def disconnect(self) -> None:
+        self._down()
+
+    def drop(self) -> None:
+        """The link drops: streams end, the listener hears it on the next turn."""
+        was = self.connected
+        self._down()
+        if was:
+            self._later(self.listener.on_disconnected)
+
+    def _down(self) -> None:
+        self.connected = False
+        self._streams.clear()
+
+    def lose_connectivity(self) -> None:
+        self.outage = True
+        self.listener.on_connectivity_lost()
+
+    def restore_connectivity(self, *, data_lost: bool = False) -> None:
+        self.outage = False
+        self.listener.on_connectivity_restored(data_lost=data_lost)
+
+    @property
+    def delivering(self) -> bool:
+        return self.connected and not self.outage
+
+    def _later(self, fn: Callable[..., None], *args: Any) -> None:
+        asyncio.get_running_loop().call_soon(fn, *args)
+
+    def _need_link(self) -> None:
+        if not self.connected:
+            raise ConnectionError("the fake broker is not connected")
+
+    def managed_accounts(self) -> list[str]:
+        return [self.account]
+
+    def account_is_paper(self, account: str) -> bool:
+        return self.paper
+
+    def raise_order_id_floor(self, next_id: int) -> None:
+        self._next_id = max(self._next_id, next_id)
+
+    # ------------------------------------------------------------ market data
+
+    async def qualify(self, symbols: Sequence[str]) -> None:
+        unknown = [s for s in symbols if s not in self.source.symbols()]
+        if unknown:
+            raise ConnectionError(f"unknown symbols {unknown}")
+
+    async def market_data_problems(
+        self, symbols: Sequence[str], wait_seconds: float, *, keep: bool = False
+    ) -> dict[str, str]:
+        return {}
+
+    def quote(self, symbol: str) -> tuple[float, float]:
+        return math.nan, math.nan
+
+    def _arrays(self, symbol: str) -> Any:
+        bars = self._bars.get(symbol)
+        if bars is None:
+            end = self.now_ns + 400 * 24 * 3600 * 10**9
+            bars = self._bars[symbol] = self.source.read_arrays(symbol, self.history_start_ns, end)
+        return bars
+
+    async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
+        """Every closed bar so far (the trader keeps what it needs), then the stream."""
+        self._need_link()
+        b = self._arrays(symbol)
+        n = int(np.searchsorted(b.ts, self.now_ns - NS_PER_MINUTE, side="right"))
+        self._streams[symbol] = on_bar
+        return BarArrays(b.ts[:n], b.open[:n], b.high[:n], b.low[:n], b.close[:n], b.volume[:n])
+
+    def _bar(self, symbol: str, label: int) -> tuple[float, float, float] | None:
+        b = self._arrays(symbol)
+        i = int(np.searchsorted(b.ts, label))
+        if i < b.ts.shape[0] and int(b.ts[i]) == label:
+            return float(b.open[i]), float(b.close[i]), float(b.volume[i])
+        return None
+
+    async def server_time_ns(self) -> int:
+        self._need_link()
+        if self.silent_clock:
+            raise ConnectionError("server time: no answer")
+        return self.now_ns - self.now_ns % NS
+
+    # ------------------------------------------------------------ the clock
+
+    def advance(self, minutes: int = 1) -> None:
+        """Close the current minute (`minutes` times): fills, then the bars."""
+        for _ in range(minutes):
+            label = self.now_ns - self.now_ns % NS_PER_MINUTE
+            self.now_ns = label + NS_PER_MINUTE
+            bars = {s: bar for s in self.source.symbols() if (bar := self._bar(s, label))}
+            self._match(label, bars)
+            if self.delivering:
+                for sym, on_bar in list(self._streams.items()):
+                    if sym in bars:
+                        o, c, v = bars[sym]
+                        on_bar(sym, StreamBar(label, o, c, v))
+
+    def _match(self, label: int, bars: dict[str, tuple[float, float, float]]) -> None:
+        eligible = [
+            o for o in self.orders.values()
+            if o.status == "working" and o.symbol in bars and o.eligible_from_ns <= label
+        ]  # fmt: skip
+        eligible.sort(key=lambda o: (o.side != Side.SELL, o.perm_id))
+        for order in eligible:
+            self._fill(order, label, *bars[order.symbol])
+
+    def _fill(self, o: FakeOrder, label: int, bar_open: float, _c: float, volume: float) -> None:
+        if o.limit is not None:
+            price = fill_price(bar_open, o.side, self.params)
+            if o.side > 0 and price > o.limit + PRICE_TOLERANCE:
+                return
+            if o.side < 0 and price < o.limit - PRICE_TOLERANCE:
+                return
+        day = dt.datetime.fromtimestamp(label / NS, dt.UTC)
+        month = day.year * 12 + day.month  # the tiered schedule counts shares per month
+        qty, price, value_micro, commission, rated = match_in_bar(
+            o.side, o.quantity - o.filled, self.positions.get(o.symbol, 0), bar_open, volume,
+            o.exempt, self._cash_micro, self.month_shares.get(month, 0.0), float(o.filled),
+            o.value, o.rated, self.params,
+        )  # fmt: skip
+        if qty <= 0:
+            return
+        self._cash_micro += -o.side * value_micro - commission
+        self.positions[o.symbol] = self.positions.get(o.symbol, 0) + o.side * qty
+        if not self.positions[o.symbol]:
+            del self.positions[o.symbol]
+        self.month_shares[month] = self.month_shares.get(month, 0.0) + qty
+        o.filled += qty
+        o.value += qty * price
+        o.rated += rated
+        if o.filled >= o.quantity:
+            o.status = "filled"
+        rep = ExecReport(
+            exec_id=f"fake.{o.perm_id}.{len(self.executions) + 1}", order_ref=o.ref,
+            perm_id=o.perm_id, ib_order_id=o.order_id, client_id=o.client_id,
+            account=self.account, symbol=o.symbol, side=o.side, quantity=qty, price=price,
+            time_ns=label, commission_micro=commission,
+        )  # fmt: skip
+        self.executions.append(rep)
+        if self.delivering:
+            self.listener.on_execution(_without_commission(rep))
+            self.listener.on_commission(rep.exec_id, commission)
+            self.listener.on_order_status(o.report())
+
+    # ------------------------------------------------------------ orders
+
+    def place(
+        self, order_ref: str, symbol: str, side: int, quantity: int, *,
+        limit_price: float | None = None,
+    ) -> int:  # fmt: skip
+        self._need_link()
+        oid = self._next_id
+        self._next_id += 1
+        o = FakeOrder(
+            ref=order_ref, order_id=oid, perm_id=1000 + oid, client_id=self.client_id,
+            symbol=symbol, side=side, quantity=quantity, limit=limit_price,
+            eligible_from_ns=self.now_ns - self.now_ns % NS_PER_MINUTE,
+            exempt=order_ref.startswith(self.cap_exempt_prefix),
+        )  # fmt: skip
+        self.orders[order_ref] = o
+        self.placed.append(order_ref)
+        if self.reject_next:
+            o.status, o.why = "cancelled", self.reject_next.pop(0)
+            self._later(self.listener.on_order_rejected, order_ref, o.why)
+        else:
+            self._later(self._deliver_status, o)
+        return oid
+
+    def _deliver_status(self, o: FakeOrder) -> None:
+        if self.delivering:
+            self.listener.on_order_status(o.report())
+
+    def _working(self, order_ref: str) -> FakeOrder | None:
+        o = self.orders.get(order_ref)
+        return o if o is not None and o.status == "working" else None
+
+    def cancel(self, order_ref: str) -> bool:
+        o = self._working(order_ref)
+        if o is None or not self.connected:
+            return False
+        o.status, o.why = "cancelled", "cancelled by the client"
+        self._later(self._deliver_status, o)
+        return True
+
+    def modify_to_market(self, order_ref: str) -> bool:
+        o = self._working(order_ref)
+        if o is None or not self.connected:
+            return False
+        o.limit = None
+        return True
+
+    def adopt_open_orders(self) -> None:
+        """The fake knows every order of its client already."""
+
+    async def snapshot(self) -> BrokerSnapshot:
+        self._need_link()
+        orders = list(self.orders.values())
+        return BrokerSnapshot(
+            account=self.account,
+            open_orders=[o.report() for o in orders if o.status == "working"],
+            completed_orders=[o.report() for o in orders if o.status != "working"],
+            executions=list(self.executions),
+            positions=dict(self.positions),
+            cash_micro=self._cash_micro,
+        )
+
+    @property
+    def cash_micro(self) -> int:
+        return self._cash_micro
+
+
+def _without_commission(rep: ExecReport) -> ExecReport:
+    """Executions arrive before their commission report, as from IB."""
+    from dataclasses import replace
+
+    return replace(rep, commission_micro=None)

@@ -1,0 +1,175 @@
+"""The market data side of a run: the calendar checks at start, the warm-up (history of the
+warm-up sessions and today's bars so far, journaled as one input), and the bar streams,
+(re)subscribed with several requests in flight, whose bars go to the minute assembly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from momentumbot.data.calendar import TradingCalendar
+from momentumbot.domain.errors import DataError
+from momentumbot.domain.units import EXCHANGE_TZ
+from momentumbot.engine.live import LiveEngine
+from momentumbot.execution.broker_protocol import BarArrays, Broker, OnBar, StreamBar
+from momentumbot.journal import journal as jr
+from momentumbot.journal import replay as rp
+from momentumbot.trading.minutes import MinuteAssembler
+from momentumbot.trading.run import RunState, ny
+
+log = logging.getLogger("momentumbot.trade")
+
+SUBSCRIPTIONS_IN_FLIGHT = 16
+
+
+def check_calendar_covers(calendar: TradingCalendar, server_ns: int, need: int) -> None:
+    """Past the calendar's last date is a clear error at start, not a traceback hours later."""
+    now = calendar.session_at_or_after(server_ns)
+    last = calendar.last_session
+    left = 0 if now is None else len(calendar.sessions(now, last))
+    if left < need:
+        raise DataError(
+            f"the {calendar.name} calendar knows sessions only up to {last.date()} "
+            f"(server time {ny(server_ns)}); this run needs {need} more: upgrade "
+            "exchange_calendars (`pip install -U exchange_calendars`)"
+        )
+
+
+def first_session(calendar: TradingCalendar, server_ns: int) -> pd.Timestamp:
+    """The session being traded now, or the next one."""
+    s = calendar.session_at_or_after(server_ns)
+    if s is None:
+        raise DataError(
+            f"the {calendar.name} calendar has no session after {ny(server_ns)} "
+            f"(it ends {calendar.last_session.date()}); upgrade exchange_calendars"
+        )
+    return s
+
+
+def catchup_duration(calendar: TradingCalendar, next_label: int, server_ns: int) -> str:
+    """History to ask for on a resubscribe: every session from the engine's next minute to
+    now, plus the one before. The extra session keeps the answer from being empty (IB answers
+    an empty range with error 162 and no stream): in the first seconds of a session, before
+    its first bar closed, "1 D" holds no bar at all. Its bars are older than the engine's
+    next minute and are dropped."""
+    day = pd.Timestamp(next_label, tz="UTC").tz_convert(EXCHANGE_TZ)
+    n = len(calendar.sessions_opened(day.tz_localize(None).normalize(), server_ns))
+    return f"{n + 1} D"
+
+
+@dataclass
+class MarketFeed:
+    """Warm-up and bar streams of one run; see the module docstring."""
+
+    broker: Broker
+    journal: jr.Journal
+    engine: LiveEngine
+    calendar: TradingCalendar
+    minutes: MinuteAssembler
+    run: RunState
+    on_bar: Callable[[OnBar], OnBar]  # wraps the stream callback (the supervisor's guard)
+    catchup_until: int = 0  # fresh start mid-session: minutes closing by then are not traded
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.engine.symbols)
+
+    async def resubscribe(self) -> dict[str, BarArrays]:
+        """Every stream again, with the history since the engine's next minute."""
+        return await self.subscribe_all(
+            catchup_duration(self.calendar, self.engine.next_label, self.run.server_ns)
+        )
+
+    async def warm_up(self) -> None:
+        """History for the warm-up sessions (plus one before, to know which symbols have
+        older bars) and today's bars so far, kept up to date from then on."""
+        e, cal = self.engine, self.calendar
+        first = first_session(cal, self.run.server_ns)
+        warm = e.warmup_sessions(first)
+        grid = e.warmup_grid(first)
+        before = cal.sessions_before(warm[0] if len(warm) else first, 1)
+        start_day = before[0] if len(before) else (warm[0] if len(warm) else first)
+        n_days = len(cal.sessions_opened(start_day, self.run.server_ns))
+        log.info(
+            "warming up from %s: %d warm-up sessions before %s, %d days of history",
+            start_day.date(), len(warm), first.date(), n_days,
+        )  # fmt: skip
+        history = await self.subscribe_all(f"{max(n_days, 1)} D")
+        n = len(self.symbols)
+        m = grid.n_minutes
+        o, c, v = (np.full((m, n), np.nan) for _ in range(3))
+        started = np.zeros(n, bool)
+        first_label = int(grid.label_ns[0]) if m else e.next_label
+        for j, sym in enumerate(self.symbols):
+            bars = history[sym]
+            if bars.ts.shape[0] and int(bars.ts[0]) < first_label:
+                started[j] = True
+            if m:
+                idx = np.searchsorted(grid.label_ns, bars.ts)
+                ok = (idx < m) & (grid.label_ns[np.minimum(idx, m - 1)] == bars.ts)
+                o[idx[ok], j] = bars.open[ok]
+                c[idx[ok], j] = bars.close[ok]
+                v[idx[ok], j] = bars.volume[ok]
+        data, info = rp.warmup_input(first, o, c, v, started)
+        with self.journal.transaction():
+            self.journal.add_input(rp.WARMUP, None, data, info)
+            rp.apply_input(e, rp.WARMUP, None, data, info)
+            self.journal.set("first_session", str(first.date()))
+        self.catchup_until = self.run.server_ns
+        self.minutes.drop_before(e.next_label)
+        if self.run.server_ns > e.session_open_ns:
+            log.warning(
+                "started during the session (%s): minutes before it are replayed for bands, "
+                "shadow books and quiet volume; their orders are not sent",
+                ny(self.run.server_ns),
+            )
+
+    async def subscribe_all(self, duration: str) -> dict[str, BarArrays]:
+        """(Re)subscribe every symbol's bar stream, several requests in flight (IB allows 50
+        at once; the broker paces their starts); initial bars join the pending minutes."""
+        broker = self.broker
+        out: dict[str, BarArrays] = {}
+        gate = asyncio.Semaphore(SUBSCRIPTIONS_IN_FLIGHT)
+        on_bar = self.on_bar(self.on_stream_bar)
+
+        async def one(sym: str) -> None:
+            async with gate:
+                bars = await broker.subscribe_bars(sym, duration, on_bar)
+            out[sym] = bars
+            nxt = self.engine.next_label if self.engine.started else 0
+            for i in range(bars.ts.shape[0]):
+                label = int(bars.ts[i])
+                if label >= nxt:
+                    self.minutes.store(sym, label, bars.open[i], bars.close[i], bars.volume[i])
+
+        tasks = [asyncio.ensure_future(one(sym)) for sym in self.symbols]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        now = await broker.server_time_ns()
+        self.run.see_server_time(now)
+        self.minutes.mark_alive(now)
+        self.run.stats.resubscribes += 1
+        return {sym: out[sym] for sym in self.symbols}
+
+    def on_stream_bar(self, sym: str, bar: StreamBar) -> None:
+        e = self.engine
+        if not e.started:  # warming up: keep it, the warm-up sorts it out
+            self.minutes.store(sym, bar.label_ns, bar.open, bar.close, bar.volume)
+            return
+        if bar.label_ns < e.next_label:
+            return
+        row = self.minutes.store(sym, bar.label_ns, bar.open, bar.close, bar.volume)
+        if bar.label_ns == e.next_label and row.seen.all():
+            self.run.wake.set()
+        else:
+            self.run.kick_time()
