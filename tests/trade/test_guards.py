@@ -15,7 +15,7 @@ from momentumbot.cli import main
 from momentumbot.config.loader import load_config
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols
-from momentumbot.domain.errors import ConfigError, DataError
+from momentumbot.domain.errors import ConfigError
 from momentumbot.journal.journal import JOURNAL_NAME
 from tests.gateway.conftest import IbLogGuard
 from tests.trade.harness import CliRun, gateway, stop_thread, synthetic_store, trading, write_config
@@ -254,7 +254,3 @@ def test_a_second_bot_in_the_same_folder_is_refused(
             await s.stop()
 
     asyncio.run(body())
-
-
-def test_unused_imports_are_kept() -> None:
-    assert DataError and Path

@@ -3,8 +3,6 @@ the same decisions as the backtest when it is fed the backtest's own fills."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,4 +82,3 @@ def test_steps_must_follow_the_calendar(store: BarStore) -> None:
     with pytest.raises(ValueError, match="next minute"):
         eng.step(eng.next_label + NS_MIN, row, row, row)
     eng.step(eng.next_label, row, row, row)
-    assert Path  # keep the import used
