@@ -308,8 +308,8 @@ class SweepData:
 def warm_compiled_code() -> float:
     """Load the compiled kernels (numba's on-disk cache) in this process with one tiny run
     on built-in bars, of the same types a sweep passes; returns the seconds it took."""
+    from momentumbot.data.memory import MemoryBarSource
     from momentumbot.data.synthetic import generate_bars
-    from momentumbot.testing import MemoryBarSource
 
     t0 = time.perf_counter()
     cal = TradingCalendar("XNYS")

@@ -1,30 +1,15 @@
-"""A bar source (data.source.BarSource) over in-memory bars."""
+"""A bar source (data.source.BarSource) over bars held in memory: for examples, tests and the
+compiled-code warm-up, which backtest without a store."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from momentumbot.data.source import BarArraysLike
-
-
-class MemoryBars(NamedTuple):
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-
-class MemoryInfo(NamedTuple):
-    symbol: str
-    first_ns: int
-    last_ns: int
-    rows: int
+from momentumbot.data.store import SymbolInfo
+from momentumbot.domain.bars import BarArrays, BarArraysLike
 
 
 def _ts_ns(ts: pd.Series) -> np.ndarray:
@@ -42,7 +27,7 @@ class MemoryBarSource:
     and low default to the open), or any object with those array attributes."""
 
     def __init__(self, bars: Mapping[str, pd.DataFrame | BarArraysLike]) -> None:
-        self._bars: dict[str, MemoryBars] = {}
+        self._bars: dict[str, BarArrays] = {}
         for sym, data in bars.items():
             if isinstance(data, pd.DataFrame):
                 ts = _ts_ns(data["ts"])
@@ -57,7 +42,7 @@ class MemoryBarSource:
                     for name in ("open", "high", "low", "close", "volume")
                 }
             order = np.argsort(ts, kind="stable")
-            self._bars[sym.upper()] = MemoryBars(
+            self._bars[sym.upper()] = BarArrays(
                 ts[order], *(cols[n][order] for n in ("open", "high", "low", "close", "volume"))
             )
 
@@ -67,14 +52,14 @@ class MemoryBarSource:
     def has(self, symbol: str) -> bool:
         return symbol in self._bars
 
-    def info(self, symbol: str) -> MemoryInfo:
+    def info(self, symbol: str) -> SymbolInfo:
         b = self._bars[symbol]
         if b.ts.shape[0] == 0:
-            return MemoryInfo(symbol, 0, 0, 0)
-        return MemoryInfo(symbol, int(b.ts[0]), int(b.ts[-1]), int(b.ts.shape[0]))
+            return SymbolInfo(symbol, 0, 0, 0)
+        return SymbolInfo(symbol, int(b.ts[0]), int(b.ts[-1]), int(b.ts.shape[0]))
 
-    def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> MemoryBars:
+    def read_arrays(self, symbol: str, start_ns: int, end_ns: int) -> BarArrays:
         b = self._bars[symbol]
         lo = int(np.searchsorted(b.ts, start_ns, side="left"))
         hi = int(np.searchsorted(b.ts, end_ns, side="left"))
-        return MemoryBars(*(col[lo:hi] for col in b))
+        return BarArrays(*(col[lo:hi] for col in b))
