@@ -25,11 +25,11 @@ from momentumbot.gateway.broker import SimBroker, warm_up_fill_model
 from momentumbot.gateway.clock import ManualClock, Monotonic, SystemClock, VirtualClock, ny_ns
 from momentumbot.gateway.desks.accounts import AccountDesk
 from momentumbot.gateway.desks.clock import SESSION_CLOSE, SESSION_OPEN, ClockDesk, Timeline
-from momentumbot.gateway.desks.connection import ClientSession
+from momentumbot.gateway.desks.connection import ClientSession, HistSub, MktSub, RtSub, Sub
 from momentumbot.gateway.desks.contracts import ContractDesk
 from momentumbot.gateway.desks.fault_control import FaultDesk
 from momentumbot.gateway.desks.history import HistoryDesk
-from momentumbot.gateway.desks.market_data import HistSub, MarketDataDesk, MktSub, RtSub, Sub
+from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.order_reports import OrderReports
 from momentumbot.gateway.desks.orders import OrderDesk
 from momentumbot.gateway.desks.sessions import Handler, Handlers, SessionDesk

@@ -1,4 +1,5 @@
-"""One API connection (`ClientSession`): framing, the handshake, startApi, and output; what it
+"""One API connection (`ClientSession`): framing, the handshake, startApi, and output, with what
+the client subscribed to (`HistSub`, `RtSub`, `MktSub`: served by the market data desk); what it
 asks of the gateway is a `SessionHost` (the sessions desk)."""
 
 from __future__ import annotations
@@ -6,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from momentumbot.gateway import protocol as p
-from momentumbot.gateway.protocol import ProtocolError, Reader, RequestError
-
-if TYPE_CHECKING:
-    from momentumbot.gateway.desks.market_data import Sub
+from momentumbot.gateway.market import TickState
+from momentumbot.gateway.protocol import ProtocolError, Reader, RequestError, StockInfo
 
 log = logging.getLogger("momentumbot.gateway")
 
@@ -162,3 +162,36 @@ class ClientSession(asyncio.Protocol):
     @property
     def buffered(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+
+# ---- subscriptions (per connection; the market data desk serves them)
+
+
+@dataclass
+class HistSub:
+    session: ClientSession
+    req_id: int
+    stock: StockInfo
+    minutes: int
+    use_rth: bool
+    format_date: int
+    last_start: int
+    bucket: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class RtSub:
+    session: ClientSession
+    req_id: int
+    stock: StockInfo
+
+
+@dataclass
+class MktSub:
+    session: ClientSession
+    req_id: int
+    stock: StockInfo
+    ticks: TickState = field(default_factory=TickState)
+
+
+Sub = HistSub | RtSub | MktSub

@@ -13,9 +13,9 @@ import numpy as np
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.clock import Monotonic
-from momentumbot.gateway.desks.connection import ClientSession
+from momentumbot.gateway.desks.connection import ClientSession, HistSub
 from momentumbot.gateway.desks.contracts import ContractDesk
-from momentumbot.gateway.desks.market_data import HistSub, MarketDataDesk
+from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.sessions import Handlers, ignore, register
 from momentumbot.gateway.faults import Faults
 from momentumbot.gateway.market import (

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import pandas as pd
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.broker import Bar
-from momentumbot.gateway.desks.connection import ClientSession
+from momentumbot.gateway.desks.connection import ClientSession, HistSub, MktSub, RtSub, Sub
 from momentumbot.gateway.desks.contracts import ContractDesk
 from momentumbot.gateway.desks.sessions import Handlers, SessionDesk, ignore, register
 from momentumbot.gateway.faults import Faults
@@ -22,7 +21,6 @@ from momentumbot.gateway.market import (
     NS_PER_MINUTE,
     AggBars,
     MarketData,
-    TickState,
     aggregate,
     bar_row,
     bar_rows,
@@ -31,37 +29,7 @@ from momentumbot.gateway.market import (
     ny_time,
     ticks_for_bar,
 )
-from momentumbot.gateway.protocol import Reader, StockInfo
-
-
-@dataclass
-class HistSub:
-    session: ClientSession
-    req_id: int
-    stock: StockInfo
-    minutes: int
-    use_rth: bool
-    format_date: int
-    last_start: int
-    bucket: tuple[int, int] = (0, 0)
-
-
-@dataclass
-class RtSub:
-    session: ClientSession
-    req_id: int
-    stock: StockInfo
-
-
-@dataclass
-class MktSub:
-    session: ClientSession
-    req_id: int
-    stock: StockInfo
-    ticks: TickState = field(default_factory=TickState)
-
-
-Sub = HistSub | RtSub | MktSub
+from momentumbot.gateway.protocol import Reader
 
 MinuteBars = dict[str, tuple[int, Bar]]  # symbol -> (index in its bars, the bar)
 
