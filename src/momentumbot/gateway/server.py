@@ -80,6 +80,8 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class Desks:
+    """The desks a gateway is composed of (`gateway.desks`)."""
+
     clock: ClockDesk
     sessions: SessionDesk
     contracts: ContractDesk
@@ -88,7 +90,7 @@ class Desks:
     accounts: AccountDesk
     orders: OrderDesk
     reports: OrderReports
-    faults: FaultDesk
+    fault_control: FaultDesk
 
 
 class GatewayServer:
@@ -153,8 +155,8 @@ class GatewayServer:
             self.start_ns,
             sessions,
             on_event=self._on_event,
-            next_scheduled=lambda: self.desks.faults.next_scheduled(),
-            run_scheduled=lambda: self.desks.faults.run_scheduled(),
+            next_scheduled=lambda: self.desks.fault_control.next_scheduled(),
+            run_scheduled=lambda: self.desks.fault_control.run_scheduled(),
         )
         now = clock.now_ns
         contracts = ContractDesk(market, self.calendar, faults, now)
@@ -314,28 +316,28 @@ class GatewayServer:
     def lose_connectivity(self, data_lost: bool = False, drop_order_events: bool = False) -> None:
         """IB <-> gateway connectivity lost: 1100 to every client; market data stops and order
         messages are held (or dropped) until `restore_connectivity`."""
-        self.desks.faults.lose_connectivity(data_lost, drop_order_events)
+        self.desks.fault_control.lose_connectivity(data_lost, drop_order_events)
 
     def restore_connectivity(self) -> None:
         """1102 (data maintained) or, after `lose_connectivity(data_lost=True)`, 1101 with every
         market data subscription dropped; held order messages are delivered."""
-        self.desks.faults.restore_connectivity()
+        self.desks.fault_control.restore_connectivity()
 
     def nightly_reset(self, down_seconds: float = 0.0) -> None:
         """Drop every client socket (as the nightly server reset can); optionally refuse new
         connections for `down_seconds` real seconds."""
-        self.desks.faults.nightly_reset(down_seconds)
+        self.desks.fault_control.nightly_reset(down_seconds)
 
     def restart(self, down_seconds: float = 0.0) -> None:
         """A gateway restart: sockets dropped and nextValidId rolled back to the first id;
         ids of finished orders are forgotten (working orders survive, as at IB)."""
-        self.desks.faults.restart(down_seconds)
+        self.desks.fault_control.restart(down_seconds)
 
     def apply_fault(self, spec: str) -> None:
-        self.desks.faults.apply(spec)
+        self.desks.fault_control.apply(spec)
 
     def clear_faults(self) -> None:
-        self.desks.faults.clear()
+        self.desks.fault_control.clear()
 
     def status(self) -> dict[str, Any]:
         """A summary for the control port and humans."""
