@@ -245,7 +245,7 @@ async def gateway_alone(store: Path, symbols: list[str], kind: str) -> dict[str,
     from momentumbot.gateway.server import ClientSession, GatewayConfig, GatewayServer
 
     srv = GatewayServer(BarStore(store), GatewayConfig(start=str(REPLAY_DAY), step_mode=True))
-    session = ClientSession(srv)
+    session = ClientSession(srv.desks.sessions)
     null = _NullTransport()
     session.transport = null  # type: ignore[assignment]
     srv.sessions.add(session)

@@ -15,6 +15,7 @@ import pytest
 from ib_async import IB
 
 from momentumbot.data.synthetic import generate_bars, synthetic_sessions
+from momentumbot.gateway.clock import Monotonic
 from momentumbot.gateway.server import GatewayConfig, GatewayServer
 from momentumbot.testing import MemoryBarSource
 
@@ -33,18 +34,32 @@ def source(bar_frames: dict[str, Any]) -> MemoryBarSource:
     return MemoryBarSource(bar_frames)
 
 
+ERROR_CODE = re.compile(r"^Error (\d+), reqId")
+
+
 class IbLogGuard(logging.Handler):
-    """Collects ERROR records from ib_async; `expect(code)` allows "Error <code>, ..." lines."""
+    """Collects ERROR records from ib_async. `expect(code)`: the test needs IB to send that error
+    code ("Error <code>, reqId ..." is logged) and fails if it never comes; `tolerate(code)`: the
+    code may come (a race the test does not control); `allow(pattern)`: other lines that may come."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.ERROR)
         self.records: list[logging.LogRecord] = []
         self.allowed: list[re.Pattern[str]] = []
+        self.expected: set[int] = set()
+        self.seen: set[int] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+        m = ERROR_CODE.match(record.getMessage())
+        if m:
+            self.seen.add(int(m.group(1)))
 
     def expect(self, *codes: int) -> None:
+        self.expected.update(codes)
+        self.tolerate(*codes)
+
+    def tolerate(self, *codes: int) -> None:
         for code in codes:
             self.allowed.append(re.compile(rf"^Error {code}, reqId"))
 
@@ -62,12 +77,17 @@ class IbLogGuard(logging.Handler):
             out.append(f"{r.name}: {msg}")
         return out
 
+    def missing(self) -> list[int]:
+        """Expected codes that never came."""
+        return sorted(self.expected - self.seen)
+
 
 @pytest.fixture(autouse=True)
 def ib_log() -> Iterator[IbLogGuard]:
     """Fails any gateway test in which ib_async logs an error it was not told to expect
-    (`ib_log.expect(code)`, `ib_log.allow(pattern)`): decoder layout errors above all, which
-    ib_async only logs (logger ib_async.Decoder) before dropping the message."""
+    (`ib_log.expect(code)`, `ib_log.tolerate(code)`, `ib_log.allow(pattern)`): decoder layout
+    errors above all, which ib_async only logs (logger ib_async.Decoder) before dropping the
+    message. A test that expects a code it never sees fails too."""
     guard = IbLogGuard()
     loggers = [logging.getLogger(n) for n in ("ib_async", "ib_async.Decoder", "ib_async.wrapper")]
     root = loggers[0]
@@ -82,6 +102,12 @@ def ib_log() -> Iterator[IbLogGuard]:
     bad = guard.unexpected()
     if bad:
         pytest.fail("ib_async logged errors:\n" + "\n".join(bad))
+    missing = guard.missing()
+    if missing:
+        pytest.fail(
+            f"expected IB error code(s) {missing} never came (ib_log.expect); "
+            "ib_log.tolerate is for a code that may not come"
+        )
 
 
 def run(coro: Any) -> Any:
@@ -101,11 +127,15 @@ async def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str =
 
 
 @asynccontextmanager
-async def gateway(source: Any, **cfg: Any) -> AsyncIterator[GatewayServer]:
+async def gateway(
+    source: Any, monotonic: Monotonic | None = None, **cfg: Any
+) -> AsyncIterator[GatewayServer]:
+    """A started gateway (step mode, any free port); `monotonic` is its real clock (a test that
+    steps real time passes a `ManualClock`)."""
     cfg.setdefault("start", START)
     cfg.setdefault("step_mode", True)
     cfg.setdefault("port", 0)
-    srv = GatewayServer(source, GatewayConfig(**cfg))
+    srv = GatewayServer(source, GatewayConfig(**cfg), monotonic=monotonic)
     await srv.start()
     try:
         yield srv

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
+from momentumbot.gateway.clock import ManualClock
 from momentumbot.gateway.faults import Faults, FaultSpecError
 from momentumbot.gateway.server import GatewayServer
 from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, run, wait_until
@@ -115,7 +116,8 @@ def test_pacing_violation_162_then_recovery(source: Any, ib_log: IbLogGuard) -> 
     ib_log.expect(162)
 
     async def body() -> None:
-        async with gateway(source) as srv:
+        real = ManualClock()
+        async with gateway(source, monotonic=real) as srv:
             srv.apply_fault("pacing=3/0.4")
             async with connected(srv) as ib:
                 c = await contract(ib)
@@ -124,7 +126,7 @@ def test_pacing_violation_162_then_recovery(source: Any, ib_log: IbLogGuard) -> 
                     for _ in range(4)
                 ]
                 assert sizes[:3] == [sizes[0]] * 3 and sizes[0] > 0 and sizes[3] == 0
-                await asyncio.sleep(0.45)
+                real.advance(0.45)
                 assert (
                     len(await ib.reqHistoricalDataAsync(c, "", "1 D", "1 min", "TRADES", True))
                     == sizes[0]
@@ -139,7 +141,8 @@ def test_client_id_in_use_326(source: Any, ib_log: IbLogGuard) -> None:
     ib_log.allow(r"already in use|API connection failed")
 
     async def body() -> None:
-        async with gateway(source) as srv:
+        real = ManualClock()
+        async with gateway(source, monotonic=real) as srv:
             async with connected(srv, client_id=3):
                 other = IB()
                 with pytest.raises((TimeoutError, ConnectionError)):
@@ -154,7 +157,7 @@ def test_client_id_in_use_326(source: Any, ib_log: IbLogGuard) -> None:
                 pass
             with pytest.raises((TimeoutError, ConnectionError)):
                 await IB().connectAsync("127.0.0.1", srv.port, clientId=5, timeout=1)
-            await asyncio.sleep(0.35)
+            real.advance(0.35)
             await reconnect_and_check(srv, client_id=5)
 
     run(body())
@@ -203,7 +206,7 @@ def test_connectivity_lost_and_restored_1100_1102(source: Any, ib_log: IbLogGuar
             await barrier(ib)
             srv.lose_connectivity()
             await srv.advance(180)
-            await asyncio.sleep(0.05)
+            await barrier(ib)
             assert codes == [1100]
             assert len(bars) == n, "market data is paused during the outage"
             assert srv.broker.fills and not trade.fills, "fills happen but reports are held back"
@@ -235,7 +238,7 @@ def test_connectivity_restored_with_data_lost_1101_drops_subscriptions(
             await srv.advance_to_time("09:33")
             srv.restore_connectivity()
             await srv.advance(120)
-            await asyncio.sleep(0.05)
+            await barrier(ib)
             assert len(bars) == n, "after 1101 the client must subscribe again"
             again = await ib.reqHistoricalDataAsync(c, "", "1 D", "1 min", "TRADES", True, 2, True)
             k = len(again)
@@ -250,7 +253,8 @@ def test_nightly_reset_drops_the_socket_and_state_survives(source: Any, ib_log: 
     ib_log.allow(DROPPED)
 
     async def body() -> None:
-        async with gateway(source) as srv:
+        real = ManualClock()
+        async with gateway(source, monotonic=real) as srv:
             async with connected(srv) as ib:
                 c = await contract(ib)
                 await srv.advance_to_time("09:35")
@@ -269,7 +273,11 @@ def test_nightly_reset_drops_the_socket_and_state_survives(source: Any, ib_log: 
             with pytest.raises(ConnectionRefusedError):
                 await IB().connectAsync("127.0.0.1", srv.port, clientId=1, timeout=5)
             assert time.monotonic() - t0 < 1.0
-            await asyncio.sleep(0.25)
+            real.advance(0.15)
+            await asyncio.sleep(0)
+            assert not srv.listening, "still closed 0.15 s into its 0.2 s"
+            real.advance(0.1)
+            await wait_until(lambda: srv.listening, what="the port open again")
             await reconnect_and_check(srv)
             async with connected(srv, client_id=1) as ib2:
                 assert [t.order.orderRef for t in ib2.openTrades()] == ["overnight"]
@@ -312,8 +320,9 @@ def test_restart_resets_order_ids(source: Any, ib_log: IbLogGuard) -> None:
 
 def test_delayed_and_duplicated_exec_details(source: Any, ib_log: IbLogGuard) -> None:
     async def body() -> None:
+        real = ManualClock()
         async with (
-            gateway(source, faults=Faults(exec_delay=0.3, exec_duplicate=True)) as srv,
+            gateway(source, real, faults=Faults(exec_delay=0.3, exec_duplicate=True)) as srv,
             connected(srv) as ib,
         ):
             c = await contract(ib)
@@ -324,10 +333,13 @@ def test_delayed_and_duplicated_exec_details(source: Any, ib_log: IbLogGuard) ->
             ib.execDetailsEvent += lambda t, f: seen.append(f.execution.execId)
             await srv.advance(60)
             await wait_until(lambda: trade.orderStatus.status == "Filled", what="status")
+            await barrier(ib)
             assert trade.fills == [], "the status arrived before the execution"
+            real.advance(0.3)
             await wait_until(lambda: len(trade.fills) == 1, what="late execution")
-            await asyncio.sleep(0.05)
+            await barrier(ib)
             assert len(trade.fills) == 1 and len(seen) == 1, "ib_async drops the duplicate execId"
+            real.advance(0.01)  # the commission report follows its execDetails
             await wait_until(
                 lambda: trade.fills[0].commissionReport.commission > 0, what="commission"
             )
@@ -338,8 +350,9 @@ def test_delayed_and_duplicated_exec_details(source: Any, ib_log: IbLogGuard) ->
 
 def test_late_commission_reports(source: Any, ib_log: IbLogGuard) -> None:
     async def body() -> None:
+        real = ManualClock()
         async with (
-            gateway(source, faults=Faults(commission_delay=0.3)) as srv,
+            gateway(source, real, faults=Faults(commission_delay=0.3)) as srv,
             connected(srv) as ib,
         ):
             c = await contract(ib)
@@ -348,7 +361,9 @@ def test_late_commission_reports(source: Any, ib_log: IbLogGuard) -> None:
             await barrier(ib)
             await srv.advance(60)
             await wait_until(lambda: len(trade.fills) == 1, what="execution")
+            await barrier(ib)
             assert trade.fills[0].commissionReport.execId == ""
+            real.advance(0.31)
             await wait_until(
                 lambda: trade.fills[0].commissionReport.commission > 0, what="late commission"
             )
@@ -386,11 +401,14 @@ def test_a_running_clock_starts_when_the_gateway_starts(source: Any) -> None:
     from momentumbot.gateway.server import GatewayConfig, GatewayServer
 
     async def body() -> None:
+        real = ManualClock()
         srv = GatewayServer(
-            source, GatewayConfig(start="2024-01-03", step_mode=False, speed=3600.0, port=0)
+            source,
+            GatewayConfig(start="2024-01-03", step_mode=False, speed=3600.0, port=0),
+            monotonic=real,
         )
         start = srv.now_ns()
-        await asyncio.sleep(0.5)
+        real.advance(0.5)
         await srv.start()
         try:
             assert srv.clock.now_ns() - start < 20 * 60 * 1_000_000_000  # < 0.33 s of replay

@@ -15,6 +15,7 @@ from ib_async import IB, LimitOrder, MarketOrder, Order, Stock, StopOrder
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.domain.units import MICRO
 from momentumbot.execution.costs import cost_params, order_commission
+from momentumbot.gateway.clock import ManualClock
 from momentumbot.gateway.market import stable_con_id
 from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, run, wait_until
 
@@ -158,7 +159,7 @@ def test_keep_up_to_date_streams_bars_as_they_close(
             ib.cancelHistoricalData(bars)
             await barrier(ib)
             await srv.advance(60)
-            await asyncio.sleep(0.05)
+            await barrier(ib)
             assert len(bars) == n0 + len(closed)
 
     run(body())
@@ -211,7 +212,7 @@ def test_market_order_fills_in_parts_with_commissions(
             await wait_until(lambda: trade.orderStatus.status == "Submitted", what="submitted")
             while trade.orderStatus.status != "Filled":
                 await srv.advance(60)
-                await asyncio.sleep(0.01)
+                await barrier(ib)
                 assert srv.now_ns() < pd.Timestamp(ny("2024-01-03", "11:00")).value
             await wait_until(
                 lambda: all(f.commissionReport.execId for f in trade.fills), what="commissions"
@@ -303,7 +304,7 @@ def test_limit_order_rests_until_marketable_and_can_be_modified(
             await barrier(ib)
             for _ in range(5):
                 await srv.advance(60)
-            await asyncio.sleep(0.05)
+            await barrier(ib)
             assert trade.orderStatus.status == "Submitted" and not trade.fills
             open_trades = await ib.reqOpenOrdersAsync()
             assert [t.order.orderRef for t in open_trades] == ["lmt-1"]
@@ -339,9 +340,8 @@ def test_stop_order_triggers_on_a_touch(
             await barrier(ib)
             for _ in range(60):
                 await srv.advance(60)
-                if trade.orderStatus.status == "Filled":
+                if srv.broker.fills:  # the gateway filled it (its only order)
                     break
-                await asyncio.sleep(0.005)
             await wait_until(lambda: trade.orderStatus.status == "Filled", what="stop filled")
             fill = trade.fills[0].execution
             t = pd.Timestamp(fill.time)
@@ -446,13 +446,20 @@ def test_unsupported_order_type_is_rejected(source: Any, ib_log: IbLogGuard) -> 
 
 
 def test_running_clock_streams_at_speed_and_pauses(source: Any, ib_log: IbLogGuard) -> None:
+    """A running clock follows the real clock (a manual one here, stepped by the test)."""
+
     async def body() -> None:
-        async with gateway(source, step_mode=False, speed=3600.0) as srv, connected(srv) as ib:
+        real = ManualClock()
+        async with (
+            gateway(source, real, step_mode=False, speed=3600.0) as srv,
+            connected(srv) as ib,
+        ):
             c = Stock("AAPL", "SMART", "USD")
             bars = await ib.reqHistoricalDataAsync(c, "", "1 D", "1 min", "TRADES", True, 2, True)
             n0 = len(bars)
             arrivals: list[tuple[dt.datetime, int]] = []
             bars.updateEvent += lambda b, new: arrivals.append((b[-1].date, srv.now_ns()))
+            real.advance(0.7)  # 42 market minutes at x3600: 09:00 -> 09:42
             await wait_until(lambda: len(bars) >= n0 + 10, timeout=10, what="ten streamed bars")
             for date, seen_at in arrivals:
                 assert seen_at >= int(pd.Timestamp(date).value) + 60_000_000_000, "only closed bars"
@@ -460,13 +467,14 @@ def test_running_clock_streams_at_speed_and_pauses(source: Any, ib_log: IbLogGua
             # the tenth bar closed at 09:40:00 at the earliest; server time is whole seconds
             assert t1 >= ny("2024-01-03", "09:40")
             srv.pause()
-            await asyncio.sleep(0.1)
             frozen = srv.now_ns()
-            await asyncio.sleep(0.2)
+            real.advance(0.2)
+            await barrier(ib)
             assert srv.now_ns() == frozen
             srv.set_speed(60.0)
             srv.resume()
-            await asyncio.sleep(0.2)
+            real.advance(0.2)
+            await wait_until(lambda: srv.now_ns() != frozen, what="the clock runs again")
             assert 0 < srv.now_ns() - frozen < 30 * 1_000_000_000
 
     run(body())

@@ -99,7 +99,8 @@ def test_dropped_socket_mid_session(store: BarStore, tmp_path: Path, ib_log: IbL
 def test_connectivity_lost_and_restored(
     store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
-    ib_log.expect(1100, 1102, 202)
+    ib_log.expect(1100, 1102)
+    ib_log.tolerate(202)  # an order the engine ends is cancelled; none need be
     ib_log.allow("Peer closed connection")
 
     async def body() -> None:
@@ -126,7 +127,8 @@ def test_connectivity_lost_and_restored(
 def test_connectivity_lost_with_order_messages_dropped(
     store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
-    ib_log.expect(1100, 1101, 202)
+    ib_log.expect(1100, 1101)
+    ib_log.tolerate(202)  # an order the engine ends is cancelled; none need be
     ib_log.allow("Peer closed connection")
 
     async def body() -> None:
@@ -288,7 +290,7 @@ def test_commission_report_after_its_execution(
 def test_kill_switch_stop_file_flattens_and_reports(
     store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
-    ib_log.expect(202)
+    ib_log.tolerate(202)  # an order the engine ends is cancelled; none need be
     ib_log.allow("Peer closed connection")
     from momentumbot.cli import main
 
@@ -399,7 +401,8 @@ def test_symbols_without_live_market_data_get_no_buys(
 def test_marketable_limit_orders_turn_into_market_orders(
     store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
-    ib_log.expect(104, 202)  # a modify can cross the fill it was meant to hurry
+    ib_log.expect(202)
+    ib_log.tolerate(104)  # a modify can cross the fill it was meant to hurry
     ib_log.allow("Peer closed connection")
 
     async def body() -> None:
@@ -454,7 +457,7 @@ def test_a_halt_outlives_a_restart_until_rearmed(
     from momentumbot.app.trade import TradeOptions, Trader
     from tests.trade.harness import Driver, gateway
 
-    ib_log.expect(202)
+    ib_log.tolerate(202)  # an order the engine ends is cancelled; none need be
     ib_log.allow("Peer closed connection")
     config = cfg(tmp_path, "\n[risk]\nmax_daily_loss = 15.0\n")
     out = tmp_path / "out"
@@ -554,7 +557,7 @@ def test_a_gateway_that_stops_answering_is_dropped_and_reconnected(
     Two unanswered server-time requests in a row: the bot says so, drops the connection and
     reconnects, and the session is traded on."""
     ib_log.allow("Peer closed connection|Connection reset|API connection failed")
-    ib_log.expect(202)
+    ib_log.tolerate(202)  # an order the engine ends is cancelled; none need be
 
     async def body() -> None:
         config = cfg(tmp_path, "request_timeout_seconds = 0.3\n")

@@ -1,4 +1,7 @@
 """The simulated IB gateway: a TWS API server (v178) over bars replayed on a virtual clock (docs/gateway.md).
 
-Owns: the wire protocol (`protocol`), the server and its clock (`server`), market data
-(`market`), orders and accounts (`broker`), faults (`faults`), the control port (`control`)."""
+Owns: the wire protocol (`protocol`), the composition root and public face (`server`), real and
+market clocks (`clock`: the injected `Monotonic`, `ManualClock` for tests, `VirtualClock`), the
+desks that serve requests (`desks`: clock, sessions, contracts, market data, history, accounts,
+orders, fault control), bars (`market`), order matching and accounts (`broker`), fault specs
+(`faults`), the control port (`control`), the command line (`cli`) and the record (`record`)."""

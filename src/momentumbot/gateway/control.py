@@ -13,9 +13,10 @@ import logging
 
 import pandas as pd
 
+from momentumbot.gateway.clock import ny_ns
 from momentumbot.gateway.faults import FaultSpecError
 from momentumbot.gateway.market import ny_time
-from momentumbot.gateway.server import GatewayServer, ny_ns
+from momentumbot.gateway.server import GatewayServer
 
 log = logging.getLogger("momentumbot.gateway.control")
 

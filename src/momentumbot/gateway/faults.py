@@ -3,7 +3,7 @@ control port's `fault` command)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 FAULT_HELP = """\
 unknown=SYM[,SYM]        contract requests for these symbols get error 200
@@ -50,6 +50,12 @@ class Faults:
     # (NY minute of day, seconds of replay time the port refuses connections)
     nightly_resets: list[tuple[int, float]] = field(default_factory=list)
     restarts: list[tuple[int, float]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        """Every fault off (in place: the desks share this object)."""
+        off = Faults()
+        for f in fields(self):
+            setattr(self, f.name, getattr(off, f.name))
 
     def no_data_for(self, symbol: str) -> bool:
         return "*" in self.no_market_data or symbol in self.no_market_data

@@ -1,0 +1,173 @@
+"""Order reports, the orders desk's way out: openOrder / orderStatus / execDetails /
+commissionReport for the client that placed the order (held during an outage, delayed or
+duplicated by the exec faults on the injected real clock), then position and account pushes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from momentumbot.domain.units import MICRO
+from momentumbot.execution.costs import BUY
+from momentumbot.gateway import protocol as p
+from momentumbot.gateway.broker import Event, Execution, Fill, SimOrder, StatusChange
+from momentumbot.gateway.clock import Monotonic
+from momentumbot.gateway.desks.accounts import AccountDesk
+from momentumbot.gateway.desks.sessions import SessionDesk
+from momentumbot.gateway.faults import Faults
+from momentumbot.gateway.market import MarketData, format_exec_time
+from momentumbot.gateway.record import Recorder
+
+log = logging.getLogger("momentumbot.gateway")
+
+
+class OrderReports:
+    def __init__(
+        self,
+        market: MarketData,
+        sessions: SessionDesk,
+        accounts: AccountDesk,
+        record: Recorder,
+        faults: Faults,
+        real: Monotonic,
+        now: Callable[[], int],
+    ) -> None:
+        self.market = market
+        self.sessions = sessions
+        self.accounts = accounts
+        self.record = record
+        self.faults = faults
+        self.real = real
+        self.now = now
+
+    # ---- views
+
+    def view(self, o: SimOrder) -> p.OrderView:
+        return p.OrderView(
+            order_id=o.order_id,
+            client_id=o.client_id,
+            perm_id=o.perm_id,
+            stock=self.market.stocks[o.symbol],
+            action=o.action,
+            total_qty=o.total_qty,
+            order_type=o.order_type,
+            lmt_price=o.lmt_price,
+            aux_price=o.aux_price,
+            tif=o.tif,
+            account=o.account,
+            order_ref=o.order_ref,
+            outside_rth=o.outside_rth,
+            status=o.status,
+            filled=o.filled,
+            remaining=o.remaining,
+            avg_fill_price=o.avg_fill_price,
+            last_fill_price=o.last_fill_price,
+            completed_time=format_exec_time(o.done_ns) if o.done_ns else "",
+            completed_status=o.status if o.status == "Filled" else f"{o.status}: {o.why_done}",
+        )
+
+    def exec_view(self, f: Fill, req_id: int) -> p.ExecView:
+        return p.ExecView(
+            req_id=req_id,
+            order_id=f.order_id,
+            client_id=f.client_id,
+            perm_id=f.perm_id,
+            stock=self.market.stocks[f.symbol],
+            exec_id=f.exec_id,
+            time=format_exec_time(f.bar_ns),
+            account=f.account,
+            side="BOT" if f.side == BUY else "SLD",
+            shares=f.qty,
+            price=f.price,
+            cum_qty=f.cum_qty,
+            avg_price=f.avg_price,
+            order_ref=f.order_ref,
+        )
+
+    @staticmethod
+    def commission_msg(f: Fill) -> bytes:
+        realized = None if f.realized_micro is None else f.realized_micro / MICRO
+        return p.msg_commission_report(f.exec_id, f.commission, realized)
+
+    # ---- out
+
+    def placed(self, order: SimOrder) -> None:
+        view = self.view(order)
+        self.sessions.route(order.client_id, [p.msg_open_order(view), p.msg_order_status(view)])
+
+    def cancelled(self, order: SimOrder) -> None:
+        self.record.order("cancelled", order, self.now())
+        log.info("order %d (client %d) cancelled", order.order_id, order.client_id)
+        view = self.view(order)
+        self.sessions.route(
+            order.client_id,
+            [
+                p.msg_error(order.order_id, 202, "Order Canceled - reason:"),
+                p.msg_order_status(view),
+            ],
+        )
+
+    def deliver(self, events: list[Event]) -> None:
+        """What the broker did (status changes, fills) goes to the clients; then positions and
+        accounts touched by fills are pushed."""
+        touched: set[tuple[str, str]] = set()
+        now = self.now()
+        for ev in events:
+            if isinstance(ev, StatusChange):
+                o = ev.order
+                self.record.order("status", o, now)
+                view = self.view(o)
+                if o.status == "Cancelled":
+                    self.sessions.route(o.client_id, [p.msg_order_status(view)])
+                else:
+                    self.sessions.route(
+                        o.client_id, [p.msg_open_order(view), p.msg_order_status(view)]
+                    )
+            elif isinstance(ev, Execution):
+                o, f = ev.order, ev.fill
+                acct = self.accounts.broker.accounts[f.account]
+                self.record.fill(f, acct.cash_micro, acct.position(f.symbol).qty, now)
+                log.info(
+                    "fill %s %s %d %s @ %.4f commission %.2f (order %d client %d, ref %r)",
+                    f.account,
+                    "BOT" if f.side == BUY else "SLD",
+                    f.qty,
+                    f.symbol,
+                    f.price,
+                    f.commission,
+                    f.order_id,
+                    f.client_id,
+                    f.order_ref,
+                )
+                self._deliver_execution(o, f)
+                touched.add((f.account, f.symbol))
+        for account, symbol in sorted(touched):
+            self.accounts.push_position(account, symbol)
+        for account in sorted({a for a, _ in touched}):
+            self.accounts.push_account(account)
+
+    def _deliver_execution(self, o: SimOrder, f: Fill) -> None:
+        view = self.view(o)
+        exec_msg = p.msg_exec_details(self.exec_view(f, -1))
+        status = [p.msg_open_order(view), p.msg_order_status(view)]
+        comm = self.commission_msg(f)
+        s = self.sessions.clients.get(o.client_id)
+        faults = self.faults
+        if s is None:
+            return
+        execs = [exec_msg, exec_msg] if faults.exec_duplicate else [exec_msg]
+        if self.sessions.held_back(s, [*execs, *status, comm]):
+            return
+        if faults.exec_delay <= 0 and faults.commission_delay <= 0:
+            s.send_many([*execs, *status, comm])
+            return
+        if faults.exec_delay > 0:
+            s.send_many(status)
+            self.real.call_later(faults.exec_delay, lambda: s.send_now(execs))
+        else:
+            s.send_many([*execs, *status])
+        comm_delay = faults.exec_delay + faults.commission_delay
+        if comm_delay > 0:
+            self.real.call_later(comm_delay + 1e-3, lambda: s.send_now([comm]))
+        else:
+            s.send(comm)
