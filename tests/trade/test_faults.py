@@ -15,6 +15,7 @@ from momentumbot.config.loader import load_config
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols
+from momentumbot.gateway.clock import ny_ns
 from momentumbot.journal.journal import JOURNAL_NAME, Journal
 from tests.gateway.conftest import IbLogGuard
 from tests.trade.harness import (
@@ -357,7 +358,7 @@ def test_silent_streams_are_resubscribed(
             await s.drv.run_to("11:00")
             for sess in list(s.gw.sessions):  # drop every subscription, tell nobody
                 for sub in list(sess.subs.values()):
-                    s.gw._drop_sub(sub)
+                    s.gw.desks.market_data.drop(sub)
                 sess.subs.clear()
             stuck = s.trader.engine.next_label
             for _ in range(4):
@@ -481,17 +482,21 @@ def test_a_halt_outlives_a_restart_until_rearmed(
 
     async def body() -> None:
         async with gateway(store, DAY) as gw:
+
+            def placed() -> int:
+                return len([e for e in gw.record.events if e.get("what") == "placed"])
+
             first = await one(gw, "14:00")
             assert "daily loss" in first.halted
+            after_first = placed()
             second = await one(gw, "14:30")
             assert second.halted == first.halted, "still halted after a restart"
-            sent = len([e for e in gw.record.events if e.get("what") == "placed"])
+            assert placed() == after_first, "a halted run sent orders"
             third = await one(gw, "15:30", rearm=True)
             assert third.halted == ""
+            assert third.progress_ns >= ny_ns(pd.Timestamp(DAY), 15, 0), "re-armed, it steps on"
             log = (out / "run.log").read_text()
             assert "re-armed" in log
-            placed_after = len([e for e in gw.record.events if e.get("what") == "placed"])
-            assert placed_after >= sent
             check_books(third, gw)
 
     run(body())
@@ -564,11 +569,11 @@ def test_a_gateway_that_stops_answering_is_dropped_and_reconnected(
         async with trading(store, DAY, tmp_path / "out", config) as s:
             await s.drv.settle(60)
             await s.drv.run_to("10:30")
-            handlers = s.gw._handlers
-            s.gw._handlers = {**handlers, 49: lambda gw, session, r: None}  # reqCurrentTime
+            answer_time = s.gw.handlers[49]  # reqCurrentTime
+            s.gw.handlers[49] = lambda session, r: None
             s.trader.kick_time()
             await wait_for(lambda: "stopped answering" in _log(tmp_path), 20, "the drop")
-            s.gw._handlers = handlers
+            s.gw.handlers[49] = answer_time
             await reconnected(s, 0)
             await s.drv.settle()
             await s.drv.run_to("16:01")

@@ -35,7 +35,7 @@ def close_ns(day: str) -> int:
 
 def gateway_ready(gw: GatewayServer, n_symbols: int, client_id: int = CLIENT_ID) -> bool:
     """The bot is connected and has every bar stream open (what the gateway sees)."""
-    s = gw._clients.get(client_id)
+    s = gw.client(client_id)
     if s is None or not s.ready or s.closed:
         return False
     return sum(isinstance(sub, HistSub) for sub in s.subs.values()) >= n_symbols

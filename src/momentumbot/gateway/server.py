@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +31,9 @@ from momentumbot.gateway.desks.history import HistoryDesk
 from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.order_reports import OrderReports
 from momentumbot.gateway.desks.orders import OrderDesk
-from momentumbot.gateway.desks.sessions import Handler, Handlers, SessionDesk
+from momentumbot.gateway.desks.sessions import Handlers, SessionDesk
 from momentumbot.gateway.faults import Faults
 from momentumbot.gateway.market import NS, NS_PER_MINUTE, MarketData, ny_time
-from momentumbot.gateway.protocol import Reader
 from momentumbot.gateway.record import Recorder, micro_str
 
 __all__ = [
@@ -53,9 +51,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("momentumbot.gateway")
-
-# a handler as tests/trade swap one through `_handlers`: (gateway, session, reader)
-GatewayHandler = Callable[["GatewayServer", ClientSession, Reader], None]
 
 
 @dataclass
@@ -359,26 +354,3 @@ class GatewayServer:
                 for a, acct in self.broker.accounts.items()
             },
         }
-
-    # ---- kept for tests/trade (week.py, test_faults.py), which reach in by these names
-
-    @property
-    def _clients(self) -> dict[int, ClientSession]:
-        return self.desks.sessions.clients
-
-    def _drop_sub(self, sub: Sub) -> None:
-        self.desks.market_data.drop(sub)
-
-    @property
-    def _handlers(self) -> dict[int, GatewayHandler]:
-        """The registry as (gateway, session, reader) callables; assigning one replaces it."""
-        return {k: _with_gateway(h) for k, h in self.handlers.items()}
-
-    @_handlers.setter
-    def _handlers(self, table: dict[int, GatewayHandler]) -> None:
-        self.handlers.clear()
-        self.handlers.update({k: functools.partial(h, self) for k, h in table.items()})
-
-
-def _with_gateway(h: Handler) -> GatewayHandler:
-    return lambda gw, s, r: h(s, r)
