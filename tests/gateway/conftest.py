@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from ib_async import IB
+from ib_async import IB, Contract, Stock
 
 from momentumbot.data.synthetic import generate_bars, synthetic_sessions
 from momentumbot.gateway.clock import Monotonic
@@ -157,3 +157,11 @@ async def connected(srv: GatewayServer, client_id: int = 1, **kw: Any) -> AsyncI
 async def barrier(ib: IB) -> None:
     """A round trip: everything the client sent before has reached the gateway."""
     await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)
+
+
+async def qualified(ib: IB, *symbols: str) -> list[Contract]:
+    """The stocks' contracts as the gateway qualifies them (each must be known)."""
+    out = await ib.qualifyContractsAsync(*(Stock(s, "SMART", "USD") for s in symbols))
+    for sym, c in zip(symbols, out, strict=True):
+        assert isinstance(c, Contract), f"{sym} did not qualify: {c!r}"
+    return [c for c in out if isinstance(c, Contract)]

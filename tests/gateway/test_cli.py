@@ -14,7 +14,7 @@ from ib_async import IB, MarketOrder, Stock
 from momentumbot.cli import main
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import write_synthetic
-from tests.gateway.conftest import IbLogGuard, run, wait_until
+from tests.gateway.conftest import IbLogGuard, qualified, run, wait_until
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_cli_gateway_with_control_port_and_record(
             ib = IB()
             await ib.connectAsync("127.0.0.1", port, clientId=1, timeout=10)
             try:
-                c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+                c = (await qualified(ib, "AAPL"))[0]
                 assert c is not None
                 await control("advance-to 09:40")
                 trade = ib.placeOrder(c, MarketOrder("BUY", 10, orderRef="cli-1"))

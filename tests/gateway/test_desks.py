@@ -147,7 +147,20 @@ def test_the_pacing_window_runs_on_test_time(source: Any) -> None:
         )
         srv.apply_fault("pacing=2/10")
         s, wire = connect(srv, 1)
-        contract = [0, "AAPL", "STK", "", 0.0, "", "", "SMART", "", "USD", "", ""]
+        contract: list[str | int | float | None] = [
+            0,
+            "AAPL",
+            "STK",
+            "",
+            0.0,
+            "",
+            "",
+            "SMART",
+            "",
+            "USD",
+            "",
+            "",
+        ]
 
         def history(req_id: int) -> None:
             s.data_received(

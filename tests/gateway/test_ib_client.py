@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-from ib_async import IB, LimitOrder, MarketOrder, Order, Stock, StopOrder
+from ib_async import IB, Contract, LimitOrder, MarketOrder, Order, Stock, StopOrder
 
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.domain.units import MICRO
 from momentumbot.execution.costs import cost_params, order_commission
 from momentumbot.gateway.clock import ManualClock
 from momentumbot.gateway.market import stable_con_id
-from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, run, wait_until
+from tests.gateway.conftest import (
+    IbLogGuard,
+    barrier,
+    connected,
+    gateway,
+    qualified,
+    run,
+    wait_until,
+)
 
 NY = ZoneInfo("America/New_York")
 P = cost_params(ExecutionConfig())
@@ -67,7 +75,7 @@ def test_qualify_contracts_stable_con_ids(source: Any, ib_log: IbLogGuard) -> No
                 Stock("AAPL", "SMART", "USD"), Stock("NOPE", "SMART", "USD")
             )
             assert nope is None
-            assert aapl is not None and aapl.conId == stable_con_id("AAPL")
+            assert isinstance(aapl, Contract) and aapl.conId == stable_con_id("AAPL")
             details = await ib.reqContractDetailsAsync(Stock("MSFT", "SMART", "USD"))
             assert len(details) == 1
             d = details[0]
@@ -96,6 +104,7 @@ def test_history_format_date_1_and_2(
             )
             assert len(utc) == len(local) == len(expected) > 300
             for a, b, (_, row) in zip(utc, local, expected.iterrows(), strict=True):
+                assert isinstance(a.date, dt.datetime) and isinstance(b.date, dt.datetime)
                 assert a.date.tzinfo is not None and b.date.tzinfo is not None
                 assert a.date == b.date == row["ts"].to_pydatetime()
                 assert (a.open, a.high, a.low, a.close, a.volume) == (
@@ -173,7 +182,7 @@ def test_realtime_bars_and_ticks_come_from_the_minute_bars(
 
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD")))[0]
+            c = (await qualified(ib, "SPY"))[0]
             assert c is not None
             rt = ib.reqRealTimeBars(c, 5, "TRADES", True)
             ticker = ib.reqMktData(c)
@@ -204,7 +213,7 @@ def test_market_order_fills_in_parts_with_commissions(
 
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+            c = (await qualified(ib, "AAPL"))[0]
             assert c is not None
             await srv.advance_to_time("09:45")
             order = MarketOrder("BUY", 1500, orderRef="bot-0001")
@@ -225,7 +234,7 @@ def test_market_order_fills_in_parts_with_commissions(
             for f in fills:
                 e = f.execution
                 bar = today.loc[pd.Timestamp(e.time)]
-                assert e.shares <= int(0.10 * bar["volume"] + 1e-9)
+                assert e.shares <= int(0.10 * bar["volume"].item() + 1e-9)
                 assert e.price == pytest.approx(bar["open"] + 0.01 + 1e-4 * bar["open"])
                 assert e.orderRef == "bot-0001" and e.side == "BOT"
                 shares += int(e.shares)
@@ -256,7 +265,7 @@ def test_market_order_fills_in_parts_with_commissions(
 def test_sell_closes_position_and_reports_realized_pnl(source: Any, ib_log: IbLogGuard) -> None:
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD")))[0]
+            c = (await qualified(ib, "MSFT"))[0]
             assert c is not None
             await srv.advance_to_time("09:40")
             buy = ib.placeOrder(c, MarketOrder("BUY", 100))
@@ -293,7 +302,7 @@ def test_limit_order_rests_until_marketable_and_can_be_modified(
 ) -> None:
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+            c = (await qualified(ib, "AAPL"))[0]
             assert c is not None
             await srv.advance_to_time("09:35")
             price = (await ib.reqHistoricalDataAsync(c, "", "600 S", "1 min", "TRADES", True))[
@@ -330,7 +339,7 @@ def test_stop_order_triggers_on_a_touch(
 
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD")))[0]
+            c = (await qualified(ib, "SPY"))[0]
             assert c is not None
             await srv.advance_to_time("09:35")
             window = today[today.index < pd.Timestamp(ny("2024-01-03", "10:30"))]
@@ -348,7 +357,7 @@ def test_stop_order_triggers_on_a_touch(
             earlier = after[after.index < t]
             touched = earlier[earlier["high"] >= stop]
             # it fills at the open of the bar after the first touch, or at an open beyond the stop
-            assert len(touched) >= 1 or after.loc[t, "open"] >= stop
+            assert len(touched) >= 1 or cast(float, after.loc[t, "open"]) >= stop
 
     run(body())
 
@@ -358,7 +367,7 @@ def test_cancel_global_cancel_and_completed_orders(source: Any, ib_log: IbLogGua
 
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+            c = (await qualified(ib, "AAPL"))[0]
             assert c is not None
             await srv.advance_to_time("09:35")
             a = ib.placeOrder(c, LimitOrder("BUY", 10, 1.0, orderRef="a"))
@@ -383,7 +392,7 @@ def test_cancel_global_cancel_and_completed_orders(source: Any, ib_log: IbLogGua
 def test_day_order_expires_at_the_close(source: Any, ib_log: IbLogGuard) -> None:
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+            c = (await qualified(ib, "AAPL"))[0]
             assert c is not None
             day = ib.placeOrder(c, LimitOrder("BUY", 10, 1.0, tif="DAY"))
             gtc = ib.placeOrder(c, LimitOrder("BUY", 10, 1.0, tif="GTC"))
@@ -406,7 +415,7 @@ def test_reconnect_recovers_executions_orders_and_positions(
     async def body() -> None:
         async with gateway(source) as srv:
             async with connected(srv, client_id=7) as ib:
-                c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+                c = (await qualified(ib, "AAPL"))[0]
                 assert c is not None
                 await srv.advance_to_time("09:35")
                 filled = ib.placeOrder(c, MarketOrder("BUY", 50, orderRef="keep-1"))
@@ -435,7 +444,7 @@ def test_unsupported_order_type_is_rejected(source: Any, ib_log: IbLogGuard) -> 
 
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+            c = (await qualified(ib, "AAPL"))[0]
             assert c is not None
             trade = ib.placeOrder(
                 c, Order(action="BUY", totalQuantity=10, orderType="TRAIL", auxPrice=1)
@@ -483,7 +492,7 @@ def test_running_clock_streams_at_speed_and_pauses(source: Any, ib_log: IbLogGua
 def test_what_if_order_answers_without_placing(source: Any) -> None:
     async def body() -> None:
         async with gateway(source) as srv, connected(srv) as ib:
-            c = (await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))[0]
+            c = (await qualified(ib, "AAPL"))[0]
             assert c is not None
             await srv.advance_to_time("09:40")
             price = srv.mark("AAPL")

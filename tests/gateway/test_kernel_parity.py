@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from ib_async import MarketOrder, Stock
+from ib_async import MarketOrder
 
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols, write_synthetic
 from momentumbot.domain.units import MICRO
 from momentumbot.engine.backtest import run_backtest
-from tests.gateway.conftest import barrier, connected, gateway, run, wait_until
+from tests.gateway.conftest import barrier, connected, gateway, qualified, run, wait_until
 
 SYMBOLS = default_symbols(8)
 
@@ -33,13 +33,13 @@ def test_kernel_orders_fill_the_same_through_the_gateway(store: BarStore) -> Non
     assert len(orders) > 50 and "flatten" in set(orders["reason"])
     want = sorted(
         (
-            int(f.order_id),
-            pd.Timestamp(f.time).value,
-            int(f.quantity),
-            float(f.price),
-            round(float(f.commission) * MICRO),
+            int(f["order_id"]),
+            pd.Timestamp(f["time"]).value,
+            int(f["quantity"]),
+            float(f["price"]),
+            round(float(f["commission"]) * MICRO),
         )
-        for f in result.fills.itertuples()
+        for f in result.fills.to_dict("records")
     )
 
     async def body() -> list[tuple[int, int, int, float, int]]:
@@ -50,22 +50,21 @@ def test_kernel_orders_fill_the_same_through_the_gateway(store: BarStore) -> Non
             contracts = dict(
                 zip(
                     SYMBOLS,
-                    await ib.qualifyContractsAsync(*(Stock(s, "SMART", "USD") for s in SYMBOLS)),
+                    await qualified(ib, *SYMBOLS),
                     strict=True,
                 )
             )
             ib_to_kernel: dict[int, int] = {}
             for decided, group in orders.groupby("decided_at", sort=True):
-                await srv.advance_to(pd.Timestamp(decided).value)
-                for o in group.sort_values("order_id").itertuples():
-                    ref = (
-                        f"{o.reason}-{o.order_id}"  # flatten orders are exempt from the volume cap
-                    )
+                await srv.advance_to(pd.Timestamp(str(decided)).value)
+                for o in group.sort_values("order_id").to_dict("records"):
+                    # flatten orders are exempt from the volume cap
+                    ref = f"{o['reason']}-{o['order_id']}"
                     trade = ib.placeOrder(
-                        contracts[o.symbol],
-                        MarketOrder(o.side, int(o.quantity), orderRef=ref, tif="GTC"),
+                        contracts[str(o["symbol"])],
+                        MarketOrder(str(o["side"]), int(o["quantity"]), orderRef=ref, tif="GTC"),
                     )
-                    ib_to_kernel[trade.order.orderId] = int(o.order_id)
+                    ib_to_kernel[trade.order.orderId] = int(o["order_id"])
                 await barrier(ib)
             await srv.advance_to(pd.Timestamp("2024-01-09 16:01", tz="America/New_York").value)
             await barrier(ib)

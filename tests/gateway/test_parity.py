@@ -8,13 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from ib_async import MarketOrder, Stock
+from ib_async import MarketOrder
 
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.synthetic import synthetic_sessions
 from momentumbot.domain.units import MICRO
 from momentumbot.execution.costs import BUY, SELL, cost_params
-from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, run, wait_until
+from tests.gateway.conftest import (
+    IbLogGuard,
+    barrier,
+    connected,
+    gateway,
+    qualified,
+    run,
+    wait_until,
+)
 from tests.gateway.reference import RefOrder, reference_fills
 
 P = cost_params(ExecutionConfig())
@@ -44,9 +52,7 @@ def test_replayed_session_matches_the_reference(
                 s: c
                 for s, c in zip(
                     ("AAPL", "MSFT", "SPY"),
-                    await ib.qualifyContractsAsync(
-                        *(Stock(s, "SMART", "USD") for s in ("AAPL", "MSFT", "SPY"))
-                    ),
+                    await qualified(ib, "AAPL", "MSFT", "SPY"),
                     strict=True,
                 )
             }

@@ -59,7 +59,7 @@ def decode(msg: bytes) -> tuple[str, tuple[object, ...]]:
     cap = Capture()
     dec = Decoder(cap, 178)  # type: ignore[arg-type]
     errors: list[str] = []
-    dec.logger.exception = lambda m, *a, **k: errors.append(m)  # type: ignore[method-assign]
+    dec.logger.exception = lambda m, *a, **k: errors.append(m)
     dec.interpret(fields_of(msg))
     assert not errors, errors
     assert len(cap.calls) >= 1
@@ -91,12 +91,12 @@ def test_every_order_and_execution_message_decodes_in_ib_async() -> None:
     assert name == "openOrder" and order_id == 7
     assert len(fields_of(p.msg_open_order(VIEW))) == 127
     assert (contract.symbol, contract.conId) == ("AAPL", STOCK.con_id)  # type: ignore[attr-defined]
-    assert (order.orderRef, order.lmtPrice, order.totalQuantity, order.permId) == (
+    assert (order.orderRef, order.lmtPrice, order.totalQuantity, order.permId) == (  # type: ignore[attr-defined]
         "ref-1",
         101.25,
         100.0,
         1_000_001,
-    )  # type: ignore[attr-defined]
+    )
     assert state.status == "Submitted"  # type: ignore[attr-defined]
     name, args = decode(p.msg_order_status(VIEW))
     assert name == "orderStatus" and args[:5] == (7, "Submitted", 40.0, 60.0, 101.0)

@@ -16,6 +16,7 @@ from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols
 from momentumbot.gateway.clock import ny_ns
+from momentumbot.gateway.server import GatewayServer
 from momentumbot.journal.journal import JOURNAL_NAME, Journal
 from tests.gateway.conftest import IbLogGuard
 from tests.trade.harness import (
@@ -57,8 +58,8 @@ def _ny(ns: int) -> str:
     return pd.Timestamp(ns, tz="UTC").tz_convert("America/New_York").strftime("%H:%M")
 
 
-def _plus_minute(s: Session | Any) -> str:
-    gw = getattr(s, "gw", s)
+def _plus_minute(s: Session | GatewayServer) -> str:
+    gw = s.gw if isinstance(s, Session) else s
     return _ny(gw.now_ns() + 60 * NS)
 
 
@@ -526,7 +527,7 @@ def test_down_over_the_close_and_back_the_next_morning(
             drv = Driver(gw, lambda: tr.progress_ns, lambda: not task.done())
             await drv.settle(60)
             await drv.run_to("15:50")
-            while not tr.engine.positions():
+            while tr.engine is None or not tr.engine.positions():
                 await drv.run_to(_plus_minute(gw))
             task.cancel()  # gone, no flatten, no goodbye
             with pytest.raises(asyncio.CancelledError):

@@ -43,10 +43,10 @@ def _live_run(cfg: AppConfig, store: BarStore, syms: list[str], start: str, n: i
     fills["t"] = pd.to_datetime(fills.time, utc=True).dt.as_unit("ns").astype("int64")
     by_label = {t: g for t, g in fills.groupby("t")}
     for m, label in enumerate(run_grid.label_ns):
-        for row in by_label.get(int(label), pd.DataFrame()).itertuples():
+        for row in by_label.get(int(label), pd.DataFrame()).to_dict("records"):
             eng.apply_fill(
-                int(row.order_id), int(row.quantity), float(row.price),
-                round(row.commission * 1e6), int(label),
+                int(row["order_id"]), int(row["quantity"]), float(row["price"]),
+                round(row["commission"] * 1e6), int(label),
             )  # fmt: skip
         eng.step(int(label), ro[m], rc[m], rv[m])
     live = eng.result()
