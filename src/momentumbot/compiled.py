@@ -38,6 +38,7 @@ COMPILED_MODULES = (
     "execution/costs.py",
     "execution/matching.py",
     "reporting/symbols.py",
+    "risk/checks.py",
     "strategy/band.py",
 )
 KEEP_KEYS = 3

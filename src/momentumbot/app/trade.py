@@ -50,7 +50,7 @@ from momentumbot.journal import replay as rp
 from momentumbot.journal.reconcile import EngineOrder, make_ref, parse_ref, reconcile
 from momentumbot.reporting import run_folder as rf
 from momentumbot.risk.kill_switch import KillSwitch
-from momentumbot.risk.limits import RiskLimits, daily_loss_breached
+from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading import guards, risk_gate
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.console import ny as _ny
@@ -817,7 +817,7 @@ class Trader:
             res = e.step(t, row.o, row.c, row.v)
             adjust = risk_gate.gate(
                 e, res.new_orders, catchup=catchup, closed_session=closed_session,
-                limits=self.limits, blocked=self.blocked, halted=self.halted,
+                blocked=self.blocked, halted=self.halted,
             )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:
@@ -832,10 +832,8 @@ class Trader:
             )  # fmt: skip
             why = {a[0]: a[2] for a in adjust}
             self._journal_new(res, t + NS_PER_MINUTE, why)
-            halt = self._check_daily_loss(t)
+            self._check_daily_loss(t, res)
         self._dispatch(res)
-        if halt is not None:
-            self._dispatch(halt)
         if self.on_step is not None:
             self.on_step(res)
         self.stats.step_seconds.append(time.perf_counter() - t0)
@@ -869,7 +867,9 @@ class Trader:
             elif st not in jr.DONE_STATES:
                 j.order_event(oid, "cancel", "the engine replaced or cancelled it", self.server_ns)
 
-    def _check_daily_loss(self, t: int) -> StepResult | None:
+    def _check_daily_loss(self, t: int, res: StepResult) -> None:
+        """The minute step halts on the daily loss (risk.checks) with its flatten in `res`;
+        the run stays halted (journal meta `halted`) until `trade --rearm`."""
         e, j = self.engine, self.journal
         assert e is not None and j is not None
         day = e.sessions[-1]
@@ -879,25 +879,13 @@ class Trader:
             ref_day, _, ref_equity = (j.get("loss_reference") or "").partition("|")
             if ref_day == str(day.date()) and ref_equity:
                 self._session_start_equity = float(ref_equity)
-        start = self._session_start_equity
-        if self.halted or start is None:
-            return None
-        eq = e.equity()
-        if not daily_loss_breached(start, eq, self.limits):
-            return None
-        reason = (
-            f"daily loss {start - eq:,.2f} USD reached max_daily_loss "
-            f"{self.limits.max_daily_loss:,.2f} USD"
-        )
+        if not res.halt or self.halted:
+            return
+        reason = res.halt
         log.error("risk: %s: flattening and halting until `momentumbot trade --rearm`", reason)
         self.halted = reason
         j.set("halted", reason)
         j.add_input(rp.NOTE, t, None, {"halt": reason})
-        decided = t + NS_PER_MINUTE
-        j.add_input(rp.FLATTEN, decided, None, {"reason": reason})
-        res = e.flatten(decided)
-        self._journal_new(res, decided, {})
-        return res
 
     def _stop_trading(self, *, flatten: bool | None = None) -> None:
         e, j = self.engine, self.journal

@@ -1,5 +1,6 @@
-"""The compiled minute loop: band, shadow books, allocator, order rules and fills for every
-symbol at once (STRATEGY.md sections 1-5). Backtest, paper and live all drive this code.
+"""The compiled minute loop: band, shadow books, allocator, order rules, the [risk] limits
+and fills for every symbol at once (STRATEGY.md sections 1-5). Backtest, sweeps, paper and
+live all drive this code, so they all apply the same limits (risk.checks).
 
 The kernel is time-major: it walks the minutes of a chunk of sessions and, at each minute,
 does a little vector work over the symbols. All state lives in arrays indexed by symbol
@@ -29,6 +30,7 @@ from momentumbot.execution.costs import (
     to_micro,
 )
 from momentumbot.execution.matching import match_in_bar
+from momentumbot.risk.checks import RISK_DAILY_LOSS, cut_new_buys, daily_loss_breached
 from momentumbot.strategy.band import band_update
 
 # Minute flags (bit field, one int32 per minute).
@@ -59,7 +61,8 @@ C_AFTER_FLATTEN = 7  # 1 after this session's flatten was decided
 C_CARRIES = 8  # overnight carries counted so far
 C_BENCH_CASH = 9  # benchmark cash, micro-USD
 C_STARTED_RUN = 10  # 1 once the first non-warm-up minute was processed
-N_COUNTERS = 11
+C_HALTED = 11  # 1 once this session's daily-loss halt tripped (cleared at the next session)
+N_COUNTERS = 12
 
 
 class KernelParams(NamedTuple):
@@ -80,6 +83,11 @@ class KernelParams(NamedTuple):
     cash_reserve: float
     bench_allotment_micro: int  # initial cash / number of symbols, for buy-and-hold
     simulate_fills: bool  # backtest: the kernel fills orders; paper/live: the broker does
+    # [risk] limits, 0 = none (risk.checks; the same in every mode)
+    max_position_value: float
+    max_gross_exposure: float
+    max_orders_per_minute: int
+    max_daily_loss: float
 
 
 class State(NamedTuple):
@@ -109,6 +117,7 @@ class State(NamedTuple):
     bench_price: np.ndarray  # float64 fill price of the benchmark buy
     bench_commission: np.ndarray  # int64 micro-USD
     bench_time: np.ndarray  # int64 ns, label of the fill bar
+    day_start_equity: np.ndarray  # float64 (1,): equity at this session's first bar close
 
 
 class OrderTable(NamedTuple):
@@ -121,6 +130,8 @@ class OrderTable(NamedTuple):
     filled: np.ndarray  # int64
     value: np.ndarray  # float64 filled value (commission basis)
     rated: np.ndarray  # float64 sum(rate x shares) over fills (tiered)
+    requested: np.ndarray  # int64 quantity the strategy decided, before any risk cut
+    risk: np.ndarray  # int8 risk.checks code of the limit that cut or sent it (0 none)
 
 
 class FillTable(NamedTuple):
@@ -151,6 +162,7 @@ class MinuteOut(NamedTuple):
     cash: np.ndarray  # int64 micro-USD, per minute
     positions_value: np.ndarray  # float64
     bench_equity: np.ndarray  # float64
+    halted: np.ndarray  # int8, 1 at the bar close where the daily-loss halt tripped
 
 
 NS_MINUTE = 60_000_000_000
@@ -189,6 +201,7 @@ def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
         bench_price=np.full(s, np.nan),
         bench_commission=np.zeros(s, np.int64),
         bench_time=np.zeros(s, np.int64),
+        day_start_equity=np.full(1, np.nan),
     )
 
 
@@ -203,6 +216,8 @@ def new_orders(capacity: int) -> OrderTable:
         filled=np.zeros(capacity, np.int64),
         value=np.zeros(capacity),
         rated=np.zeros(capacity),
+        requested=np.zeros(capacity, np.int64),
+        risk=np.zeros(capacity, np.int8),
     )
 
 
@@ -231,6 +246,15 @@ def new_allocs(capacity: int) -> AllocTable:
         shadow_return=np.zeros(capacity),
         price=np.zeros(capacity),
         eligible=np.zeros(capacity, np.bool_),
+    )
+
+
+def new_minute_out(n_minutes: int) -> MinuteOut:
+    return MinuteOut(
+        cash=np.zeros(n_minutes, np.int64),
+        positions_value=np.zeros(n_minutes),
+        bench_equity=np.zeros(n_minutes),
+        halted=np.zeros(n_minutes, np.int8),
     )
 
 
@@ -279,6 +303,8 @@ def _new_order(
     orders.filled[oid] = 0
     orders.value[oid] = 0.0
     orders.rated[oid] = 0.0
+    orders.requested[oid] = qty
+    orders.risk[oid] = 0
     st.counters[C_ORDERS] = oid + 1
     if status == S_WORKING:
         old = st.working[s]
@@ -686,6 +712,43 @@ def _run_allocator(
     st.counters[C_ALLOCS] = row
 
 
+# ------------------------------------------------------------------------- risk
+
+
+@jit()
+def _check_daily_loss(
+    m: int, decided_ns: int, st: State, orders: OrderTable, out: MinuteOut, limit: float
+) -> None:
+    """At a bar close, before anything is decided: remember the session's first equity; when
+    equity is `limit` USD or more below it, flatten and decide nothing more this session."""
+    equity = st.counters[C_CASH] / 1e6
+    for s in range(st.position.shape[0]):
+        if st.position[s] != 0:
+            equity += st.position[s] * st.last_close[s]
+    if math.isnan(st.day_start_equity[0]):
+        st.day_start_equity[0] = equity
+    if st.counters[C_HALTED] == 1:
+        return
+    if not daily_loss_breached(st.day_start_equity[0], equity, limit):
+        return
+    st.counters[C_HALTED] = 1
+    out.halted[m] = 1
+    first_new = st.counters[C_ORDERS]
+    _flatten(st, orders, decided_ns)
+    for oid in range(first_new, st.counters[C_ORDERS]):
+        orders.risk[oid] = RISK_DAILY_LOSS
+    st.counters[C_AFTER_FLATTEN] = 1
+
+
+@jit()
+def _cut_new_buys(first_new: int, st: State, orders: OrderTable, kp: KernelParams) -> None:
+    cut_new_buys(
+        first_new, st.counters[C_ORDERS], kp.max_position_value, kp.max_gross_exposure,
+        kp.max_orders_per_minute, st.position, st.last_close, st.working, orders.symbol,
+        orders.side, orders.quantity, orders.filled, orders.status, orders.risk,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------- the loop
 
 
@@ -693,6 +756,8 @@ def _run_allocator(
 def _session_start(st: State, kp: KernelParams) -> None:
     st.counters[C_FIRST_ALLOC_DONE] = 0
     st.counters[C_AFTER_FLATTEN] = 0
+    st.counters[C_HALTED] = 0
+    st.day_start_equity[0] = np.nan
     if kp.hold_overnight and st.counters[C_STARTED_RUN] == 1:
         return
     for s in range(st.position.shape[0]):
@@ -741,6 +806,9 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
     o_side = orders.side
     o_quantity = orders.quantity
     o_filled = orders.filled
+    cut_limits = (
+        kp.max_position_value > 0.0 or kp.max_gross_exposure > 0.0 or kp.max_orders_per_minute > 0
+    )
     for m in range(m_start, m_stop):
         if (
             orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
@@ -775,6 +843,8 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
                 st.last_close[s] = c[m, s]
         if warm:
             continue
+        if kp.max_daily_loss > 0.0:
+            _check_daily_loss(m, decided, st, orders, out, kp.max_daily_loss)
         after_flatten = st.counters[C_AFTER_FLATTEN] == 1
         no_buys = (fl & F_NO_BUYS) != 0
         # 3. bands, signals and shadow orders
@@ -800,7 +870,8 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
                 st.shadow_pending[s] = q
             elif sig == -1:
                 st.shadow_pending[s] = -st.shadow_shares[s]
-        # 4. allocator, then orders
+        # 4. allocator, then orders, then the risk limits on the new ones
+        first_new = st.counters[C_ORDERS]
         if not after_flatten:
             if (fl & F_ALLOC) != 0:
                 r = alloc_row[m]
@@ -830,6 +901,8 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
                     ):
                         continue
                     _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
+        if cut_limits and st.counters[C_ORDERS] > first_new:
+            _cut_new_buys(first_new, st, orders, kp)
         # 5. marks
         pv = 0.0
         bench = st.counters[C_BENCH_CASH] / 1e6
