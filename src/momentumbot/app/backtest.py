@@ -89,6 +89,12 @@ def backtest_to_folder(
         )
         allocations.close()
         t_engine = time.perf_counter() - t0
+        for halt in result.risk_events[result.risk_events["event"] == "halt"].itertuples():
+            log.warning(
+                "risk: daily loss %.2f USD reached max_daily_loss at %s: flattened, and no more "
+                "orders that session",
+                halt.loss, halt.time,
+            )  # fmt: skip
         summary = write_results(
             cfg, result, out_dir, engine_seconds=t_engine, notes=notes, store_path=store_path
         )
