@@ -40,6 +40,7 @@ COMPILED_MODULES = (
     "reporting/symbols.py",
     "risk/checks.py",
     "strategy/band.py",
+    "strategy/shadow.py",
 )
 KEEP_KEYS = 3
 

@@ -14,6 +14,7 @@ import pandas as pd
 from numba import prange
 
 from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
+from momentumbot.allocation.rotation import SCORERS
 from momentumbot.compiled import jit
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import MinuteGrid, TradingCalendar
@@ -25,12 +26,6 @@ from momentumbot.engine.risk_events import RISK_COLUMNS, risk_events
 from momentumbot.execution.costs import CostParams, cost_params
 
 _T = TypeVar("_T", k.OrderTable, k.FillTable, k.AllocTable)
-
-SCORERS = {
-    "seed": k.SCORER_SEED,
-    "return": k.SCORER_RETURN,
-    "return_x_log_dollar_volume": k.SCORER_RETURN_X_LOG_DOLLAR_VOLUME,
-}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
-from momentumbot.allocation.rotation import allocate
+from momentumbot.allocation.rotation import allocate, is_eligible, raw_score
 from momentumbot.compiled import jit
 from momentumbot.execution.costs import (
     BUY,
@@ -31,7 +31,14 @@ from momentumbot.execution.costs import (
 )
 from momentumbot.execution.matching import match_in_bar
 from momentumbot.risk.checks import RISK_DAILY_LOSS, cut_new_buys, daily_loss_breached
-from momentumbot.strategy.band import band_update
+from momentumbot.strategy.band import band_bar, band_reset
+from momentumbot.strategy.shadow import (
+    shadow_close,
+    shadow_open,
+    shadow_reset,
+    shadow_return_today,
+    shadow_signal,
+)
 
 # Minute flags (bit field, one int32 per minute).
 F_FIRST = 1  # first minute of a session
@@ -46,8 +53,6 @@ R_ENTER, R_EXIT, R_REBALANCE, R_FLATTEN = 0, 1, 2, 3
 REASONS = ("enter", "exit", "rebalance", "flatten")
 S_WORKING, S_FILLED, S_PARTIAL, S_CANCELLED, S_REPLACED, S_SKIPPED = 0, 1, 2, 3, 4, 5
 STATUSES = ("working", "filled", "partially_filled", "cancelled", "replaced", "skipped")
-
-SCORER_SEED, SCORER_RETURN, SCORER_RETURN_X_LOG_DOLLAR_VOLUME = 0, 1, 2
 
 # Indexes into State.counters.
 C_CASH = 0  # real book cash, micro-USD
@@ -496,47 +501,31 @@ def _fill_one(
     )
     if qty <= 0:
         return
-    fid = st.counters[C_FILLS]
-    fills.order_id[fid] = oid
-    fills.time_ns[fid] = label_ns
-    fills.symbol[fid] = s
-    fills.side[fid] = side
-    fills.quantity[fid] = qty
-    fills.price[fid] = price
-    fills.commission[fid] = comm_micro
-    fills.slippage[fid] = qty * slippage_per_share(bar_open, cp)
-    st.counters[C_FILLS] = fid + 1
-    if side == BUY:
-        st.counters[C_CASH] -= value_micro + comm_micro
-        st.position[s] += qty
-    else:
-        st.counters[C_CASH] += value_micro - comm_micro
-        st.position[s] -= qty
-    st.counters[C_MONTH_SHARES] += qty
-    orders.filled[oid] += qty
-    orders.value[oid] += qty * price
-    orders.rated[oid] += rated
-    if orders.filled[oid] == orders.quantity[oid]:
-        orders.status[oid] = S_FILLED
-        st.working[s] = -1
+    slippage = qty * slippage_per_share(bar_open, cp)
+    book_fill(
+        oid, qty, price, value_micro, comm_micro, slippage, rated, label_ns, st, orders, fills
+    )
 
 
-@jit()
-def apply_fill(
+@jit(inline=True)
+def book_fill(
     oid: int,
     qty: int,
     price: float,
+    value_micro: int,
     commission_micro: int,
     slippage: float,
+    rated: float,
     label_ns: int,
     st: State,
     orders: OrderTable,
     fills: FillTable,
 ) -> None:
-    """Book a fill the broker reported (paper/live) exactly as a simulated one is booked."""
+    """Book one fill of order `oid`: the fill row, cash, position, the month's shares and the
+    order's progress. The one booking rule of every mode (the kernel's simulated fills and
+    the broker's fills in paper and live trading)."""
     s = orders.symbol[oid]
     side = orders.side[oid]
-    value_micro = to_micro(qty * price)
     fid = st.counters[C_FILLS]
     fills.order_id[fid] = oid
     fills.time_ns[fid] = label_ns
@@ -556,10 +545,31 @@ def apply_fill(
     st.counters[C_MONTH_SHARES] += qty
     orders.filled[oid] += qty
     orders.value[oid] += qty * price
+    orders.rated[oid] += rated
     if orders.filled[oid] >= orders.quantity[oid]:
         orders.status[oid] = S_FILLED
         if st.working[s] == oid:
             st.working[s] = -1
+
+
+@jit()
+def apply_fill(
+    oid: int,
+    qty: int,
+    price: float,
+    commission_micro: int,
+    slippage: float,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+) -> None:
+    """Book a fill the broker reported (paper/live) exactly as a simulated one is booked
+    (its tier rating is added by the caller, which knows the month's volume)."""
+    value_micro = to_micro(qty * price)
+    book_fill(
+        oid, qty, price, value_micro, commission_micro, slippage, 0.0, label_ns, st, orders, fills
+    )
 
 
 @jit()
@@ -603,42 +613,17 @@ def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
         price = fill_price(bar_open, BUY, cp)
         value = q * price
         comm = order_commission(BUY, q, value, q * cp.tier_rates[0], cp)
-        st.shadow_shares[s] = q
-        st.shadow_entry_open[s] = bar_open
-        st.shadow_entry_cost[s] = value + comm
+        shadow_open(
+            s, q, bar_open, value + comm, st.shadow_shares, st.shadow_entry_open,
+            st.shadow_entry_cost,
+        )  # fmt: skip
     elif q < 0:
         n = -q
         price = fill_price(bar_open, SELL, cp)
         value = n * price
         comm = order_commission(SELL, n, value, n * cp.tier_rates[0], cp)
-        st.shadow_realised[s] += value - comm - st.shadow_entry_cost[s]
-        st.shadow_shares[s] = 0
-        st.shadow_entry_cost[s] = 0.0
+        shadow_close(s, value - comm, st.shadow_shares, st.shadow_entry_cost, st.shadow_realised)
     st.shadow_pending[s] = 0
-
-
-@jit(inline=True)
-def shadow_return_today(
-    band_has: np.ndarray,
-    realised: np.ndarray,
-    shares: np.ndarray,
-    entry_open: np.ndarray,
-    last_close: np.ndarray,
-    s: int,
-    shadow_notional: float,
-) -> float:
-    """100 x (today's closed shadow round trips net of costs + open position's move from
-    the open of its fill bar to the latest close) / shadow_notional.
-
-    Takes arrays, not the State tuple: a helper inlined into a per-symbol loop with the
-    whole tuple as an argument pays reference counting on every array in it, every call.
-    """
-    if not band_has[s]:
-        return 0.0
-    pnl = realised[s]
-    if shares[s] > 0:
-        pnl += shares[s] * (last_close[s] - entry_open[s])
-    return 100.0 * pnl / shadow_notional
 
 
 # -------------------------------------------------------------------- allocator
@@ -673,13 +658,8 @@ def _run_allocator(
         ret[s] = shadow_return_today(
             band_has, realised, shares, entry_open, last_close, s, kp.shadow_notional
         )
-        if kp.scorer == SCORER_SEED:
-            raw[s] = ret[s] * qv[s]
-        elif kp.scorer == SCORER_RETURN:
-            raw[s] = ret[s]
-        else:
-            raw[s] = ret[s] * math.log(1.0 + qv[s] * price) if price > 0 else 0.0
-        if window_n[s] >= kp.min_history_bars and qv[s] > kp.min_quiet_volume and price > 0.0:
+        raw[s] = raw_score(kp.scorer, ret[s], qv[s], price)
+        if is_eligible(window_n[s], qv[s], price, kp.min_history_bars, kp.min_quiet_volume):
             eligible[s] = True
             any_eligible = True
             caps[s] = qv[s] * price
@@ -761,12 +741,10 @@ def _session_start(st: State, kp: KernelParams) -> None:
     if kp.hold_overnight and st.counters[C_STARTED_RUN] == 1:
         return
     for s in range(st.position.shape[0]):
-        st.band_has[s] = False
-        st.band_long[s] = False
-        st.shadow_shares[s] = 0
-        st.shadow_pending[s] = 0
-        st.shadow_realised[s] = 0.0
-        st.shadow_entry_cost[s] = 0.0
+        band_reset(s, st.band_has, st.band_long)
+        shadow_reset(
+            s, st.shadow_shares, st.shadow_pending, st.shadow_realised, st.shadow_entry_cost
+        )
 
 
 @jit()
@@ -852,24 +830,16 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
         for s in range(n_sym):
             if math.isnan(c[m, s]):
                 continue
-            if not st.band_has[s]:
-                st.band_has[s] = True
-                st.band_ref[s] = o[m, s]
-                st.band_level[s] = 0.0
-                st.band_long[s] = False
-            sig, level, long = band_update(
-                c[m, s], st.band_ref[s], st.band_level[s], st.band_long[s], kp.step, kp.buffer
-            )
-            st.band_level[s] = level
-            st.band_long[s] = long
+            sig = band_bar(
+                s, o[m, s], c[m, s], st.band_has, st.band_ref, st.band_level, st.band_long,
+                kp.step, kp.buffer,
+            )  # fmt: skip
             signals[s] = sig
-            if after_flatten:
-                continue
-            if sig == 1 and not no_buys and st.shadow_shares[s] == 0:
-                q = int(math.floor(kp.shadow_notional / c[m, s]))
-                st.shadow_pending[s] = q
-            elif sig == -1:
-                st.shadow_pending[s] = -st.shadow_shares[s]
+            if not after_flatten:
+                shadow_signal(
+                    s, sig, no_buys, c[m, s], st.shadow_shares, st.shadow_pending,
+                    kp.shadow_notional,
+                )  # fmt: skip
         # 4. allocator, then orders, then the risk limits on the new ones
         first_new = st.counters[C_ORDERS]
         if not after_flatten:

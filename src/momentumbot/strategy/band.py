@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from momentumbot.compiled import jit
 
 # Thresholds are decimal numbers (a 1 % step, a 0.3 % buffer) and prices are cents, but
@@ -39,3 +41,36 @@ def band_update(
         if move <= lvl - step + EPS:
             rungs -= 1
     return signal, rungs * step, long
+
+
+@jit(inline=True)
+def band_bar(
+    s: int,
+    bar_open: float,
+    close: float,
+    has: np.ndarray,
+    ref: np.ndarray,
+    level: np.ndarray,
+    long: np.ndarray,
+    step: float,
+    buffer: float,
+) -> int:
+    """One bar of symbol s's band in this session: its first bar of the session starts the
+    band at that bar's open (level 0, not long). Returns the signal of `band_update`."""
+    if not has[s]:
+        has[s] = True
+        ref[s] = bar_open
+        level[s] = 0.0
+        long[s] = False
+    signal, new_level, new_long = band_update(close, ref[s], level[s], long[s], step, buffer)
+    level[s] = new_level
+    long[s] = new_long
+    return signal
+
+
+@jit(inline=True)
+def band_reset(s: int, has: np.ndarray, long: np.ndarray) -> None:
+    """A new session (unless positions are held overnight): the band starts again at the
+    symbol's first bar."""
+    has[s] = False
+    long[s] = False
