@@ -35,9 +35,9 @@ from momentumbot.strategy.band import band_bar, band_reset
 from momentumbot.strategy.shadow import (
     shadow_close,
     shadow_open,
+    shadow_order,
     shadow_reset,
     shadow_return_today,
-    shadow_signal,
 )
 
 # Minute flags (bit field, one int32 per minute).
@@ -830,14 +830,18 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
         for s in range(n_sym):
             if math.isnan(c[m, s]):
                 continue
-            sig = band_bar(
-                s, o[m, s], c[m, s], st.band_has, st.band_ref, st.band_level, st.band_long,
-                kp.step, kp.buffer,
+            sig, ref, level, long = band_bar(
+                st.band_has[s], st.band_ref[s], st.band_level[s], st.band_long[s], o[m, s],
+                c[m, s], kp.step, kp.buffer,
             )  # fmt: skip
+            st.band_has[s] = True
+            st.band_ref[s] = ref
+            st.band_level[s] = level
+            st.band_long[s] = long
             signals[s] = sig
-            if not after_flatten:
-                shadow_signal(
-                    s, sig, no_buys, c[m, s], st.shadow_shares, st.shadow_pending,
+            if sig != 0 and not after_flatten:
+                st.shadow_pending[s] = shadow_order(
+                    sig, no_buys, c[m, s], st.shadow_shares[s], st.shadow_pending[s],
                     kp.shadow_notional,
                 )  # fmt: skip
         # 4. allocator, then orders, then the risk limits on the new ones

@@ -45,27 +45,27 @@ def band_update(
 
 @jit(inline=True)
 def band_bar(
-    s: int,
+    started: bool,
+    ref: float,
+    level: float,
+    long: bool,
     bar_open: float,
     close: float,
-    has: np.ndarray,
-    ref: np.ndarray,
-    level: np.ndarray,
-    long: np.ndarray,
     step: float,
     buffer: float,
-) -> int:
-    """One bar of symbol s's band in this session: its first bar of the session starts the
-    band at that bar's open (level 0, not long). Returns the signal of `band_update`."""
-    if not has[s]:
-        has[s] = True
-        ref[s] = bar_open
-        level[s] = 0.0
-        long[s] = False
-    signal, new_level, new_long = band_update(close, ref[s], level[s], long[s], step, buffer)
-    level[s] = new_level
-    long[s] = new_long
-    return signal
+) -> tuple[int, float, float, bool]:
+    """One bar of a symbol's band in this session: the symbol's first bar of the session
+    (`started` false) starts the band at that bar's open, level 0, not long.
+    Returns (signal, ref, level, long) for the band after this bar.
+
+    Scalars in and out: the kernel calls this for every symbol at every bar, and arrays
+    passed to an inlined function cost reference counting on every call."""
+    if not started:
+        ref = bar_open
+        level = 0.0
+        long = False
+    signal, level, long = band_update(close, ref, level, long, step, buffer)
+    return signal, ref, level, long
 
 
 @jit(inline=True)

@@ -3,9 +3,9 @@ USD that follows every band signal of the session, so the allocator can score wh
 well today. The kernel prices their fills with the cost model (execution.costs); the books
 and their rules live here.
 
-Functions take arrays indexed by symbol, not the kernel's State tuple: a helper inlined into
-a per-symbol loop with the whole tuple as an argument pays reference counting on every array
-in it, every call.
+The per-bar rule takes and returns scalars; the rarer bookings take the arrays indexed by
+symbol, never the kernel's State tuple (an inlined helper given the whole tuple pays
+reference counting on every array in it, every call).
 """
 
 from __future__ import annotations
@@ -18,22 +18,17 @@ from momentumbot.compiled import jit
 
 
 @jit(inline=True)
-def shadow_signal(
-    s: int,
-    signal: int,
-    no_buys: bool,
-    close: float,
-    shares: np.ndarray,
-    pending: np.ndarray,
-    shadow_notional: float,
-) -> None:
-    """A band signal at this close orders the shadow book, filled at the next bar's open:
-    an entry buys floor(shadow_notional / close) shares (not in the no-new-entries window),
-    an exit sells what it holds."""
-    if signal == 1 and not no_buys and shares[s] == 0:
-        pending[s] = int(math.floor(shadow_notional / close))
-    elif signal == -1:
-        pending[s] = -shares[s]
+def shadow_order(
+    signal: int, no_buys: bool, close: float, shares: int, pending: int, shadow_notional: float
+) -> int:
+    """The shadow book's order after a band signal at this close (signed shares, filled at
+    the next bar's open): an entry buys floor(shadow_notional / close) shares (not in the
+    no-new-entries window), an exit sells what it holds; otherwise `pending` stays."""
+    if signal == 1 and not no_buys and shares == 0:
+        return int(math.floor(shadow_notional / close))
+    if signal == -1:
+        return -shares
+    return pending
 
 
 @jit(inline=True)
