@@ -2,6 +2,11 @@
 and fills for every symbol at once (STRATEGY.md sections 1-5). Backtest, sweeps, paper and
 live all drive this code, so they all apply the same limits (risk.checks).
 
+The rules live where their names are and are inlined here: the band and the shadow books
+in `strategy`, scorers, eligibility and budgets in `allocation`, fills and costs in
+`execution`, the limits in `risk.checks`; the kernel keeps the order rules, the one
+fill-booking function (`book_fill`, also used for the broker's fills) and the loop.
+
 The kernel is time-major: it walks the minutes of a chunk of sessions and, at each minute,
 does a little vector work over the symbols. All state lives in arrays indexed by symbol
 (`State`); orders, fills and allocations go into preallocated tables that the caller grows
