@@ -75,7 +75,7 @@ def gate(
         ):  # fmt: skip
             adjust[a.oid] = [a.oid, a.quantity, a.why]
             logged.append(a.oid)
-    for oid in logged:
+    for oid in dict.fromkeys(logged):  # each order once, with its final adjustment
         _, qty, why = adjust[oid]
         log.warning(
             "risk: order %d %s %s cut to %d (%s)",
