@@ -38,7 +38,9 @@ COMPILED_MODULES = (
     "execution/costs.py",
     "execution/matching.py",
     "reporting/symbols.py",
+    "risk/checks.py",
     "strategy/band.py",
+    "strategy/shadow.py",
 )
 KEEP_KEYS = 3
 

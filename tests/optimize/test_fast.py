@@ -15,6 +15,13 @@ from momentumbot.engine.backtest import BacktestResult, run_backtest
 from momentumbot.optimize.fast import SweepData, Window
 from momentumbot.reporting.metrics import compute_figures, daily_returns
 
+# tight for 100,000 USD over 4 symbols: every limit acts in the window
+RISK = {
+    "max_position_value": 20_000.0,
+    "max_gross_exposure": 60_000.0,
+    "max_orders_per_minute": 1,
+    "max_daily_loss": 200.0,
+}
 VARIANTS: list[dict[str, Any]] = [
     {},
     {"strategy": {"step": 0.5, "buffer": 0.1}},
@@ -26,6 +33,7 @@ VARIANTS: list[dict[str, Any]] = [
     {"strategy": {"hold_overnight": True}},
     {"execution": {"commission": "tiered", "max_volume_participation": 0.01, "slippage_bps": 3.0}},
     {"portfolio": {"initial_cash": 25_000.0, "cash_reserve": 0.0}},
+    {"risk": RISK},
 ]
 
 
@@ -37,6 +45,7 @@ def _same(a: BacktestResult, b: BacktestResult) -> None:
     pd.testing.assert_frame_equal(
         a.allocations.astype(str), b.allocations.astype(str), check_exact=True, obj="allocations"
     )
+    pd.testing.assert_frame_equal(a.risk_events, b.risk_events, check_exact=True)
     assert a.final_positions == b.final_positions
     assert a.overnight_carries == b.overnight_carries
     assert a.bars_used == b.bars_used
@@ -94,3 +103,13 @@ def test_one_load_serves_every_window_warm(
     copy = pickle.loads(pickle.dumps(data))
     assert copy._cache == {}
     _same(copy.run(cfg, window, keep_allocations=True), ref)
+
+
+def test_sweeps_apply_the_risk_limits(data: SweepData) -> None:
+    window = Window("2024-01-04", "2024-01-19")
+    symbols = data.symbols
+    free = data.run(parse_config({"symbols": symbols}), window)
+    tight = data.run(parse_config({"symbols": symbols, "risk": RISK}), window)
+    acted = set(tight.risk_events.event)
+    assert acted == {"cut", "refused", "halt"}, acted
+    assert len(tight.orders) != len(free.orders) or not tight.orders.equals(free.orders)

@@ -52,6 +52,7 @@ def test_names_resolve_bare_or_dotted_to_their_section() -> None:
         ("minimum=1", "fixed.minimum, tiered.minimum"),
         ("host=1", "cannot be swept"),
         ("scorer=1", "cannot be swept"),
+        ("stop_wait_seconds=1", "cannot be swept"),
     ],
 )
 def test_malformed_specs_are_one_line_config_errors(text: str, message: str) -> None:
@@ -114,3 +115,8 @@ def test_cli_refuses_a_bad_sweep_before_any_work(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_the_risk_limits_can_be_swept() -> None:
+    specs = parse_params(["max_daily_loss=100,200", "risk.max_orders_per_minute=1:3:1"])
+    assert [s.field.dotted for s in specs] == ["risk.max_daily_loss", "risk.max_orders_per_minute"]

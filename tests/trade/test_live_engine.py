@@ -82,3 +82,51 @@ def test_steps_must_follow_the_calendar(store: BarStore) -> None:
     with pytest.raises(ValueError, match="next minute"):
         eng.step(eng.next_label + NS_MIN, row, row, row)
     eng.step(eng.next_label, row, row, row)
+
+
+def test_with_risk_limits_the_live_engine_cuts_and_halts_as_the_backtest(
+    store: BarStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limits act inside the step: the live engine (no gateway) cuts, refuses and halts
+    exactly as the backtest, says why for the journal, and reports the halt in the step."""
+    from momentumbot.engine.live import StepResult
+    from momentumbot.risk.checks import RISK_DAILY_LOSS
+    from momentumbot.trading.risk_gate import gate
+
+    limits = {
+        "max_position_value": 10_000.0,
+        "max_gross_exposure": 40_000.0,
+        "max_orders_per_minute": 2,
+        "max_daily_loss": 50.0,
+    }
+    cfg = AppConfig(risk=limits)
+    syms = store.symbols()
+    steps: list[StepResult] = []
+    real_step = LiveEngine.step
+
+    def step(self: LiveEngine, *args: object) -> StepResult:
+        res = real_step(self, *args)  # type: ignore[arg-type]
+        steps.append(res)
+        return res
+
+    monkeypatch.setattr(LiveEngine, "step", step)
+    eng = _live_run(cfg, store, syms, "2024-01-03", 3)
+    bt = run_backtest(cfg, store, symbols=syms, start="2024-01-03", end="2024-01-05")
+    pd.testing.assert_frame_equal(eng.result().risk_events, bt.risk_events)
+    assert {"cut", "refused", "halt"} <= set(bt.risk_events.event)
+    halts = [r for r in steps if r.halt]
+    assert len(halts) == (bt.risk_events.event == "halt").sum()
+    assert all("daily loss" in r.halt and "max_daily_loss 50.00 USD" in r.halt for r in halts)
+    for r in halts:  # the halt's flatten is among the step's new orders, and nothing else
+        assert all(eng.orders.risk[oid] == RISK_DAILY_LOSS for oid in r.new_orders)
+    cut = [
+        r
+        for r in steps
+        if any(eng.orders.risk[o] not in (0, RISK_DAILY_LOSS) for o in r.new_orders)
+    ]
+    adjust = gate(
+        eng, cut[0].new_orders, catchup=False, closed_session=False,
+        blocked=np.zeros(len(syms), bool), halted="",
+    )  # fmt: skip
+    whys = {why.split()[0] for _, _, why in adjust}
+    assert adjust and whys <= {"max_position_value", "max_gross_exposure", "max_orders_per_minute"}

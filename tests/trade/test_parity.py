@@ -106,3 +106,38 @@ def test_backtest_and_paper_trading_give_the_same_orders_and_fills(
     # the journal and the gateway agree on cash and positions
     assert gw_state["positions"] == {}
     assert gw_state["cash_micro"] == round(t_eq.cash.iloc[-1] * 1e6)
+
+
+def test_with_tight_risk_limits_paper_trading_places_the_backtests_orders(
+    store_dir: Path, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """The [risk] limits cut and refuse the same orders and halt at the same minute in both
+    (a halt in paper or live trading then lasts until `trade --rearm`, so one session)."""
+    from momentumbot.data.store import BarStore
+    from tests.risk_folder import check_limits
+    from tests.test_cli_backtest_risk import LIMITS, risk_toml
+
+    ib_log.expect(202)
+    ib_log.allow("Peer closed connection")
+    cfg = write_config(tmp_path / "cfg.toml", SYMBOLS, "\n" + risk_toml(LIMITS))
+    bt = tmp_path / "bt"
+    assert main(["backtest", "--config", str(cfg), "--store", str(store_dir), "--start",
+                 "2024-01-03", "--end", "2024-01-03", "--out", str(bt), "--no-report"]) == 0  # fmt: skip
+    tr = tmp_path / "trade"
+    gw_state, code = _run_trade_session(store_dir, cfg, tr, "2024-01-03", sessions=1)
+    assert code == 0, (tr / "run.log").read_text()
+    store = BarStore(store_dir)
+    b = check_limits(bt, store, SYMBOLS, LIMITS)
+    t = check_limits(tr, store, SYMBOLS, LIMITS)
+    assert {"cut", "refused", "halt"} <= set(b["risk"].event)
+    pd.testing.assert_frame_equal(t["orders"], b["orders"])
+    pd.testing.assert_frame_equal(t["risk"], b["risk"], check_exact=False, atol=1e-6)
+    cols = ["fill_id", "order_id", "time", "symbol", "side", "quantity", "price", "commission"]
+    pd.testing.assert_frame_equal(
+        t["fills"][cols], b["fills"][cols], check_exact=False, rtol=0, atol=1e-9
+    )
+    pd.testing.assert_frame_equal(t["equity"], b["equity"], check_exact=False, atol=1e-6)
+    assert t["summary"]["risk"] == b["summary"]["risk"]
+    assert gw_state["positions"] == {}
+    log = (tr / "run.log").read_text()
+    assert "daily loss" in log and "max_position_value" in log

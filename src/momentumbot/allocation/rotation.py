@@ -1,10 +1,41 @@
-"""Capital rotation (STRATEGY.md section 4, steps 4-6): from scores to budgets."""
+"""Capital rotation (STRATEGY.md section 4): scores, eligibility, and from scores to budgets."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from momentumbot.compiled import jit
+
+SCORER_SEED, SCORER_RETURN, SCORER_RETURN_X_LOG_DOLLAR_VOLUME = 0, 1, 2
+SCORERS = {
+    "seed": SCORER_SEED,
+    "return": SCORER_RETURN,
+    "return_x_log_dollar_volume": SCORER_RETURN_X_LOG_DOLLAR_VOLUME,
+}
+
+
+@jit(inline=True)
+def raw_score(scorer: int, shadow_return: float, quiet_volume: float, price: float) -> float:
+    """A symbol's score before the first-allocation rule and the shift (`allocation.scorer`)."""
+    if scorer == SCORER_SEED:
+        return shadow_return * quiet_volume
+    if scorer == SCORER_RETURN:
+        return shadow_return
+    return shadow_return * math.log(1.0 + quiet_volume * price) if price > 0 else 0.0
+
+
+@jit(inline=True)
+def is_eligible(
+    window_n: int,
+    quiet_volume: float,
+    price: float,
+    min_history_bars: int,
+    min_quiet_volume: float,
+) -> bool:
+    """Enough history in the quiet-volume window, enough quiet volume, and a price."""
+    return window_n >= min_history_bars and quiet_volume > min_quiet_volume and price > 0.0
 
 
 @jit()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from momentumbot import __version__
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
@@ -87,6 +89,12 @@ def backtest_to_folder(
         )
         allocations.close()
         t_engine = time.perf_counter() - t0
+        for halt in result.risk_events[result.risk_events["event"] == "halt"].itertuples():
+            log.warning(
+                "risk: daily loss %.2f USD reached max_daily_loss at %s: flattened, and no more "
+                "orders that session",
+                halt.loss, halt.time,
+            )  # fmt: skip
         summary = write_results(
             cfg, result, out_dir, engine_seconds=t_engine, notes=notes, store_path=store_path
         )
@@ -159,5 +167,32 @@ def write_results(
         "engine_seconds": round(engine_seconds, 4),
         "notes": list(notes),
     }
+    limits = risk_limits_set(cfg)
+    if limits:
+        rf.write_csv(result.risk_events, out_dir / "risk.csv", rf.RISK_COLUMNS)
+        summary["risk"] = risk_summary(limits, result.risk_events)
     rf.write_json(to_jsonable(summary), out_dir / "summary.json")
     return summary
+
+
+def risk_limits_set(cfg: AppConfig) -> dict[str, float]:
+    """The [risk] limits the minute step applies that this config sets (not 0)."""
+    r = cfg.risk
+    limits = {
+        "max_position_value": float(r.max_position_value),
+        "max_gross_exposure": float(r.max_gross_exposure),
+        "max_orders_per_minute": float(r.max_orders_per_minute),
+        "max_daily_loss": float(r.max_daily_loss),
+    }
+    return {name: value for name, value in limits.items() if value > 0}
+
+
+def risk_summary(limits: dict[str, float], events: pd.DataFrame) -> dict[str, Any]:
+    """summary.json's `risk` object: the limits set and how often each acted."""
+    halts = events[events["event"] == "halt"]
+    return {
+        "limits": limits,
+        "orders_cut": int((events["event"] == "cut").sum()),
+        "orders_refused": int((events["event"] == "refused").sum()),
+        "halts": [str(t) for t in halts["time"]],
+    }

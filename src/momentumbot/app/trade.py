@@ -291,7 +291,7 @@ class Trader:
                 cfg=self.cfg, broker=self.broker, journal=j,
                 engine=LiveEngine(self.cfg, self.symbols, self.calendar),
                 calendar=self.calendar, minutes=self.minutes, conn=self.conn, run=self.state,
-                sup=self.sup, kill=self.kill, limits=self.limits, blocked=self.blocked,
+                sup=self.sup, kill=self.kill, blocked=self.blocked,
                 run_id=self.run_id, account=self.account, sessions=self.opts.sessions,
                 where=f"{s.host}:{s.port}", after_steps=self._show,
             )

@@ -314,22 +314,22 @@ class RiskConfig(_Section):
     max_position_value: float = Field(
         0.0,
         ge=0,
-        description="Trading: most USD (at the decision close) one symbol's position may reach; buys are cut to fit. 0 = no limit (live needs one).",
+        description="Every mode (backtest, sweeps, paper, live): most USD (at the decision close) one symbol's position may reach; buys are cut to fit. 0 = no limit (live needs one).",
     )
     max_gross_exposure: float = Field(
         0.0,
         ge=0,
-        description="Trading: most USD all positions plus working buys may reach together; buys are cut to fit. 0 = no limit (live needs one).",
+        description="Every mode: most USD (at the decision close) all positions plus working buys may reach together; buys are cut to fit. 0 = no limit (live needs one).",
     )
     max_orders_per_minute: int = Field(
         0,
         ge=0,
-        description="Trading: most new buy orders sent in one minute; further buys that minute are skipped. 0 = no limit.",
+        description="Every mode: most new buy orders decided in one minute; further buys that minute are skipped. 0 = no limit.",
     )
     max_daily_loss: float = Field(
         0.0,
         ge=0,
-        description="Trading: when equity falls this many USD below the session's first equity, flatten and halt until `trade --rearm`. 0 = off (live needs it).",
+        description="Every mode: when equity at a bar close is this many USD below the session's first, flatten and decide nothing more that session; paper and live then stay halted until `trade --rearm`. 0 = off (live needs it).",
     )
     flatten_on_stop: bool = Field(
         True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
 import numpy as np
@@ -14,6 +14,7 @@ import pandas as pd
 from numba import prange
 
 from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
+from momentumbot.allocation.rotation import SCORERS
 from momentumbot.compiled import jit
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import MinuteGrid, TradingCalendar
@@ -21,15 +22,10 @@ from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.engine import kernel as k
+from momentumbot.engine.risk_events import RISK_COLUMNS, risk_events
 from momentumbot.execution.costs import CostParams, cost_params
 
 _T = TypeVar("_T", k.OrderTable, k.FillTable, k.AllocTable)
-
-SCORERS = {
-    "seed": k.SCORER_SEED,
-    "return": k.SCORER_RETURN,
-    "return_x_log_dollar_volume": k.SCORER_RETURN_X_LOG_DOLLAR_VOLUME,
-}
 
 
 @dataclass(frozen=True)
@@ -60,6 +56,8 @@ class BacktestResult:
     initial_cash: float
     bars_used: int
     timings: dict[str, float]
+    # what the [risk] limits cut, refused and halted (risk.csv; empty without limits)
+    risk_events: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RISK_COLUMNS))
 
 
 def kernel_params(cfg: AppConfig, n_symbols: int, *, simulate_fills: bool = True) -> k.KernelParams:
@@ -81,6 +79,10 @@ def kernel_params(cfg: AppConfig, n_symbols: int, *, simulate_fills: bool = True
         cash_reserve=float(cfg.portfolio.cash_reserve),
         bench_allotment_micro=int(math.floor(allotment * 1e6)),
         simulate_fills=simulate_fills,
+        max_position_value=float(cfg.risk.max_position_value),
+        max_gross_exposure=float(cfg.risk.max_gross_exposure),
+        max_orders_per_minute=int(cfg.risk.max_orders_per_minute),
+        max_daily_loss=float(cfg.risk.max_daily_loss),
     )
 
 
@@ -279,11 +281,7 @@ def run_backtest(
     orders = k.new_orders(max(1024, 4 * n))
     fills = k.new_fills(max(1024, 4 * n))
     allocs = k.new_allocs(max(1024, 4 * n))
-    out = k.MinuteOut(
-        cash=np.zeros(grid.n_minutes, np.int64),
-        positions_value=np.zeros(grid.n_minutes),
-        bench_equity=np.zeros(grid.n_minutes),
-    )
+    out = k.new_minute_out(grid.n_minutes)
     n_sessions = len(grid.sessions)
     if chunk_sessions is None:
         # about 3M cells (a few tens of MB of matrices) per chunk: few Parquet reads,
@@ -319,7 +317,7 @@ def run_backtest(
         t_qv += time.perf_counter() - t_qv0
         o, c, v = _transpose(o_cols), _transpose(c_cols), _transpose(v_cols)
         del o_cols, c_cols, v_cols
-        sub_out = k.MinuteOut(out.cash[lo:hi], out.positions_value[lo:hi], out.bench_equity[lo:hi])
+        sub_out = k.MinuteOut(*(col[lo:hi] for col in out))
         m = 0
         while m < hi - lo:
             m = k.run_minutes(
@@ -507,4 +505,5 @@ def collect_result(
         initial_cash=float(cfg.portfolio.initial_cash),
         bars_used=bars_used,
         timings={},
+        risk_events=risk_events(syms, plan.grid.session, plan.grid.label_ns, orders, n_o, out),
     )

@@ -1,5 +1,11 @@
-"""The compiled minute loop: band, shadow books, allocator, order rules and fills for every
-symbol at once (STRATEGY.md sections 1-5). Backtest, paper and live all drive this code.
+"""The compiled minute loop: band, shadow books, allocator, order rules, the [risk] limits
+and fills for every symbol at once (STRATEGY.md sections 1-5). Backtest, sweeps, paper and
+live all drive this code, so they all apply the same limits (risk.checks).
+
+The rules live where their names are and are inlined here: the band and the shadow books
+in `strategy`, scorers, eligibility and budgets in `allocation`, fills and costs in
+`execution`, the limits in `risk.checks`; the kernel keeps the order rules, the one
+fill-booking function (`book_fill`, also used for the broker's fills) and the loop.
 
 The kernel is time-major: it walks the minutes of a chunk of sessions and, at each minute,
 does a little vector work over the symbols. All state lives in arrays indexed by symbol
@@ -14,7 +20,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
-from momentumbot.allocation.rotation import allocate
+from momentumbot.allocation.rotation import allocate, is_eligible, raw_score
 from momentumbot.compiled import jit
 from momentumbot.execution.costs import (
     BUY,
@@ -29,7 +35,15 @@ from momentumbot.execution.costs import (
     to_micro,
 )
 from momentumbot.execution.matching import match_in_bar
-from momentumbot.strategy.band import band_update
+from momentumbot.risk.checks import RISK_DAILY_LOSS, cut_new_buys, daily_loss_breached
+from momentumbot.strategy.band import band_bar, band_reset
+from momentumbot.strategy.shadow import (
+    shadow_close,
+    shadow_open,
+    shadow_order,
+    shadow_reset,
+    shadow_return_today,
+)
 
 # Minute flags (bit field, one int32 per minute).
 F_FIRST = 1  # first minute of a session
@@ -45,8 +59,6 @@ REASONS = ("enter", "exit", "rebalance", "flatten")
 S_WORKING, S_FILLED, S_PARTIAL, S_CANCELLED, S_REPLACED, S_SKIPPED = 0, 1, 2, 3, 4, 5
 STATUSES = ("working", "filled", "partially_filled", "cancelled", "replaced", "skipped")
 
-SCORER_SEED, SCORER_RETURN, SCORER_RETURN_X_LOG_DOLLAR_VOLUME = 0, 1, 2
-
 # Indexes into State.counters.
 C_CASH = 0  # real book cash, micro-USD
 C_ORDERS = 1  # rows used in the order table
@@ -59,7 +71,8 @@ C_AFTER_FLATTEN = 7  # 1 after this session's flatten was decided
 C_CARRIES = 8  # overnight carries counted so far
 C_BENCH_CASH = 9  # benchmark cash, micro-USD
 C_STARTED_RUN = 10  # 1 once the first non-warm-up minute was processed
-N_COUNTERS = 11
+C_HALTED = 11  # 1 once this session's daily-loss halt tripped (cleared at the next session)
+N_COUNTERS = 12
 
 
 class KernelParams(NamedTuple):
@@ -80,6 +93,11 @@ class KernelParams(NamedTuple):
     cash_reserve: float
     bench_allotment_micro: int  # initial cash / number of symbols, for buy-and-hold
     simulate_fills: bool  # backtest: the kernel fills orders; paper/live: the broker does
+    # [risk] limits, 0 = none (risk.checks; the same in every mode)
+    max_position_value: float
+    max_gross_exposure: float
+    max_orders_per_minute: int
+    max_daily_loss: float
 
 
 class State(NamedTuple):
@@ -109,6 +127,7 @@ class State(NamedTuple):
     bench_price: np.ndarray  # float64 fill price of the benchmark buy
     bench_commission: np.ndarray  # int64 micro-USD
     bench_time: np.ndarray  # int64 ns, label of the fill bar
+    day_start_equity: np.ndarray  # float64 (1,): equity at this session's first bar close
 
 
 class OrderTable(NamedTuple):
@@ -121,6 +140,8 @@ class OrderTable(NamedTuple):
     filled: np.ndarray  # int64
     value: np.ndarray  # float64 filled value (commission basis)
     rated: np.ndarray  # float64 sum(rate x shares) over fills (tiered)
+    requested: np.ndarray  # int64 quantity the strategy decided, before any risk cut
+    risk: np.ndarray  # int8 risk.checks code of the limit that cut or sent it (0 none)
 
 
 class FillTable(NamedTuple):
@@ -151,6 +172,7 @@ class MinuteOut(NamedTuple):
     cash: np.ndarray  # int64 micro-USD, per minute
     positions_value: np.ndarray  # float64
     bench_equity: np.ndarray  # float64
+    halted: np.ndarray  # int8, 1 at the bar close where the daily-loss halt tripped
 
 
 NS_MINUTE = 60_000_000_000
@@ -189,6 +211,7 @@ def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
         bench_price=np.full(s, np.nan),
         bench_commission=np.zeros(s, np.int64),
         bench_time=np.zeros(s, np.int64),
+        day_start_equity=np.full(1, np.nan),
     )
 
 
@@ -203,6 +226,8 @@ def new_orders(capacity: int) -> OrderTable:
         filled=np.zeros(capacity, np.int64),
         value=np.zeros(capacity),
         rated=np.zeros(capacity),
+        requested=np.zeros(capacity, np.int64),
+        risk=np.zeros(capacity, np.int8),
     )
 
 
@@ -231,6 +256,15 @@ def new_allocs(capacity: int) -> AllocTable:
         shadow_return=np.zeros(capacity),
         price=np.zeros(capacity),
         eligible=np.zeros(capacity, np.bool_),
+    )
+
+
+def new_minute_out(n_minutes: int) -> MinuteOut:
+    return MinuteOut(
+        cash=np.zeros(n_minutes, np.int64),
+        positions_value=np.zeros(n_minutes),
+        bench_equity=np.zeros(n_minutes),
+        halted=np.zeros(n_minutes, np.int8),
     )
 
 
@@ -279,6 +313,8 @@ def _new_order(
     orders.filled[oid] = 0
     orders.value[oid] = 0.0
     orders.rated[oid] = 0.0
+    orders.requested[oid] = qty
+    orders.risk[oid] = 0
     st.counters[C_ORDERS] = oid + 1
     if status == S_WORKING:
         old = st.working[s]
@@ -470,47 +506,31 @@ def _fill_one(
     )
     if qty <= 0:
         return
-    fid = st.counters[C_FILLS]
-    fills.order_id[fid] = oid
-    fills.time_ns[fid] = label_ns
-    fills.symbol[fid] = s
-    fills.side[fid] = side
-    fills.quantity[fid] = qty
-    fills.price[fid] = price
-    fills.commission[fid] = comm_micro
-    fills.slippage[fid] = qty * slippage_per_share(bar_open, cp)
-    st.counters[C_FILLS] = fid + 1
-    if side == BUY:
-        st.counters[C_CASH] -= value_micro + comm_micro
-        st.position[s] += qty
-    else:
-        st.counters[C_CASH] += value_micro - comm_micro
-        st.position[s] -= qty
-    st.counters[C_MONTH_SHARES] += qty
-    orders.filled[oid] += qty
-    orders.value[oid] += qty * price
-    orders.rated[oid] += rated
-    if orders.filled[oid] == orders.quantity[oid]:
-        orders.status[oid] = S_FILLED
-        st.working[s] = -1
+    slippage = qty * slippage_per_share(bar_open, cp)
+    book_fill(
+        oid, qty, price, value_micro, comm_micro, slippage, rated, label_ns, st, orders, fills
+    )
 
 
-@jit()
-def apply_fill(
+@jit(inline=True)
+def book_fill(
     oid: int,
     qty: int,
     price: float,
+    value_micro: int,
     commission_micro: int,
     slippage: float,
+    rated: float,
     label_ns: int,
     st: State,
     orders: OrderTable,
     fills: FillTable,
 ) -> None:
-    """Book a fill the broker reported (paper/live) exactly as a simulated one is booked."""
+    """Book one fill of order `oid`: the fill row, cash, position, the month's shares and the
+    order's progress. The one booking rule of every mode (the kernel's simulated fills and
+    the broker's fills in paper and live trading)."""
     s = orders.symbol[oid]
     side = orders.side[oid]
-    value_micro = to_micro(qty * price)
     fid = st.counters[C_FILLS]
     fills.order_id[fid] = oid
     fills.time_ns[fid] = label_ns
@@ -530,10 +550,31 @@ def apply_fill(
     st.counters[C_MONTH_SHARES] += qty
     orders.filled[oid] += qty
     orders.value[oid] += qty * price
+    orders.rated[oid] += rated
     if orders.filled[oid] >= orders.quantity[oid]:
         orders.status[oid] = S_FILLED
         if st.working[s] == oid:
             st.working[s] = -1
+
+
+@jit()
+def apply_fill(
+    oid: int,
+    qty: int,
+    price: float,
+    commission_micro: int,
+    slippage: float,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+) -> None:
+    """Book a fill the broker reported (paper/live) exactly as a simulated one is booked
+    (its tier rating is added by the caller, which knows the month's volume)."""
+    value_micro = to_micro(qty * price)
+    book_fill(
+        oid, qty, price, value_micro, commission_micro, slippage, 0.0, label_ns, st, orders, fills
+    )
 
 
 @jit()
@@ -577,42 +618,17 @@ def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
         price = fill_price(bar_open, BUY, cp)
         value = q * price
         comm = order_commission(BUY, q, value, q * cp.tier_rates[0], cp)
-        st.shadow_shares[s] = q
-        st.shadow_entry_open[s] = bar_open
-        st.shadow_entry_cost[s] = value + comm
+        shadow_open(
+            s, q, bar_open, value + comm, st.shadow_shares, st.shadow_entry_open,
+            st.shadow_entry_cost,
+        )  # fmt: skip
     elif q < 0:
         n = -q
         price = fill_price(bar_open, SELL, cp)
         value = n * price
         comm = order_commission(SELL, n, value, n * cp.tier_rates[0], cp)
-        st.shadow_realised[s] += value - comm - st.shadow_entry_cost[s]
-        st.shadow_shares[s] = 0
-        st.shadow_entry_cost[s] = 0.0
+        shadow_close(s, value - comm, st.shadow_shares, st.shadow_entry_cost, st.shadow_realised)
     st.shadow_pending[s] = 0
-
-
-@jit(inline=True)
-def shadow_return_today(
-    band_has: np.ndarray,
-    realised: np.ndarray,
-    shares: np.ndarray,
-    entry_open: np.ndarray,
-    last_close: np.ndarray,
-    s: int,
-    shadow_notional: float,
-) -> float:
-    """100 x (today's closed shadow round trips net of costs + open position's move from
-    the open of its fill bar to the latest close) / shadow_notional.
-
-    Takes arrays, not the State tuple: a helper inlined into a per-symbol loop with the
-    whole tuple as an argument pays reference counting on every array in it, every call.
-    """
-    if not band_has[s]:
-        return 0.0
-    pnl = realised[s]
-    if shares[s] > 0:
-        pnl += shares[s] * (last_close[s] - entry_open[s])
-    return 100.0 * pnl / shadow_notional
 
 
 # -------------------------------------------------------------------- allocator
@@ -647,13 +663,8 @@ def _run_allocator(
         ret[s] = shadow_return_today(
             band_has, realised, shares, entry_open, last_close, s, kp.shadow_notional
         )
-        if kp.scorer == SCORER_SEED:
-            raw[s] = ret[s] * qv[s]
-        elif kp.scorer == SCORER_RETURN:
-            raw[s] = ret[s]
-        else:
-            raw[s] = ret[s] * math.log(1.0 + qv[s] * price) if price > 0 else 0.0
-        if window_n[s] >= kp.min_history_bars and qv[s] > kp.min_quiet_volume and price > 0.0:
+        raw[s] = raw_score(kp.scorer, ret[s], qv[s], price)
+        if is_eligible(window_n[s], qv[s], price, kp.min_history_bars, kp.min_quiet_volume):
             eligible[s] = True
             any_eligible = True
             caps[s] = qv[s] * price
@@ -686,6 +697,43 @@ def _run_allocator(
     st.counters[C_ALLOCS] = row
 
 
+# ------------------------------------------------------------------------- risk
+
+
+@jit()
+def _check_daily_loss(
+    m: int, decided_ns: int, st: State, orders: OrderTable, out: MinuteOut, limit: float
+) -> None:
+    """At a bar close, before anything is decided: remember the session's first equity; when
+    equity is `limit` USD or more below it, flatten and decide nothing more this session."""
+    equity = st.counters[C_CASH] / 1e6
+    for s in range(st.position.shape[0]):
+        if st.position[s] != 0:
+            equity += st.position[s] * st.last_close[s]
+    if math.isnan(st.day_start_equity[0]):
+        st.day_start_equity[0] = equity
+    if st.counters[C_HALTED] == 1:
+        return
+    if not daily_loss_breached(st.day_start_equity[0], equity, limit):
+        return
+    st.counters[C_HALTED] = 1
+    out.halted[m] = 1
+    first_new = st.counters[C_ORDERS]
+    _flatten(st, orders, decided_ns)
+    for oid in range(first_new, st.counters[C_ORDERS]):
+        orders.risk[oid] = RISK_DAILY_LOSS
+    st.counters[C_AFTER_FLATTEN] = 1
+
+
+@jit()
+def _cut_new_buys(first_new: int, st: State, orders: OrderTable, kp: KernelParams) -> None:
+    cut_new_buys(
+        first_new, st.counters[C_ORDERS], kp.max_position_value, kp.max_gross_exposure,
+        kp.max_orders_per_minute, st.position, st.last_close, st.working, orders.symbol,
+        orders.side, orders.quantity, orders.filled, orders.status, orders.risk,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------- the loop
 
 
@@ -693,15 +741,15 @@ def _run_allocator(
 def _session_start(st: State, kp: KernelParams) -> None:
     st.counters[C_FIRST_ALLOC_DONE] = 0
     st.counters[C_AFTER_FLATTEN] = 0
+    st.counters[C_HALTED] = 0
+    st.day_start_equity[0] = np.nan
     if kp.hold_overnight and st.counters[C_STARTED_RUN] == 1:
         return
     for s in range(st.position.shape[0]):
-        st.band_has[s] = False
-        st.band_long[s] = False
-        st.shadow_shares[s] = 0
-        st.shadow_pending[s] = 0
-        st.shadow_realised[s] = 0.0
-        st.shadow_entry_cost[s] = 0.0
+        band_reset(s, st.band_has, st.band_long)
+        shadow_reset(
+            s, st.shadow_shares, st.shadow_pending, st.shadow_realised, st.shadow_entry_cost
+        )
 
 
 @jit()
@@ -741,6 +789,9 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
     o_side = orders.side
     o_quantity = orders.quantity
     o_filled = orders.filled
+    cut_limits = (
+        kp.max_position_value > 0.0 or kp.max_gross_exposure > 0.0 or kp.max_orders_per_minute > 0
+    )
     for m in range(m_start, m_stop):
         if (
             orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
@@ -775,6 +826,8 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
                 st.last_close[s] = c[m, s]
         if warm:
             continue
+        if kp.max_daily_loss > 0.0:
+            _check_daily_loss(m, decided, st, orders, out, kp.max_daily_loss)
         after_flatten = st.counters[C_AFTER_FLATTEN] == 1
         no_buys = (fl & F_NO_BUYS) != 0
         # 3. bands, signals and shadow orders
@@ -782,25 +835,22 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
         for s in range(n_sym):
             if math.isnan(c[m, s]):
                 continue
-            if not st.band_has[s]:
-                st.band_has[s] = True
-                st.band_ref[s] = o[m, s]
-                st.band_level[s] = 0.0
-                st.band_long[s] = False
-            sig, level, long = band_update(
-                c[m, s], st.band_ref[s], st.band_level[s], st.band_long[s], kp.step, kp.buffer
-            )
+            sig, ref, level, long = band_bar(
+                st.band_has[s], st.band_ref[s], st.band_level[s], st.band_long[s], o[m, s],
+                c[m, s], kp.step, kp.buffer,
+            )  # fmt: skip
+            st.band_has[s] = True
+            st.band_ref[s] = ref
             st.band_level[s] = level
             st.band_long[s] = long
             signals[s] = sig
-            if after_flatten:
-                continue
-            if sig == 1 and not no_buys and st.shadow_shares[s] == 0:
-                q = int(math.floor(kp.shadow_notional / c[m, s]))
-                st.shadow_pending[s] = q
-            elif sig == -1:
-                st.shadow_pending[s] = -st.shadow_shares[s]
-        # 4. allocator, then orders
+            if sig != 0 and not after_flatten:
+                st.shadow_pending[s] = shadow_order(
+                    sig, no_buys, c[m, s], st.shadow_shares[s], st.shadow_pending[s],
+                    kp.shadow_notional,
+                )  # fmt: skip
+        # 4. allocator, then orders, then the risk limits on the new ones
+        first_new = st.counters[C_ORDERS]
         if not after_flatten:
             if (fl & F_ALLOC) != 0:
                 r = alloc_row[m]
@@ -830,6 +880,8 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
                     ):
                         continue
                     _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
+        if cut_limits and st.counters[C_ORDERS] > first_new:
+            _cut_new_buys(first_new, st, orders, kp)
         # 5. marks
         pv = 0.0
         bench = st.counters[C_BENCH_CASH] / 1e6

@@ -48,6 +48,7 @@ class StepResult:
     ended_orders: tuple[int, ...]  # rows that were working and ended unfilled: cancel at the broker
     allocated: bool = False
     session_ended: bool = False
+    halt: str = ""  # the daily-loss halt tripped at this step: why (its flatten is in new_orders)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class _Marks:
     cash: list[int] = field(default_factory=list)
     positions_value: list[float] = field(default_factory=list)
     bench_equity: list[float] = field(default_factory=list)
+    halted: list[int] = field(default_factory=list)
 
 
 def month_id_of(label_ns: int) -> int:
@@ -117,7 +119,7 @@ class LiveEngine:
         self._alloc_row = np.zeros(1, np.int64)
         self._qv_at = np.zeros((1, n))
         self._qv_n = np.zeros((1, n), np.int64)
-        self._out = k.MinuteOut(np.zeros(1, np.int64), np.zeros(1), np.zeros(1))
+        self._out = k.new_minute_out(1)
 
     # ------------------------------------------------------------------ warm-up
 
@@ -174,7 +176,7 @@ class LiveEngine:
                 st.qv_sorted, st.qv_count, st.qv_head, st.qv_started, self.kp.quiet_window,
                 qv_at, qv_n,
             )  # fmt: skip
-            out = k.MinuteOut(np.zeros(m, np.int64), np.zeros(m), np.zeros(m))
+            out = k.new_minute_out(m)
             done = k.run_minutes(
                 o, c, v, grid.label_ns, flags, plan.month_id[:m], alloc_row, qv_at, qv_n, 0, m,
                 self.kp, self.cp, st, self.orders, self.fills, self.allocs, out,
@@ -266,6 +268,7 @@ class LiveEngine:
         )  # fmt: skip
         self._room()
         before = int(st.counters[k.C_ORDERS])
+        self._out.halted[0] = 0
         done = k.run_minutes(
             self._o, self._c, self._v, self._label, self._flag, self._month, self._alloc_row,
             self._qv_at, self._qv_n, 0, 1, self.kp, self.cp, st, self.orders, self.fills,
@@ -287,6 +290,7 @@ class LiveEngine:
         mk.cash.append(int(self._out.cash[0]))
         mk.positions_value.append(float(self._out.positions_value[0]))
         mk.bench_equity.append(float(self._out.bench_equity[0]))
+        mk.halted.append(int(self._out.halted[0]))
         self.bars_used += int(np.count_nonzero(~np.isnan(c_row)))
         self._opens[label_ns] = np.array(o_row, dtype=np.float64)
         for fid in self._slippage_pending.pop(label_ns, ()):
@@ -295,7 +299,17 @@ class LiveEngine:
         session_ended = bool(fl & k.F_LAST)
         if session_ended:
             self.sessions_completed += 1
-        return StepResult(label_ns, new, ended, is_alloc, session_ended)
+        return StepResult(label_ns, new, ended, is_alloc, session_ended, self._halt_reason())
+
+    def _halt_reason(self) -> str:
+        """Why the kernel halted at the step just taken ("" if it did not)."""
+        if not self._out.halted[0]:
+            return ""
+        equity = self._out.cash[0] / 1e6 + float(self._out.positions_value[0])
+        loss = float(self.st.day_start_equity[0]) - equity
+        return (
+            f"daily loss {loss:,.2f} USD reached max_daily_loss {self.kp.max_daily_loss:,.2f} USD"
+        )
 
     def _collect_ended(self) -> tuple[int, ...]:
         ended = []
@@ -550,6 +564,9 @@ class LiveEngine:
             cash=np.concatenate([zeros_i, np.asarray(mk.cash, np.int64)]),
             positions_value=np.concatenate([zeros_f, np.asarray(mk.positions_value)]),
             bench_equity=np.concatenate([zeros_f, np.asarray(mk.bench_equity)]),
+            halted=np.concatenate(
+                [np.zeros(warm.n_minutes, np.int8), np.asarray(mk.halted, np.int8)]
+            ),
         )
         sym_arr = np.array(self.symbols, dtype=object)
         n_a = int(self.st.counters[k.C_ALLOCS])

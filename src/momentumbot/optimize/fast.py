@@ -251,11 +251,7 @@ class SweepData:
         fills = k.new_fills(self._hint("fills", room))
         allocs = k.new_allocs(max(room, 64 * (n + 1), 1 << 15))
         n_m = plan.grid.n_minutes
-        out = k.MinuteOut(
-            cash=np.zeros(n_m, np.int64),
-            positions_value=np.zeros(n_m),
-            bench_equity=np.zeros(n_m),
-        )
+        out = k.new_minute_out(n_m)
         sym_arr = np.array(syms, dtype=object)
         parts: list[pd.DataFrame] = []
         m = 0

@@ -23,9 +23,16 @@ from momentumbot.config.loader import parse_config
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 
-# Sections whose numbers change what a backtest does. broker and risk apply to paper and
-# live trading only and data to fetching, so sweeping them would run identical backtests.
+# Sections whose numbers change what a backtest does, and the [risk] limits (the minute step
+# applies them in every mode). broker and the rest of risk apply to paper and live trading
+# only and data to fetching, so sweeping them would run identical backtests.
 BACKTEST_SECTIONS = ("portfolio", "strategy", "allocation", "execution", "session")
+RISK_LIMITS = (
+    "max_position_value",
+    "max_gross_exposure",
+    "max_orders_per_minute",
+    "max_daily_loss",
+)
 MAX_GRID = 1_000_000
 
 Value = int | float
@@ -60,6 +67,10 @@ def numeric_fields() -> list[NumericField]:
         sub = AppConfig.model_fields[section].annotation
         assert isinstance(sub, type) and issubclass(sub, BaseModel)
         walk(sub, (section,))
+    risk = AppConfig.model_fields["risk"].annotation
+    assert isinstance(risk, type) and issubclass(risk, BaseModel)
+    for name in RISK_LIMITS:
+        out.append(NumericField(("risk", name), risk.model_fields[name].annotation is int))
     return out
 
 
@@ -100,7 +111,7 @@ def resolve_name(name: str) -> tuple[str, NumericField]:
         if other:
             raise ConfigError(
                 f"--param {name}: {other[0]} cannot be swept; only the numeric keys of "
-                f"[{'], ['.join(BACKTEST_SECTIONS)}] change a backtest"
+                f"[{'], ['.join(BACKTEST_SECTIONS)}] and the [risk] limits change a backtest"
             )
         names = ", ".join(sorted(_display(f, fields) for f in fields))
         raise ConfigError(f"--param {name}: unknown parameter; sweepable ones: {names}")

@@ -30,6 +30,7 @@ from momentumbot.optimize.runner import (
     TaskResult,
 )
 from momentumbot.optimize.space import (
+    RISK_LIMITS,
     ParamSet,
     apply_params,
     check_values,
@@ -103,8 +104,13 @@ def fingerprint(spec: SweepSpec) -> dict[str, Any]:
         node.pop(s.field.path[-1], None)
     data.pop("symbols", None)
     data.pop("data", None)
-    for section in ("broker", "risk"):
-        data.pop(section, None)
+    data.pop("broker", None)
+    # the risk limits change a backtest; the rest of [risk] (and a config without limits)
+    # leaves the fingerprint as it was before the limits applied to backtests
+    risk = data.pop("risk", {})
+    limits = {k: risk[k] for k in RISK_LIMITS if risk.get(k)}
+    if limits:
+        data["risk"] = limits
     return {
         "store": str(spec.store.resolve()),
         "symbols": list(spec.symbols),

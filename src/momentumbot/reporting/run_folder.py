@@ -8,7 +8,10 @@ Files and columns (docs/run-folder.md has the long version):
 - allocations.csv: time, symbol, score, budget, target_shares (every allocator run)
 - benchmark.csv: time, equity (equal-weight buy-and-hold, same times as equity.csv)
 - pnl_by_symbol.csv, round_trips.csv: derived from fills by reporting.metrics
-- summary.json: every figure of STRATEGY.md section 6 plus a `benchmark` object
+- risk.csv: time, event, limit, symbol, order_id, requested, quantity, loss (what the [risk]
+  limits cut, refused and halted; written when the config sets a limit)
+- summary.json: every figure of STRATEGY.md section 6 plus a `benchmark` object (and a `risk`
+  object when the config sets a limit)
 - run.log: what happened, in words
 """
 
@@ -26,6 +29,7 @@ import pyarrow.csv as pacsv
 from momentumbot.config.loader import config_to_toml
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import DataError
+from momentumbot.engine.risk_events import RISK_COLUMNS as RISK_EVENT_COLUMNS
 
 ORDERS_COLUMNS = (
     "order_id", "decided_at", "symbol", "side", "quantity", "reason", "status", "filled_quantity",
@@ -36,6 +40,7 @@ FILLS_COLUMNS = (
 EQUITY_COLUMNS = ("time", "cash", "positions_value", "equity")
 ALLOCATIONS_COLUMNS = ("time", "symbol", "score", "budget", "target_shares")
 BENCHMARK_COLUMNS = EQUITY_COLUMNS
+RISK_COLUMNS = RISK_EVENT_COLUMNS
 
 CONTRACT: Mapping[str, tuple[str, ...]] = {
     "orders.csv": ORDERS_COLUMNS,
@@ -43,6 +48,7 @@ CONTRACT: Mapping[str, tuple[str, ...]] = {
     "equity.csv": EQUITY_COLUMNS,
     "allocations.csv": ALLOCATIONS_COLUMNS,
     "benchmark.csv": BENCHMARK_COLUMNS,
+    "risk.csv": RISK_COLUMNS,
 }
 
 

@@ -1,3 +1,3 @@
-"""The momentum band (STRATEGY.md section 2).
+"""The momentum band and the shadow books (STRATEGY.md sections 2-3).
 
-Owns: one bar's band update (`band`)."""
+Owns: the band and its session lifecycle (`band`), the shadow books (`shadow`)."""

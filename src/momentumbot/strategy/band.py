@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from momentumbot.compiled import jit
 
 # Thresholds are decimal numbers (a 1 % step, a 0.3 % buffer) and prices are cents, but
@@ -39,3 +41,36 @@ def band_update(
         if move <= lvl - step + EPS:
             rungs -= 1
     return signal, rungs * step, long
+
+
+@jit(inline=True)
+def band_bar(
+    started: bool,
+    ref: float,
+    level: float,
+    long: bool,
+    bar_open: float,
+    close: float,
+    step: float,
+    buffer: float,
+) -> tuple[int, float, float, bool]:
+    """One bar of a symbol's band in this session: the symbol's first bar of the session
+    (`started` false) starts the band at that bar's open, level 0, not long.
+    Returns (signal, ref, level, long) for the band after this bar.
+
+    Scalars in and out: the kernel calls this for every symbol at every bar, and arrays
+    passed to an inlined function cost reference counting on every call."""
+    if not started:
+        ref = bar_open
+        level = 0.0
+        long = False
+    signal, level, long = band_update(close, ref, level, long, step, buffer)
+    return signal, ref, level, long
+
+
+@jit(inline=True)
+def band_reset(s: int, has: np.ndarray, long: np.ndarray) -> None:
+    """A new session (unless positions are held overnight): the band starts again at the
+    symbol's first bar."""
+    has[s] = False
+    long[s] = False

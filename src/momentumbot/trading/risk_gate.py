@@ -1,9 +1,12 @@
 """The risk gate: what happens to a minute's new orders before they are sent.
 
 Each adjustment is `[order id, quantity, why]`: quantity 0 vetoes the order, a smaller one
-cuts it. Orders decided while the bot was catching up after a fresh start are vetoed; in a
-session that closed while the bot was down only sells go out; the rest pass the pre-trade
-limits of `risk.limits`."""
+cuts it. The [risk] limits (position value, gross exposure, orders per minute) are applied by
+the minute step itself (`risk.checks`, as in a backtest); the gate reports those cuts, so the
+journal says why, and adds what only a trading run knows: orders decided while the bot was
+catching up after a fresh start are vetoed; in a session that closed while the bot was down
+only sells go out; buys of a symbol without live market data are refused; after a daily-loss
+halt every order is refused until `trade --rearm`."""
 
 from __future__ import annotations
 
@@ -15,11 +18,22 @@ import numpy as np
 
 from momentumbot.engine import kernel as k
 from momentumbot.engine.live import LiveEngine
+from momentumbot.risk.checks import LIMIT_NAMES, RISK_DAILY_LOSS, RISK_NONE
 from momentumbot.risk.limits import RiskLimits, pre_trade
 
 log = logging.getLogger("momentumbot.trade")
 
 SIDE_NAME = {1: "BUY", -1: "SELL"}
+
+
+def limit_why(e: LiveEngine, oid: int) -> str:
+    """The limit that cut or refused order `oid` in the minute step, in pre_trade's words."""
+    code = int(e.orders.risk[oid])
+    if code in (RISK_NONE, RISK_DAILY_LOSS):
+        return ""
+    name = LIMIT_NAMES[code]
+    value = getattr(e.kp, name)
+    return f"{name} {value:g}"
 
 
 def gate(
@@ -28,42 +42,43 @@ def gate(
     *,
     catchup: bool,
     closed_session: bool,
-    limits: RiskLimits,
     blocked: np.ndarray,
     halted: str,
 ) -> list[list[Any]]:
-    """The adjustments to this minute's new working orders, by order id."""
+    """The adjustments to this minute's new orders, by order id (the step's own limit cuts
+    included, so the journal says why; applying them again changes nothing)."""
     o = e.orders
+    adjust: dict[int, list[Any]] = {}
+    logged: list[int] = []
+    for oid in new_orders:
+        why = limit_why(e, oid)
+        if why:
+            qty = 0 if o.status[oid] == k.S_SKIPPED else int(o.quantity[oid])
+            adjust[oid] = [oid, qty, why]
+            logged.append(oid)
     new_working = [oid for oid in new_orders if o.status[oid] == k.S_WORKING]
-    if not new_working:
-        return []
     if catchup:
-        return [[oid, 0, "decided before the bot started"] for oid in new_working]
-    stale: list[list[Any]] = []
+        for oid in new_working:
+            adjust[oid] = [oid, 0, "decided before the bot started"]
+        new_working = []
     if closed_session:
-        late = [oid for oid in new_working if o.side[oid] > 0]
+        for oid in new_working:
+            if o.side[oid] > 0:
+                adjust[oid] = [oid, 0, "decided in a session that closed while the bot was down"]
         new_working = [oid for oid in new_working if o.side[oid] < 0]
-        stale = [
-            [oid, 0, "decided in a session that closed while the bot was down"] for oid in late
-        ]
-        if not new_working:
-            return stale
-    adj = pre_trade(
-        new_working,
-        symbol=o.symbol,
-        side=o.side,
-        quantity=o.quantity,
-        filled=o.filled,
-        working_ids=e.working_orders(),
-        position=e.st.position,
-        price=e.st.last_close,
-        limits=limits,
-        blocked=blocked,
-        halted=halted,
-    )
-    for a in adj:
+    if new_working:
+        # no limits here: the step applied the configured ones; only the live-only vetoes
+        for a in pre_trade(
+            new_working, symbol=o.symbol, side=o.side, quantity=o.quantity, filled=o.filled,
+            working_ids=e.working_orders(), position=e.st.position, price=e.st.last_close,
+            limits=RiskLimits(), blocked=blocked, halted=halted,
+        ):  # fmt: skip
+            adjust[a.oid] = [a.oid, a.quantity, a.why]
+            logged.append(a.oid)
+    for oid in dict.fromkeys(logged):  # each order once, with its final adjustment
+        _, qty, why = adjust[oid]
         log.warning(
             "risk: order %d %s %s cut to %d (%s)",
-            a.oid, SIDE_NAME[int(o.side[a.oid])], e.symbols[int(o.symbol[a.oid])], a.quantity, a.why,
+            oid, SIDE_NAME[int(o.side[oid])], e.symbols[int(o.symbol[oid])], qty, why,
         )  # fmt: skip
-    return sorted(stale + [[a.oid, a.quantity, a.why] for a in adj])
+    return sorted(adjust.values())

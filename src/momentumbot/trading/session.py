@@ -20,7 +20,6 @@ from momentumbot.execution.broker_protocol import Broker
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
 from momentumbot.risk.kill_switch import KillSwitch
-from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.connection import ConnectionState, ConnectionSupervisor
 from momentumbot.trading.minutes import MinuteAssembler
@@ -49,7 +48,6 @@ class SessionContext:
     run: RunState
     sup: Supervisor
     kill: KillSwitch
-    limits: RiskLimits
     blocked: np.ndarray
     run_id: str
     account: str
@@ -89,7 +87,7 @@ class TradingSession:
         )  # fmt: skip
         self.stepper = Stepper(
             engine=c.engine, journal=c.journal, router=self.router, fills=self.fills,
-            minutes=c.minutes, conn=c.conn, run=run, cfg=c.cfg, limits=c.limits,
+            minutes=c.minutes, conn=c.conn, run=run, cfg=c.cfg,
             blocked=c.blocked, run_id=c.run_id, sessions=c.sessions,
             catchup_until=lambda: self.feed.catchup_until, after_steps=c.after_steps,
         )  # fmt: skip

@@ -20,7 +20,6 @@ from momentumbot.engine.live import LiveEngine, StepResult
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
 from momentumbot.journal.reconcile import make_ref
-from momentumbot.risk.limits import RiskLimits, daily_loss_breached
 from momentumbot.trading import risk_gate
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.connection import ConnectionState
@@ -41,7 +40,6 @@ class Stepper:
     conn: ConnectionState
     run: RunState
     cfg: AppConfig
-    limits: RiskLimits
     blocked: np.ndarray
     run_id: str
     sessions: int | None  # stop after this many sessions (None: run on)
@@ -97,7 +95,7 @@ class Stepper:
             res = e.step(t, row.o, row.c, row.v)
             adjust = risk_gate.gate(
                 e, res.new_orders, catchup=catchup, closed_session=closed_session,
-                limits=self.limits, blocked=self.blocked, halted=run.halted,
+                blocked=self.blocked, halted=run.halted,
             )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:
@@ -107,10 +105,8 @@ class Stepper:
             j.add_input(rp.STEP, t, data, {"adjust": adjust} if adjust else {})
             j.add_mark(t + NS_PER_MINUTE, e.cash_micro, e.positions_value(), e.positions())
             self.journal_new(res, t + NS_PER_MINUTE, {a[0]: a[2] for a in adjust})
-            halt = self.check_daily_loss(t)
+            self.check_daily_loss(t, res)
         self.router.dispatch(res.ended_orders, res.new_orders)
-        if halt is not None:
-            self.router.dispatch(halt.ended_orders, halt.new_orders)
         run.stats.step_seconds.append(time.perf_counter() - t0)
         if res.session_ended:
             log.info(
@@ -141,8 +137,9 @@ class Stepper:
             elif st not in jr.DONE_STATES:
                 j.order_event(oid, "cancel", "the engine replaced or cancelled it", now)
 
-    def check_daily_loss(self, t: int) -> StepResult | None:
-        """The day's loss past max_daily_loss: flatten and halt (until --rearm)."""
+    def check_daily_loss(self, t: int, res: StepResult) -> None:
+        """The minute step halts on the daily loss (risk.checks) with its flatten among the
+        step's new orders; the run stays halted (journal meta `halted`) until `trade --rearm`."""
         e, j, run = self.engine, self.journal, self.run
         day = e.sessions[-1]
         if self._session_of_equity != day:
@@ -151,25 +148,12 @@ class Stepper:
             ref_day, _, ref_equity = (j.get("loss_reference") or "").partition("|")
             if ref_day == str(day.date()) and ref_equity:
                 self.session_start_equity = float(ref_equity)
-        start = self.session_start_equity
-        if run.halted or start is None:
-            return None
-        eq = e.equity()
-        if not daily_loss_breached(start, eq, self.limits):
-            return None
-        reason = (
-            f"daily loss {start - eq:,.2f} USD reached max_daily_loss "
-            f"{self.limits.max_daily_loss:,.2f} USD"
-        )
-        log.error("risk: %s: flattening and halting until `momentumbot trade --rearm`", reason)
-        run.halted = reason
-        j.set("halted", reason)
-        j.add_input(rp.NOTE, t, None, {"halt": reason})
-        decided = t + NS_PER_MINUTE
-        j.add_input(rp.FLATTEN, decided, None, {"reason": reason})
-        res = e.flatten(decided)
-        self.journal_new(res, decided, {})
-        return res
+        if not res.halt or run.halted:
+            return
+        log.error("risk: %s: flattening and halting until `momentumbot trade --rearm`", res.halt)
+        run.halted = res.halt
+        j.set("halted", res.halt)
+        j.add_input(rp.NOTE, t, None, {"halt": res.halt})
 
     # ---------------------------------------------------------------- the stop
 
