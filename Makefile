@@ -39,6 +39,6 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy src
+	$(BIN)/mypy src tests
 
 check: lint typecheck test

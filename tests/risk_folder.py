@@ -20,7 +20,7 @@ NY = "America/New_York"
 def decision_closes(source: BarSource, symbols: Sequence[str], times: pd.Series) -> pd.DataFrame:
     """The close of each symbol's latest bar at or before each decision time (a bar closes a
     minute after its label), as the engine knows it: rows are the times, columns symbols."""
-    t = np.sort(pd.to_datetime(times, utc=True).unique().as_unit("ns").asi8)
+    t = np.sort(pd.DatetimeIndex(pd.to_datetime(times, utc=True).unique()).as_unit("ns").asi8)
     out = {}
     for sym in symbols:
         bars = source.read_arrays(sym, int(t[0]) - 400 * NS_MIN, int(t[-1]))
@@ -101,7 +101,7 @@ def _position_value_at_every_minute(
         ref = np.nan
         for i, row in enumerate(f.itertuples()):
             if row.side == "BUY":
-                ref = float(closes.loc[decided[row.order_id], sym])
+                ref = closes[sym].to_numpy()[closes.index.get_loc(decided[row.order_id])]
             assert held[i] * ref <= limit + 1e-6 or held[i] == 0, (sym, row.time, held[i], ref)
 
 

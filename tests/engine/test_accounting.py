@@ -116,17 +116,17 @@ def test_accounting_invariants(
     # no fill earlier than the bar after its decision; each fill is at a real bar of its symbol
     decided = pd.to_datetime(orders.set_index("order_id").decided_at, utc=True).dt.as_unit("ns")
     assert (ftime.to_numpy() >= decided.loc[fills.order_id].to_numpy()).all()
-    for _, f in fills.iterrows():
-        t = pd.Timestamp(f.time).as_unit("ns").value
-        assert t in bars[f.symbol].index
+    for rec in fills.to_dict("records"):
+        t = pd.Timestamp(rec["time"]).as_unit("ns").value
+        assert t in bars[rec["symbol"]].index
 
     # no fill except the flatten larger than the volume cap of its bar
     reason = orders.set_index("order_id").reason
-    for _, f in fills.iterrows():
-        if reason.loc[f.order_id] == "flatten":
+    for rec in fills.to_dict("records"):
+        if reason.loc[rec["order_id"]] == "flatten":
             continue
-        v = bars[f.symbol].volume.loc[pd.Timestamp(f.time).as_unit("ns").value]
-        assert f.quantity <= np.floor(0.10 * v + 1e-9)
+        v = bars[rec["symbol"]].volume.loc[pd.Timestamp(rec["time"]).as_unit("ns").value]
+        assert rec["quantity"] <= np.floor(0.10 * v + 1e-9)
 
     # flat at every session end unless a flatten is still working (an overnight carry)
     session_last = etime.groupby(etime.dt.tz_convert("America/New_York").dt.date).max()

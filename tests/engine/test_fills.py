@@ -15,7 +15,7 @@ from tests.engine.scenario import RUN, WARMUP, iso, minute_label, run, session_b
 ENTER = {1: 100.5}
 
 
-def warm() -> list:  # type: ignore[type-arg]
+def warm() -> list:
     return [session_bars(WARMUP)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -17,7 +18,14 @@ from momentumbot.risk.limits import RiskLimits, daily_loss_breached, pre_trade
 # ---------------------------------------------------------------- risk
 
 
-def _book(quantity: list[int], side: list[int], symbol: list[int]) -> dict[str, np.ndarray]:
+class Book(TypedDict):
+    symbol: np.ndarray
+    side: np.ndarray
+    quantity: np.ndarray
+    filled: np.ndarray
+
+
+def _book(quantity: list[int], side: list[int], symbol: list[int]) -> Book:
     return {
         "symbol": np.array(symbol, np.int32),
         "side": np.array(side, np.int8),
