@@ -117,7 +117,7 @@ def test_with_tight_risk_limits_paper_trading_places_the_backtests_orders(
     from tests.risk_folder import check_limits
     from tests.test_cli_backtest_risk import LIMITS, risk_toml
 
-    ib_log.expect(202)
+    ib_log.tolerate(202)  # an order the engine ends is cancelled; none need be
     ib_log.allow("Peer closed connection")
     cfg = write_config(tmp_path / "cfg.toml", SYMBOLS, "\n" + risk_toml(LIMITS))
     bt = tmp_path / "bt"
