@@ -29,8 +29,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 PACKAGE = Path(__file__).resolve().parent
-# every module with a compiled function (a test keeps this list complete)
+# every module with a compiled function, and the domain modules whose constants compiled code
+# reads (order codes, time units): all are in the cache key (a test keeps this list complete)
 COMPILED_MODULES = (
+    "domain/orders.py",
+    "domain/units.py",
     "allocation/quiet_volume.py",
     "allocation/rotation.py",
     "engine/backtest.py",

@@ -11,9 +11,9 @@ import pytest
 from ib_async.decoder import Decoder
 
 from momentumbot.data.calendar import TradingCalendar
+from momentumbot.domain.bars import BarArrays
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.market import (
-    Bars,
     aggregate,
     assign_con_ids,
     duration_start,
@@ -156,7 +156,7 @@ def test_aggregation_aligns_to_the_session() -> None:
     g = cal.grid(cal.sessions("2024-01-03", "2024-01-03"))
     n = g.n_minutes
     ramp = np.arange(n, dtype=np.float64)
-    bars = Bars(g.label_ns, 100 + ramp, 101 + ramp, 99 + ramp, 100.5 + ramp, np.full(n, 10.0))
+    bars = BarArrays(g.label_ns, 100 + ramp, 101 + ramp, 99 + ramp, 100.5 + ramp, np.full(n, 10.0))
     hourly = aggregate(bars, 60, cal, use_rth=True)
     starts = pd.DatetimeIndex(hourly.start).tz_localize("UTC").tz_convert("America/New_York")
     assert [t.strftime("%H:%M") for t in starts] == [

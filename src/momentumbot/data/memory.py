@@ -43,8 +43,9 @@ class MemoryBarSource:
                 }
             order = np.argsort(ts, kind="stable")
             self._bars[sym.upper()] = BarArrays(
-                ts[order], *(cols[n][order] for n in ("open", "high", "low", "close", "volume"))
-            )
+                ts[order], cols["open"][order], cols["high"][order], cols["low"][order],
+                cols["close"][order], cols["volume"][order],
+            )  # fmt: skip
 
     def symbols(self) -> list[str]:
         return sorted(self._bars)
@@ -62,4 +63,4 @@ class MemoryBarSource:
         b = self._bars[symbol]
         lo = int(np.searchsorted(b.ts, start_ns, side="left"))
         hi = int(np.searchsorted(b.ts, end_ns, side="left"))
-        return BarArrays(*(col[lo:hi] for col in b))
+        return b.slice(lo, hi)

@@ -7,7 +7,8 @@ bars accepts anything shaped like them (`BarArraysLike`).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -29,9 +30,10 @@ class BarArraysLike(Protocol):
     def volume(self) -> np.ndarray: ...
 
 
-class BarArrays(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class BarArrays:
     """Bars of one symbol: ts int64 UTC ns (bar start, strictly increasing), prices float64,
-    volume float64 (integer-valued)."""
+    volume float64 (integer-valued). `len()` is the number of bars."""
 
     ts: np.ndarray
     open: np.ndarray
@@ -50,8 +52,38 @@ class BarArrays(NamedTuple):
         """Any bar arrays as `BarArrays` with the canonical dtypes (no copy when they match)."""
         return BarArrays(
             np.asarray(bars.ts, dtype=np.int64),
-            *(
-                np.asarray(getattr(bars, name), dtype=np.float64)
-                for name in ("open", "high", "low", "close", "volume")
-            ),
+            np.asarray(bars.open, dtype=np.float64),
+            np.asarray(bars.high, dtype=np.float64),
+            np.asarray(bars.low, dtype=np.float64),
+            np.asarray(bars.close, dtype=np.float64),
+            np.asarray(bars.volume, dtype=np.float64),
         )
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def row(self, i: int) -> tuple[float, float, float, float, float]:
+        """Bar i as plain floats (open, high, low, close, volume)."""
+        return (
+            self.open.item(i), self.high.item(i), self.low.item(i), self.close.item(i),
+            self.volume.item(i),
+        )  # fmt: skip
+
+    def take(self, index: slice | np.ndarray) -> BarArrays:
+        """The bars at `index` (a slice, or a boolean or integer array)."""
+        return BarArrays(
+            self.ts[index], self.open[index], self.high[index], self.low[index],
+            self.close[index], self.volume[index],
+        )  # fmt: skip
+
+    def slice(self, i: int, j: int) -> BarArrays:
+        return self.take(slice(i, j))
+
+    def mask(self, keep: np.ndarray) -> BarArrays:
+        return self.take(keep)
+
+    def window(self, start_ns: int, end_ns: int) -> BarArrays:
+        """Bars with start_ns <= ts < end_ns."""
+        i = int(np.searchsorted(self.ts, start_ns, side="left"))
+        j = int(np.searchsorted(self.ts, end_ns, side="left"))
+        return self.take(slice(i, j))

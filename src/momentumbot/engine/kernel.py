@@ -22,6 +22,8 @@ import numpy as np
 
 from momentumbot.allocation.rotation import allocate, is_eligible, raw_score
 from momentumbot.compiled import jit
+from momentumbot.domain.orders import OrderStatus, Reason
+from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.execution.costs import (
     BUY,
     SELL,
@@ -53,11 +55,17 @@ F_FLATTEN = 8  # the flatten is decided at this bar's close
 F_NO_BUYS = 16  # decision time is inside the no-new-entries window
 F_WARMUP = 32  # before the run's start: only quiet-volume history is gathered
 
-# Order reasons and statuses (codes in the tables; names in the CSV files).
-R_ENTER, R_EXIT, R_REBALANCE, R_FLATTEN = 0, 1, 2, 3
-REASONS = ("enter", "exit", "rebalance", "flatten")
-S_WORKING, S_FILLED, S_PARTIAL, S_CANCELLED, S_REPLACED, S_SKIPPED = 0, 1, 2, 3, 4, 5
-STATUSES = ("working", "filled", "partially_filled", "cancelled", "replaced", "skipped")
+# Order reasons and statuses: the tables hold domain.orders' codes as plain ints (this is the
+# one place they are mapped; compiled code reads them as constants); the CSV files their names.
+R_ENTER, R_EXIT, R_REBALANCE, R_FLATTEN = (
+    int(Reason.ENTER), int(Reason.EXIT), int(Reason.REBALANCE), int(Reason.FLATTEN)
+)  # fmt: skip
+REASONS = tuple(r.label for r in sorted(Reason))
+S_WORKING, S_FILLED, S_PARTIAL, S_CANCELLED, S_REPLACED, S_SKIPPED = (
+    int(OrderStatus.WORKING), int(OrderStatus.FILLED), int(OrderStatus.PARTIAL),
+    int(OrderStatus.CANCELLED), int(OrderStatus.REPLACED), int(OrderStatus.SKIPPED),
+)  # fmt: skip
+STATUSES = tuple(st.label for st in sorted(OrderStatus))
 
 # Indexes into State.counters.
 C_CASH = 0  # real book cash, micro-USD
@@ -175,7 +183,7 @@ class MinuteOut(NamedTuple):
     halted: np.ndarray  # int8, 1 at the bar close where the daily-loss halt tripped
 
 
-NS_MINUTE = 60_000_000_000
+NS_MINUTE = NS_PER_MINUTE
 _Table = TypeVar("_Table", OrderTable, FillTable, AllocTable)
 
 

@@ -16,9 +16,10 @@ import numpy as np
 
 from momentumbot.compiled import jit
 from momentumbot.config.schema import ExecutionConfig
+from momentumbot.domain.orders import Side
 
-BUY = 1
-SELL = -1
+BUY = int(Side.BUY)  # plain ints: compiled code reads them as constants
+SELL = int(Side.SELL)
 
 SCHEDULE_FIXED = 0
 SCHEDULE_TIERED = 1

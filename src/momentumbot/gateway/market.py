@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.data.calendar import TradingCalendar
-from momentumbot.data.source import BarArraysLike, BarReader
+from momentumbot.data.source import BarReader
+from momentumbot.domain.bars import BarArrays
 from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import EXCHANGE_TZ, NS, NS_PER_MINUTE
 from momentumbot.gateway.protocol import BarRow, StockInfo
@@ -25,70 +26,6 @@ log = logging.getLogger("momentumbot.gateway")
 
 NY = ZoneInfo(EXCHANGE_TZ)
 FAR_FUTURE_NS = 2**62
-
-
-@dataclass(frozen=True)
-class Bars:
-    """Bars of one symbol as arrays: ts (int64 UTC ns, bar start), prices, volume (float64)."""
-
-    ts: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    @staticmethod
-    def empty() -> Bars:
-        z = np.empty(0, dtype=np.float64)
-        return Bars(np.empty(0, dtype=np.int64), z, z, z, z, z)
-
-    @staticmethod
-    def of(a: BarArraysLike) -> Bars:
-        return Bars(
-            np.asarray(a.ts, dtype=np.int64),
-            np.asarray(a.open, dtype=np.float64),
-            np.asarray(a.high, dtype=np.float64),
-            np.asarray(a.low, dtype=np.float64),
-            np.asarray(a.close, dtype=np.float64),
-            np.asarray(a.volume, dtype=np.float64),
-        )
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-    def row(self, i: int) -> tuple[float, float, float, float, float]:
-        """Bar i as plain floats (open, high, low, close, volume)."""
-        return (
-            self.open.item(i), self.high.item(i), self.low.item(i), self.close.item(i),
-            self.volume.item(i),
-        )  # fmt: skip
-
-    def slice(self, i: int, j: int) -> Bars:
-        return Bars(
-            self.ts[i:j],
-            self.open[i:j],
-            self.high[i:j],
-            self.low[i:j],
-            self.close[i:j],
-            self.volume[i:j],
-        )
-
-    def mask(self, keep: np.ndarray) -> Bars:
-        return Bars(
-            self.ts[keep],
-            self.open[keep],
-            self.high[keep],
-            self.low[keep],
-            self.close[keep],
-            self.volume[keep],
-        )
-
-    def window(self, start_ns: int, end_ns: int) -> Bars:
-        """Bars with start_ns <= ts < end_ns."""
-        i = int(np.searchsorted(self.ts, start_ns, side="left"))
-        j = int(np.searchsorted(self.ts, end_ns, side="left"))
-        return self.slice(i, j)
 
 
 def stable_con_id(symbol: str) -> int:
@@ -121,11 +58,11 @@ class MarketData:
         con_ids = assign_con_ids(syms)
         self.stocks: dict[str, StockInfo] = {s: StockInfo(s, con_ids[s]) for s in syms}
         self.by_con_id: dict[int, StockInfo] = {s.con_id: s for s in self.stocks.values()}
-        self._cache: dict[str, Bars] = {}
+        self._cache: dict[str, BarArrays] = {}
         self._rth_cache: dict[str, np.ndarray] = {}
         self._cursor: dict[str, int] = {}
 
-    def bars(self, symbol: str) -> Bars:
+    def bars(self, symbol: str) -> BarArrays:
         """All bars of `symbol` from the window start on (cached)."""
         got = self._cache.get(symbol)
         if got is None:
@@ -141,20 +78,20 @@ class MarketData:
             self._rth_cache[symbol] = got
         return got
 
-    def history(self, symbol: str, start_ns: int, end_ns: int) -> Bars:
+    def history(self, symbol: str, start_ns: int, end_ns: int) -> BarArrays:
         """Bars with start_ns <= ts < end_ns, from the cache when it covers the range."""
         if start_ns >= self.window_start_ns:
             return self.bars(symbol).window(start_ns, end_ns)
         return self._read(symbol, start_ns, end_ns)
 
-    def _read(self, symbol: str, start_ns: int, end_ns: int) -> Bars:
+    def _read(self, symbol: str, start_ns: int, end_ns: int) -> BarArrays:
         """The store's bars; a file the store cannot read is logged and served as no data
         (IB's 162 "no data"), anything else is a bug and is raised."""
         try:
-            return Bars.of(self.source.read_arrays(symbol, start_ns, end_ns))
+            return BarArrays.of(self.source.read_arrays(symbol, start_ns, end_ns))
         except DataError as exc:
             log.error("%s: cannot read its bars (%s); serving no data", symbol, exc)
-            return Bars.empty()
+            return BarArrays.empty()
 
     def bar_at(self, symbol: str, label_ns: int) -> int:
         """Index of the bar labelled `label_ns` in `bars(symbol)`, or -1; fast for rising labels."""
@@ -386,7 +323,7 @@ def bar_row(
     )
 
 
-def aggregate(bars: Bars, minutes: int, calendar: TradingCalendar, use_rth: bool) -> AggBars:
+def aggregate(bars: BarArrays, minutes: int, calendar: TradingCalendar, use_rth: bool) -> AggBars:
     """1-minute bars to `minutes`-minute bars (wap = volume-weighted typical price)."""
     start, end = bucket_bounds(bars.ts, minutes, calendar, use_rth)
     tp = typical_price(bars.high, bars.low, bars.close)

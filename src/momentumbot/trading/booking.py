@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from momentumbot.domain.orders import Side
 from momentumbot.domain.units import usd_to_micro
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import ExecReport
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
-from momentumbot.trading.risk_gate import SIDE_NAME
 from momentumbot.trading.routing import OrderRouter
 
 
@@ -45,7 +45,7 @@ class FillBook:
         if self.known(rep.exec_id):
             return False
         j, now = self.journal, self.now_ns()
-        side_name = SIDE_NAME[rep.side]
+        side_name = Side(rep.side).label
         with j.transaction():
             new = j.add_fill(
                 rep.exec_id, oid, rep.order_ref, rep.symbol, side_name, rep.quantity, rep.price,

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from momentumbot.domain.orders import OrderStatus, Side
 from momentumbot.engine import kernel as k
 from momentumbot.engine.live import LiveEngine
 from momentumbot.risk.checks import LIMIT_NAMES, RISK_DAILY_LOSS, RISK_NONE
 from momentumbot.risk.limits import RiskLimits, pre_trade
 
 log = logging.getLogger("momentumbot.trade")
-
-SIDE_NAME = {1: "BUY", -1: "SELL"}
 
 
 def limit_why(e: LiveEngine, oid: int) -> str:
@@ -56,7 +55,7 @@ def gate(
             qty = 0 if o.status[oid] == k.S_SKIPPED else int(o.quantity[oid])
             adjust[oid] = [oid, qty, why]
             logged.append(oid)
-    new_working = [oid for oid in new_orders if o.status[oid] == k.S_WORKING]
+    new_working = [oid for oid in new_orders if o.status[oid] == OrderStatus.WORKING]
     if catchup:
         for oid in new_working:
             adjust[oid] = [oid, 0, "decided before the bot started"]
@@ -79,6 +78,6 @@ def gate(
         _, qty, why = adjust[oid]
         log.warning(
             "risk: order %d %s %s cut to %d (%s)",
-            oid, SIDE_NAME[int(o.side[oid])], e.symbols[int(o.symbol[oid])], qty, why,
+            oid, Side(int(o.side[oid])).label, e.symbols[int(o.symbol[oid])], qty, why,
         )  # fmt: skip
     return sorted(adjust.values())
