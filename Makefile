@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 
 # Installs the versions pinned in requirements.lock (a constraints file: `make lock` renews it
 # from pyproject.toml, tests/test_lock.py keeps the two in step). uv installs in seconds; where
-# uv cannot be had, pip installs the same versions.
+# uv cannot be had, pip installs the same versions. Then the kernels are compiled into the
+# cache once (`momentumbot precompile`, about a minute), so the first backtest does not.
 $(BIN)/momentumbot: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	@if $(BIN)/pip install --quiet uv >/dev/null 2>&1; then \
@@ -18,6 +19,7 @@ $(BIN)/momentumbot: pyproject.toml requirements.lock
 		$(BIN)/pip install --quiet --upgrade pip && \
 		$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'; \
 	fi
+	$(BIN)/momentumbot precompile
 	@touch $(BIN)/momentumbot
 
 install: $(BIN)/momentumbot

@@ -185,6 +185,18 @@ def demo_command(
     _run_backtest_cli(None, store, ",".join(names), None, None, out, notes=(note,))
 
 
+@app.command("precompile")
+def precompile_command() -> None:
+    """Compile the kernels into the on-disk cache now (about a minute, once per version), so
+    the first backtest or trading run does not (`make install` runs this)."""
+    from momentumbot.app.precompile import precompile
+    from momentumbot.compiled import CACHE_DIR
+    from momentumbot.optimize.fast import warm_compiled_code
+
+    seconds = precompile(err_console.print, {"sweep": warm_compiled_code})
+    err_console.print(f"compiled code is cached in {CACHE_DIR} ({seconds:.1f} s)")
+
+
 def _mount_subcommands() -> None:
     from momentumbot.app.cli_trade import stop_command, trade_command
     from momentumbot.data.cli import data_app
