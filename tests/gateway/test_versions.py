@@ -160,7 +160,7 @@ def ib_async_place_order(sv: int, order: object, contract: object) -> list[str]:
     client = Client(Capture())
     client.connState = Client.CONNECTED
     client._serverVersion = sv
-    client.sendMsg = sent.append  # type: ignore[method-assign]
+    client.sendMsg = sent.append
     client.placeOrder(11, contract, order)
     (msg,) = sent
     fields = msg.split("\0")
