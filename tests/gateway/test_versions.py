@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import pytest
 from ib_async.client import Client
@@ -17,6 +18,9 @@ from ib_async.order import LimitOrder, MarketOrder
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.market import stable_con_id
 from momentumbot.gateway.place_order import read_place_order
+from momentumbot.gateway.server import GatewayServer
+from tests.gateway.conftest import gateway, run
+from tests.gateway.test_bad_input import RawClient
 
 # the layout boundaries: 158 duration, 160 postToAts, 162 autoCancelParent, 163/164 contractData,
 # 166 error json, 170 PEG fields, 177 faProfile gone, 178 pendingPriceRevision
@@ -194,3 +198,31 @@ def test_an_algo_what_if_order_is_read_field_by_field(sv: int) -> None:
     algo.whatIf = False
     po = read_place_order(p.Reader(ib_async_place_order(sv, algo, contract)), sv)
     assert po.what_if is False and not math.isnan(po.qty)
+
+
+def test_a_connection_speaks_the_version_it_negotiated(source: Any) -> None:
+    """Over TCP: v157..164 gets 164 and no historicalSchedule (a 165 message: error 162);
+    v157..165 gets it; an offer below 157 is closed."""
+
+    async def schedule_answer(srv: GatewayServer, hi: int) -> list[str]:
+        raw = await RawClient.open(srv.port)
+        await raw.send(p.handshake_bytes(157, hi))
+        assert (await raw.messages(1))[0][0] == str(hi)
+        await raw.send(p.frame([71, 2, hi, ""]))
+        await raw.messages(5)
+        contract: list[p.Field] = [0, "AAPL", "STK", "", 0.0, "", "", "SMART", "", "USD", "", ""]
+        req = [20, 9, *contract, 0, "", "1 min", "1 D", 1, "SCHEDULE", 2, 0, ""]
+        await raw.send(p.frame(req))
+        (answer,) = await raw.messages(1)
+        raw.close()
+        return answer
+
+    async def body() -> None:
+        async with gateway(source) as srv:
+            assert (await schedule_answer(srv, 164))[:4] == ["4", "2", "9", "162"]
+            assert (await schedule_answer(srv, 165))[:2] == ["106", "9"]
+            old = await RawClient.open(srv.port)
+            await old.send(p.handshake_bytes(100, 156))
+            assert await old.closed()
+
+    run(body())
