@@ -1,4 +1,4 @@
-"""The simulated TWS gateway: an asyncio TCP server speaking the TWS API (server version 178) over
+"""The simulated TWS gateway: an asyncio TCP server speaking the TWS API (server versions 157..178) over
 bars replayed on a virtual market clock, with the shared fill model and injectable faults.
 
 `GatewayServer` composes the desks (`gateway.desks`), each owning its state and registering its
