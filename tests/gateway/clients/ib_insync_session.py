@@ -52,12 +52,10 @@ async def session(port: int, out: dict[str, Any]) -> None:
         c, "", "1 D", "1 min", "TRADES", True, formatDate=2, keepUpToDate=True
     )
     n0 = len(stream)
-    new_bars: list[Any] = []
-    stream.updateEvent += lambda bars, has_new: new_bars.append(bars[-1]) if has_new else None
     print(json.dumps({"event": "subscribed"}), flush=True)
-    await until(lambda: len(new_bars) >= 1, "a streamed bar")
-    out["streamed"] = bar(new_bars[0])
-    out["stream_grew"] = len(stream) - n0
+    # the first streamed minute, final once a later one has begun (a forming bar is revised)
+    await until(lambda: len(stream) >= n0 + 2, "two streamed bars")
+    out["streamed"] = bar(stream[n0])
     state = await ib.whatIfOrderAsync(c, MarketOrder("BUY", 10))
     out["what_if"] = {
         "commission": state.commission,

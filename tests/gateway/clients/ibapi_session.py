@@ -139,8 +139,10 @@ def session(app: App, port: int, out: dict[str, Any]) -> None:
     until(lambda: app.stream_done, "the stream's initial bars")
     print(json.dumps({"event": "subscribed"}), flush=True)
     last = app.stream_initial[-1][0]
-    until(lambda: any(u[0] > last for u in app.updates), "a streamed bar")
-    out["streamed"] = next(u for u in app.updates if u[0] > last)
+    # the first streamed minute, final once a later one has begun (a forming bar is revised)
+    until(lambda: len({u[0] for u in app.updates if u[0] > last}) >= 2, "two streamed bars")
+    first = min(u[0] for u in app.updates if u[0] > last)
+    out["streamed"] = [u for u in app.updates if u[0] == first][-1]
     what_if_id = app.next_id
     probe = order("BUY", 10, "MKT", "api-0")
     probe.whatIf = True
