@@ -2,8 +2,10 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+CLIENTS_VENV ?= .venv-clients
+CLIENTS_BIN := $(CLIENTS_VENV)/bin
 
-.PHONY: demo test lint typecheck check install lock
+.PHONY: demo test lint typecheck check install lock clients
 
 # Installs the versions pinned in requirements.lock (a constraints file: `make lock` renews it
 # from pyproject.toml, tests/test_lock.py keeps the two in step). uv installs in seconds; where
@@ -24,6 +26,22 @@ $(BIN)/momentumbot: pyproject.toml requirements.lock
 
 install: $(BIN)/momentumbot
 
+# ib_insync 0.9.86 and IB's official ibapi (pinned in requirements-clients.txt) in their own venv,
+# for the gateway tests that run them as unmodified clients over TCP (ib_insync's eventkit and
+# ib_async's aeventkit install the same `eventkit/` folder, so they cannot share .venv).
+$(CLIENTS_BIN)/installed: requirements-clients.txt
+	$(PY) -m venv $(CLIENTS_VENV)
+	@if $(CLIENTS_BIN)/pip install --quiet uv >/dev/null 2>&1; then \
+		echo "installing the other TWS clients with uv (requirements-clients.txt)"; \
+		$(CLIENTS_BIN)/uv pip install --python $(CLIENTS_BIN)/python --quiet -r requirements-clients.txt; \
+	else \
+		echo "uv unavailable: installing the other TWS clients with pip (requirements-clients.txt)"; \
+		$(CLIENTS_BIN)/pip install --quiet -r requirements-clients.txt; \
+	fi
+	@touch $(CLIENTS_BIN)/installed
+
+clients: $(CLIENTS_BIN)/installed
+
 # Renew the pinned versions after changing dependencies in pyproject.toml.
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
@@ -32,7 +50,7 @@ lock: install
 demo: install
 	$(BIN)/momentumbot demo
 
-test: install
+test: install clients
 	$(BIN)/python -m pytest -q
 
 lint: install

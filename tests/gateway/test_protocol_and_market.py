@@ -79,7 +79,7 @@ def test_frame_reader_handshake_then_messages_in_any_chunking() -> None:
         got = r.feed(data[:cut]) + r.feed(data[cut:])
         assert got == [["v157..178"], ["71", "2", "5", ""], ["49", "1"]]
     assert p.negotiate("v157..178") == 178 and p.negotiate("v100..200 +PACEAPI") == 178
-    for bad in ("v100..170", "v179..200", "hello"):
+    for bad in ("v100..156", "v179..200", "hello"):
         with pytest.raises(p.ProtocolError):
             p.negotiate(bad)
     with pytest.raises(p.ProtocolError):
@@ -87,9 +87,9 @@ def test_frame_reader_handshake_then_messages_in_any_chunking() -> None:
 
 
 def test_every_order_and_execution_message_decodes_in_ib_async() -> None:
-    name, (order_id, contract, order, state) = decode(p.msg_open_order(VIEW))
+    name, (order_id, contract, order, state) = decode(p.msg_open_order(VIEW, sv=178))
     assert name == "openOrder" and order_id == 7
-    assert len(fields_of(p.msg_open_order(VIEW))) == 127
+    assert len(fields_of(p.msg_open_order(VIEW, sv=178))) == 127
     assert (contract.symbol, contract.conId) == ("AAPL", STOCK.con_id)  # type: ignore[attr-defined]
     assert (order.orderRef, order.lmtPrice, order.totalQuantity, order.permId) == (  # type: ignore[attr-defined]
         "ref-1",
@@ -100,11 +100,11 @@ def test_every_order_and_execution_message_decodes_in_ib_async() -> None:
     assert state.status == "Submitted"  # type: ignore[attr-defined]
     name, args = decode(p.msg_order_status(VIEW))
     assert name == "orderStatus" and args[:5] == (7, "Submitted", 40.0, 60.0, 101.0)
-    name, (contract, order, state) = decode(p.msg_completed_order(VIEW))
+    name, (contract, order, state) = decode(p.msg_completed_order(VIEW, sv=178))
     assert name == "completedOrder" and state.completedStatus == "Filled"  # type: ignore[attr-defined]
     ex = p.ExecView(-1, 7, 1, 1_000_001, STOCK, "0001.02.01.01", "20240103 09:35:00 America/New_York",
                     "DU1", "BOT", 40, 101.0, 40, 101.0, "ref-1")  # fmt: skip
-    name, (_req_id, contract, execution) = decode(p.msg_exec_details(ex))
+    name, (_req_id, contract, execution) = decode(p.msg_exec_details(ex, sv=178))
     assert name == "execDetails" and execution.orderRef == "ref-1" and execution.shares == 40  # type: ignore[attr-defined]
     assert execution.time == dt.datetime(2024, 1, 3, 14, 35, tzinfo=dt.UTC)  # type: ignore[attr-defined]
     name, (report,) = decode(p.msg_commission_report("0001.02.01.01", 1.0, None))
@@ -112,7 +112,7 @@ def test_every_order_and_execution_message_decodes_in_ib_async() -> None:
 
 
 def test_data_and_account_messages_decode_in_ib_async() -> None:
-    assert decode(p.msg_contract_data(3, STOCK, "AAPL", "", ""))[0] == "contractDetails"
+    assert decode(p.msg_contract_data(3, STOCK, "AAPL", "", "", sv=178))[0] == "contractDetails"
     assert (
         decode(p.msg_historical_update(3, p.BarRow("1704292200", 1, 2, 0.5, 1.5, 10, 1.2, 1)))[0]
         == "historicalDataUpdate"
@@ -124,7 +124,7 @@ def test_data_and_account_messages_decode_in_ib_async() -> None:
         decode(p.msg_portfolio(STOCK, 10, 10.0, 100.0, 9.5, 5.0, 0.0, "DU1"))[0]
         == "updatePortfolio"
     )
-    assert decode(p.msg_error(-1, 2104, "ok"))[0] == "error"
+    assert decode(p.msg_error(-1, 2104, "ok", sv=178))[0] == "error"
     assert (
         decode(p.msg_historical_schedule(3, "a", "b", "US/Eastern", [("s", "e", "r")]))[0]
         == "historicalSchedule"

@@ -1,5 +1,8 @@
-"""The TWS API wire format at server version 178: framing, the handshake, request fields and the
-field lists of every message the gateway sends (ib_async 2.1.0's decoder is the reference)."""
+"""The TWS API wire format at server versions 157..178: framing, the handshake (`negotiate`), request
+fields and the field lists of every message the gateway sends. The five messages whose layout
+changes inside 157..178 (error, contractData, openOrder, completedOrder, execDetails) take the
+session's server version `sv`; the reference is docs/dev/tws-versions.md, checked against the
+decoders of ib_async 2.1.0, ib_insync 0.9.86 and IB's ibapi 10.x."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-SERVER_VERSION = 178
+SERVER_VERSION = 178  # the highest version spoken
+MIN_SERVER_VERSION = 157  # the lowest (ib_insync and ib_async offer 157..176 / 157..178)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 UNSET_INTEGER = 2**31 - 1
 UNSET_DOUBLE = 1.7976931348623157e308
@@ -71,14 +75,19 @@ def handshake_bytes(min_version: int = 157, max_version: int = SERVER_VERSION) -
 
 
 def negotiate(version_text: str) -> int:
-    """The server version for a client's "vMIN..MAX[ options]" offer; only 178 is spoken."""
+    """The server version for a client's "vMIN..MAX[ options]" offer: the highest both sides
+    speak, min(MAX, 178), as a real TWS answers; an offer that does not overlap 157..178 is
+    refused (the connection is closed)."""
     m = _VERSION_RANGE.match(version_text)
     if m is None:
         raise ProtocolError(f"bad version offer {version_text!r}")
     lo, hi = int(m.group(1)), int(m.group(2))
-    if lo > SERVER_VERSION or hi < SERVER_VERSION:
-        raise ProtocolError(f"client versions {lo}..{hi} do not include {SERVER_VERSION}")
-    return SERVER_VERSION
+    sv = min(hi, SERVER_VERSION)
+    if sv < max(lo, MIN_SERVER_VERSION):
+        raise ProtocolError(
+            f"client versions {lo}..{hi} do not overlap {MIN_SERVER_VERSION}..{SERVER_VERSION}"
+        )
+    return sv
 
 
 class FrameReader:
@@ -230,8 +239,8 @@ class StockInfo:
 # ---- server -> client messages (field lists exactly as ib_async 2.1.0 decodes them at 178)
 
 
-def msg_server_hello(connection_time: str) -> bytes:
-    return frame([SERVER_VERSION, connection_time])
+def msg_server_hello(sv: int, connection_time: str) -> bytes:
+    return frame([sv, connection_time])
 
 
 def msg_next_valid_id(order_id: int) -> bytes:
@@ -246,7 +255,10 @@ def msg_current_time(epoch_s: int) -> bytes:
     return frame([49, 1, epoch_s])
 
 
-def msg_error(req_id: int, code: int, text: str, advanced_json: str = "") -> bytes:
+def msg_error(req_id: int, code: int, text: str, advanced_json: str = "", *, sv: int) -> bytes:
+    """advancedOrderRejectJson is on the wire from 166 on."""
+    if sv < 166:
+        return frame([4, 2, req_id, code, text])
     return frame([4, 2, req_id, code, text, advanced_json])
 
 
@@ -257,52 +269,53 @@ def _stock_contract11(s: StockInfo, exchange: str) -> list[Field]:
 
 
 def msg_contract_data(
-    req_id: int, s: StockInfo, long_name: str, trading_hours: str, liquid_hours: str
+    req_id: int, s: StockInfo, long_name: str, trading_hours: str, liquid_hours: str, *, sv: int
 ) -> bytes:
-    return frame(
-        [
-            10,
-            req_id,
-            s.symbol,
-            "STK",
-            "",  # lastTradeDate[ time[ zone]]
-            0.0,  # strike
-            "",  # right
-            "SMART",
-            "USD",
-            s.symbol,  # localSymbol
-            "NMS",  # marketName
-            "NMS",  # tradingClass
-            s.con_id,
-            s.min_tick,
-            "",  # multiplier
-            "ACTIVETIM,AD,ALERT,ALLOC,DAY,GTC,IOC,LMT,MKT,STP,TRAIL",
-            f"SMART,{s.primary_exchange},ARCA,BATS,IEX",
-            1,  # priceMagnifier
-            0,  # underConId
-            long_name,
-            s.primary_exchange,
-            "",  # contractMonth
-            "",  # industry
-            "",  # category
-            "",  # subcategory
-            "US/Eastern",
-            trading_hours,
-            liquid_hours,
-            "",  # evRule
-            "",  # evMultiplier
-            0,  # numSecIds
-            1,  # aggGroup
-            "",  # underSymbol
-            "",  # underSecType
-            "26",  # marketRuleIds
-            "",  # realExpirationDate
-            "COMMON",  # stockType
-            1,  # minSize
-            1,  # sizeIncrement
-            100,  # suggestedSizeIncrement
-        ]
-    )
+    """Below 164 a version field (8) follows the id, mdSizeMultiplier follows minTick and the
+    three size fields are absent (at 163 exactly one sizeMinTick ends the message)."""
+    f: list[Field] = [
+        10,
+        req_id,
+        s.symbol,
+        "STK",
+        "",  # lastTradeDate[ time[ zone]]
+        0.0,  # strike
+        "",  # right
+        "SMART",
+        "USD",
+        s.symbol,  # localSymbol
+        "NMS",  # marketName
+        "NMS",  # tradingClass
+        s.con_id,
+        s.min_tick,
+        "",  # multiplier
+        "ACTIVETIM,AD,ALERT,ALLOC,DAY,GTC,IOC,LMT,MKT,STP,TRAIL",
+        f"SMART,{s.primary_exchange},ARCA,BATS,IEX",
+        1,  # priceMagnifier
+        0,  # underConId
+        long_name,
+        s.primary_exchange,
+        "",  # contractMonth
+        "",  # industry
+        "",  # category
+        "",  # subcategory
+        "US/Eastern",
+        trading_hours,
+        liquid_hours,
+        "",  # evRule
+        "",  # evMultiplier
+        0,  # numSecIds
+        1,  # aggGroup
+        "",  # underSymbol
+        "",  # underSecType
+        "26",  # marketRuleIds
+        "",  # realExpirationDate
+        "COMMON",  # stockType
+    ]
+    if sv >= 164:
+        return frame([*f, 1, 1, 100])  # minSize, sizeIncrement, suggestedSizeIncrement
+    old = [10, 8, *f[1:14], 1, *f[14:]]  # version 8; mdSizeMultiplier after minTick
+    return frame([*old, 1] if sv == 163 else old)  # sizeMinTick at 163
 
 
 def msg_contract_data_end(req_id: int) -> bytes:
@@ -420,35 +433,9 @@ class OrderView:
     what_if_commission: float | None = None
 
 
-def read_what_if(r: Reader, sec_type: str) -> bool:
-    """Read a placeOrder's fields after `hidden` up to `whatIf` (ib_async's layout at 178)."""
-    if sec_type.upper() == "BAG":
-        r.skip(8 * r.integer())  # combo legs
-        r.skip(r.integer())  # order combo legs
-        r.skip(2 * r.integer())  # smart combo routing params
-    r.skip(7)  # "", discretionaryAmt, goodAfterTime, goodTillDate, faGroup, faMethod, faPercentage
-    r.skip(22)  # modelCode .. volatilityType
-    delta_neutral_type = r.text()
-    r.text()  # deltaNeutralAuxPrice
-    if delta_neutral_type:
-        r.skip(8)
-    r.skip(6)  # continuousUpdate .. scaleSubsLevelSize
-    increment = r.number(None)
-    if increment is not None and 0 < increment < UNSET_DOUBLE:
-        r.skip(7)
-    r.skip(3)  # scaleTable, activeStartTime, activeStopTime
-    if r.text():  # hedgeType
-        r.skip(1)
-    r.skip(4)  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld
-    if r.flag():  # delta-neutral contract
-        r.skip(3)
-    if r.text():  # algoStrategy
-        r.skip(2 * r.integer())
-    r.text()  # algoId
-    return r.flag()
-
-
-def msg_open_order(o: OrderView) -> bytes:
+def msg_open_order(o: OrderView, *, sv: int) -> bytes:
+    """faProfile after faPercentage below 177; duration from 158, postToAts from 160,
+    autoCancelParent from 162 and the five PEG fields from 170."""
     f: list[Field] = [5, o.order_id, *_stock_contract11(o.stock, "SMART")]
     f += [
         o.action,
@@ -473,6 +460,8 @@ def msg_open_order(o: OrderView) -> bytes:
         "",  # faMethod
         "",  # faPercentage
     ]
+    if sv < 177:
+        f += [""]  # faProfile
     # modelCode ... deltaNeutralAuxPrice (29)
     f += ["", "", "", None, "", 0, "", -1, 0, None, None, None, None, None, 0, False, False, False]
     f += [None, 3, False, False, None, 0, 0, None, None, "", None]
@@ -490,8 +479,14 @@ def msg_open_order(o: OrderView) -> bytes:
     f += [c, c, c, "USD" if c is not None else "", "", False, False]  # commission .. randomizePrice
     f += [0]  # conditions
     f += ["", None, None, None, None, None, None, 0, "", "", "", None, False, False, False, None]
-    f += ["", False, False]  # duration, postToAts, autoCancelParent
-    f += [None, None, None, None, None]  # PEG fields (sv >= 170)
+    if sv >= 158:
+        f += [""]  # duration
+    if sv >= 160:
+        f += [False]  # postToAts
+    if sv >= 162:
+        f += [False]  # autoCancelParent
+    if sv >= 170:
+        f += [None, None, None, None, None]  # PEG fields
     return frame(f)
 
 
@@ -518,7 +513,8 @@ def msg_order_status(o: OrderView) -> bytes:
     )
 
 
-def msg_completed_order(o: OrderView) -> bytes:
+def msg_completed_order(o: OrderView, *, sv: int) -> bytes:
+    """faProfile after faPercentage below 177; the five PEG fields from 170."""
     f: list[Field] = [101, *_stock_contract11(o.stock, "SMART")]
     f += [
         o.action,
@@ -541,6 +537,8 @@ def msg_completed_order(o: OrderView) -> bytes:
         "",  # faMethod
         "",  # faPercentage
     ]
+    if sv < 177:
+        f += [""]  # faProfile
     # modelCode ... deltaNeutralAuxPrice (23)
     f += ["", "", "", None, "", 0, "", -1, None, None, None, None, None, 0, False, False]
     f += [None, 0, 0, None, None, "", None]
@@ -554,7 +552,8 @@ def msg_completed_order(o: OrderView) -> bytes:
     f += [0]  # conditions
     f += [None, None, None, False, False, "", float(o.filled), 0, False, "", False, False, 0]
     f += [o.completed_time, o.completed_status]
-    f += [None, None, None, None, None]
+    if sv >= 170:
+        f += [None, None, None, None, None]  # PEG fields
     return frame(f)
 
 
@@ -582,33 +581,32 @@ class ExecView:
     order_ref: str
 
 
-def msg_exec_details(e: ExecView) -> bytes:
-    return frame(
-        [
-            11,
-            e.req_id,
-            e.order_id,
-            *_stock_contract11(e.stock, "SMART"),
-            e.exec_id,
-            e.time,
-            e.account,
-            e.stock.primary_exchange,
-            e.side,
-            float(e.shares),
-            e.price,
-            e.perm_id,
-            e.client_id,
-            0,  # liquidation
-            float(e.cum_qty),
-            e.avg_price,
-            e.order_ref,
-            "",  # evRule
-            None,  # evMultiplier
-            "",  # modelCode
-            2,  # lastLiquidity: removed liquidity
-            False,  # pendingPriceRevision (sv >= 178)
-        ]
-    )
+def msg_exec_details(e: ExecView, *, sv: int) -> bytes:
+    """pendingPriceRevision ends the message from 178 on."""
+    f: list[Field] = [
+        11,
+        e.req_id,
+        e.order_id,
+        *_stock_contract11(e.stock, "SMART"),
+        e.exec_id,
+        e.time,
+        e.account,
+        e.stock.primary_exchange,
+        e.side,
+        float(e.shares),
+        e.price,
+        e.perm_id,
+        e.client_id,
+        0,  # liquidation
+        float(e.cum_qty),
+        e.avg_price,
+        e.order_ref,
+        "",  # evRule
+        None,  # evMultiplier
+        "",  # modelCode
+        2,  # lastLiquidity: removed liquidity
+    ]
+    return frame([*f, False] if sv >= 178 else f)  # pendingPriceRevision
 
 
 def msg_exec_details_end(req_id: int) -> bytes:

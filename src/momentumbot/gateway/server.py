@@ -1,5 +1,6 @@
-"""The simulated TWS gateway: an asyncio TCP server speaking the TWS API (server version 178) over
-bars replayed on a virtual market clock, with the shared fill model and injectable faults.
+"""The simulated TWS gateway: an asyncio TCP server speaking the TWS API (server versions
+157..178) over bars replayed on a virtual market clock, with the shared fill model and injectable
+faults.
 
 `GatewayServer` composes the desks (`gateway.desks`), each owning its state and registering its
 own message handlers, and is the one public face: lifecycle, the clock, faults, status."""

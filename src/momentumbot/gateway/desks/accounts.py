@@ -291,7 +291,7 @@ class AccountDesk:
             filled=0, remaining=int(qty), avg_fill_price=0.0, last_fill_price=0.0,
             what_if_margins=tuple(f"{m:.2f}" for m in margins), what_if_commission=round(commission, 6),
         )  # fmt: skip
-        s.send(p.msg_open_order(view))
+        s.send(p.msg_open_order(view, sv=s.server_version))
         log.info(
             "client %d: what-if %s %s %s: commission %.2f",
             s.client_id,

@@ -102,7 +102,7 @@ class ClientSession(asyncio.Protocol):
     def _handle(self, fields: list[str]) -> None:
         if not self.server_version:
             self.server_version = p.negotiate(fields[0])
-            self.send(p.msg_server_hello(self.host.connection_time()))
+            self.send(p.msg_server_hello(self.server_version, self.host.connection_time()))
             log.debug("client %s: handshake, server version %d", self.peer, self.server_version)
             return
         if not self.ready:
@@ -146,7 +146,7 @@ class ClientSession(asyncio.Protocol):
 
     def error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
         log.info("client %s: error %d reqId %d: %s", self.client_id, code, req_id, text)
-        self.send(p.msg_error(req_id, code, text, advanced))
+        self.send(p.msg_error(req_id, code, text, advanced, sv=self.server_version))
 
     def close_after_flush(self) -> None:
         self.flush()

@@ -62,7 +62,8 @@ class ContractDesk:
             self.no_security(s, req_id)
             return
         trading, liquid = self._hours()
-        s.send(p.msg_contract_data(req_id, stock, f"{stock.symbol} (SIMULATED)", trading, liquid))
+        long_name = f"{stock.symbol} (SIMULATED)"
+        s.send(p.msg_contract_data(req_id, stock, long_name, trading, liquid, sv=s.server_version))
         s.send(p.msg_contract_data_end(req_id))
 
     def _hours(self) -> tuple[str, str]:

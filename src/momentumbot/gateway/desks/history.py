@@ -102,6 +102,9 @@ class HistoryDesk:
             s.error(req_id, 162, HMDS + "Historical data request pacing violation")
             return
         if what == "SCHEDULE":
+            if s.server_version < 165:  # historicalSchedule is a server version 165 message
+                s.error(req_id, 162, HMDS + "No data of type SCHEDULE is available")
+                return
             self._send_schedule(s, req_id, end_text, duration)
             return
         if what not in ("TRADES", "MIDPOINT", "ADJUSTED_LAST"):

@@ -91,9 +91,19 @@ class OrderReports:
 
     # ---- out
 
+    @staticmethod
+    def _status_msg(view: p.OrderView) -> Callable[[int], list[bytes]]:
+        """orderStatus alone (the same at every server version)."""
+        return lambda sv: [p.msg_order_status(view)]
+
+    @staticmethod
+    def _order_msgs(view: p.OrderView) -> Callable[[int], list[bytes]]:
+        """openOrder and orderStatus, built at a session's server version."""
+        return lambda sv: [p.msg_open_order(view, sv=sv), p.msg_order_status(view)]
+
     def placed(self, order: SimOrder) -> None:
         view = self.view(order)
-        self.sessions.route(order.client_id, [p.msg_open_order(view), p.msg_order_status(view)])
+        self.sessions.route(order.client_id, self._order_msgs(view))
 
     def cancelled(self, order: SimOrder) -> None:
         self.record.order("cancelled", order, self.now())
@@ -101,8 +111,8 @@ class OrderReports:
         view = self.view(order)
         self.sessions.route(
             order.client_id,
-            [
-                p.msg_error(order.order_id, 202, "Order Canceled - reason:"),
+            lambda sv: [
+                p.msg_error(order.order_id, 202, "Order Canceled - reason:", sv=sv),
                 p.msg_order_status(view),
             ],
         )
@@ -118,11 +128,9 @@ class OrderReports:
                 self.record.order("status", o, now)
                 view = self.view(o)
                 if o.status == "Cancelled":
-                    self.sessions.route(o.client_id, [p.msg_order_status(view)])
+                    self.sessions.route(o.client_id, self._status_msg(view))
                 else:
-                    self.sessions.route(
-                        o.client_id, [p.msg_open_order(view), p.msg_order_status(view)]
-                    )
+                    self.sessions.route(o.client_id, self._order_msgs(view))
             elif isinstance(ev, Execution):
                 o, f = ev.order, ev.fill
                 acct = self.accounts.broker.accounts[f.account]
@@ -148,13 +156,13 @@ class OrderReports:
 
     def _deliver_execution(self, o: SimOrder, f: Fill) -> None:
         view = self.view(o)
-        exec_msg = p.msg_exec_details(self.exec_view(f, -1))
-        status = [p.msg_open_order(view), p.msg_order_status(view)]
-        comm = self.commission_msg(f)
         s = self.sessions.clients.get(o.client_id)
         faults = self.faults
         if s is None:
             return
+        exec_msg = p.msg_exec_details(self.exec_view(f, -1), sv=s.server_version)
+        status = self._order_msgs(view)(s.server_version)
+        comm = self.commission_msg(f)
         execs = [exec_msg, exec_msg] if faults.exec_duplicate else [exec_msg]
         if self.sessions.held_back(s, [*execs, *status, comm]):
             return

@@ -16,7 +16,8 @@ from momentumbot.gateway.desks.order_reports import OrderReports
 from momentumbot.gateway.desks.sessions import Handlers, ignore, register
 from momentumbot.gateway.faults import Faults
 from momentumbot.gateway.market import ny_time, parse_end_datetime
-from momentumbot.gateway.protocol import Reader, RequestError
+from momentumbot.gateway.place_order import read_place_order
+from momentumbot.gateway.protocol import Reader
 from momentumbot.gateway.record import Recorder
 
 log = logging.getLogger("momentumbot.gateway")
@@ -86,28 +87,10 @@ class OrderDesk:
         s.send(p.msg_next_valid_id(self.next_valid_id))
 
     def _req_place_order(self, s: ClientSession, r: Reader) -> None:
-        order_id = r.integer()
-        c = r.contract()
-        r.skip(2)  # secIdType, secId
-        action = r.text()
-        qty = r.number(0.0) or 0.0
-        order_type = r.text()
-        lmt = r.number(None)
-        aux = r.number(None)
-        tif = r.text()
-        r.text()  # ocaGroup
-        account = r.text()
-        r.text()  # openClose
-        r.integer()  # origin
-        order_ref = r.text()
-        r.flag()  # transmit
-        parent_id = r.integer()
-        r.skip(4)  # blockOrder, sweepToFill, displaySize, triggerMethod
-        outside_rth = r.flag()
-        try:
-            what_if = p.read_what_if(r, c.sec_type)
-        except RequestError:
-            what_if = False  # a client that sends fewer fields sends no what-if
+        po = read_place_order(r, s.server_version)
+        order_id, c, action, qty = po.order_id, po.contract, po.action, po.qty
+        order_type, lmt, aux, tif, account = po.order_type, po.lmt, po.aux, po.tif, po.account
+        order_ref, parent_id, outside_rth = po.order_ref, po.parent_id, po.outside_rth
         stock = self.contracts.resolve(c)
         symbol = stock.symbol if stock else c.symbol.upper()
         now = self.now()
@@ -115,7 +98,7 @@ class OrderDesk:
             self.contracts.no_security(s, order_id)
             self.record.reject(s.client_id, order_id, symbol, 200, "no security definition", now)
             return
-        if what_if:
+        if po.what_if:
             self.accounts.what_if(
                 s, order_id, stock, action, qty, order_type, lmt, aux, tif, account
             )
@@ -191,14 +174,14 @@ class OrderDesk:
         for o in self.broker.working():
             if only_client is None or o.client_id == only_client:
                 v = self.reports.view(o)
-                s.send(p.msg_open_order(v))
+                s.send(p.msg_open_order(v, sv=s.server_version))
                 s.send(p.msg_order_status(v))
         s.send(p.msg_open_order_end())
 
     def _req_completed_orders(self, s: ClientSession, r: Reader) -> None:
         for o in sorted(self.broker.orders.values(), key=lambda o: o.perm_id):
             if not o.is_working:
-                s.send(p.msg_completed_order(self.reports.view(o)))
+                s.send(p.msg_completed_order(self.reports.view(o), sv=s.server_version))
         s.send(p.msg_completed_orders_end())
 
     def _req_executions(self, s: ClientSession, r: Reader) -> None:
@@ -232,6 +215,6 @@ class OrderDesk:
                 continue
             if f.bar_ns < since_ns:
                 continue
-            s.send(p.msg_exec_details(self.reports.exec_view(f, req_id)))
+            s.send(p.msg_exec_details(self.reports.exec_view(f, req_id), sv=s.server_version))
             s.send(self.reports.commission_msg(f))
         s.send(p.msg_exec_details_end(req_id))

@@ -232,10 +232,14 @@ class SessionDesk:
             s.held.extend(msgs)
         return True
 
-    def route(self, client_id: int, msgs: list[bytes]) -> None:
-        """Order messages go to the session of the client that placed the order."""
+    def route(self, client_id: int, build: Callable[[int], list[bytes]]) -> None:
+        """Order messages go to the session of the client that placed the order, built by
+        `build(server_version)` at the version that session speaks."""
         s = self.clients.get(client_id)
-        if s is not None and not self.held_back(s, msgs):
+        if s is None:
+            return
+        msgs = build(s.server_version)
+        if not self.held_back(s, msgs):
             s.send_many(msgs)
 
     def lose_link(self, drop_order_events: bool) -> None:
