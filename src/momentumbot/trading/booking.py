@@ -1,6 +1,7 @@
 """Fills in: executions are journaled as they arrive and booked into the engine at their
 minute (a fill whose minute was stepped already is booked at once); commission reports
-replace the model's estimate. What is received but not booked yet counts in reconciliation."""
+replace the model's estimate. What is received but not booked yet counts in reconciliation.
+A fill time off the server clock is clamped (trading.fill_clock)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import ExecReport
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
+from momentumbot.trading import fill_clock as fc
 from momentumbot.trading.routing import OrderRouter
 
 
@@ -23,6 +25,7 @@ class Pending:
     report: ExecReport
     oid: int
     commission_micro: int | None
+    seen_ns: int = 0  # the server clock the bot knew when it arrived
 
 
 @dataclass
@@ -45,6 +48,7 @@ class FillBook:
         if self.known(rep.exec_id):
             return False
         j, now = self.journal, self.now_ns()
+        rep = fc.not_before_decision(rep, self.engine.order_row(oid)[4], now)
         side_name = Side(rep.side).label
         with j.transaction():
             new = j.add_fill(
@@ -61,7 +65,7 @@ class FillBook:
         return new
 
     def queue(self, rep: ExecReport, oid: int, commission: int | None) -> None:
-        p = Pending(rep, oid, commission)
+        p = Pending(rep, oid, commission, self.now_ns())
         e = self.engine
         if e.started and rep.label_ns < e.next_label:
             self.book(p)  # its minute was stepped already: book it now
@@ -83,12 +87,21 @@ class FillBook:
 
     def book_due(self, t: int) -> None:
         """Book every pending fill of minutes up to `t` (before `t` is stepped)."""
+        self.check_clock()
         due = [p for p in self.pending if p.report.label_ns <= t]
         if not due:
             return
         self.pending = [p for p in self.pending if p.report.label_ns > t]
         for p in due:
             self.book(p)
+
+    def check_clock(self) -> None:
+        """Pending fills whose time is ahead of a server time learnt after they arrived are
+        clamped to it (see trading.fill_clock)."""
+        now = self.now_ns()
+        for p in self.pending:
+            if now > p.seen_ns:
+                p.report = fc.not_after_server(p.report, now)
 
     def book(self, p: Pending) -> None:
         e, j = self.engine, self.journal

@@ -1,11 +1,13 @@
 """Order reports, the orders desk's way out: openOrder / orderStatus / execDetails /
 commissionReport for the client that placed the order (held during an outage, delayed or
-duplicated by the exec faults on the injected real clock), then position and account pushes."""
+duplicated by the exec faults on the injected real clock), then position and account pushes.
+Execution and completed-order times are written as `exec-time-format` says."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 from momentumbot.domain.units import MICRO
 from momentumbot.execution.costs import BUY
@@ -14,8 +16,9 @@ from momentumbot.gateway.broker import Event, Execution, Fill, SimOrder, StatusC
 from momentumbot.gateway.clock import Monotonic
 from momentumbot.gateway.desks.accounts import AccountDesk
 from momentumbot.gateway.desks.sessions import SessionDesk
+from momentumbot.gateway.exec_time import DEFAULT_TWS_TIMEZONE, format_exec_time
 from momentumbot.gateway.faults import Faults
-from momentumbot.gateway.market import MarketData, format_exec_time
+from momentumbot.gateway.market import MarketData
 from momentumbot.gateway.record import Recorder
 
 log = logging.getLogger("momentumbot.gateway")
@@ -31,8 +34,10 @@ class OrderReports:
         faults: Faults,
         real: Monotonic,
         now: Callable[[], int],
+        tws_zone: ZoneInfo | None = None,
     ) -> None:
         self.market = market
+        self.tws_zone = tws_zone or ZoneInfo(DEFAULT_TWS_TIMEZONE)
         self.sessions = sessions
         self.accounts = accounts
         self.record = record
@@ -41,6 +46,10 @@ class OrderReports:
         self.now = now
 
     # ---- views
+
+    def time_text(self, ns: int) -> str:
+        """A time as IB writes it in execDetails and completedOrder (`exec-time-format`)."""
+        return format_exec_time(ns, self.faults.exec_time_format, self.tws_zone)
 
     def view(self, o: SimOrder) -> p.OrderView:
         return p.OrderView(
@@ -62,7 +71,7 @@ class OrderReports:
             remaining=o.remaining,
             avg_fill_price=o.avg_fill_price,
             last_fill_price=o.last_fill_price,
-            completed_time=format_exec_time(o.done_ns) if o.done_ns else "",
+            completed_time=self.time_text(o.done_ns) if o.done_ns else "",
             completed_status=o.status if o.status == "Filled" else f"{o.status}: {o.why_done}",
         )
 
@@ -74,7 +83,7 @@ class OrderReports:
             perm_id=f.perm_id,
             stock=self.market.stocks[f.symbol],
             exec_id=f.exec_id,
-            time=format_exec_time(f.bar_ns),
+            time=self.time_text(f.bar_ns),
             account=f.account,
             side="BOT" if f.side == BUY else "SLD",
             shares=f.qty,
