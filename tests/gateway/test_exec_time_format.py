@@ -11,7 +11,15 @@ from ib_async import IB, MarketOrder
 
 from momentumbot.gateway.exec_time import format_exec_time, tws_zone
 from momentumbot.gateway.faults import Faults, FaultSpecError
-from tests.gateway.conftest import IbLogGuard, barrier, connected, gateway, qualified, run, wait_until
+from tests.gateway.conftest import (
+    IbLogGuard,
+    barrier,
+    connected,
+    gateway,
+    qualified,
+    run,
+    wait_until,
+)
 
 NY = tws_zone("America/New_York")
 
