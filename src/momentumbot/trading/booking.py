@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from momentumbot.domain.orders import Side
-from momentumbot.domain.units import usd_to_micro
+from momentumbot.domain.units import NS_PER_MINUTE, usd_to_micro
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import ExecReport
 from momentumbot.journal import journal as jr
@@ -65,7 +65,7 @@ class FillBook:
         return new
 
     def queue(self, rep: ExecReport, oid: int, commission: int | None) -> None:
-        p = Pending(rep, oid, commission, self.now_ns())
+        p = Pending(rep, oid, commission, self.clock_ns())
         e = self.engine
         if e.started and rep.label_ns < e.next_label:
             self.book(p)  # its minute was stepped already: book it now
@@ -87,7 +87,7 @@ class FillBook:
 
     def book_due(self, t: int) -> None:
         """Book every pending fill of minutes up to `t` (before `t` is stepped)."""
-        self.check_clock()
+        self.check_clock(t + NS_PER_MINUTE)  # minute t is complete: its bars are in
         due = [p for p in self.pending if p.report.label_ns <= t]
         if not due:
             return
@@ -95,13 +95,19 @@ class FillBook:
         for p in due:
             self.book(p)
 
-    def check_clock(self) -> None:
+    def clock_ns(self, at_least: int = 0) -> int:
+        """The server clock as far as the bot knows: its latest time, and every minute before
+        the engine's next one has closed."""
+        e = self.engine
+        return max(self.now_ns(), e.next_label if e.started else 0, at_least)
+
+    def check_clock(self, at_least: int = 0) -> None:
         """Pending fills whose time is ahead of a server time learnt after they arrived are
-        clamped to it (see trading.fill_clock)."""
-        now = self.now_ns()
+        clamped (see trading.fill_clock)."""
+        now = self.clock_ns(at_least)
         for p in self.pending:
             if now > p.seen_ns:
-                p.report = fc.not_after_server(p.report, now)
+                p.report = fc.not_after_server(p.report, now, p.seen_ns)
 
     def book(self, p: Pending) -> None:
         e, j = self.engine, self.journal

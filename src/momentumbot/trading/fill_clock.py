@@ -41,8 +41,10 @@ def not_before_decision(rep: ExecReport, decided_ns: int, server_ns: int) -> Exe
     return clamp(rep, max(decided_ns, server_ns), "before its order was decided")
 
 
-def not_after_server(rep: ExecReport, server_ns: int) -> ExecReport:
-    """The execution, clamped if it is later than the server clock learnt since it arrived."""
+def not_after_server(rep: ExecReport, server_ns: int, seen_ns: int = 0) -> ExecReport:
+    """The execution, clamped if it is later than `server_ns`, a server time learnt after it
+    arrived: to `seen_ns`, the server clock the bot knew when it arrived (the closest to when
+    it happened), else to `server_ns`."""
     if server_ns <= 0 or rep.time_ns <= server_ns + AHEAD_TOLERANCE_NS:
         return rep
-    return clamp(rep, server_ns, "ahead of the server clock")
+    return clamp(rep, seen_ns or server_ns, "ahead of the server clock")
