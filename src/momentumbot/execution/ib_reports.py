@@ -40,7 +40,19 @@ def exec_report(fill: IbFill, trade: Trade | None, time_ns: int | None = None) -
         price=float(ex.price),
         time_ns=time_ns if time_ns is not None else _ib_async_time_ns(ex.time),
         commission_micro=commission,
+        replaces=corrected_ids(ex.execId),
     )
+
+
+def corrected_ids(exec_id: str) -> tuple[str, ...]:
+    """The execIds an execution corrects, if it is a correction: IB's execIds have four
+    dot-separated parts, and a correction repeats the execution with the last one bumped
+    ("0000e0d5.6552f6c3.01.02" replaces "...01.01")."""
+    parts = exec_id.split(".")
+    if len(parts) != 4 or not parts[3].isdigit():
+        return ()
+    head, last = ".".join(parts[:3]), parts[3]
+    return tuple(f"{head}.{k:0{len(last)}d}" for k in range(1, int(last)))
 
 
 def _ib_async_time_ns(t: Any) -> int:

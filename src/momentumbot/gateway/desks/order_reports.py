@@ -38,6 +38,8 @@ class OrderReports:
     ) -> None:
         self.market = market
         self.tws_zone = tws_zone or ZoneInfo(DEFAULT_TWS_TIMEZONE)
+        self.corrected: set[str] = set()  # exec ids replaced by a correction (`exec-correction`)
+        self._executions = 0
         self.sessions = sessions
         self.accounts = accounts
         self.record = record
@@ -82,7 +84,7 @@ class OrderReports:
             client_id=f.client_id,
             perm_id=f.perm_id,
             stock=self.market.stocks[f.symbol],
-            exec_id=f.exec_id,
+            exec_id=self.exec_id(f),
             time=self.time_text(f.bar_ns),
             account=f.account,
             side="BOT" if f.side == BUY else "SLD",
@@ -93,10 +95,13 @@ class OrderReports:
             order_ref=f.order_ref,
         )
 
-    @staticmethod
-    def commission_msg(f: Fill) -> bytes:
+    def exec_id(self, f: Fill) -> str:
+        """The fill's execId as reported now: its correction's once it was corrected."""
+        return correction_id(f.exec_id) if f.exec_id in self.corrected else f.exec_id
+
+    def commission_msg(self, f: Fill) -> bytes:
         realized = None if f.realized_micro is None else f.realized_micro / MICRO
-        return p.msg_commission_report(f.exec_id, f.commission, realized)
+        return p.msg_commission_report(self.exec_id(f), f.commission, realized)
 
     # ---- out
 
@@ -165,6 +170,14 @@ class OrderReports:
         if s is None:
             return
         execs = [exec_msg, exec_msg] if faults.exec_duplicate else [exec_msg]
+        self._executions += 1
+        every = faults.exec_correction_every
+        if every and self._executions % every == 0:
+            self.corrected.add(f.exec_id)
+            self.record.note("exec correction", self.now(), exec_id=f.exec_id)
+            log.info("execution %s corrected by %s", f.exec_id, correction_id(f.exec_id))
+            execs.append(p.msg_exec_details(self.exec_view(f, -1)))
+            comm = self.commission_msg(f)
         if self.sessions.held_back(s, [*execs, *status, comm]):
             return
         if faults.exec_delay <= 0 and faults.commission_delay <= 0:
@@ -180,3 +193,10 @@ class OrderReports:
             self.real.call_later(comm_delay + 1e-3, lambda: s.send_now([comm]))
         else:
             s.send(comm)
+
+
+def correction_id(exec_id: str) -> str:
+    """The execId of a correction: the last dot-separated part bumped (IB: "...01.01" ->
+    "...01.02")."""
+    head, _, last = exec_id.rpartition(".")
+    return f"{head}.{int(last) + 1:0{len(last)}d}"
