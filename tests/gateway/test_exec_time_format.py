@@ -1,5 +1,6 @@
 """`exec-time-format=zoned|utc-dash|naive-local`: execution and completed-order times as IB
-writes them at server version 178, seen on the wire by the unmodified ib_async client."""
+writes them at server version 178; `exec-correction`: an execution followed by the correction
+that replaces it. Seen on the wire by the unmodified ib_async client."""
 
 from __future__ import annotations
 
@@ -92,3 +93,36 @@ def test_exec_details_and_completed_orders_carry_the_format(
             assert want in completed[0]
 
     run(body())
+
+
+def test_exec_correction_replaces_the_execution(source: Any, ib_log: IbLogGuard) -> None:
+    async def body() -> None:
+        async with gateway(source) as srv, connected(srv) as ib:
+            srv.apply_fault("exec-correction")
+            (c,) = await qualified(ib, "AAPL")
+            await srv.advance_to_time("09:35")
+            trade = ib.placeOrder(c, MarketOrder("BUY", 10))
+            await barrier(ib)
+            await srv.advance(60)
+            await wait_until(lambda: len(trade.fills) == 2, what="the execution and correction")
+            first, second = (f.execution for f in trade.fills)
+            assert first.execId.endswith(".01") and second.execId == first.execId[:-3] + ".02"
+            assert (second.shares, second.price, second.time) == (10, first.price, first.time)
+            await wait_until(lambda: trade.fills[1].commissionReport.commission > 0, what="comm")
+            # ib_async books both: a client that does not know corrections sees 20 shares
+            assert sum(f.execution.shares for f in trade.fills) == 20
+            fills = await ib.reqExecutionsAsync()
+            assert [f.execution.execId for f in fills] == [second.execId]  # it replaced it
+            assert srv.broker.accounts["DU0000001"].position("AAPL").qty == 10
+
+    run(body())
+
+
+def test_exec_correction_spec() -> None:
+    f = Faults()
+    f.apply("exec-correction")
+    assert f.exec_correction_every == 1
+    f.apply("exec-correction=3")
+    assert f.exec_correction_every == 3
+    with pytest.raises(FaultSpecError):
+        f.apply("exec-correction=x")

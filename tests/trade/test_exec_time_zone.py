@@ -54,10 +54,18 @@ def spawn_in_chicago(cfg: Path, port: int, out: Path) -> subprocess.Popen[bytes]
         return subprocess.Popen(args, stdout=log, stderr=log, env=env)
 
 
-@pytest.mark.parametrize("fmt", ["utc-dash", "naive-local"])
+@pytest.mark.parametrize(
+    "specs",
+    [
+        ("exec-time-format=utc-dash",),
+        ("exec-time-format=naive-local",),
+        ("exec-time-format=naive-local", "exec-correction=2"),  # every other one corrected
+    ],
+)
 def test_bot_in_chicago_books_fills_in_the_backtests_minutes(
-    fmt: str, store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+    specs: tuple[str, ...], store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
+    """(With `exec-correction` a correction replaces the fill it corrects: no second fill.)"""
     ib_log.tolerate(202)  # cancels of replaced orders
     ib_log.allow("Peer closed connection|Connection reset")
     cfg = write_config(tmp_path / "cfg.toml", SYMBOLS, 'tws_timezone = "America/New_York"\n')
@@ -66,7 +74,8 @@ def test_bot_in_chicago_books_fills_in_the_backtests_minutes(
                  "--end", DAY, "--out", str(bt), "--no-report"]) == 0  # fmt: skip
     out = tmp_path / "trade"
     faults = Faults()
-    faults.apply(f"exec-time-format={fmt}")
+    for spec in specs:
+        faults.apply(spec)
 
     async def body() -> None:
         async with gateway(store, DAY, faults=faults) as gw:
@@ -94,3 +103,5 @@ def test_bot_in_chicago_books_fills_in_the_backtests_minutes(
     )  # fmt: skip
     log = (out / "run.log").read_text()
     assert "booked at the server clock" not in log  # read right, not rescued by the clamp
+    if "exec-correction=2" in specs:
+        assert log.count("replaced by") >= len(b_fills) // 2 >= 5
