@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -227,6 +228,17 @@ class DataConfig(_Section):
 
 
 class BrokerConfig(_Section):
+    @field_validator("tws_timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (KeyError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r} (a tz database name such as America/New_York)"
+            ) from None
+        return v
+
     host: str = Field(
         "127.0.0.1",
         description="Host of TWS / IB Gateway (or the simulated gateway) that `momentumbot trade` connects to.",
@@ -251,6 +263,10 @@ class BrokerConfig(_Section):
     account: str = Field(
         "",
         description="IB account id to trade; required with live = true, and must match the connected account.",
+    )
+    tws_timezone: str = Field(
+        "America/New_York",
+        description="The time zone TWS / IB Gateway was logged in with (its login screen): IB writes some execution times without a zone, in this zone. A tz database name.",
     )
     live: bool = Field(
         False,

@@ -47,6 +47,9 @@ class ExecReport:
     price: float
     time_ns: int
     commission_micro: int | None  # None until the commission report arrives
+    # earlier execution ids this one would correct (the broker's correction scheme; a known one
+    # means this execution replaces it)
+    replaces: tuple[str, ...] = ()
 
     @property
     def label_ns(self) -> int:

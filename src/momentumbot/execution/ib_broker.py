@@ -44,6 +44,7 @@ from momentumbot.execution.broker_protocol import (
     OnBar,
 )
 from momentumbot.execution.ib_connect import BrokerSettings, connect
+from momentumbot.execution.ib_exec_time import ExecTimes, tws_zone
 from momentumbot.execution.ib_market import IbMarketData, ib_ns
 from momentumbot.execution.ib_reports import (
     cash_micro,
@@ -95,6 +96,8 @@ class IbBroker:
         self.listener = listener
         self.ib = IB()
         self.ib.RaiseRequestErrors = True
+        self.exec_times = ExecTimes(tws_zone(settings.tws_timezone))
+        self.exec_times.hook(self.ib.client.decoder)
         self.client_id = settings.client_id
         self.account = settings.account
         self.contracts: dict[str, Contract] = {}
@@ -335,7 +338,7 @@ class IbBroker:
     # ---------------------------------------------------------------- events
 
     def _on_exec(self, trade: Trade, fill: IbFill) -> None:
-        self.listener.on_execution(exec_report(fill, trade))
+        self.listener.on_execution(self._report(fill, trade))
 
     def _on_commission(self, trade: Trade, fill: IbFill, report: Any) -> None:
         self.listener.on_commission(report.execId, usd_to_micro(report.commission))
@@ -347,7 +350,11 @@ class IbBroker:
 
     def executions(self) -> list[ExecReport]:
         """Every execution this connection has seen (live and from the startup sync)."""
-        return [exec_report(f, None) for f in self.ib.fills()]
+        return [self._report(f, None) for f in self.ib.fills()]
+
+    def _report(self, fill: IbFill, trade: Trade | None) -> ExecReport:
+        ex = fill.execution
+        return exec_report(fill, trade, self.exec_times.time_ns(ex.execId, ex.time))
 
     # -------------------------------------------------------------- snapshot
 
@@ -365,7 +372,7 @@ class IbBroker:
         execs = []
         for f in fills:
             better = known.get(f.execution.execId, f)
-            execs.append(exec_report(better, None))
+            execs.append(self._report(better, None))
         return BrokerSnapshot(
             account=account,
             open_orders=[order_report(t) for t in open_trades if not t.isDone()],

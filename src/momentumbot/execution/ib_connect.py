@@ -37,6 +37,7 @@ class BrokerSettings:
     pacing_backoff_seconds: float = 2.0
     max_history_retries: int = 8
     client_id_retry_seconds: float = 6.0
+    tws_timezone: str = "America/New_York"  # the TWS login time zone (times without a zone)
 
     @classmethod
     def from_config(
@@ -53,6 +54,7 @@ class BrokerSettings:
             client_id=int(client_id if client_id is not None else broker.client_id),
             client_id_fallbacks=broker.client_id_fallbacks,
             account=broker.account,
+            tws_timezone=broker.tws_timezone,
             connect_timeout=broker.connect_timeout_seconds,
             request_timeout=broker.request_timeout_seconds,
             history_requests_per_minute=broker.history_requests_per_minute,

@@ -20,8 +20,9 @@ def _side(action: str) -> int:
     return 1 if action.upper() in ("BUY", "BOT") else -1
 
 
-def exec_report(fill: IbFill, trade: Trade | None) -> ExecReport:
-    """One execution (its commission if the report came with it)."""
+def exec_report(fill: IbFill, trade: Trade | None, time_ns: int | None = None) -> ExecReport:
+    """One execution (its commission if the report came with it); `time_ns` read from IB's raw
+    text (ib_async's reading of it if None)."""
     ex = fill.execution
     ref = ex.orderRef or (trade.order.orderRef if trade is not None else "")
     cr = fill.commissionReport
@@ -37,9 +38,25 @@ def exec_report(fill: IbFill, trade: Trade | None) -> ExecReport:
         side=_side(ex.side),
         quantity=int(round(float(ex.shares))),
         price=float(ex.price),
-        time_ns=int(ex.time.timestamp() * NS) if ex.time else 0,
+        time_ns=time_ns if time_ns is not None else _ib_async_time_ns(ex.time),
         commission_micro=commission,
+        replaces=corrected_ids(ex.execId),
     )
+
+
+def corrected_ids(exec_id: str) -> tuple[str, ...]:
+    """The execIds an execution corrects, if it is a correction: IB's execIds have four
+    dot-separated parts, and a correction repeats the execution with the last one bumped
+    ("0000e0d5.6552f6c3.01.02" replaces "...01.01")."""
+    parts = exec_id.split(".")
+    if len(parts) != 4 or not parts[3].isdigit():
+        return ()
+    head, last = ".".join(parts[:3]), parts[3]
+    return tuple(f"{head}.{k:0{len(last)}d}" for k in range(1, int(last)))
+
+
+def _ib_async_time_ns(t: Any) -> int:
+    return int(t.timestamp() * NS) if t else 0
 
 
 def order_report(trade: Trade) -> OrderReport:

@@ -63,6 +63,13 @@ def gateway_command(
         Path | None,
         typer.Option("--config", "-c", help="TOML config: the [execution] costs the fills use."),
     ] = None,
+    tws_timezone: Annotated[
+        str,
+        typer.Option(
+            "--tws-timezone",
+            help="The TWS login time zone: how `exec-time-format=naive-local` times are written.",
+        ),
+    ] = "America/New_York",
     log_level: Annotated[
         str, typer.Option("--log-level", help="DEBUG logs every message.")
     ] = "INFO",
@@ -75,6 +82,7 @@ def gateway_command(
     """
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
+    from momentumbot.gateway.exec_time import tws_zone
     from momentumbot.gateway.faults import FAULT_HELP, Faults, FaultSpecError
     from momentumbot.gateway.server import GatewayConfig
 
@@ -103,6 +111,10 @@ def gateway_command(
         raise ConfigError("--account: give at least one account id")
     if speed <= 0:
         raise ConfigError("--speed must be positive")
+    try:
+        tws_zone(tws_timezone)
+    except ValueError as exc:
+        raise ConfigError(f"--tws-timezone: {exc}") from None
     bars = BarStore(store)
     symbols = bars.symbols()
     if not symbols:
@@ -122,6 +134,7 @@ def gateway_command(
         execution=load_config(config).execution,
         record_path=str(record) if record else None,
         faults=faults,
+        tws_timezone=tws_timezone,
     )
     asyncio.run(_serve(bars, cfg, control_port))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from momentumbot.gateway.exec_time import EXEC_TIME_FORMATS, UTC_DASH
+
 FAULT_HELP = """\
 unknown=SYM[,SYM]        contract requests for these symbols get error 200
 reject=N                 the next N orders are rejected (201)
@@ -17,6 +19,14 @@ hold-client-id=SECONDS   a client id stays "in use" this long after its socket c
 exec-delay=SECONDS       execDetails go out this many real seconds after the order status
 exec-duplicate           every execDetails is sent twice (same execId)
 commission-delay=SECONDS commission reports go out this long after their execDetails
+exec-correction[=N]      every Nth execution (1: each) is followed by a correction: the same
+                         execDetails with the execId's last part bumped (.01 -> .02), which
+                         replaces it (reqExecutions then reports the corrected execId)
+exec-time-format=zoned|utc-dash|naive-local
+                         how execution and completed-order times are written (utc-dash,
+                         the default: "yyyymmdd-hh:mm:ss" in UTC, as a live account at server
+                         version 178; naive-local: "yyyymmdd  hh:mm:ss" in the TWS time zone;
+                         zoned: "yyyymmdd hh:mm:ss Zone/Name")
 outage=HH:MM+SECONDS     connectivity lost (1100) at this New York time each day, restored
                          (1102) SECONDS virtual seconds later; market data paused between
 nightly-reset=HH:MM[+SECONDS]
@@ -33,7 +43,7 @@ class FaultSpecError(ValueError):
 
 @dataclass
 class Faults:
-    """Fault switches; all off by default."""
+    """Fault switches; all off by default (execution times as a live account at 178 sends)."""
 
     unknown_symbols: set[str] = field(default_factory=set)
     reject_next: int = 0
@@ -46,6 +56,8 @@ class Faults:
     exec_delay: float = 0.0
     exec_duplicate: bool = False
     commission_delay: float = 0.0
+    exec_time_format: str = UTC_DASH
+    exec_correction_every: int = 0  # 0: no corrections
     outages: list[tuple[int, float]] = field(default_factory=list)  # (NY minute of day, seconds)
     # (NY minute of day, seconds of replay time the port refuses connections)
     nightly_resets: list[tuple[int, float]] = field(default_factory=list)
@@ -96,6 +108,12 @@ class Faults:
             self.exec_duplicate = value.lower() not in ("0", "off", "false")
         elif name == "commission-delay":
             self.commission_delay = float(value)
+        elif name == "exec-correction":
+            self.exec_correction_every = _count(value or "1")
+        elif name == "exec-time-format":
+            if value.lower() not in EXEC_TIME_FORMATS:
+                raise ValueError(value)
+            self.exec_time_format = value.lower()
         elif name == "outage":
             at, _, secs = value.partition("+")
             self.outages.append((_minute_of_day(at), float(secs or "60")))
@@ -114,6 +132,13 @@ def _symbols(value: str) -> set[str]:
     if not out:
         raise ValueError("no symbols")
     return out
+
+
+def _count(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise ValueError(text)
+    return v
 
 
 def _seconds(text: str) -> float:

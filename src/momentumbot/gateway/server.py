@@ -33,6 +33,7 @@ from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.order_reports import OrderReports
 from momentumbot.gateway.desks.orders import OrderDesk
 from momentumbot.gateway.desks.sessions import Handlers, SessionDesk
+from momentumbot.gateway.exec_time import DEFAULT_TWS_TIMEZONE, tws_zone
 from momentumbot.gateway.faults import Faults
 from momentumbot.gateway.market import NS, NS_PER_MINUTE, MarketData, ny_time
 from momentumbot.gateway.record import Recorder, micro_str
@@ -72,6 +73,7 @@ class GatewayConfig:
     cap_exempt_ref_prefix: str = "flatten"
     record_path: str | None = None
     faults: Faults = field(default_factory=Faults)
+    tws_timezone: str = DEFAULT_TWS_TIMEZONE  # the TWS login time zone (naive-local times)
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,9 @@ class GatewayServer:
         market_data = MarketDataDesk(market, self.calendar, contracts, sessions, faults, now)
         history = HistoryDesk(market, self.calendar, contracts, market_data, faults, real, now)
         accounts = AccountDesk(cfg.accounts, broker, market, sessions, now)
-        reports = OrderReports(market, sessions, accounts, self.record, faults, real, now)
+        reports = OrderReports(
+            market, sessions, accounts, self.record, faults, real, now, tws_zone(cfg.tws_timezone)
+        )
         orders = OrderDesk(
             broker, contracts, accounts, reports, self.record, faults, cfg.first_order_id, now,
             session_open=lambda: clock.session_open,

@@ -84,6 +84,7 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
     r = Reconciliation()
     ours = set(symbols)
     adopted_qty: dict[int, int] = {}
+    replaced = {x for ex in snapshot.executions for x in ex.replaces}  # by a correction
     for ex in snapshot.executions:
         parsed = parse_ref(ex.order_ref)
         if parsed is None or parsed[0] != run_id:
@@ -99,6 +100,8 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
                 f"IB has execution {ex.exec_id} for order {ex.order_ref}, which the journal never wrote"
             )
             continue
+        if ex.exec_id in replaced or any(x in known_exec_ids for x in ex.replaces):
+            continue  # a corrected execution, or a correction of one the journal has
         if ex.exec_id not in known_exec_ids:
             r.adopt.append(ex)
             adopted_qty[oid] = adopted_qty.get(oid, 0) + ex.quantity

@@ -89,6 +89,7 @@ class FakeBroker:
     outage: bool = False
     refuse_connections: int = 0  # the next connects refused
     silent_clock: bool = False  # server-time requests go unanswered
+    exec_time_error_ns: int = 0  # execution times reported this far off (read in a wrong zone)
     reject_next: list[str] = field(default_factory=list)  # reasons for the next orders placed
     orders: dict[str, FakeOrder] = field(default_factory=dict)  # by ref
     placed: list[str] = field(default_factory=list)  # every ref placed, in order (resends too)
@@ -252,7 +253,7 @@ class FakeBroker:
             exec_id=f"fake.{o.perm_id}.{len(self.executions) + 1}", order_ref=o.ref,
             perm_id=o.perm_id, ib_order_id=o.order_id, client_id=o.client_id,
             account=self.account, symbol=o.symbol, side=o.side, quantity=qty, price=price,
-            time_ns=label, commission_micro=commission,
+            time_ns=label + self.exec_time_error_ns, commission_micro=commission,
         )  # fmt: skip
         self.executions.append(rep)
         if self.delivering:

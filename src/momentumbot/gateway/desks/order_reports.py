@@ -1,11 +1,13 @@
 """Order reports, the orders desk's way out: openOrder / orderStatus / execDetails /
 commissionReport for the client that placed the order (held during an outage, delayed or
-duplicated by the exec faults on the injected real clock), then position and account pushes."""
+duplicated by the exec faults on the injected real clock), then position and account pushes.
+Execution and completed-order times are written as `exec-time-format` says."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 from momentumbot.domain.units import MICRO
 from momentumbot.execution.costs import BUY
@@ -14,8 +16,9 @@ from momentumbot.gateway.broker import Event, Execution, Fill, SimOrder, StatusC
 from momentumbot.gateway.clock import Monotonic
 from momentumbot.gateway.desks.accounts import AccountDesk
 from momentumbot.gateway.desks.sessions import SessionDesk
+from momentumbot.gateway.exec_time import DEFAULT_TWS_TIMEZONE, format_exec_time
 from momentumbot.gateway.faults import Faults
-from momentumbot.gateway.market import MarketData, format_exec_time
+from momentumbot.gateway.market import MarketData
 from momentumbot.gateway.record import Recorder
 
 log = logging.getLogger("momentumbot.gateway")
@@ -31,8 +34,12 @@ class OrderReports:
         faults: Faults,
         real: Monotonic,
         now: Callable[[], int],
+        tws_zone: ZoneInfo | None = None,
     ) -> None:
         self.market = market
+        self.tws_zone = tws_zone or ZoneInfo(DEFAULT_TWS_TIMEZONE)
+        self.corrected: set[str] = set()  # exec ids replaced by a correction (`exec-correction`)
+        self._executions = 0
         self.sessions = sessions
         self.accounts = accounts
         self.record = record
@@ -41,6 +48,10 @@ class OrderReports:
         self.now = now
 
     # ---- views
+
+    def time_text(self, ns: int) -> str:
+        """A time as IB writes it in execDetails and completedOrder (`exec-time-format`)."""
+        return format_exec_time(ns, self.faults.exec_time_format, self.tws_zone)
 
     def view(self, o: SimOrder) -> p.OrderView:
         return p.OrderView(
@@ -62,7 +73,7 @@ class OrderReports:
             remaining=o.remaining,
             avg_fill_price=o.avg_fill_price,
             last_fill_price=o.last_fill_price,
-            completed_time=format_exec_time(o.done_ns) if o.done_ns else "",
+            completed_time=self.time_text(o.done_ns) if o.done_ns else "",
             completed_status=o.status if o.status == "Filled" else f"{o.status}: {o.why_done}",
         )
 
@@ -73,8 +84,8 @@ class OrderReports:
             client_id=f.client_id,
             perm_id=f.perm_id,
             stock=self.market.stocks[f.symbol],
-            exec_id=f.exec_id,
-            time=format_exec_time(f.bar_ns),
+            exec_id=self.exec_id(f),
+            time=self.time_text(f.bar_ns),
             account=f.account,
             side="BOT" if f.side == BUY else "SLD",
             shares=f.qty,
@@ -84,10 +95,13 @@ class OrderReports:
             order_ref=f.order_ref,
         )
 
-    @staticmethod
-    def commission_msg(f: Fill) -> bytes:
+    def exec_id(self, f: Fill) -> str:
+        """The fill's execId as reported now: its correction's once it was corrected."""
+        return correction_id(f.exec_id) if f.exec_id in self.corrected else f.exec_id
+
+    def commission_msg(self, f: Fill) -> bytes:
         realized = None if f.realized_micro is None else f.realized_micro / MICRO
-        return p.msg_commission_report(f.exec_id, f.commission, realized)
+        return p.msg_commission_report(self.exec_id(f), f.commission, realized)
 
     # ---- out
 
@@ -164,6 +178,14 @@ class OrderReports:
         status = self._order_msgs(view)(s.server_version)
         comm = self.commission_msg(f)
         execs = [exec_msg, exec_msg] if faults.exec_duplicate else [exec_msg]
+        self._executions += 1
+        every = faults.exec_correction_every
+        if every and self._executions % every == 0:
+            self.corrected.add(f.exec_id)
+            self.record.note("exec correction", self.now(), exec_id=f.exec_id)
+            log.info("execution %s corrected by %s", f.exec_id, correction_id(f.exec_id))
+            execs.append(p.msg_exec_details(self.exec_view(f, -1)))
+            comm = self.commission_msg(f)
         if self.sessions.held_back(s, [*execs, *status, comm]):
             return
         if faults.exec_delay <= 0 and faults.commission_delay <= 0:
@@ -179,3 +201,10 @@ class OrderReports:
             self.real.call_later(comm_delay + 1e-3, lambda: s.send_now([comm]))
         else:
             s.send(comm)
+
+
+def correction_id(exec_id: str) -> str:
+    """The execId of a correction: the last dot-separated part bumped (IB: "...01.01" ->
+    "...01.02")."""
+    head, _, last = exec_id.rpartition(".")
+    return f"{head}.{int(last) + 1:0{len(last)}d}"
