@@ -101,7 +101,7 @@ def exec_fields(exec_id: str, text: str) -> list[str]:
                     101.0, "enter:r:0")  # fmt: skip
     reader = p.FrameReader()
     reader.handshake_done = True
-    (fields,) = reader.feed(p.msg_exec_details(ex))
+    (fields,) = reader.feed(p.msg_exec_details(ex, sv=178))
     return fields
 
 
@@ -117,7 +117,7 @@ def exec_fields(exec_id: str, text: str) -> list[str]:
 )
 def test_the_ib_adapter_reads_the_raw_time_not_ib_asyncs_local_reading(text: str, tws: str) -> None:
     rec = Executions()
-    broker = IbBroker(BrokerSettings(tws_timezone=tws), rec)  # type: ignore[arg-type]
+    broker = IbBroker(BrokerSettings(tws_timezone=tws), rec)
     decoder = broker.ib.client.decoder
     decoder.serverVersion = 178
     decoder.interpret(exec_fields("0001.01", text))

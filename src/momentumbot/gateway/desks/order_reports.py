@@ -184,7 +184,7 @@ class OrderReports:
             self.corrected.add(f.exec_id)
             self.record.note("exec correction", self.now(), exec_id=f.exec_id)
             log.info("execution %s corrected by %s", f.exec_id, correction_id(f.exec_id))
-            execs.append(p.msg_exec_details(self.exec_view(f, -1)))
+            execs.append(p.msg_exec_details(self.exec_view(f, -1), sv=s.server_version))
             comm = self.commission_msg(f)
         if self.sessions.held_back(s, [*execs, *status, comm]):
             return
