@@ -45,6 +45,12 @@ from momentumbot.execution.broker_protocol import (
 )
 from momentumbot.execution.ib_connect import BrokerSettings, connect
 from momentumbot.execution.ib_market import IbMarketData, ib_ns
+from momentumbot.execution.ib_order_errors import (
+    WARNING_CODES,
+    ErrorClass,
+    classify,
+    confirm_outcome,
+)
 from momentumbot.execution.ib_reports import (
     cash_micro,
     exec_report,
@@ -69,10 +75,9 @@ UNSET_DOUBLE = 1.7976931348623157e308
 CONNECTIVITY_LOST = 1100
 RESTORED_DATA_LOST = 1101
 RESTORED = 1102
-INFO_CODES = frozenset(range(2100, 2200)) | {399, 10167}
-# order errors that do not end an order: cancel confirmations, a cancel or modify that crossed
-# a fill (the fill's messages follow), an order that cannot be cancelled any more
-ORDER_NOTE_CODES = frozenset({104, 161, 202, 10147, 10148})
+# statuses ib_async sets itself after an order error (not IB's word on the order)
+LOCAL_ERROR_STATUSES = frozenset({"Cancelled", "ValidationError"})
+NOT_OPEN = frozenset({"Filled", "Cancelled", "ApiCancelled"})
 PAPER_PORTS = (7497, 4002)  # TWS, IB Gateway
 LIVE_PORTS = (7496, 4001)
 
@@ -100,6 +105,12 @@ class IbBroker:
         self.contracts: dict[str, Contract] = {}
         self._trades: dict[str, Trade] = {}  # orderRef -> Trade (this connection)
         self._ref_by_id: dict[int, str] = {}  # IB orderId (this client) -> orderRef
+        self._acked: set[str] = set()  # refs IB itself has reported
+        self._modifying: set[str] = set()  # refs with a modification not yet acknowledged
+        # refs ib_async marked done after an error while IB may keep them working
+        self._kept: set[str] = set()
+        self._orders_lock = asyncio.Lock()  # one open/completed-orders request at a time
+        self._tasks: set[asyncio.Task[None]] = set()
         self.market = IbMarketData(
             self.ib, self.contracts, request_timeout=settings.request_timeout,
             requests_per_minute=settings.history_requests_per_minute,
@@ -157,6 +168,7 @@ class IbBroker:
         self.market.clear()
         self._trades.clear()
         self._ref_by_id.clear()
+        self._modifying.clear()
         if self._time_future is not None and not self._time_future.done():
             self._time_future.set_exception(ConnectionError("disconnected"))
         self._time_future = None
@@ -175,12 +187,61 @@ class IbBroker:
         if self.market.on_error(req_id, code):
             return
         ref = self._ref_by_id.get(req_id)
-        if ref is None or code in INFO_CODES:
-            return
-        if code in ORDER_NOTE_CODES:
+        if ref is not None:
+            self._order_error(ref, code, text)
+
+    def _order_error(self, ref: str, code: int, text: str) -> None:
+        """See `ib_order_errors`: a note, a failed modification, a reject of an order IB
+        never acknowledged, or a question to IB before anything ends the order."""
+        kind = classify(code, acknowledged=ref in self._acked, modifying=ref in self._modifying)
+        why = f"error {code}: {text}"
+        if kind is not ErrorClass.REJECT and (kind is not ErrorClass.NOTE or code in WARNING_CODES):
+            self._kept.add(ref)  # ib_async may have marked it cancelled; IB has not
+        if kind is ErrorClass.NOTE:
             self.listener.on_order_note(ref, f"ib_{code}", text)
+        elif kind is ErrorClass.MODIFY_FAILED:
+            self._modifying.discard(ref)
+            self.listener.on_modify_failed(ref, why)
+        elif kind is ErrorClass.REJECT:
+            self.listener.on_order_rejected(ref, why)
         else:
-            self.listener.on_order_rejected(ref, f"error {code}: {text}")
+            self._confirm_later(ref, why, f"ib_{code}")
+
+    def _confirm_later(self, ref: str, why: str, event: str) -> None:
+        task = asyncio.ensure_future(self._confirm(ref, why, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _confirm(self, ref: str, why: str, event: str) -> None:
+        """Ask IB whether the order still works (open orders) or ended (completed orders,
+        or nowhere): only then does the trader hear it was rejected."""
+        trade = self._trades.get(ref)
+        perm = int(trade.order.permId or trade.orderStatus.permId) if trade is not None else 0
+        to = self.settings.request_timeout
+        try:
+            async with self._orders_lock:
+                open_trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), to)
+                completed = await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(False), to)
+        except Exception as exc:
+            log.warning("order %s: %s; IB could not confirm it (%r): reconciliation will", ref,
+                        why, exc)  # fmt: skip
+            return
+
+        def status_in(trades: list[Trade], *, only_open: bool) -> str | None:
+            for t in trades:
+                same = t.order.permId == perm if perm else t.order.orderRef == ref
+                if same and not (only_open and t.orderStatus.status in NOT_OPEN):
+                    return str(t.orderStatus.status)
+            return None
+
+        open_status = status_in(open_trades, only_open=True)
+        outcome = confirm_outcome(open_status, status_in(completed, only_open=False))
+        if outcome is ErrorClass.NOTE:
+            held = " (held)" if open_status == "Inactive" else ""
+            self.listener.on_order_note(ref, event, f"{why}; IB still has the order{held}")
+        else:
+            self._kept.discard(ref)
+            self.listener.on_order_rejected(ref, why)
 
     # ------------------------------------------------------------- contracts
 
@@ -307,19 +368,24 @@ class IbBroker:
                 return t
         return None
 
+    def _done(self, trade: Trade) -> bool:
+        """Done at IB (not only in ib_async's view after an error)."""
+        return trade.isDone() and trade.order.orderRef not in self._kept
+
     def modify_to_market(self, order_ref: str) -> bool:
         trade = self._trade(order_ref)
-        if trade is None or trade.isDone():
+        if trade is None or self._done(trade):
             return False
         trade.order.orderType = "MKT"
         trade.order.lmtPrice = UNSET_DOUBLE
+        self._modifying.add(order_ref)
         self.ib.placeOrder(trade.contract, trade.order)
         return True
 
     def cancel(self, order_ref: str) -> bool:
         """Cancel one of our orders; False if this connection does not know it as working."""
         trade = self._trade(order_ref)
-        if trade is None or trade.isDone():
+        if trade is None or self._done(trade):
             return False
         self.ib.cancelOrder(trade.order)
         return True
@@ -341,9 +407,24 @@ class IbBroker:
         self.listener.on_commission(report.execId, usd_to_micro(report.commission))
 
     def _on_status(self, trade: Trade) -> None:
-        if trade.order.orderRef:
-            self._ref_by_id.setdefault(trade.order.orderId, trade.order.orderRef)
-            self.listener.on_order_status(order_report(trade))
+        ref = trade.order.orderRef
+        if not ref:
+            return
+        self._ref_by_id.setdefault(trade.order.orderId, ref)
+        status = trade.orderStatus.status
+        last = trade.log[-1] if trade.log else None
+        if last is not None and last.errorCode and status in LOCAL_ERROR_STATUSES:
+            return  # ib_async's own mark after an error; `_order_error` classifies the error
+        if status in ("PendingSubmit", "ApiPending"):
+            return
+        self._acked.add(ref)
+        self._modifying.discard(ref)
+        if status == "Inactive":  # rejected, or held: IB says which
+            self._confirm_later(ref, "Inactive at IB", "ib_inactive")
+            return
+        if status in NOT_OPEN:
+            self._kept.discard(ref)
+        self.listener.on_order_status(order_report(trade))
 
     def executions(self) -> list[ExecReport]:
         """Every execution this connection has seen (live and from the startup sync)."""
@@ -356,8 +437,9 @@ class IbBroker:
         ib = self.ib
         to = self.settings.request_timeout
         account = self.account or (ib.managedAccounts() or [""])[0]
-        open_trades = await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), to)
-        completed = await asyncio.wait_for(ib.reqCompletedOrdersAsync(False), to)
+        async with self._orders_lock:
+            open_trades = await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), to)
+            completed = await asyncio.wait_for(ib.reqCompletedOrdersAsync(False), to)
         fills = await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), to)
         positions = await asyncio.wait_for(ib.reqPositionsAsync(), to)
         summary = await asyncio.wait_for(ib.accountSummaryAsync(account), to)
@@ -368,7 +450,11 @@ class IbBroker:
             execs.append(exec_report(better, None))
         return BrokerSnapshot(
             account=account,
-            open_orders=[order_report(t) for t in open_trades if not t.isDone()],
+            open_orders=[
+                order_report(t, inactive="working")  # Inactive among open orders: held
+                for t in open_trades
+                if t.orderStatus.status not in NOT_OPEN
+            ],
             completed_orders=[order_report(t) for t in completed],
             executions=execs,
             positions=stock_positions(positions, account),
