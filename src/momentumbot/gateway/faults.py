@@ -9,6 +9,11 @@ FAULT_HELP = """\
 unknown=SYM[,SYM]        contract requests for these symbols get error 200
 reject=N                 the next N orders are rejected (201)
 reject-symbol=SYM[,SYM]  every order for these symbols is rejected (201)
+order-warning=CODE[:SYM] every new order (of SYM) gets error CODE with its orderId (IB's text
+                         for 10349, 399, 404, 10311) and keeps working and filling
+reject-modify            a modify gets 201; the original order keeps working unchanged
+value-limit=USD          a new order worth more than USD (limit, or the last close) gets 451
+                         and is not placed (IB's precautionary Total Value Limit)
 insufficient-funds       buys worth more than the free cash (at the last close) get 201
 pacing=N/SECONDS         more than N historical requests in SECONDS real seconds get 162
 no-market-data=SYM|*     reqMktData / reqRealTimeBars for these symbols get 354
@@ -39,6 +44,9 @@ class Faults:
     reject_next: int = 0
     reject_symbols: set[str] = field(default_factory=set)
     insufficient_funds: bool = False
+    order_warnings: list[tuple[int, str]] = field(default_factory=list)  # (code, symbol or "")
+    reject_modify: bool = False
+    value_limit: float = 0.0  # USD; 0 = off
     pacing: tuple[int, float] | None = None
     no_market_data: set[str] = field(default_factory=set)
     reserved_client_ids: set[int] = field(default_factory=set)
@@ -79,6 +87,15 @@ class Faults:
             self.reject_next = int(value or "1")
         elif name == "reject-symbol":
             self.reject_symbols |= _symbols(value)
+        elif name == "order-warning":
+            code, _, sym = value.partition(":")
+            self.order_warnings.append((int(code), sym.strip().upper()))
+        elif name == "reject-modify":
+            self.reject_modify = _on(value)
+        elif name == "value-limit":
+            self.value_limit = float(value)
+            if not self.value_limit > 0:
+                raise ValueError(value)
         elif name == "insufficient-funds":
             self.insufficient_funds = value.lower() not in ("0", "off", "false")
         elif name == "pacing":
@@ -107,6 +124,15 @@ class Faults:
             self.restarts.append((_minute_of_day(at), _seconds(secs or "0")))
         else:
             raise FaultSpecError(f"unknown fault {name!r}; the faults are:\n{FAULT_HELP}")
+
+
+def _on(value: str) -> bool:
+    return value.lower() not in ("0", "off", "false")
+
+
+def warnings_for(faults: Faults, symbol: str) -> list[int]:
+    """The order-warning codes a new order for `symbol` gets."""
+    return [code for code, sym in faults.order_warnings if not sym or sym == symbol]
 
 
 def _symbols(value: str) -> set[str]:
