@@ -6,11 +6,11 @@ a market order (journaled as a `reissue` input, so a replay decides the same) af
 `sell_retry_seconds` of server time, the wait doubling with each reject up to
 `sell_retry_max_seconds`; when the reject's text names the order's value or size, each try
 sells half as much as the one before (the rest follows when it fills). After
-`sell_rejects_before_halt` rejects of one symbol's sells, new buys halt (journal meta `halted`,
+`sell_rejects_before_halt` rejects of one symbol's sells, new buys halt (journal meta `buys_halted`; sells still go out;
 until `trade --rearm`) and the bot keeps trying to sell, saying so at every try.
 
 The breaker: `buy_breaker_rejects` rejects with the same reason (numbers aside) in one session
-halt new buys the same way: a broker that refuses everything should not be fed more buys."""
+halt new buys the same way (sells still go out): a broker that refuses everything should not be fed more buys."""
 
 from __future__ import annotations
 
@@ -116,12 +116,12 @@ class SellRetry:
     def _halt(self, why: str) -> None:
         run, j = self.run, self.journal
         log.error("HALTED: %s. Check the account at IB, then `momentumbot trade --rearm`.", why)
-        if run.halted:
+        if run.buys_halted:
             return
-        run.halted = why
+        run.buys_halted = why
         with j.transaction():
-            j.set("halted", why)
-            j.add_input(rp.NOTE, None, None, {"halt": why})
+            j.set("buys_halted", why)
+            j.add_input(rp.NOTE, None, None, {"buys_halted": why})
 
     # ---------------------------------------------------------------- sending
 
