@@ -1,6 +1,7 @@
 """Sells the broker refused or ended, sent again; and the reject breaker.
 
-A sell (exit, flatten, the daily-loss flatten) that the broker rejected, or ended while the
+A sell (exit, flatten, the daily-loss flatten; not a rebalance, which the next rebalance
+decides again) that the broker rejected, or ended while the
 engine still counted on it, leaves a position the strategy meant to close. It is re-issued as
 a market order (journaled as a `reissue` input, so a replay decides the same) after
 `sell_retry_seconds` of server time, the wait doubling with each reject up to
@@ -31,6 +32,7 @@ from momentumbot.trading.run import RunState
 
 log = logging.getLogger("momentumbot.trade")
 
+RETRIED = ("exit", "flatten")  # a refused rebalance sell is left to the next rebalance
 _NUMBERS = re.compile(r"[\d.,]+")
 
 
@@ -78,7 +80,7 @@ class SellRetry:
         sym, side, _q, reason, _d, _s, _f = self.engine.order_row(oid)
         if rejected:
             self._count_for_breaker(why)
-        if side != Side.SELL or self.engine.positions().get(sym, 0) <= 0:
+        if side != Side.SELL or reason not in RETRIED or self.engine.positions().get(sym, 0) <= 0:
             return
         p = self.pending.setdefault(sym, _Pending(reason=reason))
         p.last_why = why
