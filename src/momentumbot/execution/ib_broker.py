@@ -194,6 +194,8 @@ class IbBroker:
         """See `ib_order_errors`: a note, a failed modification, a reject of an order IB
         never acknowledged, or a question to IB before anything ends the order."""
         kind = classify(code, acknowledged=ref in self._acked, modifying=ref in self._modifying)
+        if kind is ErrorClass.INFO:
+            return
         why = f"error {code}: {text}"
         if kind is not ErrorClass.REJECT and (kind is not ErrorClass.NOTE or code in WARNING_CODES):
             self._kept.add(ref)  # ib_async may have marked it cancelled; IB has not
