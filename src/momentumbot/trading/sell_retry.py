@@ -149,7 +149,7 @@ class SellRetry:
         e, j = self.engine, self.journal
         decided = self.run.server_ns
         info = {"symbol": sym, "qty": qty, "reason": p.reason}
-        with j.transaction():
+        with j.transaction(durable=True):  # an order intent, as a step's
             j.add_input(rp.REISSUE, decided, None, info)
             res = e.reissue_sell(sym, qty, p.reason, decided)
             self.journal_new(res, decided, {res.new_orders[0]: f"re-issued: {p.last_why}"})
