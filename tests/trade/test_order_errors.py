@@ -16,7 +16,7 @@ from momentumbot.data.synthetic import default_symbols
 from momentumbot.journal import replay as rp
 from momentumbot.journal.journal import JOURNAL_NAME, Journal
 from tests.gateway.conftest import IbLogGuard
-from tests.trade.harness import check_books, synthetic_store, trading, write_config
+from tests.trade.harness import check_books, replayed, synthetic_store, trading, write_config
 
 SYMBOLS = default_symbols(6)
 DAY = "2024-01-03"
@@ -138,5 +138,9 @@ def test_a_value_limit_splits_the_sells_and_the_day_ends_flat(
                 j.close()
             assert reissues, "a refused sell was sent again"
             assert gateway_flat(s.gw) == {}, "the day ends flat"
+            # the re-issues are engine inputs: the journal replays into the same books
+            view = replayed(s.trader.run_dir)
+            check_books(view, s.gw)
+            assert view.engine.order_count() == s.trader.engine.order_count()
 
     asyncio.run(body())

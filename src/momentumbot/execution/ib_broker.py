@@ -106,7 +106,7 @@ class IbBroker:
         self._trades: dict[str, Trade] = {}  # orderRef -> Trade (this connection)
         self._ref_by_id: dict[int, str] = {}  # IB orderId (this client) -> orderRef
         self._acked: set[str] = set()  # refs IB itself has reported
-        self._modifying: set[str] = set()  # refs with a modification not yet acknowledged
+        self._modifying: set[str] = set()  # refs with a modification not yet answered by an error
         # refs ib_async marked done after an error while IB may keep them working
         self._kept: set[str] = set()
         self._orders_lock = asyncio.Lock()  # one open/completed-orders request at a time
@@ -196,6 +196,7 @@ class IbBroker:
         kind = classify(code, acknowledged=ref in self._acked, modifying=ref in self._modifying)
         if kind is ErrorClass.INFO:
             return
+        log.debug("order %s: error %d is a %s", ref, code, kind.value)
         why = f"error {code}: {text}"
         if kind is not ErrorClass.REJECT and (kind is not ErrorClass.NOTE or code in WARNING_CODES):
             self._kept.add(ref)  # ib_async may have marked it cancelled; IB has not
@@ -419,8 +420,7 @@ class IbBroker:
             return  # ib_async's own mark after an error; `_order_error` classifies the error
         if status in ("PendingSubmit", "ApiPending"):
             return
-        self._acked.add(ref)
-        self._modifying.discard(ref)
+        self._acked.add(ref)  # (a pending modify stays pending: its answer may cross a fill)
         if status == "Inactive":  # rejected, or held: IB says which
             self._confirm_later(ref, "Inactive at IB", "ib_inactive")
             return
