@@ -19,11 +19,6 @@ from tests.execution.test_ib_events import Recorder
 REF = "exit:r:3"
 
 
-class ModifyRecorder(Recorder):
-    def on_modify_failed(self, order_ref: str, why: str) -> None:
-        self.events.append(("modify_failed", order_ref, why))
-
-
 @pytest.mark.parametrize(
     ("code", "acknowledged", "modifying", "expected"),
     [
@@ -72,7 +67,7 @@ def test_inactive_is_cancelled_among_completed_orders_and_working_among_open_one
 
 
 def test_ib_async_cancelling_locally_on_a_warning_does_not_end_the_order() -> None:
-    rec = ModifyRecorder()
+    rec = Recorder()
     broker = IbBroker(BrokerSettings(), rec)
     ib = broker.ib
     ib.orderStatusEvent.emit(trade("Submitted"))
@@ -86,7 +81,7 @@ def test_ib_async_cancelling_locally_on_a_warning_does_not_end_the_order() -> No
 
 
 def test_a_refused_modify_keeps_the_original() -> None:
-    rec = ModifyRecorder()
+    rec = Recorder()
     broker = IbBroker(BrokerSettings(), rec)
     broker.ib.orderStatusEvent.emit(trade("Submitted"))
     broker._modifying.add(REF)  # as modify_to_market leaves it
@@ -104,8 +99,8 @@ def _answers(broker: IbBroker, open_trades: list[Trade], completed: list[Trade])
     async def done(api_only: bool) -> list[Trade]:
         return completed
 
-    broker.ib.reqAllOpenOrdersAsync = all_open  # type: ignore[method-assign]
-    broker.ib.reqCompletedOrdersAsync = done  # type: ignore[method-assign]
+    broker.ib.reqAllOpenOrdersAsync = all_open
+    broker.ib.reqCompletedOrdersAsync = done
 
 
 async def _settle(broker: IbBroker) -> None:
@@ -124,7 +119,7 @@ def test_inactive_is_confirmed_with_ib(
     open_status: str | None, completed_status: str | None, expected: tuple[Any, ...]
 ) -> None:
     async def body() -> None:
-        rec = ModifyRecorder()
+        rec = Recorder()
         broker = IbBroker(BrokerSettings(), rec)
         _answers(
             broker,
@@ -141,7 +136,7 @@ def test_inactive_is_confirmed_with_ib(
 
 def test_an_ambiguous_error_ends_the_order_only_when_ib_has_not_got_it() -> None:
     async def body() -> None:
-        rec = ModifyRecorder()
+        rec = Recorder()
         broker = IbBroker(BrokerSettings(), rec)
         _answers(broker, [trade("Submitted")], [])
         broker.ib.orderStatusEvent.emit(trade("Submitted"))

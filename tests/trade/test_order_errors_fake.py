@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from momentumbot.engine.live import LiveEngine
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
 from momentumbot.trading.sell_retry import reject_key, says_value_or_size
@@ -41,6 +42,12 @@ async def until_a_sell_is_rejected(r: FakeRun, latest: str = "15:00") -> jr.Jour
             return sells[0]
         await r.step()
         assert hhmm(r.fake.now_ns) < latest, "no sell was rejected"
+
+
+def engine_of(r: FakeRun) -> LiveEngine:
+    e = r.trader.engine
+    assert e is not None
+    return e
 
 
 def test_reject_texts() -> None:
@@ -102,7 +109,7 @@ def test_a_rejected_sell_is_sent_again_after_the_backoff(tmp_path: Path) -> None
             await r.run_to("14:05")
             r.fake.reject_sells.append("error 201: Order rejected - reason:no route")
             rejected = await until_a_sell_is_rejected(r)
-            assert rejected.symbol in r.trader.engine.positions()
+            assert rejected.symbol in engine_of(r).positions()
             _, _, inputs = journal(r)
             assert not [i for i in inputs if i.kind == rp.REISSUE], "not before the backoff"
             await r.step(3)
@@ -127,7 +134,7 @@ def test_a_value_reject_splits_the_sell(tmp_path: Path) -> None:
             await r.run_to("14:05")
             r.fake.reject_sells.append(VALUE_REJECT)
             rejected = await until_a_sell_is_rejected(r)
-            position = r.trader.engine.positions()[rejected.symbol]
+            position = engine_of(r).positions()[rejected.symbol]
             await r.step(2)
             _, _, inputs = journal(r)
             first = next(i for i in inputs if i.kind == rp.REISSUE)
@@ -152,7 +159,7 @@ def test_repeated_sell_rejects_halt_buys_and_the_sells_go_on(tmp_path: Path) -> 
             halted = r.trader.state.buys_halted
             assert rejected.symbol in halted and "still trying to sell" in halted
             assert r.trader.halted == halted  # the console and the report say so
-            assert rejected.symbol not in r.trader.engine.positions(), "sold in the end"
+            assert rejected.symbol not in engine_of(r).positions(), "sold in the end"
             n_before = len(journal(r)[0])
             await r.run_to("15:30")
             orders, _, _ = journal(r)
