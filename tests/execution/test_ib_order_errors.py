@@ -84,7 +84,7 @@ def test_a_refused_modify_keeps_the_original() -> None:
     rec = Recorder()
     broker = IbBroker(BrokerSettings(), rec)
     broker.ib.orderStatusEvent.emit(trade("Submitted"))
-    broker._modifying.add(REF)  # as modify_to_market leaves it
+    broker.errors.modifying.add(REF)  # as modify_to_market leaves it
     broker.ib.orderStatusEvent.emit(trade("Cancelled", error=201))
     broker.ib.errorEvent.emit(5, 201, "Order rejected - reason:cannot be modified", None)
     assert rec.events[1:] == [
@@ -104,7 +104,7 @@ def _answers(broker: IbBroker, open_trades: list[Trade], completed: list[Trade])
 
 
 async def _settle(broker: IbBroker) -> None:
-    while broker._tasks:
+    while broker.errors.tasks:
         await asyncio.sleep(0)
 
 

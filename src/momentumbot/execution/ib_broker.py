@@ -45,12 +45,7 @@ from momentumbot.execution.broker_protocol import (
 )
 from momentumbot.execution.ib_connect import BrokerSettings, connect
 from momentumbot.execution.ib_market import IbMarketData, ib_ns
-from momentumbot.execution.ib_order_errors import (
-    WARNING_CODES,
-    ErrorClass,
-    classify,
-    confirm_outcome,
-)
+from momentumbot.execution.ib_order_state import NOT_OPEN, IbOrderErrors
 from momentumbot.execution.ib_reports import (
     cash_micro,
     exec_report,
@@ -75,9 +70,6 @@ UNSET_DOUBLE = 1.7976931348623157e308
 CONNECTIVITY_LOST = 1100
 RESTORED_DATA_LOST = 1101
 RESTORED = 1102
-# statuses ib_async sets itself after an order error (not IB's word on the order)
-LOCAL_ERROR_STATUSES = frozenset({"Cancelled", "ValidationError"})
-NOT_OPEN = frozenset({"Filled", "Cancelled", "ApiCancelled"})
 PAPER_PORTS = (7497, 4002)  # TWS, IB Gateway
 LIVE_PORTS = (7496, 4001)
 
@@ -105,12 +97,10 @@ class IbBroker:
         self.contracts: dict[str, Contract] = {}
         self._trades: dict[str, Trade] = {}  # orderRef -> Trade (this connection)
         self._ref_by_id: dict[int, str] = {}  # IB orderId (this client) -> orderRef
-        self._acked: set[str] = set()  # refs IB itself has reported
-        self._modifying: set[str] = set()  # refs with a modification not yet answered by an error
-        # refs ib_async marked done after an error while IB may keep them working
-        self._kept: set[str] = set()
         self._orders_lock = asyncio.Lock()  # one open/completed-orders request at a time
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.errors = IbOrderErrors(
+            self.ib, listener, self._orders_lock, self._trades, settings.request_timeout
+        )
         self.market = IbMarketData(
             self.ib, self.contracts, request_timeout=settings.request_timeout,
             requests_per_minute=settings.history_requests_per_minute,
@@ -168,7 +158,7 @@ class IbBroker:
         self.market.clear()
         self._trades.clear()
         self._ref_by_id.clear()
-        self._modifying.clear()
+        self.errors.modifying.clear()
         if self._time_future is not None and not self._time_future.done():
             self._time_future.set_exception(ConnectionError("disconnected"))
         self._time_future = None
@@ -188,63 +178,7 @@ class IbBroker:
             return
         ref = self._ref_by_id.get(req_id)
         if ref is not None:
-            self._order_error(ref, code, text)
-
-    def _order_error(self, ref: str, code: int, text: str) -> None:
-        """See `ib_order_errors`: a note, a failed modification, a reject of an order IB
-        never acknowledged, or a question to IB before anything ends the order."""
-        kind = classify(code, acknowledged=ref in self._acked, modifying=ref in self._modifying)
-        if kind is ErrorClass.INFO:
-            return
-        log.debug("order %s: error %d is a %s", ref, code, kind.value)
-        why = f"error {code}: {text}"
-        if kind is not ErrorClass.REJECT and (kind is not ErrorClass.NOTE or code in WARNING_CODES):
-            self._kept.add(ref)  # ib_async may have marked it cancelled; IB has not
-        if kind is ErrorClass.NOTE:
-            self.listener.on_order_note(ref, f"ib_{code}", text)
-        elif kind is ErrorClass.MODIFY_FAILED:
-            self._modifying.discard(ref)
-            self.listener.on_modify_failed(ref, why)
-        elif kind is ErrorClass.REJECT:
-            self.listener.on_order_rejected(ref, why)
-        else:
-            self._confirm_later(ref, why, f"ib_{code}")
-
-    def _confirm_later(self, ref: str, why: str, event: str) -> None:
-        task = asyncio.ensure_future(self._confirm(ref, why, event))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _confirm(self, ref: str, why: str, event: str) -> None:
-        """Ask IB whether the order still works (open orders) or ended (completed orders,
-        or nowhere): only then does the trader hear it was rejected."""
-        trade = self._trades.get(ref)
-        perm = int(trade.order.permId or trade.orderStatus.permId) if trade is not None else 0
-        to = self.settings.request_timeout
-        try:
-            async with self._orders_lock:
-                open_trades = await asyncio.wait_for(self.ib.reqAllOpenOrdersAsync(), to)
-                completed = await asyncio.wait_for(self.ib.reqCompletedOrdersAsync(False), to)
-        except Exception as exc:
-            log.warning("order %s: %s; IB could not confirm it (%r): reconciliation will", ref,
-                        why, exc)  # fmt: skip
-            return
-
-        def status_in(trades: list[Trade], *, only_open: bool) -> str | None:
-            for t in trades:
-                same = t.order.permId == perm if perm else t.order.orderRef == ref
-                if same and not (only_open and t.orderStatus.status in NOT_OPEN):
-                    return str(t.orderStatus.status)
-            return None
-
-        open_status = status_in(open_trades, only_open=True)
-        outcome = confirm_outcome(open_status, status_in(completed, only_open=False))
-        if outcome is ErrorClass.NOTE:
-            held = " (held)" if open_status == "Inactive" else ""
-            self.listener.on_order_note(ref, event, f"{why}; IB still has the order{held}")
-        else:
-            self._kept.discard(ref)
-            self.listener.on_order_rejected(ref, why)
+            self.errors.on_error(ref, code, text)
 
     # ------------------------------------------------------------- contracts
 
@@ -373,7 +307,7 @@ class IbBroker:
 
     def _done(self, trade: Trade) -> bool:
         """Done at IB (not only in ib_async's view after an error)."""
-        return trade.isDone() and trade.order.orderRef not in self._kept
+        return trade.isDone() and trade.order.orderRef not in self.errors.kept
 
     def modify_to_market(self, order_ref: str) -> bool:
         trade = self._trade(order_ref)
@@ -381,7 +315,7 @@ class IbBroker:
             return False
         trade.order.orderType = "MKT"
         trade.order.lmtPrice = UNSET_DOUBLE
-        self._modifying.add(order_ref)
+        self.errors.modifying.add(order_ref)
         self.ib.placeOrder(trade.contract, trade.order)
         return True
 
@@ -414,19 +348,8 @@ class IbBroker:
         if not ref:
             return
         self._ref_by_id.setdefault(trade.order.orderId, ref)
-        status = trade.orderStatus.status
-        last = trade.log[-1] if trade.log else None
-        if last is not None and last.errorCode and status in LOCAL_ERROR_STATUSES:
-            return  # ib_async's own mark after an error; `_order_error` classifies the error
-        if status in ("PendingSubmit", "ApiPending"):
-            return
-        self._acked.add(ref)  # (a pending modify stays pending: its answer may cross a fill)
-        if status == "Inactive":  # rejected, or held: IB says which
-            self._confirm_later(ref, "Inactive at IB", "ib_inactive")
-            return
-        if status in NOT_OPEN:
-            self._kept.discard(ref)
-        self.listener.on_order_status(order_report(trade))
+        if self.errors.on_status(ref, trade):
+            self.listener.on_order_status(order_report(trade))
 
     def executions(self) -> list[ExecReport]:
         """Every execution this connection has seen (live and from the startup sync)."""
