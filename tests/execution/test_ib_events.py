@@ -35,6 +35,9 @@ class Recorder:
     def on_order_note(self, order_ref: str, event: str, text: str) -> None:
         self.events.append(("note", order_ref, event))
 
+    def on_modify_failed(self, order_ref: str, why: str) -> None:
+        self.events.append(("modify_failed", order_ref, why))
+
     def on_connectivity_lost(self) -> None:
         self.events.append(("lost",))
 

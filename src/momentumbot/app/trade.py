@@ -162,7 +162,7 @@ class Trader:
 
     @property
     def halted(self) -> str:
-        return self.state.halted
+        return self.state.halted or self.state.buys_halted
 
     @property
     def server_ns(self) -> int:
@@ -267,13 +267,16 @@ class Trader:
                 }
             )  # fmt: skip
             rf.write_config(self.cfg, self.run_dir / "config.toml")
-        rearmed = bool(self.opts.rearm and j.get("halted"))
+        rearmed = bool(self.opts.rearm and (j.get("halted") or j.get("buys_halted")))
         if rearmed:
-            log.warning("re-armed: the halt (%s) is lifted", j.get("halted"))
+            log.warning(
+                "re-armed: the halt (%s) is lifted", j.get("halted") or j.get("buys_halted")
+            )
             with j.transaction():
-                j.set("halted", "")
+                j.set_many({"halted": "", "buys_halted": ""})
                 j.add_input(rp.NOTE, None, None, {"rearm": True})
         self.state.halted = j.get("halted") or ""
+        self.state.buys_halted = j.get("buys_halted") or ""
         j.set_many({"state": "starting", "pid": str(os.getpid())})
         working = resume and any(o.state not in jr.DONE_STATES for o in j.orders().values())
         s = self.settings

@@ -324,6 +324,26 @@ class BrokerConfig(_Section):
         False,
         description="Trade symbols whose market data is delayed, frozen or missing (354, 10167, 10168); by default they get no new buys.",
     )
+    sell_retry_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="A sell (exit, flatten) the broker rejected is sent again after this many seconds of server time; the wait doubles with each further reject.",
+    )
+    sell_retry_max_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Longest wait between two tries of a rejected sell.",
+    )
+    sell_rejects_before_halt: int = Field(
+        3,
+        ge=1,
+        description="After this many rejects of the sells of one symbol, new buys halt (until `trade --rearm`) while the bot keeps trying to sell.",
+    )
+    buy_breaker_rejects: int = Field(
+        5,
+        ge=1,
+        description="After this many rejects with the same reason in one session, new buys halt (until `trade --rearm`).",
+    )
 
 
 class RiskConfig(_Section):

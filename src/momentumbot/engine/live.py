@@ -421,6 +421,31 @@ class LiveEngine:
         self._open.discard(oid)
         return True
 
+    def reissue_sell(self, symbol: str, quantity: int, reason: str, decided_ns: int) -> StepResult:
+        """A sell the broker refused, sent again (trading.sell_retry): a new working sell of
+        `quantity` (at most the position) in `symbol`, which has no working order."""
+        s = self.symbols.index(symbol)
+        if self.st.working[s] >= 0:
+            raise ValueError(f"{symbol} has a working order; a sell is not re-issued beside it")
+        if not 0 < quantity <= int(self.st.position[s]):
+            raise ValueError(f"re-issued sell of {quantity} {symbol}: not within the position")
+        self._room()
+        reason_code = k.REASONS.index(reason)
+        oid = int(
+            k._new_order(
+                self.st,
+                self.orders,
+                s,
+                k.SELL,
+                int(quantity),
+                reason_code,
+                int(decided_ns),
+                k.S_WORKING,
+            )
+        )
+        self._open.add(oid)
+        return StepResult(int(decided_ns), (oid,), ())
+
     def veto(self, oid: int) -> None:
         """Risk refused an order decided at this step: it becomes `skipped`, never sent."""
         o = self.orders

@@ -4,7 +4,7 @@ journal, reconciliation and the trader depend on this module and not on the IB a
 
 IB's vocabulary (error codes, ports, account prefixes, order types, bar objects) stays in
 `execution.ib_broker`; what comes out of it is typed: a rejected order, a note on an order
-that does not end it, connectivity lost or restored, a `StreamBar`. `testing.fake_broker`
+that does not end it, a modification refused (the original keeps working), connectivity lost or restored, a `StreamBar`. `testing.fake_broker`
 implements the same port in memory."""
 
 from __future__ import annotations
@@ -116,7 +116,11 @@ class BrokerListener(Protocol):
     def on_commission(self, exec_id: str, commission_micro: int) -> None: ...
     def on_order_status(self, report: OrderReport) -> None: ...
     def on_order_rejected(self, order_ref: str, why: str) -> None:
-        """The broker refused or ended the order with an error."""
+        """The broker refused or ended the order with an error (confirmed: it is not
+        working at the broker)."""
+
+    def on_modify_failed(self, order_ref: str, why: str) -> None:
+        """A modification was refused; the original order keeps working."""
 
     def on_order_note(self, order_ref: str, event: str, text: str) -> None:
         """A message about an order that does not end it (a cancel confirmed or crossing a

@@ -46,6 +46,7 @@ from momentumbot.execution.broker_protocol import (
 from momentumbot.execution.ib_connect import BrokerSettings, connect
 from momentumbot.execution.ib_exec_time import ExecTimes, tws_zone
 from momentumbot.execution.ib_market import IbMarketData, ib_ns
+from momentumbot.execution.ib_order_state import NOT_OPEN, IbOrderErrors
 from momentumbot.execution.ib_reports import (
     cash_micro,
     exec_report,
@@ -70,10 +71,6 @@ UNSET_DOUBLE = 1.7976931348623157e308
 CONNECTIVITY_LOST = 1100
 RESTORED_DATA_LOST = 1101
 RESTORED = 1102
-INFO_CODES = frozenset(range(2100, 2200)) | {399, 10167}
-# order errors that do not end an order: cancel confirmations, a cancel or modify that crossed
-# a fill (the fill's messages follow), an order that cannot be cancelled any more
-ORDER_NOTE_CODES = frozenset({104, 161, 202, 10147, 10148})
 PAPER_PORTS = (7497, 4002)  # TWS, IB Gateway
 LIVE_PORTS = (7496, 4001)
 
@@ -103,6 +100,10 @@ class IbBroker:
         self.contracts: dict[str, Contract] = {}
         self._trades: dict[str, Trade] = {}  # orderRef -> Trade (this connection)
         self._ref_by_id: dict[int, str] = {}  # IB orderId (this client) -> orderRef
+        self._orders_lock = asyncio.Lock()  # one open/completed-orders request at a time
+        self.errors = IbOrderErrors(
+            self.ib, listener, self._orders_lock, self._trades, settings.request_timeout
+        )
         self.market = IbMarketData(
             self.ib, self.contracts, request_timeout=settings.request_timeout,
             requests_per_minute=settings.history_requests_per_minute,
@@ -160,6 +161,7 @@ class IbBroker:
         self.market.clear()
         self._trades.clear()
         self._ref_by_id.clear()
+        self.errors.modifying.clear()
         if self._time_future is not None and not self._time_future.done():
             self._time_future.set_exception(ConnectionError("disconnected"))
         self._time_future = None
@@ -178,12 +180,8 @@ class IbBroker:
         if self.market.on_error(req_id, code):
             return
         ref = self._ref_by_id.get(req_id)
-        if ref is None or code in INFO_CODES:
-            return
-        if code in ORDER_NOTE_CODES:
-            self.listener.on_order_note(ref, f"ib_{code}", text)
-        else:
-            self.listener.on_order_rejected(ref, f"error {code}: {text}")
+        if ref is not None:
+            self.errors.on_error(ref, code, text)
 
     # ------------------------------------------------------------- contracts
 
@@ -310,19 +308,24 @@ class IbBroker:
                 return t
         return None
 
+    def _done(self, trade: Trade) -> bool:
+        """Done at IB (not only in ib_async's view after an error)."""
+        return trade.isDone() and trade.order.orderRef not in self.errors.kept
+
     def modify_to_market(self, order_ref: str) -> bool:
         trade = self._trade(order_ref)
-        if trade is None or trade.isDone():
+        if trade is None or self._done(trade):
             return False
         trade.order.orderType = "MKT"
         trade.order.lmtPrice = UNSET_DOUBLE
+        self.errors.modifying.add(order_ref)
         self.ib.placeOrder(trade.contract, trade.order)
         return True
 
     def cancel(self, order_ref: str) -> bool:
         """Cancel one of our orders; False if this connection does not know it as working."""
         trade = self._trade(order_ref)
-        if trade is None or trade.isDone():
+        if trade is None or self._done(trade):
             return False
         self.ib.cancelOrder(trade.order)
         return True
@@ -344,8 +347,11 @@ class IbBroker:
         self.listener.on_commission(report.execId, usd_to_micro(report.commission))
 
     def _on_status(self, trade: Trade) -> None:
-        if trade.order.orderRef:
-            self._ref_by_id.setdefault(trade.order.orderId, trade.order.orderRef)
+        ref = trade.order.orderRef
+        if not ref:
+            return
+        self._ref_by_id.setdefault(trade.order.orderId, ref)
+        if self.errors.on_status(ref, trade):
             self.listener.on_order_status(order_report(trade))
 
     def executions(self) -> list[ExecReport]:
@@ -363,8 +369,9 @@ class IbBroker:
         ib = self.ib
         to = self.settings.request_timeout
         account = self.account or (ib.managedAccounts() or [""])[0]
-        open_trades = await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), to)
-        completed = await asyncio.wait_for(ib.reqCompletedOrdersAsync(False), to)
+        async with self._orders_lock:
+            open_trades = await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), to)
+            completed = await asyncio.wait_for(ib.reqCompletedOrdersAsync(False), to)
         fills = await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), to)
         positions = await asyncio.wait_for(ib.reqPositionsAsync(), to)
         summary = await asyncio.wait_for(ib.accountSummaryAsync(account), to)
@@ -375,7 +382,11 @@ class IbBroker:
             execs.append(self._report(better, None))
         return BrokerSnapshot(
             account=account,
-            open_orders=[order_report(t) for t in open_trades if not t.isDone()],
+            open_orders=[
+                order_report(t, inactive="working")  # Inactive among open orders: held
+                for t in open_trades
+                if t.orderStatus.status not in NOT_OPEN
+            ],
             completed_orders=[order_report(t) for t in completed],
             executions=execs,
             positions=stock_positions(positions, account),

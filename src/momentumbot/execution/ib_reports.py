@@ -12,8 +12,7 @@ from ib_async import Trade
 from momentumbot.domain.units import NS, usd_to_micro
 from momentumbot.execution.broker_protocol import ExecReport, OrderReport
 
-ORDER_DONE = {"Filled": "filled", "Cancelled": "cancelled", "ApiCancelled": "cancelled",
-              "Inactive": "cancelled"}  # fmt: skip
+ORDER_DONE = {"Filled": "filled", "Cancelled": "cancelled", "ApiCancelled": "cancelled"}
 
 
 def _side(action: str) -> int:
@@ -59,10 +58,12 @@ def _ib_async_time_ns(t: Any) -> int:
     return int(t.timestamp() * NS) if t else 0
 
 
-def order_report(trade: Trade) -> OrderReport:
-    """One order: working, filled or cancelled (ended by IB counts as cancelled)."""
+def order_report(trade: Trade, *, inactive: str = "cancelled") -> OrderReport:
+    """One order: working, filled or cancelled (ended by IB counts as cancelled). IB's
+    "Inactive" is either (rejected, or held): `inactive` says which the caller knows it to
+    be (among open orders: held, "working"; among completed ones: "cancelled")."""
     o, s = trade.order, trade.orderStatus
-    status = ORDER_DONE.get(s.status, "working")
+    status = inactive if s.status == "Inactive" else ORDER_DONE.get(s.status, "working")
     why = ""
     if trade.log:
         why = trade.log[-1].message or ""

@@ -3,6 +3,7 @@ control port's `fault` command)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from momentumbot.gateway.exec_time import EXEC_TIME_FORMATS, UTC_DASH
@@ -11,6 +12,11 @@ FAULT_HELP = """\
 unknown=SYM[,SYM]        contract requests for these symbols get error 200
 reject=N                 the next N orders are rejected (201)
 reject-symbol=SYM[,SYM]  every order for these symbols is rejected (201)
+order-warning=CODE[:SYM] every new order (of SYM) gets error CODE with its orderId (IB's text
+                         for 10349, 399, 404, 10311) and keeps working and filling
+reject-modify            a modify gets 201; the original order keeps working unchanged
+value-limit=USD          a new order worth more than USD (limit, or the last close) gets 451
+                         and is not placed (IB's precautionary Total Value Limit)
 insufficient-funds       buys worth more than the free cash (at the last close) get 201
 pacing=N/SECONDS         more than N historical requests in SECONDS real seconds get 162
 no-market-data=SYM|*     reqMktData / reqRealTimeBars for these symbols get 354
@@ -49,6 +55,9 @@ class Faults:
     reject_next: int = 0
     reject_symbols: set[str] = field(default_factory=set)
     insufficient_funds: bool = False
+    order_warnings: list[tuple[int, str]] = field(default_factory=list)  # (code, symbol or "")
+    reject_modify: bool = False
+    value_limit: float = 0.0  # USD; 0 = off
     pacing: tuple[int, float] | None = None
     no_market_data: set[str] = field(default_factory=set)
     reserved_client_ids: set[int] = field(default_factory=set)
@@ -85,46 +94,71 @@ class Faults:
             raise FaultSpecError(f"fault {spec!r}: bad value; expected\n{FAULT_HELP}") from None
 
     def _apply(self, name: str, value: str) -> None:
-        if name == "unknown":
-            self.unknown_symbols |= _symbols(value)
-        elif name == "reject":
-            self.reject_next = int(value or "1")
-        elif name == "reject-symbol":
-            self.reject_symbols |= _symbols(value)
-        elif name == "insufficient-funds":
-            self.insufficient_funds = value.lower() not in ("0", "off", "false")
-        elif name == "pacing":
-            n, _, secs = value.partition("/")
-            self.pacing = (int(n), float(secs))
-        elif name == "no-market-data":
-            self.no_market_data |= {"*"} if value == "*" else _symbols(value)
-        elif name == "client-id-in-use":
-            self.reserved_client_ids.add(int(value))
-        elif name == "hold-client-id":
-            self.hold_client_id_seconds = float(value)
-        elif name == "exec-delay":
-            self.exec_delay = float(value)
-        elif name == "exec-duplicate":
-            self.exec_duplicate = value.lower() not in ("0", "off", "false")
-        elif name == "commission-delay":
-            self.commission_delay = float(value)
-        elif name == "exec-correction":
-            self.exec_correction_every = _count(value or "1")
-        elif name == "exec-time-format":
-            if value.lower() not in EXEC_TIME_FORMATS:
-                raise ValueError(value)
-            self.exec_time_format = value.lower()
-        elif name == "outage":
-            at, _, secs = value.partition("+")
-            self.outages.append((_minute_of_day(at), float(secs or "60")))
-        elif name == "nightly-reset":
-            at, _, secs = value.partition("+")
-            self.nightly_resets.append((_minute_of_day(at), _seconds(secs or "0")))
-        elif name == "restart":
-            at, _, secs = value.partition("+")
-            self.restarts.append((_minute_of_day(at), _seconds(secs or "0")))
-        else:
+        setter = _SETTERS.get(name)
+        if setter is None:
             raise FaultSpecError(f"unknown fault {name!r}; the faults are:\n{FAULT_HELP}")
+        setter(self, value)
+
+
+def _order_warning(f: Faults, value: str) -> None:
+    code, _, sym = value.partition(":")
+    f.order_warnings.append((int(code), sym.strip().upper()))
+
+
+def _value_limit(f: Faults, value: str) -> None:
+    f.value_limit = float(value)
+    if not f.value_limit > 0:
+        raise ValueError(value)
+
+
+def _pacing(f: Faults, value: str) -> None:
+    n, _, secs = value.partition("/")
+    f.pacing = (int(n), float(secs))
+
+
+def _exec_time_format(f: Faults, value: str) -> None:
+    if value.lower() not in EXEC_TIME_FORMATS:
+        raise ValueError(value)
+    f.exec_time_format = value.lower()
+
+
+def _at(value: str, default: str) -> tuple[int, float]:
+    """HH:MM[+SECONDS] as (NY minute of day, seconds)."""
+    at, _, secs = value.partition("+")
+    return _minute_of_day(at), _seconds(secs or default)
+
+
+# each fault's name and how its value switches it on (FAULT_HELP documents them)
+_SETTERS: dict[str, Callable[[Faults, str], None]] = {
+    "unknown": lambda f, v: f.unknown_symbols.update(_symbols(v)),
+    "reject": lambda f, v: setattr(f, "reject_next", int(v or "1")),
+    "reject-symbol": lambda f, v: f.reject_symbols.update(_symbols(v)),
+    "order-warning": _order_warning,
+    "reject-modify": lambda f, v: setattr(f, "reject_modify", _on(v)),
+    "value-limit": _value_limit,
+    "insufficient-funds": lambda f, v: setattr(f, "insufficient_funds", _on(v)),
+    "pacing": _pacing,
+    "no-market-data": lambda f, v: f.no_market_data.update({"*"} if v == "*" else _symbols(v)),
+    "client-id-in-use": lambda f, v: f.reserved_client_ids.add(int(v)),
+    "hold-client-id": lambda f, v: setattr(f, "hold_client_id_seconds", float(v)),
+    "exec-delay": lambda f, v: setattr(f, "exec_delay", float(v)),
+    "exec-duplicate": lambda f, v: setattr(f, "exec_duplicate", _on(v)),
+    "commission-delay": lambda f, v: setattr(f, "commission_delay", float(v)),
+    "exec-correction": lambda f, v: setattr(f, "exec_correction_every", _count(v or "1")),
+    "exec-time-format": _exec_time_format,
+    "outage": lambda f, v: f.outages.append(_at(v, "60")),
+    "nightly-reset": lambda f, v: f.nightly_resets.append(_at(v, "0")),
+    "restart": lambda f, v: f.restarts.append(_at(v, "0")),
+}
+
+
+def _on(value: str) -> bool:
+    return value.lower() not in ("0", "off", "false")
+
+
+def warnings_for(faults: Faults, symbol: str) -> list[int]:
+    """The order-warning codes a new order for `symbol` gets."""
+    return [code for code, sym in faults.order_warnings if not sym or sym == symbol]
 
 
 def _symbols(value: str) -> set[str]:

@@ -20,6 +20,7 @@ COMMISSION = "commission"
 END = "end"
 FLATTEN = "flatten"
 CANCEL_ALL = "cancel_all"
+REISSUE = "reissue"  # a refused sell sent again (trading.sell_retry)
 NOTE = "note"  # no effect on the engine (halts, re-arms, stops): kept in order for the record
 
 
@@ -82,6 +83,12 @@ def apply_input(
     if kind == CANCEL_ALL:
         assert label_ns is not None
         return Applied(step=engine.cancel_all(int(label_ns)))
+    if kind == REISSUE:
+        assert label_ns is not None
+        res = engine.reissue_sell(
+            str(info["symbol"]), int(info["qty"]), str(info["reason"]), int(label_ns)
+        )
+        return Applied(step=res)
     if kind == NOTE:
         return Applied(changed=False)
     raise ValueError(f"unknown journal input {kind!r}")

@@ -7,7 +7,11 @@ run in unit tests without TCP and without sleeps.
 (sells first, then buys, in the order they arrived; a limit only at or better than its
 price; orders whose ref starts with `cap_exempt_prefix` are exempt from the volume cap, as in
 the backtest), their executions and commission reports go to the listener, and then the
-bar goes to the streams. Events about a request (an order acknowledged, rejected, cancelled;
+bar goes to the streams. Order errors arrive as the IB adapter reports them after classifying
+IB's codes: `reject_next` / `reject_sells` (a reject of a new order: it ends), `warn_orders` (a
+note with every new order, which keeps working and fills, like 10349), `reject_modify` (a
+modification refused: the original keeps working), `value_limit` (a new order worth more is
+rejected with IB's 451 text). Events about a request (an order acknowledged, rejected, cancelled;
 a dropped link) arrive on the next turn of the event loop, as from a socket. While the link
 is down or connectivity is lost, orders still fill but nothing is delivered: the trader
 finds those executions in the next snapshot, as with IB."""
@@ -73,7 +77,8 @@ class FakeOrder:
 @dataclass
 class FakeBroker:
     """See the module docstring. Test controls: `advance`, `drop`, `refuse_connections`,
-    `lose_connectivity`, `restore_connectivity`, `reject_next`, `silent_clock`."""
+    `lose_connectivity`, `restore_connectivity`, `reject_next`, `reject_sells`, `warn_orders`,
+    `reject_modify`, `value_limit`, `silent_clock`."""
 
     listener: BrokerListener
     source: BarReader
@@ -91,6 +96,12 @@ class FakeBroker:
     silent_clock: bool = False  # server-time requests go unanswered
     exec_time_error_ns: int = 0  # execution times reported this far off (read in a wrong zone)
     reject_next: list[str] = field(default_factory=list)  # reasons for the next orders placed
+    # reasons for the next exit / flatten sells placed
+    reject_sells: list[str] = field(default_factory=list)
+    warn_orders: tuple[str, str] | None = None  # (event, text) noted with every new order
+    reject_modify: str = ""  # modifications are refused with this reason
+    value_limit: float = 0.0  # USD; new orders worth more are rejected (0: off)
+    modify_refusals: int = 0
     orders: dict[str, FakeOrder] = field(default_factory=dict)  # by ref
     placed: list[str] = field(default_factory=list)  # every ref placed, in order (resends too)
     executions: list[ExecReport] = field(default_factory=list)
@@ -278,12 +289,34 @@ class FakeBroker:
         )  # fmt: skip
         self.orders[order_ref] = o
         self.placed.append(order_ref)
-        if self.reject_next:
-            o.status, o.why = "cancelled", self.reject_next.pop(0)
+        why = self._reject_reason(o)
+        if why:
+            o.status, o.why = "cancelled", why
             self._later(self.listener.on_order_rejected, order_ref, o.why)
         else:
             self._later(self._deliver_status, o)
+            if self.warn_orders is not None:
+                self._later(self.listener.on_order_note, order_ref, *self.warn_orders)
         return oid
+
+    def _reject_reason(self, o: FakeOrder) -> str:
+        if self.reject_next:
+            return self.reject_next.pop(0)
+        if o.side < 0 and self.reject_sells and o.ref.startswith(("exit:", "flatten:")):
+            return self.reject_sells.pop(0)
+        if self.value_limit > 0:
+            value = o.quantity * (o.limit or self._last_close(o.symbol))
+            if value > self.value_limit:
+                return (
+                    f"error 451: The order value {value:,.2f} USD exceeds the Total Value "
+                    f"Limit of {self.value_limit:,.2f} USD (Precautionary Settings)."
+                )
+        return ""
+
+    def _last_close(self, symbol: str) -> float:
+        b = self._arrays(symbol)
+        i = int(np.searchsorted(b.ts, self.now_ns - NS_PER_MINUTE, side="right")) - 1
+        return float(b.close[i]) if i >= 0 else 0.0
 
     def _deliver_status(self, o: FakeOrder) -> None:
         if self.delivering:
@@ -305,6 +338,10 @@ class FakeBroker:
         o = self._working(order_ref)
         if o is None or not self.connected:
             return False
+        if self.reject_modify:
+            self.modify_refusals += 1
+            self._later(self.listener.on_modify_failed, order_ref, self.reject_modify)
+            return True
         o.limit = None
         return True
 

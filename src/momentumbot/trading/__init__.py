@@ -6,6 +6,7 @@ supervised tasks and callbacks (`supervisor`); connection supervision: outages,
 reconnects, resyncs, silent streams and clock (`connection`); warm-up and bar streams
 (`warmup`); each minute's bars (`minutes`); stepping the engine, the daily-loss halt and the
 stop (`stepping`); the risk gate on new orders (`risk_gate`); orders out and their state
-table (`routing`); order events in (`order_events`); fills in and their booking
-(`booking`); reconciliation with the broker (`reconciling`); the run folder's lock and log
-(`folder`); the paper/live and account guards (`guards`); the console table (`console`)."""
+table (`routing`); order events in (`order_events`); refused sells re-issued and the reject
+breaker (`sell_retry`); fills in and their booking (`booking`); reconciliation with the
+broker (`reconciling`); the run folder's lock and log (`folder`); the paper/live and account
+guards (`guards`); the console table (`console`)."""

@@ -1,5 +1,6 @@
 """Broker events about orders, into the journal and the engine: executions and commission
-reports (handed to the fill book), status changes, rejections and notes. Events for orders
+reports (handed to the fill book), status changes, rejections (a sell goes to `sell_retry`),
+refused modifications and notes (the order keeps working). Events for orders
 that are not this run's are ignored (an execution for a traded symbol is logged)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from momentumbot.journal.reconcile import parse_ref
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState
+from momentumbot.trading.sell_retry import SellRetry
 
 log = logging.getLogger("momentumbot.trade")
 
@@ -30,6 +32,7 @@ class OrderEvents:
     fills: FillBook
     run: RunState
     run_id: str
+    retry: SellRetry | None = None  # set by the session once the stepper exists
 
     def oid_of(self, ref: str) -> int | None:
         """This run's order id in a client order id, or None."""
@@ -60,12 +63,15 @@ class OrderEvents:
 
     def end_from_broker(self, oid: int, state: str, detail: str) -> None:
         """The broker ended the order: the engine's order ends too (if it still works)."""
-        if self.engine.orders.status[oid] == OrderStatus.WORKING:
+        ended = self.engine.orders.status[oid] == OrderStatus.WORKING
+        if ended:
             info = {"oid": oid, "why": detail}
             self.journal.add_input(rp.END, None, None, info)
             rp.apply_input(self.engine, rp.END, None, None, info)
         if self.router.state.get(oid) not in jr.DONE_STATES:
             self.router.set_state(oid, state, detail)
+        if ended and self.retry is not None:
+            self.retry.ended_by_broker(oid, detail, rejected=state == jr.REJECTED)
 
     def on_order_status(self, report: OrderReport) -> None:
         oid = self.oid_of(report.order_ref)
@@ -88,6 +94,16 @@ class OrderEvents:
             return
         with self.journal.transaction():
             self.journal.order_event(oid, event, text, self.run.server_ns)
+        self.run.wake.set()
+
+    def on_modify_failed(self, order_ref: str, why: str) -> None:
+        oid = self.oid_of(order_ref)
+        if oid is None:
+            return
+        log.warning("order %s: modification refused, the original keeps working: %s",
+                    order_ref, why)  # fmt: skip
+        with self.journal.transaction():
+            self.router.modify_failed(oid, why)
         self.run.wake.set()
 
     def on_order_rejected(self, order_ref: str, why: str) -> None:

@@ -28,6 +28,7 @@ class BrokerRelay:
         self.on_order_status = g("orders", self._to_events("on_order_status"))
         self.on_order_rejected = g("orders", self._to_events("on_order_rejected"))
         self.on_order_note = g("orders", self._to_events("on_order_note"))
+        self.on_modify_failed = g("orders", self._to_events("on_modify_failed"))
         self.on_connectivity_lost = g("connection", self._connectivity_lost)
         self.on_connectivity_restored = g("connection", self._connectivity_restored)
         self.on_disconnected = g("connection", self._disconnected)

@@ -120,7 +120,7 @@ class OrderRouter:
             return math.ceil(touch * (1 + off) * 100 - 1e-9) / 100
         return math.floor(touch * (1 - off) * 100 + 1e-9) / 100
 
-    def place(self, oid: int, *, resend: bool = False) -> None:
+    def place(self, oid: int, *, resend: bool = False, market: bool = False) -> None:
         e, j, b = self.engine, self.journal, self.broker
         sym, side, qty, reason, _dec, _status, filled = e.order_row(oid)
         if not self.can_trade() and not resend:
@@ -131,7 +131,7 @@ class OrderRouter:
         if remaining <= 0:
             return
         last = float(e.st.last_close[self._index[sym]])
-        limit = self.limit_price(sym, side, last)
+        limit = None if market else self.limit_price(sym, side, last)
         ib_id = b.place(make_ref(reason, self.run_id, oid), sym, side, remaining, limit_price=limit)
         self.sends += 1
         now = self.now_ns()
@@ -142,6 +142,7 @@ class OrderRouter:
             self.set_state(
                 oid, jr.SENT, ("re-sent" if resend else "") + (f" limit {limit}" if limit else ""),
                 ib_order_id=ib_id, client_id=b.client_id, sent_ns=now, lmt_price=limit,
+                **({"order_type": "MKT"} if market else {}),
             )  # fmt: skip
 
     def cancel(self, oid: int) -> None:
@@ -159,6 +160,15 @@ class OrderRouter:
             self.sends += 1
             with self.journal.transaction():
                 self.set_state(oid, jr.CANCEL_SENT)
+
+    def modify_failed(self, oid: int, why: str) -> None:
+        """The broker refused a modification; the original order keeps working there. A
+        limit that could not become a market order is cancelled instead (confirmed by the
+        broker; a sell is then sent again as a market order by `sell_retry`)."""
+        self.journal.order_event(oid, "modify_failed", why, self.now_ns())
+        self.limit_placed.pop(oid, None)
+        if self.state.get(oid) in (St.SENT, St.WORKING):
+            self.cancel(oid)
 
     def release_held(self) -> None:
         """After a reconnect or a restore: send what was held, in order."""

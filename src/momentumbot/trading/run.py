@@ -35,7 +35,8 @@ class RunState:
 
     server_ns: int = 0  # the server's clock: the latest time it told us
     progress_ns: int = 0  # every minute before it has been dealt with
-    halted: str = ""  # why new buys are halted (the daily loss), "" if not
+    halted: str = ""  # why new orders are halted (the daily loss), "" if not
+    buys_halted: str = ""  # why new buys are halted (sells rejected, the reject breaker)
     fatal: str = ""  # why trading stopped on something it cannot explain
     stop_reason: str = ""
     done: bool = False  # no more minutes: the loop ends

@@ -27,6 +27,7 @@ from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.reconciling import Reconciler
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState, ny
+from momentumbot.trading.sell_retry import SellRetry
 from momentumbot.trading.stepping import Stepper
 from momentumbot.trading.supervisor import Supervisor
 from momentumbot.trading.warmup import MarketFeed, catchup_duration, check_calendar_covers
@@ -89,8 +90,17 @@ class TradingSession:
             engine=c.engine, journal=c.journal, router=self.router, fills=self.fills,
             minutes=c.minutes, conn=c.conn, run=run, cfg=c.cfg,
             blocked=c.blocked, run_id=c.run_id, sessions=c.sessions,
-            catchup_until=lambda: self.feed.catchup_until, after_steps=c.after_steps,
+            catchup_until=lambda: self.feed.catchup_until, after_steps=self._after_steps,
         )  # fmt: skip
+        self.retry = SellRetry(
+            engine=c.engine, journal=c.journal, router=self.router, run=run, cfg=c.cfg.broker,
+            journal_new=self.stepper.journal_new,
+        )  # fmt: skip
+        self.events.retry = self.retry
+
+    def _after_steps(self) -> None:
+        self.retry.tick()
+        self.ctx.after_steps()
 
     def _guard_bars(self, fn: Callable[..., None]) -> Callable[..., None]:
         return self.ctx.sup.guard(
@@ -182,6 +192,7 @@ class TradingSession:
         if seq == self.run.step_seq and e.started and self.conn.can_trade:
             self.stepper.set_progress(e.next_label)
         self.router.limits_to_market()
+        self.retry.tick()
         try:
             self.connection.check_stale()
         except Exception as exc:

@@ -95,7 +95,8 @@ class Stepper:
             res = e.step(t, row.o, row.c, row.v)
             adjust = risk_gate.gate(
                 e, res.new_orders, catchup=catchup, closed_session=closed_session,
-                blocked=self.blocked, halted=run.halted,
+                blocked=np.ones_like(self.blocked) if run.buys_halted else self.blocked,
+                halted=run.halted,
             )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:

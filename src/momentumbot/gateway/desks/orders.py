@@ -14,13 +14,25 @@ from momentumbot.gateway.desks.connection import ClientSession
 from momentumbot.gateway.desks.contracts import ContractDesk
 from momentumbot.gateway.desks.order_reports import OrderReports
 from momentumbot.gateway.desks.sessions import Handlers, ignore, register
-from momentumbot.gateway.faults import Faults
+from momentumbot.gateway.faults import Faults, warnings_for
 from momentumbot.gateway.market import ny_time, parse_end_datetime
 from momentumbot.gateway.place_order import read_place_order
 from momentumbot.gateway.protocol import Reader
 from momentumbot.gateway.record import Recorder
 
 log = logging.getLogger("momentumbot.gateway")
+
+# IB's texts for the order warnings of the order-warning fault (the order keeps working)
+WARNING_TEXTS = {
+    10349: "Order TIF was set to DAY based on order preset.",
+    399: "Order Message:\nWarning: Your order will not be placed at the exchange until "
+    "the market opens.",
+    404: "Shares for this order are not immediately available for short sale. The order will "
+    "be held while we attempt to locate the shares.",
+    10311: "This order will be directly routed to NYSE. Direct routed orders may result in "
+    "higher trade fees. Restriction is specified in Precautionary Settings of Global "
+    "Configuration/API.",
+}
 
 
 class OrderDesk:
@@ -109,6 +121,7 @@ class OrderDesk:
                     201, "Order rejected - reason:attached (child) orders are not supported"
                 )
             self._fault_check(s.client_id, order_id, stock.symbol)
+            self._order_fault_check(s.client_id, order_id, stock.symbol, qty, lmt)
             req = OrderRequest(
                 s.client_id, order_id, stock.symbol, action, qty, order_type, lmt, aux, tif, account,
                 order_ref, outside_rth,
@@ -133,6 +146,31 @@ class OrderDesk:
             order.order_ref,
         )
         self.reports.placed(order)
+        if not modified:
+            for code in warnings_for(self.faults, order.symbol):
+                text = WARNING_TEXTS.get(code, f"Order message {code} (fault injection)")
+                s.error(order_id, code, text)
+                self.record.note("order warning", now, order_id=order_id, code=code, text=text)
+
+    def _order_fault_check(
+        self, client_id: int, order_id: int, symbol: str, qty: float, lmt: float | None
+    ) -> None:
+        """reject-modify (a modify of a working order) and value-limit (a new order)."""
+        known = self.broker.perm_id_of(client_id, order_id) is not None
+        if known and self.faults.reject_modify:
+            raise OrderRejected(
+                201, "Order rejected - reason:The order cannot be modified at this time."
+            )
+        limit = self.faults.value_limit
+        if not known and limit > 0:
+            price = lmt if lmt is not None and 0 < lmt < 1e300 else self.accounts.mark(symbol)
+            value = qty * price
+            if value > limit:
+                raise OrderRejected(
+                    451,
+                    f"The order value {value:,.2f} USD exceeds the Total Value Limit of "
+                    f"{limit:,.2f} USD (Precautionary Settings).",
+                )
 
     def _fault_check(self, client_id: int, order_id: int, symbol: str) -> None:
         """The reject faults (new orders only) and the insufficient-funds check."""
