@@ -14,7 +14,7 @@ import pandas as pd
 
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.domain.errors import DataError
-from momentumbot.domain.units import EXCHANGE_TZ
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import BarArrays, Broker, OnBar, StreamBar
 from momentumbot.journal import journal as jr
@@ -49,6 +49,16 @@ def first_session(calendar: TradingCalendar, server_ns: int) -> pd.Timestamp:
             f"(it ends {calendar.last_session.date()}); upgrade exchange_calendars"
         )
     return s
+
+
+def closed_only(bars: BarArrays, server_ns: int) -> BarArrays:
+    """The bars whose minute has closed by `server_ns` (drops a forming last bar)."""
+    n = int(np.searchsorted(bars.ts, server_ns - NS_PER_MINUTE, side="right"))
+    if n == bars.ts.shape[0]:
+        return bars
+    return BarArrays(
+        bars.ts[:n], bars.open[:n], bars.high[:n], bars.low[:n], bars.close[:n], bars.volume[:n]
+    )
 
 
 def catchup_duration(calendar: TradingCalendar, next_label: int, server_ns: int) -> str:
@@ -159,7 +169,9 @@ class MarketFeed:
         self.run.see_server_time(now)
         self.minutes.mark_alive(now)
         self.run.stats.resubscribes += 1
-        return {sym: out[sym] for sym in self.symbols}
+        # an answer ending now ends with the forming minute: it stays pending (provisional,
+        # revised by the stream) but is no part of the history
+        return {sym: closed_only(out[sym], now) for sym in self.symbols}
 
     def on_stream_bar(self, sym: str, bar: StreamBar) -> None:
         e = self.engine
@@ -168,8 +180,9 @@ class MarketFeed:
             return
         if bar.label_ns < e.next_label:
             return
-        row = self.minutes.store(sym, bar.label_ns, bar.open, bar.close, bar.volume)
-        if bar.label_ns == e.next_label and row.seen.all():
+        # a revision of a forming minute, or a later bar that closes the ones before it
+        self.minutes.store(sym, bar.label_ns, bar.open, bar.close, bar.volume)
+        if self.minutes.complete(e.next_label, self.run.server_ns, e.session_open_ns):
             self.run.wake.set()
         else:
             self.run.kick_time()
