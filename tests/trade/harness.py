@@ -125,14 +125,22 @@ class Driver:
     """Moves the gateway's clock minute by minute, each time after the bot caught up."""
 
     def __init__(
-        self, gw: GatewayServer, bot_progress: Callable[[], int], bot_alive: Callable[[], bool]
+        self,
+        gw: GatewayServer,
+        bot_progress: Callable[[], int],
+        bot_alive: Callable[[], bool],
+        past_close_seconds: float = 0.0,
     ) -> None:
         self.gw = gw
         self.bot_progress = bot_progress
         self.bot_alive = bot_alive
+        # stop the clock this long after each minute's close (a bot with a bar grace needs it)
+        self.past_close_ns = int(past_close_seconds * NS)
 
     async def settle(self, timeout: float = 20.0) -> None:
         target = self.gw.now_ns()
+        if self.past_close_ns:
+            target = target // NS_MIN * NS_MIN  # mid-minute: that minute cannot be stepped yet
         await wait_for(
             lambda: self.bot_progress() >= target or not self.bot_alive(),
             timeout,
@@ -150,7 +158,8 @@ class Driver:
         h, _, m = hhmm.partition(":")
         target = ny_ns(d, int(h), int(m))
         while self.gw.now_ns() < target and self.bot_alive():
-            nxt = min(target, (self.gw.now_ns() // NS_MIN + 1) * NS_MIN)
+            past = self.past_close_ns
+            nxt = min(target, ((self.gw.now_ns() - past) // NS_MIN + 1) * NS_MIN + past)
             if step_seconds != 60:
                 nxt = min(target, self.gw.now_ns() + step_seconds * NS)
             await self.gw.advance_to(nxt)
