@@ -303,7 +303,10 @@ def test_kill_switch_stop_file_flattens_and_reports(
             while not s.trader.engine.positions():
                 await s.drv.run_to(_plus_minute(s))
             assert main(["stop", str(s.out)]) == 0  # writes the stop file
-            for _ in range(5):
+            # the flatten is decided at the next closed minute and fills at the one after; with
+            # forming bars each minute takes the bot a server-time round trip: room for a
+            # loaded machine
+            for _ in range(30):
                 await asyncio.sleep(0.05)
                 if s.task.done():
                     break
