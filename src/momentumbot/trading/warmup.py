@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from momentumbot.trading.run import RunState, ny
 log = logging.getLogger("momentumbot.trade")
 
 SUBSCRIPTIONS_IN_FLIGHT = 16
+TIME_KICK_SECONDS = 0.05  # at most 20 bar-triggered time requests a second (ib_async: 45)
 
 
 def check_calendar_covers(calendar: TradingCalendar, server_ns: int, need: int) -> None:
@@ -84,6 +86,8 @@ class MarketFeed:
     run: RunState
     on_bar: Callable[[OnBar], OnBar]  # wraps the stream callback (the supervisor's guard)
     catchup_until: int = 0  # fresh start mid-session: minutes closing by then are not traded
+    _last_kick: float = field(default=0.0, init=False)
+    _kick_pending: bool = field(default=False, init=False)
 
     @property
     def symbols(self) -> list[str]:
@@ -185,4 +189,23 @@ class MarketFeed:
         if self.minutes.complete(e.next_label, self.run.server_ns, e.session_open_ns):
             self.run.wake.set()
         else:
+            self._kick_time()
+
+    def _kick_time(self) -> None:
+        """Ask the server's time (a minute may wait for it), at most every TIME_KICK_SECONDS:
+        forming revisions come many times a minute per symbol, and ib_async sends at most 45
+        requests a second, so time requests on each would queue the orders behind them. A
+        request wanted sooner is deferred, not dropped."""
+        now = time.monotonic()
+        wait = self._last_kick + TIME_KICK_SECONDS - now
+        if wait <= 0:
+            self._last_kick = now
             self.run.kick_time()
+        elif not self._kick_pending:
+            self._kick_pending = True
+            asyncio.get_running_loop().call_later(wait, self._deferred_kick)
+
+    def _deferred_kick(self) -> None:
+        self._kick_pending = False
+        self._last_kick = time.monotonic()
+        self.run.kick_time()
