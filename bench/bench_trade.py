@@ -11,8 +11,14 @@ one clock), over a replayed session of synthetic bars, for 10 and 100 symbols:
 
 The gateway replays at --speed market seconds per real second (default x600: a minute every
 0.1 s, far faster than real time; the bot must still place its orders before the next bar).
+With --forming-bars S the gateway revises each forming minute every S market seconds (as IB
+does) and the bot runs with its default `bar_grace_seconds` (2 s; --bar-grace overrides): it
+steps a minute once a later bar of every symbol is in or server time is past the grace, so the
+latency includes that wait. Without it (the default) the gateway sends closed bars only and the
+bot runs with no grace, as measured before forming bars existed.
 
-Usage: .venv/bin/python bench/bench_trade.py [--symbols 10,100] [--speed 600] [--json FILE]
+Usage: .venv/bin/python bench/bench_trade.py [--symbols 10,100] [--speed 600]
+       [--forming-bars S] [--bar-grace S] [--json FILE]
 """
 
 from __future__ import annotations
@@ -61,9 +67,10 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
 class GatewayThread:
     """The gateway on its own loop in a thread, with hooks timing bar closes and orders."""
 
-    def __init__(self, store: BarStore, cash: float) -> None:
+    def __init__(self, store: BarStore, cash: float, forming_bars: float = 0.0) -> None:
         self.store = store
         self.cash = cash
+        self.forming_bars = forming_bars
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.gw: GatewayServer | None = None
@@ -79,6 +86,7 @@ class GatewayThread:
 
     async def _start(self) -> None:
         cfg = GatewayConfig(start=DAY, step_mode=True, port=0, cash=Decimal(self.cash))
+        cfg.faults.forming_bars = self.forming_bars
         gw = GatewayServer(self.store, cfg)
         await gw.start()
         gw.bar_close_listeners.append(self._on_close)
@@ -115,7 +123,9 @@ class GatewayThread:
         self.thread.join(10)
 
 
-def run_one(n_symbols: int, speed: float, root: Path) -> dict[str, Any]:
+def run_one(
+    n_symbols: int, speed: float, root: Path, forming_bars: float = 0.0, bar_grace: float = 0.0
+) -> dict[str, Any]:
     syms = default_symbols(n_symbols)
     store = BarStore(root / f"store{n_symbols}")
     write_synthetic(store, syms, start="2024-01-02", n_sessions=2, seed=7)
@@ -124,11 +134,12 @@ def run_one(n_symbols: int, speed: float, root: Path) -> dict[str, Any]:
     cfg.write_text(
         "symbols = [" + ", ".join(f'"{s}"' for s in syms) + "]\n\n"
         f"[portfolio]\ninitial_cash = {cash}\n\n[broker]\n"
-        "history_requests_per_minute = 60000.0\nserver_time_poll_seconds = 0.25\n",
+        "history_requests_per_minute = 60000.0\nserver_time_poll_seconds = 0.25\n"
+        f"bar_grace_seconds = {bar_grace}\n",
         encoding="utf-8",
     )
     out = root / f"run{n_symbols}"
-    gt = GatewayThread(store, cash)
+    gt = GatewayThread(store, cash, forming_bars)
     gw = gt.start()
     log = open(root / f"bot{n_symbols}.log", "wb")  # noqa: SIM115 - the child writes it
     t_start = time.perf_counter()
@@ -186,6 +197,8 @@ def run_one(n_symbols: int, speed: float, root: Path) -> dict[str, Any]:
     return {
         "symbols": n_symbols,
         "speed": speed,
+        "forming_bars": forming_bars,
+        "bar_grace_seconds": bar_grace,
         "orders": len(gt.placed),
         "latency_ms_p50": float(np.percentile(a, 50)) if len(a) else None,
         "latency_ms_p90": float(np.percentile(a, 90)) if len(a) else None,
@@ -210,15 +223,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--symbols", default="10,100")
     ap.add_argument("--speed", type=float, default=600.0)
+    ap.add_argument("--forming-bars", type=float, default=0.0, metavar="S")
+    ap.add_argument("--bar-grace", type=float, default=None, metavar="S")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    grace = args.bar_grace
+    if grace is None:  # the config's default with forming bars, none without (as before)
+        grace = 2.0 if args.forming_bars > 0 else 0.0
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in args.symbols.split(",")):
-            r = run_one(n, args.speed, Path(tmp))
+            r = run_one(n, args.speed, Path(tmp), args.forming_bars, grace)
             results.append(r)
             print(
-                f"{n:4d} symbols x{args.speed:g}: {r['orders']} orders; bar close -> order at "
+                f"{n:4d} symbols x{args.speed:g}, forming bars {args.forming_bars:g} s, bar grace "
+                f"{grace:g} s: {r['orders']} orders; bar close -> order at "
                 f"gateway p50 {r['latency_ms_p50']:.1f} ms, p90 {r['latency_ms_p90']:.1f} ms, "
                 f"p99 {r['latency_ms_p99']:.1f} ms, "
                 f"max {r['latency_ms_max']:.1f} ms; CPU {r['cpu_s_per_minute'] * 1000:.1f} ms "

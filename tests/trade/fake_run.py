@@ -44,7 +44,9 @@ def hhmm(ns: int) -> str:
 
 
 def config(execution: dict[str, Any] | None = None, **broker: Any) -> AppConfig:
-    b = {"reconnect_initial_seconds": 0.001, "server_time_poll_seconds": 5.0, **broker}
+    # the fake sends a minute's bars at its close and says that time: no grace needed
+    b = {"reconnect_initial_seconds": 0.001, "server_time_poll_seconds": 5.0,
+         "bar_grace_seconds": 0.0, **broker}  # fmt: skip
     return AppConfig.model_validate({"symbols": SYMBOLS, "broker": b, "execution": execution or {}})
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from momentumbot.cli import main
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import write_synthetic
+from momentumbot.gateway.faults import Faults
 from momentumbot.gateway.server import GatewayConfig, GatewayServer, ny_ns
 from momentumbot.journal.journal import JOURNAL_NAME, read_progress
 
@@ -42,6 +43,9 @@ def write_config(path: Path, symbols: Sequence[str], extra: str = "") -> Path:
         "reconnect_initial_seconds": "0.05",
         "connect_timeout_seconds": "5.0",
         "history_requests_per_minute": "60000.0",
+        # the simulated gateway sends a minute's closed bar at its close, before it tells any
+        # later time, so the step-mode drivers (which stop the clock at the close) need none
+        "bar_grace_seconds": "0.0",
     }
     head = extra.split("[", 1)[0]
     lines = [f"{k} = {v}" for k, v in defaults.items() if f"{k} =" not in head]
@@ -51,10 +55,18 @@ def write_config(path: Path, symbols: Sequence[str], extra: str = "") -> Path:
     return path
 
 
+FORMING_BARS = 5.0  # the tests' gateway revises the forming bar as IB does, unless told otherwise
+
+
 @asynccontextmanager
-async def gateway(source: Any, start: str, **cfg: Any) -> AsyncIterator[GatewayServer]:
+async def gateway(
+    source: Any, start: str, *, forming_bars: float = FORMING_BARS, **cfg: Any
+) -> AsyncIterator[GatewayServer]:
+    """A gateway in step mode on a free port, with `forming-bars` on (`forming_bars=0`: off)."""
     cfg.setdefault("step_mode", True)
     cfg.setdefault("port", 0)
+    faults = cfg.setdefault("faults", Faults())
+    faults.forming_bars = faults.forming_bars or forming_bars
     srv = GatewayServer(source, GatewayConfig(start=start, **cfg))
     await srv.start()
     try:
@@ -113,14 +125,22 @@ class Driver:
     """Moves the gateway's clock minute by minute, each time after the bot caught up."""
 
     def __init__(
-        self, gw: GatewayServer, bot_progress: Callable[[], int], bot_alive: Callable[[], bool]
+        self,
+        gw: GatewayServer,
+        bot_progress: Callable[[], int],
+        bot_alive: Callable[[], bool],
+        past_close_seconds: float = 0.0,
     ) -> None:
         self.gw = gw
         self.bot_progress = bot_progress
         self.bot_alive = bot_alive
+        # stop the clock this long after each minute's close (a bot with a bar grace needs it)
+        self.past_close_ns = int(past_close_seconds * NS)
 
     async def settle(self, timeout: float = 20.0) -> None:
         target = self.gw.now_ns()
+        if self.past_close_ns:
+            target = target // NS_MIN * NS_MIN  # mid-minute: that minute cannot be stepped yet
         await wait_for(
             lambda: self.bot_progress() >= target or not self.bot_alive(),
             timeout,
@@ -138,7 +158,8 @@ class Driver:
         h, _, m = hhmm.partition(":")
         target = ny_ns(d, int(h), int(m))
         while self.gw.now_ns() < target and self.bot_alive():
-            nxt = min(target, (self.gw.now_ns() // NS_MIN + 1) * NS_MIN)
+            past = self.past_close_ns
+            nxt = min(target, ((self.gw.now_ns() - past) // NS_MIN + 1) * NS_MIN + past)
             if step_seconds != 60:
                 nxt = min(target, self.gw.now_ns() + step_seconds * NS)
             await self.gw.advance_to(nxt)

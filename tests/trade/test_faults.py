@@ -303,7 +303,10 @@ def test_kill_switch_stop_file_flattens_and_reports(
             while not s.trader.engine.positions():
                 await s.drv.run_to(_plus_minute(s))
             assert main(["stop", str(s.out)]) == 0  # writes the stop file
-            for _ in range(5):
+            # the flatten is decided at the next closed minute and fills at the one after; with
+            # forming bars each minute takes the bot a server-time round trip: room for a
+            # loaded machine
+            for _ in range(30):
                 await asyncio.sleep(0.05)
                 if s.task.done():
                     break
@@ -403,7 +406,7 @@ def test_symbols_without_live_market_data_get_no_buys(
 def test_marketable_limit_orders_turn_into_market_orders(
     store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
-    ib_log.expect(202)
+    ib_log.tolerate(202)  # a replaced limit is cancelled only if it was still working
     ib_log.tolerate(104)  # a modify can cross the fill it was meant to hurry
     ib_log.allow("Peer closed connection")
 

@@ -85,7 +85,9 @@ def test_a_minute_is_complete_when_every_bar_is_in_or_its_grace_is_over() -> Non
     assert not m.complete(t, t + NS_PER_MINUTE + 4 * NS, session_open_ns=t)
     assert m.complete(t, t + NS_PER_MINUTE + 5 * NS, session_open_ns=t)  # B had no trade
     m.store("B", t, 20.0, 20.5, 50.0)
-    assert m.complete(t, t, session_open_ns=t)
+    # every symbol's bar is in, but mid-minute: they may be forming revisions (issue 11)
+    assert not m.complete(t, t + 30 * NS, session_open_ns=t)
+    assert m.complete(t, t + NS_PER_MINUTE + 5 * NS, session_open_ns=t)
     row = m.pop(t)
     assert row.seen.all() and np.allclose(row.c, [10.5, 20.5])
     # silent streams: past the grace but nothing alive for longer than stale_ns
@@ -105,6 +107,33 @@ def test_with_no_grace_a_later_bar_completes_a_minute() -> None:
     assert m.complete(t, t + 30 * NS, session_open_ns=t)  # a later bar is in
     m.drop_before(t + NS_PER_MINUTE)
     assert list(m.pending) == [t + NS_PER_MINUTE]
+
+
+def test_a_minute_closes_for_a_symbol_on_a_later_bar_of_it_or_the_clock_past_its_grace() -> None:
+    """Forming bars: revisions of minute t (same label) replace the stored values and never
+    complete it; a later bar of every symbol does, or the server clock at close + grace."""
+    t = 1_000 * NS_PER_MINUTE
+    m = MinuteAssembler(["A", "B"], grace_ns=2 * NS, stale_ns=180 * NS)
+    for k, close in enumerate((10.1, 10.2, 10.3)):  # revisions 5, 10, 15 s in
+        m.store("A", t, 10.0, close, 100.0 * (k + 1))
+        m.store("B", t, 20.0, close + 10, 50.0 * (k + 1))
+        assert not m.complete(t, t + 5 * (k + 1) * NS, session_open_ns=t)
+    # the closed bars at the close: still not closed for the bot (the grace has not passed)
+    m.store("A", t, 10.0, 10.4, 400.0)
+    m.store("B", t, 20.0, 20.4, 200.0)
+    assert not m.complete(t, t + NS_PER_MINUTE, session_open_ns=t)
+    assert not m.complete(t, t + NS_PER_MINUTE + NS, session_open_ns=t)
+    # a later bar of A closes t for A only; B's minute t is still open until the clock says
+    m.store("A", t + NS_PER_MINUTE, 10.4, 10.5, 10.0)
+    assert not m.complete(t, t + NS_PER_MINUTE + NS, session_open_ns=t)
+    m.store("B", t + NS_PER_MINUTE, 20.4, 20.5, 10.0)
+    assert m.complete(t, t + NS_PER_MINUTE + NS, session_open_ns=t)
+    row = m.pop(t)
+    assert np.allclose(row.c, [10.4, 20.4]) and np.allclose(row.v, [400.0, 200.0])
+    # the clock alone: both bars of t + 1 are in, no later one; 2 s past its close closes it
+    t1 = t + NS_PER_MINUTE
+    assert not m.complete(t1, t1 + NS_PER_MINUTE + NS, session_open_ns=t)
+    assert m.complete(t1, t1 + NS_PER_MINUTE + 2 * NS, session_open_ns=t)
 
 
 def test_one_bot_per_run_folder(tmp_path: Path) -> None:

@@ -287,9 +287,9 @@ class BrokerConfig(_Section):
         description="marketable_limit: a limit order still working after this many seconds of server time becomes a market order.",
     )
     bar_grace_seconds: float = Field(
-        0.0,
+        2.0,
         ge=0,
-        description="A minute is stepped once every symbol's bar is in, or server time is this far past the minute's close (no trades = no bar).",
+        description="A minute is closed for a symbol once a later bar of it has arrived, or once server time is this far past the minute's close (IB revises the forming bar under the same date; a symbol with no trades has no bar). At least 2 s against a real TWS.",
     )
     stale_stream_seconds: float = Field(
         180.0,

@@ -174,7 +174,11 @@ class IbMarketData:
 
     async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
         """Regular-session 1-minute TRADES bars over `duration`, then kept up to date: every
-        later bar goes to `on_bar(symbol, bar)`. Paced; pacing violations back off and retry;
+        later bar goes to `on_bar(symbol, bar)`. IB revises the forming minute under its own
+        date, which ib_async writes over the last bar (`hasNewBar` False): each revision goes
+        to `on_bar` too, and when a new bar starts the one before it goes once more, as it
+        ended. Which bars are closed is the caller's to judge (`trading.minutes`); the answer
+        returned may end with the forming minute. Paced; pacing violations back off and retry;
         any other error or an empty answer raises."""
         contract = self.contracts[symbol]
         retries = 0

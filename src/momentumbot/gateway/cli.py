@@ -83,7 +83,12 @@ def gateway_command(
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
     from momentumbot.gateway.exec_time import tws_zone
-    from momentumbot.gateway.faults import FAULT_HELP, Faults, FaultSpecError
+    from momentumbot.gateway.faults import (
+        DEFAULT_FORMING_BARS,
+        FAULT_HELP,
+        Faults,
+        FaultSpecError,
+    )
     from momentumbot.gateway.server import GatewayConfig
 
     if fault and "help" in fault:
@@ -95,6 +100,7 @@ def gateway_command(
         stream=sys.stderr,
     )
     faults = Faults()
+    faults.apply(DEFAULT_FORMING_BARS)  # what IB does; `--fault forming-bars=0` switches it off
     for spec in fault or []:
         try:
             faults.apply(spec)

@@ -40,7 +40,14 @@ nightly-reset=HH:MM[+SECONDS]
                          connections are refused for SECONDS of replay time (0)
 restart=HH:MM[+SECONDS]  a gateway restart (sockets dropped, order ids reset) at this time,
                          refusing connections for SECONDS of replay time (0)
+forming-bars=SECONDS     1-minute keepUpToDate streams get the forming minute's partial bar
+                         every SECONDS market seconds (same date), then the closed bar; a
+                         history request ending now ends with the forming bar (0: off;
+                         `momentumbot gateway` runs with forming-bars=5 unless told otherwise)
 """
+
+
+DEFAULT_FORMING_BARS = "forming-bars=5"  # `momentumbot gateway` and the trade tests' gateway
 
 
 class FaultSpecError(ValueError):
@@ -71,6 +78,7 @@ class Faults:
     # (NY minute of day, seconds of replay time the port refuses connections)
     nightly_resets: list[tuple[int, float]] = field(default_factory=list)
     restarts: list[tuple[int, float]] = field(default_factory=list)
+    forming_bars: float = 0.0  # market seconds between forming-bar updates; 0: closed bars only
 
     def clear(self) -> None:
         """Every fault off (in place: the desks share this object)."""
@@ -149,6 +157,7 @@ _SETTERS: dict[str, Callable[[Faults, str], None]] = {
     "outage": lambda f, v: f.outages.append(_at(v, "60")),
     "nightly-reset": lambda f, v: f.nightly_resets.append(_at(v, "0")),
     "restart": lambda f, v: f.restarts.append(_at(v, "0")),
+    "forming-bars": lambda f, v: setattr(f, "forming_bars", _forming_seconds(v)),
 }
 
 
@@ -178,6 +187,13 @@ def _count(text: str) -> int:
 def _seconds(text: str) -> float:
     v = float(text)
     if not v >= 0:
+        raise ValueError(text)
+    return v
+
+
+def _forming_seconds(text: str) -> float:
+    v = float(text or "5")
+    if not (v == 0 or 0 < v < 60):
         raise ValueError(text)
     return v
 

@@ -28,6 +28,7 @@ from momentumbot.gateway.desks.clock import SESSION_CLOSE, SESSION_OPEN, ClockDe
 from momentumbot.gateway.desks.connection import ClientSession, HistSub, MktSub, RtSub, Sub
 from momentumbot.gateway.desks.contracts import ContractDesk
 from momentumbot.gateway.desks.fault_control import FaultDesk
+from momentumbot.gateway.desks.forming_bars import FormingBarsDesk
 from momentumbot.gateway.desks.history import HistoryDesk
 from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.order_reports import OrderReports
@@ -89,6 +90,7 @@ class Desks:
     orders: OrderDesk
     reports: OrderReports
     fault_control: FaultDesk
+    forming: FormingBarsDesk
 
 
 class GatewayServer:
@@ -153,13 +155,18 @@ class GatewayServer:
             self.start_ns,
             sessions,
             on_event=self._on_event,
-            next_scheduled=lambda: self.desks.fault_control.next_scheduled(),
-            run_scheduled=lambda: self.desks.fault_control.run_scheduled(),
+            next_scheduled=self._next_scheduled,
+            run_scheduled=self._run_scheduled,
         )
         now = clock.now_ns
         contracts = ContractDesk(market, self.calendar, faults, now)
         market_data = MarketDataDesk(market, self.calendar, contracts, sessions, faults, now)
-        history = HistoryDesk(market, self.calendar, contracts, market_data, faults, real, now)
+        forming = FormingBarsDesk(
+            market, market_data, sessions, faults, lambda: clock.session_open, now
+        )
+        history = HistoryDesk(
+            market, self.calendar, contracts, market_data, forming, faults, real, now
+        )
         accounts = AccountDesk(cfg.accounts, broker, market, sessions, now)
         reports = OrderReports(
             market, sessions, accounts, self.record, faults, real, now, tws_zone(cfg.tws_timezone)
@@ -174,8 +181,21 @@ class GatewayServer:
         for desk in (clock, contracts, market_data, history, accounts, orders):
             desk.register(sessions.handlers)
         return Desks(
-            clock, sessions, contracts, market_data, history, accounts, orders, reports, fault_desk
-        )
+            clock, sessions, contracts, market_data, history, accounts, orders, reports,
+            fault_desk, forming,
+        )  # fmt: skip
+
+    def _next_scheduled(self) -> int:
+        """The next timed event between the calendar's: a scheduled fault or a forming bar."""
+        d = self.desks
+        return min(d.fault_control.next_scheduled(), d.forming.next_time())
+
+    def _run_scheduled(self) -> None:
+        d = self.desks
+        if d.forming.next_time() < d.fault_control.next_scheduled():
+            d.forming.run()
+        else:
+            d.fault_control.run_scheduled()
 
     # ---- lifecycle
 

@@ -1,4 +1,9 @@
-"""Each minute's bars, assembled from the symbols' streams until the minute can be stepped."""
+"""Each minute's bars, assembled from the symbols' streams until the minute can be stepped.
+
+A bar can arrive before its minute has closed: IB's keepUpToDate stream revises the forming
+minute every few seconds under the same date, and the answer to a request ending now ends with
+it. Each revision replaces the stored values; a minute is stepped only once it is closed for
+every symbol (see `MinuteAssembler`), so a provisional revision is never stepped."""
 
 from __future__ import annotations
 
@@ -24,10 +29,12 @@ class MinuteBars:
 class MinuteAssembler:
     """Bars by minute label (UTC ns, bar start) until stepped.
 
-    A minute is complete when every symbol's bar is in, or (no trades = no bar) when the
-    server's clock is `grace_ns` past its close and the streams are alive: a later bar has
-    arrived (grace 0) or one arrived within `stale_ns`. `alive_ns` is the latest time the
-    streams are known to have been alive (a bar's close, a resubscribe)."""
+    A minute is closed for a symbol only when a later bar of that symbol has arrived, or the
+    server's clock is `grace_ns` past the minute's close (a symbol with no trades has no bar)
+    and the streams are alive (one arrived within `stale_ns`); a minute is complete when it is
+    closed for every symbol. The server's clock is the latest time it told us, or the start of
+    the latest bar to arrive (a bar is sent only once its minute has begun). `alive_ns` is the
+    latest time the streams are known to have been alive (a bar's close, a resubscribe)."""
 
     def __init__(self, symbols: list[str], grace_ns: int, stale_ns: int) -> None:
         self.n = len(symbols)
@@ -36,6 +43,7 @@ class MinuteAssembler:
         self.stale_ns = stale_ns
         self.pending: dict[int, MinuteBars] = {}
         self.max_label = -1
+        self.last_label = np.full(self.n, -1, np.int64)  # latest bar of each symbol
         self.alive_ns = 0
 
     def store(self, sym: str, label: int, o: float, c: float, v: float) -> MinuteBars:
@@ -49,6 +57,8 @@ class MinuteAssembler:
         row.seen[j] = True
         if label > self.max_label:
             self.max_label = label
+        if label > self.last_label[j]:
+            self.last_label[j] = label
         self.alive_ns = max(self.alive_ns, label + NS_PER_MINUTE)
         return row
 
@@ -69,11 +79,10 @@ class MinuteAssembler:
         )
 
     def complete(self, t: int, server_ns: int, session_open_ns: int) -> bool:
-        row = self.pending.get(t)
-        if row is not None and row.seen.all():
-            return True
+        """Minute `t` is closed for every symbol (see the class docstring)."""
+        if bool((self.last_label > t).all()):
+            return True  # every symbol has a later bar
         close = t + NS_PER_MINUTE
-        if self.grace_ns == 0 and self.max_label > t:
-            return True
+        clock = max(server_ns, self.max_label)
         alive = self.alive(server_ns, session_open_ns)
-        return server_ns >= close + self.grace_ns and close - alive <= self.stale_ns
+        return clock >= close + self.grace_ns and close - alive <= self.stale_ns

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.domain.errors import DataError
-from momentumbot.domain.units import EXCHANGE_TZ
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import BarArrays, Broker, OnBar, StreamBar
 from momentumbot.journal import journal as jr
@@ -25,6 +26,7 @@ from momentumbot.trading.run import RunState, ny
 log = logging.getLogger("momentumbot.trade")
 
 SUBSCRIPTIONS_IN_FLIGHT = 16
+TIME_KICK_SECONDS = 0.05  # at most 20 bar-triggered time requests a second (ib_async: 45)
 
 
 def check_calendar_covers(calendar: TradingCalendar, server_ns: int, need: int) -> None:
@@ -51,6 +53,16 @@ def first_session(calendar: TradingCalendar, server_ns: int) -> pd.Timestamp:
     return s
 
 
+def closed_only(bars: BarArrays, server_ns: int) -> BarArrays:
+    """The bars whose minute has closed by `server_ns` (drops a forming last bar)."""
+    n = int(np.searchsorted(bars.ts, server_ns - NS_PER_MINUTE, side="right"))
+    if n == bars.ts.shape[0]:
+        return bars
+    return BarArrays(
+        bars.ts[:n], bars.open[:n], bars.high[:n], bars.low[:n], bars.close[:n], bars.volume[:n]
+    )
+
+
 def catchup_duration(calendar: TradingCalendar, next_label: int, server_ns: int) -> str:
     """History to ask for on a resubscribe: every session from the engine's next minute to
     now, plus the one before. The extra session keeps the answer from being empty (IB answers
@@ -74,6 +86,8 @@ class MarketFeed:
     run: RunState
     on_bar: Callable[[OnBar], OnBar]  # wraps the stream callback (the supervisor's guard)
     catchup_until: int = 0  # fresh start mid-session: minutes closing by then are not traded
+    _last_kick: float = field(default=0.0, init=False)
+    _kick_pending: bool = field(default=False, init=False)
 
     @property
     def symbols(self) -> list[str]:
@@ -159,7 +173,9 @@ class MarketFeed:
         self.run.see_server_time(now)
         self.minutes.mark_alive(now)
         self.run.stats.resubscribes += 1
-        return {sym: out[sym] for sym in self.symbols}
+        # an answer ending now ends with the forming minute: it stays pending (provisional,
+        # revised by the stream) but is no part of the history
+        return {sym: closed_only(out[sym], now) for sym in self.symbols}
 
     def on_stream_bar(self, sym: str, bar: StreamBar) -> None:
         e = self.engine
@@ -168,8 +184,28 @@ class MarketFeed:
             return
         if bar.label_ns < e.next_label:
             return
-        row = self.minutes.store(sym, bar.label_ns, bar.open, bar.close, bar.volume)
-        if bar.label_ns == e.next_label and row.seen.all():
+        # a revision of a forming minute, or a later bar that closes the ones before it
+        self.minutes.store(sym, bar.label_ns, bar.open, bar.close, bar.volume)
+        if self.minutes.complete(e.next_label, self.run.server_ns, e.session_open_ns):
             self.run.wake.set()
         else:
+            self._kick_time()
+
+    def _kick_time(self) -> None:
+        """Ask the server's time (a minute may wait for it), at most every TIME_KICK_SECONDS:
+        forming revisions come many times a minute per symbol, and ib_async sends at most 45
+        requests a second, so time requests on each would queue the orders behind them. A
+        request wanted sooner is deferred, not dropped."""
+        now = time.monotonic()
+        wait = self._last_kick + TIME_KICK_SECONDS - now
+        if wait <= 0:
+            self._last_kick = now
             self.run.kick_time()
+        elif not self._kick_pending:
+            self._kick_pending = True
+            asyncio.get_running_loop().call_later(wait, self._deferred_kick)
+
+    def _deferred_kick(self) -> None:
+        self._kick_pending = False
+        self._last_kick = time.monotonic()
+        self.run.kick_time()

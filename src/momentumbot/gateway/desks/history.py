@@ -15,6 +15,7 @@ from momentumbot.gateway import protocol as p
 from momentumbot.gateway.clock import Monotonic
 from momentumbot.gateway.desks.connection import ClientSession, HistSub
 from momentumbot.gateway.desks.contracts import ContractDesk
+from momentumbot.gateway.desks.forming_bars import FormingBarsDesk
 from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.sessions import Handlers, ignore, register
 from momentumbot.gateway.faults import Faults
@@ -23,6 +24,7 @@ from momentumbot.gateway.market import (
     NS,
     AggBars,
     MarketData,
+    bar_row,
     bar_rows,
     duration_start,
     format_bar_date,
@@ -44,10 +46,12 @@ class HistoryDesk:
         calendar: TradingCalendar,
         contracts: ContractDesk,
         market_data: MarketDataDesk,
+        forming: FormingBarsDesk,
         faults: Faults,
         real: Monotonic,
         now: Callable[[], int],
     ) -> None:
+        self.forming = forming
         self.market = market
         self.calendar = calendar
         self.contracts = contracts
@@ -127,12 +131,19 @@ class HistoryDesk:
             return
         agg = self.market_data.closed_bars(stock.symbol, start_ns, end_ns, minutes, use_rth)
         daily = minutes >= DAILY
-        if len(agg) == 0:
-            s.error(req_id, 162, HMDS + f"HMDS query returned no data: {stock.symbol}@SMART Trades")
-            return
         if what == "MIDPOINT":
             agg = _midpoint(agg)
-        rows = bar_rows(agg, format_date, daily)
+        rows = bar_rows(agg, format_date, daily) if len(agg) else []
+        last_closed = int(agg.start[-1]) if len(agg) else start_ns - 1
+        # a request ending now ends with the forming minute (forming-bars), as at IB
+        forming = None
+        if minutes == 1 and what == "TRADES" and not end_text.strip():
+            forming = self.forming.forming_bar(stock.symbol)
+        if forming is not None:
+            rows.append(bar_row(forming[0], *forming[1], format_date))
+        if not rows:
+            s.error(req_id, 162, HMDS + f"HMDS query returned no data: {stock.symbol}@SMART Trades")
+            return
         s.send(
             p.msg_historical_data(
                 req_id,
@@ -150,7 +161,7 @@ class HistoryDesk:
             len(rows),
         )
         if keep_up:
-            sub = HistSub(s, req_id, stock, minutes, use_rth, format_date, int(agg.start[-1]))
+            sub = HistSub(s, req_id, stock, minutes, use_rth, format_date, last_closed)
             self.market_data.add(s, sub)
 
     def _send_schedule(self, s: ClientSession, req_id: int, end_text: str, duration: str) -> None:

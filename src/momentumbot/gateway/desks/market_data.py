@@ -4,7 +4,7 @@ gets when a minute closes, and the closed bars history requests are cut from."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -86,6 +86,13 @@ class MarketDataDesk:
             subs.remove(sub)
             if not subs:
                 del self._subs_by_symbol[sub.stock.symbol]
+
+    def minute_streams(self) -> Iterator[tuple[str, list[HistSub]]]:
+        """Each symbol with its 1-minute keepUpToDate subscriptions (the forming-bars desk)."""
+        for sym, subs in self._subs_by_symbol.items():
+            hist = [s for s in subs if isinstance(s, HistSub) and s.minutes == 1]
+            if hist:
+                yield sym, hist
 
     def drop_all(self, s: ClientSession) -> None:
         """Every subscription of a session ends (it went away, or data was lost)."""
