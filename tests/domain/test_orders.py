@@ -22,12 +22,20 @@ def test_side_reason_and_status_are_the_kernel_codes() -> None:
 
 
 def test_order_states_are_the_journal_strings() -> None:
-    journal = {
-        "INTENT": jr.INTENT, "SENT": jr.SENT, "WORKING": jr.WORKING,
-        "CANCEL_SENT": jr.CANCEL_SENT, "FILLED": jr.FILLED, "CANCELLED": jr.CANCELLED,
-        "REJECTED": jr.REJECTED, "SKIPPED": jr.SKIPPED, "LOST": jr.LOST,
+    # what journals already on disk hold: these strings may never change
+    stored = {
+        "INTENT": "intent", "SENT": "sent", "WORKING": "working", "CANCEL_SENT": "cancel_sent",
+        "FILLED": "filled", "CANCELLED": "cancelled", "REJECTED": "rejected",
+        "SKIPPED": "skipped", "LOST": "lost",
     }  # fmt: skip
-    assert {s.name: s.value for s in OrderState} == journal
+    assert {s.name: s.value for s in OrderState} == stored
+    assert (jr.INTENT, jr.SENT, jr.WORKING, jr.FILLED, jr.LOST) == (
+        "intent",
+        "sent",
+        "working",
+        "filled",
+        "lost",
+    )
     assert set(DONE_STATES) == set(jr.DONE_STATES)
     assert OrderState.LOST.done and not OrderState.CANCEL_SENT.done
     assert OrderState("filled") == jr.FILLED  # a stored string reads back as the enum

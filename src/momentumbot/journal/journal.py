@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from momentumbot.domain.errors import DataError
+from momentumbot.domain.orders import OrderState
 
 JOURNAL_NAME = "journal.sqlite"
 SCHEMA_VERSION = "1"
@@ -96,16 +97,13 @@ CREATE TABLE IF NOT EXISTS marks(
 );
 """
 
-# Broker-side states of an order in the journal.
-INTENT = "intent"  # written, not yet handed to the broker
-SENT = "sent"  # placeOrder called
-WORKING = "working"  # the broker acknowledged it
-CANCEL_SENT = "cancel_sent"
-FILLED = "filled"
-CANCELLED = "cancelled"
-REJECTED = "rejected"
-SKIPPED = "skipped"  # never sent (cost filter, risk, decided while the bot was not running)
-LOST = "lost"  # the broker never had it and the engine no longer wants it
+# Broker-side states of an order in the journal: domain.orders.OrderState's values, stored as
+# text (INTENT: written, not yet sent; SENT: placeOrder called; WORKING: acknowledged; SKIPPED:
+# never sent; LOST: the broker never had it and the engine no longer wants it).
+INTENT, SENT, WORKING = OrderState.INTENT.value, OrderState.SENT.value, OrderState.WORKING.value
+CANCEL_SENT, FILLED = OrderState.CANCEL_SENT.value, OrderState.FILLED.value
+CANCELLED, REJECTED = OrderState.CANCELLED.value, OrderState.REJECTED.value
+SKIPPED, LOST = OrderState.SKIPPED.value, OrderState.LOST.value
 DONE_STATES = (FILLED, CANCELLED, REJECTED, SKIPPED, LOST)
 
 
