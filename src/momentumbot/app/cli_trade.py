@@ -61,13 +61,24 @@ def trade_command(
         bool,
         typer.Option("--no-console", help="No live status table (it is off when not a terminal)."),
     ] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            help="run.log's threshold: DEBUG, INFO, WARNING or ERROR (the terminal shows only "
+            "the bot's events and its warnings).",
+        ),
+    ] = "INFO",
 ) -> None:
     """Trade the strategy through TWS / IB Gateway (paper by default) and write a run folder."""
     from rich.console import Console
 
     from momentumbot.app.trade import TradeOptions, default_trade_dir, trade
     from momentumbot.config.loader import load_config
+    from momentumbot.trading.folder import LOG_LEVELS
 
+    if log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     cfg = load_config(config)
     out_dir = out if out is not None else default_trade_dir()
     chosen = None
@@ -88,6 +99,8 @@ def trade_command(
         sessions=sessions,
         rearm=rearm,
         console=not no_console,
+        log_level=log_level,
+        terminal_events=True,
     )
     outcome = asyncio.run(trade(cfg, opts))
     console = Console(stderr=True)

@@ -39,7 +39,7 @@ from momentumbot.journal import replay as rp
 from momentumbot.reporting import run_folder as rf
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
-from momentumbot.trading import guards
+from momentumbot.trading import guards, terminal
 from momentumbot.trading.connection import ConnectionState
 from momentumbot.trading.console import status_table
 from momentumbot.trading.folder import RunFolder
@@ -48,6 +48,7 @@ from momentumbot.trading.relay import BrokerRelay
 from momentumbot.trading.run import RunState, RunStats, ny
 from momentumbot.trading.session import SessionContext, TradingSession
 from momentumbot.trading.supervisor import Failure, Supervisor, TaskFailed, describe
+from momentumbot.trading.terminal import EVENT
 
 log = logging.getLogger("momentumbot.trade")
 
@@ -78,6 +79,8 @@ class TradeOptions:
     console: bool = True
     symbols: tuple[str, ...] | None = None
     market_data_wait_seconds: float = 5.0
+    log_level: str = "INFO"  # run.log's threshold
+    terminal_events: bool = False  # the bot's events as one line each on the terminal (the CLI)
 
 
 @dataclass
@@ -135,7 +138,7 @@ class Trader:
         self.account = ""
         self.kind = "live" if opts.live else "paper"
         self.blocked = np.zeros(len(syms), bool)
-        self.folder = RunFolder(self.run_dir)
+        self.folder = RunFolder(self.run_dir, opts.log_level)
         self.journal: jr.Journal | None = None  # open while run() runs
         self.sup = Supervisor(
             self._record_failure,
@@ -282,7 +285,7 @@ class Trader:
         s = self.settings
         log.info(
             "%s run %s: connecting to %s:%d as client %d",
-            self.kind, self.run_id, s.host, s.port, s.client_id,
+            self.kind, self.run_id, s.host, s.port, s.client_id, extra=EVENT,
         )  # fmt: skip
         await self.broker.connect(allow_fallback=not working)
         self.conn.connected = True
@@ -306,6 +309,7 @@ class Trader:
         log.info(
             "trading %d symbols (%s) on %s, server time %s",
             len(self.symbols), ", ".join(self.symbols), self.account, ny(self.server_ns),
+            extra=EVENT,
         )  # fmt: skip
         return session
 
@@ -373,10 +377,16 @@ class Trader:
 
 
 async def trade(cfg: AppConfig, opts: TradeOptions) -> TradeOutcome:
-    """Run a trading session with the live console when stdout is a terminal."""
+    """Run a trading session with the live console when stdout is a terminal; with
+    `terminal_events` the bot's events print one line each (above the table when it is on)."""
     console_on = opts.console and sys.stdout.isatty()
     if not console_on:
-        return await Trader(cfg, opts).run()
+        shown = terminal.attach() if opts.terminal_events else None
+        try:
+            return await Trader(cfg, opts).run()
+        finally:
+            if shown is not None:
+                terminal.detach(shown)
     from rich.console import Console
     from rich.live import Live
 
@@ -386,4 +396,13 @@ async def trade(cfg: AppConfig, opts: TradeOptions) -> TradeOutcome:
         def sink(trader: Trader) -> None:
             live.update(status_table(trader), refresh=True)
 
-        return await Trader(cfg, opts, status_sink=sink).run()
+        shown = (
+            terminal.attach(lambda line: live.console.print(line, markup=False, highlight=False))
+            if opts.terminal_events
+            else None
+        )
+        try:
+            return await Trader(cfg, opts, status_sink=sink).run()
+        finally:
+            if shown is not None:
+                terminal.detach(shown)

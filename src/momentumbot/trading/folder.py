@@ -16,23 +16,40 @@ LOCK_NAME = "trade.lock"
 LOG_NAME = "run.log"
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 class RunFolder:
     """`open()` takes the folder (a second bot is refused), logs into run.log and opens the
-    journal; `close()` lets go of all three."""
+    journal; `close()` lets go of all three.
 
-    def __init__(self, run_dir: Path) -> None:
+    run.log takes every logger's records at `log_level` and above, the bot's and its
+    libraries' (ib_async's order and error lines at their own level): the root logger holds the
+    handler, so no library prints a raw line to the terminal (Python's last-resort handler only
+    writes when no handler exists)."""
+
+    def __init__(self, run_dir: Path, log_level: str = "INFO") -> None:
         self.run_dir = run_dir
+        self.log_level = logging.getLevelName(log_level.upper())
+        if not isinstance(self.log_level, int):
+            raise ConfigError(f"--log-level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
         self._lock: IO[str] | None = None
         self._log: logging.Handler | None = None
+        self._root_level = logging.NOTSET
 
     def open(self) -> jr.Journal:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         handler = logging.FileHandler(self.run_dir / LOG_NAME, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root = logging.getLogger("momentumbot")
-        if root.level == logging.NOTSET or root.level > logging.INFO:
-            root.setLevel(logging.INFO)
+        handler.setLevel(self.log_level)
+        bot = logging.getLogger("momentumbot")
+        if bot.level == logging.NOTSET or bot.level > self.log_level:
+            bot.setLevel(self.log_level)
+        root = logging.getLogger()
+        self._root_level = root.level
+        if root.level > self.log_level:
+            root.setLevel(self.log_level)
         root.addHandler(handler)
         self._log = handler
         try:
@@ -61,7 +78,9 @@ class RunFolder:
 
     def close(self) -> None:
         if self._log is not None:
-            logging.getLogger("momentumbot").removeHandler(self._log)
+            root = logging.getLogger()
+            root.removeHandler(self._log)
+            root.setLevel(self._root_level)
             self._log.close()
             self._log = None
         if self._lock is not None:

@@ -20,6 +20,7 @@ from momentumbot.trading.booking import FillBook
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState
+from momentumbot.trading.terminal import EVENT
 
 log = logging.getLogger("momentumbot.trade")
 
@@ -131,5 +132,5 @@ class Reconciler:
             self.run.stats.resent += 1
             self.router.place(oid, resend=True)
         self.broker.adopt_open_orders()
-        log.info("reconcile (%s): %s", why, r.summary())
+        log.info("reconcile (%s): %s", why, r.summary(), extra=EVENT)
         return True

@@ -26,6 +26,7 @@ from momentumbot.trading.connection import ConnectionState
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState
+from momentumbot.trading.terminal import EVENT
 
 log = logging.getLogger("momentumbot.trade")
 
@@ -112,7 +113,7 @@ class Stepper:
         if res.session_ended:
             log.info(
                 "session %s done: equity %.2f, positions %s",
-                e.sessions[-1].date(), e.equity(), e.positions() or "none",
+                e.sessions[-1].date(), e.equity(), e.positions() or "none", extra=EVENT,
             )  # fmt: skip
             if self.sessions is not None and e.sessions_completed >= self.sessions:
                 run.done = True
