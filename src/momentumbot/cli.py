@@ -201,6 +201,7 @@ def _mount_subcommands() -> None:
     from momentumbot.app.cli_trade import stop_command, trade_command
     from momentumbot.data.cli import data_app
     from momentumbot.gateway.cli import gateway_command
+    from momentumbot.monitor.status import status_command
     from momentumbot.optimize.cli import optimize_command
     from momentumbot.reporting.cli import report_app
 
@@ -209,6 +210,7 @@ def _mount_subcommands() -> None:
     app.command("gateway")(gateway_command)
     app.command("trade")(trade_command)
     app.command("stop")(stop_command)
+    app.command("status")(status_command)
     app.command("optimize")(optimize_command)
 
 

@@ -173,8 +173,11 @@ class Journal:
     # ---- opening
 
     @classmethod
-    def open(cls, path: Path, *, create: bool) -> Journal:
-        """Open (and with `create`, make) the journal at `path`; checks it is ours and whole."""
+    def open(cls, path: Path, *, create: bool, read_only: bool = False) -> Journal:
+        """Open (and with `create`, make) the journal at `path`; checks it is ours and whole.
+        `read_only`: for a monitor beside the bot (or after it): nothing is written."""
+        if read_only:
+            return cls._open_read_only(path)
         exists = path.exists()
         if not exists and not create:
             raise JournalError(f"{path}: no journal here")
@@ -208,6 +211,24 @@ class Journal:
         elif version != SCHEMA_VERSION:
             raise JournalError(
                 f"{path}: journal schema {version}, this momentumbot writes {SCHEMA_VERSION}"
+            )
+        return j
+
+    @classmethod
+    def _open_read_only(cls, path: Path) -> Journal:
+        if not path.is_file():
+            raise JournalError(f"{path}: no journal here")
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                   timeout=10.0)  # fmt: skip
+            j = cls(path, conn)
+            version = j.get("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{path}: cannot read the journal ({exc})") from None
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise JournalError(
+                f"{path}: journal schema {version}, this momentumbot reads {SCHEMA_VERSION}"
             )
         return j
 

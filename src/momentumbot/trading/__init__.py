@@ -9,4 +9,5 @@ stop (`stepping`); the risk gate on new orders (`risk_gate`); orders out and the
 table (`routing`); order events in (`order_events`); refused sells re-issued and the reject
 breaker (`sell_retry`); fills in and their booking (`booking`); reconciliation with the
 broker (`reconciling`); the run folder's lock and log (`folder`); the paper/live and account
-guards (`guards`); the console table (`console`)."""
+guards (`guards`); the console table (`console`); the one-line events on the terminal
+(`terminal`)."""

@@ -1,0 +1,191 @@
+"""A trading run as an operator sees it: one frozen snapshot, made from a live engine (the
+bot's own) or from a run folder's journal (another process, another machine, after the run),
+with the same figures either way."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from momentumbot.domain.errors import ConfigError
+from momentumbot.domain.units import EXCHANGE_TZ
+from momentumbot.engine.live import LiveEngine
+from momentumbot.journal import journal as jr
+from momentumbot.trading.folder import LOCK_NAME
+
+RECENT_FILLS = 20
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    quantity: int
+    last: float
+    value: float
+
+
+@dataclass(frozen=True)
+class WorkingOrder:
+    order_ref: str
+    symbol: str
+    side: str
+    quantity: int
+    filled: int
+    reason: str
+    state: str
+    decided: str
+
+
+@dataclass(frozen=True)
+class Fill:
+    time: str
+    symbol: str
+    side: str
+    quantity: int
+    price: float
+    order_ref: str
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    run_dir: str
+    run_id: str
+    kind: str  # paper or live
+    account: str
+    state: str  # starting, trading, finished, stopped ...
+    running: bool  # a process holds the run folder now
+    stop_reason: str
+    progress: str  # New York time up to which the minutes have been dealt with
+    halted: str
+    buys_halted: str
+    session: str
+    equity: float
+    cash: float
+    session_start_equity: float | None
+    today_pnl: float | None
+    positions: tuple[Position, ...]
+    working: tuple[WorkingOrder, ...]
+    orders: int
+    fills: int
+    recent_fills: tuple[Fill, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot as JSON-ready values (no secret is ever in it: the journal has none)."""
+        return asdict(self)
+
+
+def _ny(ns: int | None) -> str:
+    if not ns:
+        return ""
+    return pd.Timestamp(int(ns), tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def from_engine(
+    engine: LiveEngine,
+    meta: Mapping[str, str],
+    journal: jr.Journal,
+    *,
+    run_dir: Path,
+    running: bool,
+) -> RunSnapshot:
+    """The snapshot of a run whose engine holds its books (the bot's own, or a replay)."""
+    e = engine
+    positions: list[Position] = []
+    if e.started:
+        for j, sym in enumerate(e.symbols):
+            q = int(e.st.position[j])
+            if q:
+                px = float(np.nan_to_num(e.st.last_close[j]))
+                positions.append(Position(sym, q, px, q * px))
+    orders = journal.orders()
+    working = tuple(
+        WorkingOrder(
+            o.order_ref,
+            o.symbol,
+            o.side,
+            o.quantity,
+            o.filled,
+            o.reason,
+            o.state,
+            _ny(o.decided_ns),
+        )
+        for o in sorted(orders.values(), key=lambda o: o.oid)
+        if o.state not in jr.DONE_STATES
+    )
+    fills = sorted(journal.fills().values(), key=lambda f: (f.label_ns, f.exec_id))
+    recent = tuple(
+        Fill(_ny(f.label_ns), f.symbol, f.side, f.quantity, f.price, f.order_ref)
+        for f in fills[-RECENT_FILLS:]
+    )
+    start = e.session_start_equity() if e.started else None
+    equity = e.equity() if e.started else e.cash_micro / 1e6
+    return RunSnapshot(
+        run_dir=str(run_dir),
+        run_id=meta.get("run_id", ""),
+        kind=meta.get("kind", ""),
+        account=meta.get("account", ""),
+        state=meta.get("state", ""),
+        running=running,
+        stop_reason=meta.get("stop_reason", ""),
+        progress=_ny(int(meta.get("progress_ns", "0") or 0)),
+        halted=meta.get("halted", ""),
+        buys_halted=meta.get("buys_halted", ""),
+        session=str(e.sessions[-1].date()) if e.started and e.sessions else "",
+        equity=equity,
+        cash=e.cash_micro / 1e6,
+        session_start_equity=start,
+        today_pnl=None if start is None else equity - start,
+        positions=tuple(positions),
+        working=working,
+        orders=e.order_count(),
+        fills=e.fill_count(),
+        recent_fills=recent,
+    )
+
+
+def holder_pid(run_dir: Path) -> int | None:
+    """The pid of the process trading in the folder now, None if none is."""
+    lock = run_dir / LOCK_NAME
+    if not lock.is_file():
+        return None
+    with open(lock, encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = fh.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+def read_run(run_dir: Path) -> RunSnapshot:
+    """The snapshot of the run in `run_dir`, read from its journal without writing to it:
+    works while the bot runs and after."""
+    from momentumbot.config.loader import load_config
+    from momentumbot.journal.replay import replay
+
+    path = run_dir / jr.JOURNAL_NAME
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a trading run folder (no {jr.JOURNAL_NAME})")
+    cfg_path = run_dir / "config.toml"
+    if not cfg_path.is_file():
+        raise ConfigError(f"{run_dir}: the run folder has no config.toml (was it started?)")
+    cfg = load_config(cfg_path)
+    engine = LiveEngine(cfg, list(cfg.symbols))
+    journal = jr.Journal.open(path, create=False, read_only=True)
+    try:
+        meta = jr.read_progress(path)
+        replay(journal, engine)
+        return from_engine(
+            engine, meta, journal, run_dir=run_dir, running=holder_pid(run_dir) is not None
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            journal.close()
