@@ -201,6 +201,7 @@ def _mount_subcommands() -> None:
     from momentumbot.app.cli_trade import stop_command, trade_command
     from momentumbot.data.cli import data_app
     from momentumbot.gateway.cli import gateway_command
+    from momentumbot.monitor.cli import dashboard_command
     from momentumbot.monitor.status import status_command
     from momentumbot.optimize.cli import optimize_command
     from momentumbot.reporting.cli import report_app
@@ -211,6 +212,7 @@ def _mount_subcommands() -> None:
     app.command("trade")(trade_command)
     app.command("stop")(stop_command)
     app.command("status")(status_command)
+    app.command("dashboard")(dashboard_command)
     app.command("optimize")(optimize_command)
 
 

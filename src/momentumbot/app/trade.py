@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from momentumbot import __version__
+from momentumbot.app.trade_dashboard import open_dashboard
 from momentumbot.app.trade_files import check_resume, write_trade_report
 from momentumbot.config.loader import config_to_toml
 from momentumbot.config.schema import AppConfig
@@ -36,6 +37,7 @@ from momentumbot.execution.broker_protocol import Broker, BrokerListener
 from momentumbot.execution.ib_broker import BrokerSettings, IbBroker, port_is_live
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
+from momentumbot.monitor.serve import Dashboard
 from momentumbot.reporting import run_folder as rf
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
@@ -151,6 +153,7 @@ class Trader:
         make = broker or (lambda listener: IbBroker(self.settings, listener))
         self.broker: Broker = make(self.relay)
         self.session: TradingSession | None = None  # once connected and the engine is made
+        self.dashboard: Dashboard | None = None  # while trading, when [dashboard] enabled
         self._outcome: TradeOutcome | None = None
 
     # ---------------------------------------------------------------- what others read
@@ -222,6 +225,7 @@ class Trader:
         return self._outcome
 
     async def _trade(self, session: TradingSession) -> None:
+        dashboard = self.dashboard = await open_dashboard(self, session)
         try:
             await session.loop(failed=lambda: self.failure is not None)
         except (MomentumbotError, asyncio.CancelledError):
@@ -230,6 +234,10 @@ class Trader:
             # the minute loop itself failed: its engine may be ahead of the journal, so
             # no flatten from it; the restart resumes from the journal
             self.sup.report("minutes", "fatal", exc)
+        finally:
+            if dashboard is not None:
+                await dashboard.close()
+                self.dashboard = None
         if self.failure is None:
             await session.settle_commissions()
 
@@ -280,6 +288,7 @@ class Trader:
                 j.add_input(rp.NOTE, None, None, {"rearm": True})
         self.state.halted = j.get("halted") or ""
         self.state.buys_halted = j.get("buys_halted") or ""
+        self.state.paused = j.get("paused") or ""
         j.set_many({"state": "starting", "pid": str(os.getpid())})
         working = resume and any(o.state not in jr.DONE_STATES for o in j.orders().values())
         s = self.settings

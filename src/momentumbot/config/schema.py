@@ -378,6 +378,23 @@ class RiskConfig(_Section):
     )
 
 
+class DashboardConfig(_Section):
+    enabled: bool = Field(
+        False,
+        description="Serve the live dashboard and its JSON API from the trading process (needs the token in the environment variable MOMENTUMBOT_DASHBOARD_TOKEN; without it the dashboard does not start and the log says why).",
+    )
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the dashboard listens on; anything but loopback is warned about (put it behind a TLS proxy).",
+    )
+    port: int = Field(
+        8050,
+        ge=0,
+        le=65535,
+        description="The dashboard's TCP port (0: any free port, said in run.log).",
+    )
+
+
 class AppConfig(_Section):
     """The whole configuration file."""
 
@@ -393,6 +410,7 @@ class AppConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("symbols")
     @classmethod

@@ -515,6 +515,22 @@ class LiveEngine:
             i -= 1
         return mk.cash[i] / 1e6 + mk.positions_value[i]
 
+    def session_marks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bar labels, equity, buy-and-hold) at each minute stepped of the latest session; the
+        buy-and-hold is the run's equal-weight benchmark scaled to the session's first equity."""
+        mk = self._marks
+        if not mk.label_ns:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+        cur = mk.session[-1]
+        i = len(mk.session) - 1
+        while i > 0 and mk.session[i - 1] == cur:
+            i -= 1
+        labels = np.asarray(mk.label_ns[i:], np.int64)
+        equity = np.asarray(mk.cash[i:], np.float64) / 1e6 + np.asarray(mk.positions_value[i:])
+        bench = np.asarray(mk.bench_equity[i:], np.float64)
+        scale = equity[0] / bench[0] if bench[0] else 0.0
+        return labels, equity, bench * scale
+
     def working_orders(self) -> list[int]:
         return sorted(self._open)
 

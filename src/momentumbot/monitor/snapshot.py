@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
-from momentumbot.domain.units import EXCHANGE_TZ
+from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.journal import journal as jr
 from momentumbot.trading.folder import LOCK_NAME
@@ -29,6 +30,34 @@ class Position:
     quantity: int
     last: float
     value: float
+
+
+@dataclass(frozen=True)
+class SymbolRow:
+    """One symbol's line: position, price, the allocator's budget and target, its last bar."""
+
+    symbol: str
+    position: int
+    last: float
+    budget: float
+    target: int
+    last_bar: str  # New York time of the latest bar seen ("" when not known)
+    stale_seconds: float | None  # server time past that bar's close (None when not known)
+
+
+@dataclass(frozen=True)
+class Live:
+    """What only the running bot knows (its connection, its clock, its bars, its log)."""
+
+    connection: str = "not running"
+    server_time: str = ""
+    paused: str = ""
+    last_bar_ns: tuple[int, ...] = ()  # per symbol, -1 for none
+    server_ns: int = 0
+    log: tuple[str, ...] = ()
+    step_seconds: tuple[float, ...] = ()
+    reconnects: int = 0
+    rejected: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,10 +104,25 @@ class RunSnapshot:
     orders: int
     fills: int
     recent_fills: tuple[Fill, ...]
+    symbols: tuple[SymbolRow, ...] = ()
+    series: tuple[tuple[str, float, float], ...] = ()  # (minute, equity, buy-and-hold) today
+    orders_by_state: dict[str, int] | None = None
+    risk: dict[str, float] | None = None  # the configured limits (0 = off)
+    connection: str = "not running"
+    server_time: str = ""
+    paused: str = ""
+    log: tuple[str, ...] = ()
+    last_step_seconds: float | None = None
+    reconnects: int = 0
+    rejected: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot as JSON-ready values (no secret is ever in it: the journal has none)."""
         return asdict(self)
+
+
+def _hhmm(ns: int) -> str:
+    return pd.Timestamp(ns + NS_PER_MINUTE, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%H:%M")
 
 
 def _ny(ns: int | None) -> str:
@@ -94,17 +138,39 @@ def from_engine(
     *,
     run_dir: Path,
     running: bool,
+    risk: Mapping[str, float] | None = None,
+    live: Live | None = None,
 ) -> RunSnapshot:
     """The snapshot of a run whose engine holds its books (the bot's own, or a replay)."""
     e = engine
+    live = live or Live()
     positions: list[Position] = []
+    rows: list[SymbolRow] = []
     if e.started:
+        alloc = e.last_allocation()
         for j, sym in enumerate(e.symbols):
             q = int(e.st.position[j])
+            px = float(np.nan_to_num(e.st.last_close[j]))
             if q:
-                px = float(np.nan_to_num(e.st.last_close[j]))
                 positions.append(Position(sym, q, px, q * px))
+            budget, target = alloc.get(sym, (0.0, 0))
+            bar = live.last_bar_ns[j] if j < len(live.last_bar_ns) else -1
+            stale = (
+                (live.server_ns - bar - NS_PER_MINUTE) / 1e9
+                if bar >= 0 and live.server_ns
+                else None
+            )
+            rows.append(SymbolRow(sym, q, px, budget, target, _ny(bar) if bar >= 0 else "",
+                                  None if stale is None else max(0.0, stale)))  # fmt: skip
+    labels, equity_at, bench = e.session_marks()
+    series = tuple(
+        (_hhmm(int(t)), round(float(q), 2), round(float(b), 2))
+        for t, q, b in zip(labels, equity_at, bench, strict=True)
+    )
     orders = journal.orders()
+    by_state: dict[str, int] = {}
+    for o in orders.values():
+        by_state[o.state] = by_state.get(o.state, 0) + 1
     working = tuple(
         WorkingOrder(
             o.order_ref,
@@ -147,7 +213,29 @@ def from_engine(
         orders=e.order_count(),
         fills=e.fill_count(),
         recent_fills=recent,
+        symbols=tuple(rows),
+        series=series,
+        orders_by_state=by_state,
+        risk=dict(risk or {}),
+        connection=live.connection,
+        server_time=live.server_time,
+        paused=live.paused or meta.get("paused", ""),
+        log=live.log,
+        last_step_seconds=live.step_seconds[-1] if live.step_seconds else None,
+        reconnects=live.reconnects,
+        rejected=live.rejected,
     )
+
+
+def risk_of(cfg: AppConfig) -> dict[str, float]:
+    """The configured risk limits (0 = off), for the page and the status."""
+    r = cfg.risk
+    return {
+        "max_position_value": r.max_position_value,
+        "max_gross_exposure": r.max_gross_exposure,
+        "max_orders_per_minute": float(r.max_orders_per_minute),
+        "max_daily_loss": r.max_daily_loss,
+    }
 
 
 def holder_pid(run_dir: Path) -> int | None:
@@ -179,13 +267,15 @@ def read_run(run_dir: Path) -> RunSnapshot:
         raise ConfigError(f"{run_dir}: the run folder has no config.toml (was it started?)")
     cfg = load_config(cfg_path)
     engine = LiveEngine(cfg, list(cfg.symbols))
+    risk = risk_of(cfg)
     journal = jr.Journal.open(path, create=False, read_only=True)
     try:
         meta = jr.read_progress(path)
         replay(journal, engine)
         return from_engine(
-            engine, meta, journal, run_dir=run_dir, running=holder_pid(run_dir) is not None
-        )
+            engine, meta, journal, run_dir=run_dir, running=holder_pid(run_dir) is not None,
+            risk=risk,
+        )  # fmt: skip
     finally:
         with contextlib.suppress(Exception):
             journal.close()

@@ -5,8 +5,9 @@ cuts it. The [risk] limits (position value, gross exposure, orders per minute) a
 the minute step itself (`risk.checks`, as in a backtest); the gate reports those cuts, so the
 journal says why, and adds what only a trading run knows: orders decided while the bot was
 catching up after a fresh start are vetoed; in a session that closed while the bot was down
-only sells go out; buys of a symbol without live market data are refused; after a daily-loss
-halt every order is refused until `trade --rearm`."""
+only sells go out; while the run is paused (the dashboard's pause) buys are refused; buys of a
+symbol without live market data are refused; after a daily-loss halt every order is refused
+until `trade --rearm`."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def gate(
     closed_session: bool,
     blocked: np.ndarray,
     halted: str,
+    paused: str = "",
 ) -> list[list[Any]]:
     """The adjustments to this minute's new orders, by order id (the step's own limit cuts
     included, so the journal says why; applying them again changes nothing)."""
@@ -64,6 +66,11 @@ def gate(
         for oid in new_working:
             if o.side[oid] > 0:
                 adjust[oid] = [oid, 0, "decided in a session that closed while the bot was down"]
+        new_working = [oid for oid in new_working if o.side[oid] < 0]
+    if paused:  # no new entries; exits, rebalancing sells and the flatten still go
+        for oid in new_working:
+            if o.side[oid] > 0:
+                adjust[oid] = [oid, 0, f"paused: {paused}"]
         new_working = [oid for oid in new_working if o.side[oid] < 0]
     if new_working:
         # no limits here: the step applied the configured ones; only the live-only vetoes

@@ -37,6 +37,7 @@ class RunState:
     progress_ns: int = 0  # every minute before it has been dealt with
     halted: str = ""  # why new orders are halted (the daily loss), "" if not
     buys_halted: str = ""  # why new buys are halted (sells rejected, the reject breaker)
+    paused: str = ""  # why new entries are paused (the dashboard's pause), "" if not
     fatal: str = ""  # why trading stopped on something it cannot explain
     stop_reason: str = ""
     done: bool = False  # no more minutes: the loop ends

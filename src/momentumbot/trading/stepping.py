@@ -97,7 +97,7 @@ class Stepper:
             adjust = risk_gate.gate(
                 e, res.new_orders, catchup=catchup, closed_session=closed_session,
                 blocked=np.ones_like(self.blocked) if run.buys_halted else self.blocked,
-                halted=run.halted,
+                halted=run.halted, paused=run.paused,
             )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:
