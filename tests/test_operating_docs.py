@@ -56,12 +56,14 @@ def test_a_broken_unit_is_caught(tmp_path: Path) -> None:
 
 
 def test_the_exit_code_table_matches_the_errors() -> None:
-    from momentumbot.app.trade import TradingStopped
+    from momentumbot.app.trade import TradingHalted, TradingStopped
     from momentumbot.domain.errors import ConfigError, DataError, RetryLaterError
     from momentumbot.trading.supervisor import TaskFailed
 
     text = DOC.read_text(encoding="utf-8")
-    table = dict(re.findall(r"^\| (\d+) \| ([^|]+) \|", text, re.M))
+    rows = re.findall(r"^\| (\d+) \| ([^|]+) \| ([^|]+) \|", text, re.M)
+    table = {code: meaning for code, meaning, _ in rows}
+    action = {code: what for code, _, what in rows}
     assert table["0"].startswith("done")
     for err, word in (
         (ConfigError, "configuration"),
@@ -69,5 +71,11 @@ def test_the_exit_code_table_matches_the_errors() -> None:
         (RetryLaterError, "unreachable"),
         (TradingStopped, "reconciliation"),
         (TaskFailed, "task failed"),
+        (TradingHalted, "ended halted"),
     ):
         assert word in table[str(err.exit_code)], (err.__name__, table)
+    prevent = re.search(r"^RestartPreventExitStatus=(.*)$", _unit(), re.M)
+    assert prevent is not None
+    # the unit restarts exactly on the codes the table says to restart on
+    restart = {c for c, what in action.items() if "do not restart" not in what and c != "0"}
+    assert set(prevent.group(1).split()) == set(table) - restart - {"0"}

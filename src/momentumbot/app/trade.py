@@ -54,7 +54,17 @@ from momentumbot.trading.terminal import EVENT
 
 log = logging.getLogger("momentumbot.trade")
 
-__all__ = ["TradeOptions", "TradeOutcome", "Trader", "TradingStopped", "status_table", "trade"]
+__all__ = [
+    "TradeOptions", "TradeOutcome", "Trader", "TradingHalted", "TradingStopped", "status_table",
+    "trade",
+]  # fmt: skip
+
+
+class TradingHalted(MomentumbotError):
+    """The run ended at a session's close halted (the daily loss limit, refused sells, the
+    reject breaker): a person should look before it trades again."""
+
+    exit_code = 9
 
 
 class TradingStopped(MomentumbotError):
@@ -222,6 +232,12 @@ class Trader:
             )
         if self.state.fatal:
             raise TradingStopped(self.state.fatal)
+        if self.state.ended_halted:
+            raise TradingHalted(
+                f"the session ended halted ({self.state.ended_halted}); the positions are flat "
+                f"and the report is in {self.run_dir}. Check the account at IB, then run the same "
+                "command with --rearm to trade again"
+            )
         return self._outcome
 
     async def _trade(self, session: TradingSession) -> None:

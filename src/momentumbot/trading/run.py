@@ -38,6 +38,7 @@ class RunState:
     halted: str = ""  # why new orders are halted (the daily loss), "" if not
     buys_halted: str = ""  # why new buys are halted (sells rejected, the reject breaker)
     paused: str = ""  # why new entries are paused (the dashboard's pause), "" if not
+    ended_halted: str = ""  # the run ended at a session's close because it was halted: why
     fatal: str = ""  # why trading stopped on something it cannot explain
     stop_reason: str = ""
     done: bool = False  # no more minutes: the loop ends

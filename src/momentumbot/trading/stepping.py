@@ -118,6 +118,11 @@ class Stepper:
             if self.sessions is not None and e.sessions_completed >= self.sessions:
                 run.done = True
                 run.stop_reason = run.stop_reason or f"{e.sessions_completed} sessions done"
+            elif run.halted or run.buys_halted:
+                # a halted bot would sit out every later session: end here, for a person
+                run.done = True
+                run.ended_halted = run.halted or run.buys_halted
+                run.stop_reason = run.stop_reason or f"halted: {run.ended_halted}"
 
     def journal_new(self, res: StepResult, decided: int, why: dict[int, str]) -> None:
         e, j, now = self.engine, self.journal, self.run.server_ns
