@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime as dt
 import json
 import logging
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from momentumbot import __version__
+from momentumbot.app.session_report import SessionReports, write_session
 from momentumbot.app.trade_dashboard import open_dashboard
 from momentumbot.app.trade_files import check_resume, write_trade_report
 from momentumbot.config.loader import config_to_toml
@@ -39,6 +42,7 @@ from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
 from momentumbot.monitor.serve import Dashboard
 from momentumbot.reporting import run_folder as rf
+from momentumbot.reporting.report import write_report
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading import guards, terminal
@@ -91,6 +95,7 @@ class TradeOptions:
     console: bool = True
     symbols: tuple[str, ...] | None = None
     market_data_wait_seconds: float = 5.0
+    session_reports: bool = True  # sessions/DAY/ and the run's report after each close
     log_level: str = "INFO"  # run.log's threshold
     terminal_events: bool = False  # the bot's events as one line each on the terminal (the CLI)
 
@@ -164,6 +169,7 @@ class Trader:
         self.broker: Broker = make(self.relay)
         self.session: TradingSession | None = None  # once connected and the engine is made
         self.dashboard: Dashboard | None = None  # while trading, when [dashboard] enabled
+        self.reports = SessionReports()  # each session's report, written off the loop
         self._outcome: TradeOutcome | None = None
 
     # ---------------------------------------------------------------- what others read
@@ -325,6 +331,7 @@ class Trader:
                 sup=self.sup, kill=self.kill, blocked=self.blocked,
                 run_id=self.run_id, account=self.account, sessions=self.opts.sessions,
                 where=f"{s.host}:{s.port}", after_steps=self._show,
+                session_done=self._session_done,
             )
         )  # fmt: skip
         self.relay.session = session
@@ -362,6 +369,36 @@ class Trader:
                 self.blocked[self.minutes.index[sym]] = True
                 log.warning("%s: %s; no new buys (allow_delayed_data = false)", sym, why)
 
+    def _session_done(self, day: pd.Timestamp) -> None:
+        """After a session's close: its report (sessions/DAY/) and the run's report to date,
+        from the engine's tables taken now, written in a worker thread."""
+        e = self.engine
+        if e is None or not self.opts.session_reports:
+            return
+        result = e.result()
+        cfg, run_dir, symbols = self.cfg, self.run_dir, self.symbols
+        facts = self._report_facts()
+        refresh = not self.state.done  # when the run ends here, its final report follows
+
+        def job() -> Path:
+            folder = write_session(cfg, result, run_dir, day)
+            if refresh:
+                write_trade_report(cfg, e, run_dir, **facts, result=result)
+                write_report(run_dir, symbol_plots=len(symbols) <= 50)
+            return folder
+
+        self.reports.start(job, f"the report of session {day.date()}")
+
+    def _report_facts(self) -> dict[str, Any]:
+        """What summary.json says of the run besides the engine's tables (a copy)."""
+        return {
+            "stats": copy.deepcopy(self.stats), "kind": self.kind, "run_id": self.run_id,
+            "account": self.account, "broker": f"{self.settings.host}:{self.settings.port}",
+            "client_id": self.broker.client_id,
+            "stop_reason": self.state.stop_reason or self.state.fatal,
+            "halted": self.halted, "blocked": self.blocked.copy(), "symbols": self.symbols,
+        }  # fmt: skip
+
     def _show(self) -> None:
         if self.status_sink is not None:
             self.status_sink(self)
@@ -375,6 +412,7 @@ class Trader:
         summary = None
         stop_reason = self.state.stop_reason or self.state.fatal
         try:
+            await self.reports.drain()  # a session's report must not race the final one
             if e is not None and e.started and e.sessions:
                 summary = write_trade_report(
                     self.cfg, e, self.run_dir, self.stats,

@@ -16,6 +16,7 @@ from momentumbot.app.backtest import write_results
 from momentumbot.config.loader import parse_config
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
+from momentumbot.engine.backtest import BacktestResult
 from momentumbot.engine.live import LiveEngine
 from momentumbot.journal import journal as jr
 from momentumbot.reporting import run_folder as rf
@@ -74,8 +75,11 @@ def write_trade_report(
     halted: str,
     blocked: np.ndarray,
     symbols: list[str],
+    result: BacktestResult | None = None,
 ) -> dict[str, Any]:
-    result = engine.result()
+    """The run folder's files and summary.json; `result` is the engine's tables taken before
+    (a report written off the event loop must not read the engine while it steps)."""
+    result = result if result is not None else engine.result()
     seconds = float(sum(stats.step_seconds))
     summary = write_results(cfg, result, run_dir, engine_seconds=seconds)
     summary["run"].update(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
@@ -55,6 +56,7 @@ class SessionContext:
     sessions: int | None
     where: str  # host:port, for the log
     after_steps: Callable[[], None]
+    session_done: Callable[[pd.Timestamp], None] = lambda day: None  # the session's report
 
 
 class TradingSession:
@@ -91,6 +93,7 @@ class TradingSession:
             minutes=c.minutes, conn=c.conn, run=run, cfg=c.cfg,
             blocked=c.blocked, run_id=c.run_id, sessions=c.sessions,
             catchup_until=lambda: self.feed.catchup_until, after_steps=self._after_steps,
+            session_done=c.session_done,
         )  # fmt: skip
         self.retry = SellRetry(
             engine=c.engine, journal=c.journal, router=self.router, run=run, cfg=c.cfg.broker,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.orders import OrderState as St
@@ -46,6 +47,7 @@ class Stepper:
     sessions: int | None  # stop after this many sessions (None: run on)
     catchup_until: Callable[[], int]  # minutes closing by then were decided before the start
     after_steps: Callable[[], None]  # the console
+    session_done: Callable[[pd.Timestamp], None]  # its report, written off the loop
     sends_synced: int = 0
     _session_of_equity: object = None
     session_start_equity: float | None = None
@@ -123,6 +125,7 @@ class Stepper:
                 run.done = True
                 run.ended_halted = run.halted or run.buys_halted
                 run.stop_reason = run.stop_reason or f"halted: {run.ended_halted}"
+            self.session_done(e.sessions[-1])
 
     def journal_new(self, res: StepResult, decided: int, why: dict[int, str]) -> None:
         e, j, now = self.engine, self.journal, self.run.server_ns

@@ -1,0 +1,55 @@
+"""A report for each session, written after its close while the bot trades on: the session's
+folder holds exactly that session's rows of the run's files, and the run's report to date is
+refreshed before the run ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from tests.trade.fake_run import config, fake_run
+
+
+def test_each_session_gets_its_report_and_the_run_report_is_refreshed(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    seen: dict[str, bool] = {}
+
+    async def body() -> None:
+        async with fake_run(out, config(), sessions=2) as r:
+            e = r.trader.engine
+            assert e is not None
+            while e.sessions_completed < 1:
+                await r.step()
+            await r.trader.reports.drain()
+            seen["run report before the end"] = (out / "report.html").is_file()
+            seen["summary before the end"] = (out / "summary.json").is_file()
+            while e.sessions_completed < 2:
+                await r.step()
+            await asyncio.wait_for(r.task, 120)  # the last session's and the final report
+
+    asyncio.run(body())
+    assert seen == {"run report before the end": True, "summary before the end": True}
+    days = sorted(p.name for p in (out / "sessions").iterdir())
+    assert days == ["2024-01-03", "2024-01-04"]
+    fills = pd.read_csv(out / "fills.csv")
+    equity = pd.read_csv(out / "equity.csv")
+    for day in days:
+        folder = out / "sessions" / day
+        for name in ("orders.csv", "fills.csv", "equity.csv", "summary.json", "report.html"):
+            assert (folder / name).is_file(), f"{day}: {name}"
+        day_fills = pd.read_csv(folder / "fills.csv")
+        run_fills = fills[fills["time"].str.startswith(day)]
+        assert len(day_fills) == len(run_fills) > 0
+        assert list(day_fills["price"]) == list(run_fills["price"])
+        day_eq = pd.read_csv(folder / "equity.csv")
+        run_eq = equity[equity["time"].str.startswith(day)]
+        assert list(day_eq["equity"]) == list(run_eq["equity"])
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["run"]["first_session"] == summary["run"]["last_session"] == day
+        assert (
+            summary["final_equity"] == round(float(run_eq["equity"].iloc[-1]), 2)
+            or abs(summary["final_equity"] - float(run_eq["equity"].iloc[-1])) < 0.01
+        )
