@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,19 @@ class GatewayThread:
 
 
 def run_one(
-    n_symbols: int, speed: float, root: Path, forming_bars: float = 0.0, bar_grace: float = 0.0
+    n_symbols: int,
+    speed: float,
+    root: Path,
+    forming_bars: float = 0.0,
+    bar_grace: float = 0.0,
+    *,
+    extra_toml: str = "",
+    env: dict[str, str] | None = None,
+    during: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
+    """One replayed session; `extra_toml` is appended to the config, `env` added to the bot's
+    environment, and `during()` called once the session replays (its result is returned as
+    "during")."""
     syms = default_symbols(n_symbols)
     store = BarStore(root / f"store{n_symbols}")
     write_synthetic(store, syms, start="2024-01-02", n_sessions=2, seed=7)
@@ -135,7 +147,7 @@ def run_one(
         "symbols = [" + ", ".join(f'"{s}"' for s in syms) + "]\n\n"
         f"[portfolio]\ninitial_cash = {cash}\n\n[broker]\n"
         "history_requests_per_minute = 60000.0\nserver_time_poll_seconds = 0.25\n"
-        f"bar_grace_seconds = {bar_grace}\n",
+        f"bar_grace_seconds = {bar_grace}\n" + extra_toml,
         encoding="utf-8",
     )
     out = root / f"run{n_symbols}"
@@ -146,7 +158,7 @@ def run_one(
     bot = subprocess.Popen(
         [sys.executable, "-m", "momentumbot", "trade", "--config", str(cfg), "--port",
          str(gw.port), "--out", str(out), "--sessions", "1", "--no-console"],
-        stdout=log, stderr=log,
+        stdout=log, stderr=log, env={**os.environ, **(env or {})},
     )  # fmt: skip
     try:
         journal = out / JOURNAL_NAME
@@ -158,6 +170,7 @@ def run_one(
         cpu_ready = proc_cpu(bot.pid)
         gt.call(gw.set_speed, speed)
         gt.call(gw.resume)
+        extra = during() if during is not None else None
         rss_after = hwm = 0.0
         cpu_end = cpu_ready
         while bot.poll() is None:
@@ -212,6 +225,7 @@ def run_one(
         "bot_step_ms_p50": run.get("step_ms_p50"),
         "bot_step_ms_p99": run.get("step_ms_p99"),
         "latency_ms_all": [round(x, 2) for x in lat],
+        "during": extra,
     }
 
 
