@@ -201,11 +201,13 @@ def _mount_subcommands() -> None:
     from momentumbot.app.cli_trade import stop_command, trade_command
     from momentumbot.data.cli import data_app
     from momentumbot.gateway.cli import gateway_command
+    from momentumbot.notify.cli import notify_app
     from momentumbot.optimize.cli import optimize_command
     from momentumbot.reporting.cli import report_app
 
     app.add_typer(data_app, name="data")
     app.add_typer(report_app, name="report")
+    app.add_typer(notify_app, name="notify")
     app.command("gateway")(gateway_command)
     app.command("trade")(trade_command)
     app.command("stop")(stop_command)

@@ -66,7 +66,7 @@ def _secret_fields(model: type[BaseModel]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         ann = field.annotation
-        if ann is SecretStr:
+        if ann is SecretStr or ann == list[SecretStr]:
             out[name] = True
         elif isinstance(ann, type) and issubclass(ann, BaseModel):
             sub = _secret_fields(ann)
