@@ -92,6 +92,7 @@ class Notifier:
             capped = self.limiter.take_capped()
             if capped:
                 body = f"{body}\n({capped} earlier alert(s) held back by the rate limit)".strip()
+            body = body or title  # services refuse an empty body
             alert = Alert(kind, self.scrub(f"{self.context}: {title}"), self.scrub(body), key)
             if len(self._queue) >= self.queue_size:
                 self._queue.popleft()
@@ -266,14 +267,22 @@ def secrets_of(cfg: AppConfig, env: Mapping[str, str]) -> list[str]:
     return [s for s in found if len(s) >= 6]
 
 
-def _guard_apprise_log(scrub: Scrubber) -> None:
-    """Apprise's own log: warnings and up, scrubbed (its debug lines quote URLs)."""
-    logger = logging.getLogger("apprise")
-    for f in [f for f in logger.filters if isinstance(f, ScrubFilter)]:
-        logger.removeFilter(f)
-    logger.addFilter(ScrubFilter(scrub))
-    if logger.level == logging.NOTSET or logger.level < logging.WARNING:
-        logger.setLevel(logging.WARNING)
+# the loggers of the libraries that send alerts and quote URLs in their records (a filter
+# only sees the records of its own logger, not of its children)
+LIBRARY_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.util.retry", "requests")
+
+
+def _guard_library_logs(scrub: Scrubber) -> None:
+    """Apprise's log at warnings and up; its and its HTTP library's records scrubbed (their
+    debug lines quote the URLs posted to)."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for f in [f for f in logger.filters if isinstance(f, ScrubFilter)]:
+            logger.removeFilter(f)
+        logger.addFilter(ScrubFilter(scrub))
+    apprise_log = logging.getLogger("apprise")
+    if apprise_log.level == logging.NOTSET or apprise_log.level < logging.WARNING:
+        apprise_log.setLevel(logging.WARNING)
 
 
 def build_notifier(
@@ -289,5 +298,5 @@ def build_notifier(
     scrub = Scrubber(sources.urls, secrets_of(cfg, env))
     targets = make_targets(sources, cfg.notify.send_timeout_seconds)
     if targets:
-        _guard_apprise_log(scrub)
+        _guard_library_logs(scrub)
     return Notifier(targets, cfg.notify, scrub, clock=clock, warnings=sources.warnings)

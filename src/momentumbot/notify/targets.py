@@ -5,6 +5,7 @@ ntfy, JSON...), never by its URL: the URL holds the token."""
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,15 +78,21 @@ def make_targets(sources: Sources, timeout_seconds: float) -> list[Target]:
     and scheme, never the URL."""
     if not sources.urls:
         return []
-    import apprise
+    with warnings.catch_warnings():
+        # Apprise loads its plugins on first use; one imports the deprecated imghdr
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
 
-    asset = apprise.AppriseAsset(
-        app_id="momentumbot", app_desc="momentumbot alerts", storage_mode="memory"
-    )
+        asset = apprise.AppriseAsset(
+            app_id="momentumbot", app_desc="momentumbot alerts", storage_mode="memory"
+        )
+        plugins = [
+            apprise.Apprise.instantiate(url, asset=asset) if scheme_of(url) else None
+            for url in sources.urls
+        ]
     targets = []
-    for n, url in enumerate(sources.urls, 1):
+    for n, (url, plugin) in enumerate(zip(sources.urls, plugins, strict=True), 1):
         scheme = scheme_of(url)
-        plugin = apprise.Apprise.instantiate(url, asset=asset) if scheme else None
         if plugin is None:
             what = f"scheme {scheme}://" if scheme else "no scheme://"
             raise ConfigError(
