@@ -36,6 +36,7 @@ from momentumbot.execution.broker_protocol import Broker, BrokerListener
 from momentumbot.execution.ib_broker import BrokerSettings, IbBroker, port_is_live
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
+from momentumbot.notify import Event, build_notifier
 from momentumbot.reporting import run_folder as rf
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
@@ -148,6 +149,7 @@ class Trader:
         make = broker or (lambda listener: IbBroker(self.settings, listener))
         self.broker: Broker = make(self.relay)
         self.session: TradingSession | None = None  # once connected and the engine is made
+        self.notify = build_notifier(self.cfg)  # alerts (off without MOMENTUMBOT_NOTIFY_URLS)
         self._outcome: TradeOutcome | None = None
 
     # ---------------------------------------------------------------- what others read
@@ -193,6 +195,8 @@ class Trader:
         self.kill.clear_file()
         loop = asyncio.get_running_loop()
         self.kill.install_signals(loop, self.wake)
+        for warning in self.notify.warnings:
+            log.warning("%s", warning)
         error: BaseException | None = None
         try:
             session = await self._start(journal)
@@ -277,6 +281,8 @@ class Trader:
                 j.add_input(rp.NOTE, None, None, {"rearm": True})
         self.state.halted = j.get("halted") or ""
         self.state.buys_halted = j.get("buys_halted") or ""
+        self.notify.context = f"momentumbot {self.kind} {self.run_id}"
+        self.state.alerts = self.notify  # halts from here on are sent
         j.set_many({"state": "starting", "pid": str(os.getpid())})
         working = resume and any(o.state not in jr.DONE_STATES for o in j.orders().values())
         s = self.settings
@@ -303,6 +309,11 @@ class Trader:
         if not await session.start(rearmed=rearmed):
             return None
         j.set_many({"state": "trading"})
+        self.notify.event(
+            Event.RUN_STARTED, "run started",
+            f"{self.kind}, {len(self.symbols)} symbols, server time {ny(self.server_ns)}"
+            + (f"; halted: {self.halted}" if self.halted else ""),
+        )  # fmt: skip
         log.info(
             "trading %d symbols (%s) on %s, server time %s",
             len(self.symbols), ", ".join(self.symbols), self.account, ny(self.server_ns),
@@ -359,6 +370,11 @@ class Trader:
         finally:
             with contextlib.suppress(Exception):
                 await self.broker.disconnect()
+            with contextlib.suppress(Exception):  # an alert never fails the stop
+                self.notify.event(
+                    Event.RUN_STOPPED, "run stopped", stopped_text(stop_reason, e, summary)
+                )
+                await self.notify.aclose()  # what is queued; a hanging target costs a timeout
             j.close()
             self.journal = None
             self.folder.close()
@@ -370,6 +386,21 @@ class Trader:
             fills=e.fill_count() if e is not None else 0,
             summary=summary,
         )
+
+
+def stopped_text(reason: str, engine: LiveEngine | None, summary: dict[str, Any] | None) -> str:
+    """The run-stopped alert's text: why, what it did, the equity."""
+    text = f"stopped: {reason or 'done'}"
+    if engine is not None:
+        text += (
+            f"; {engine.sessions_completed} sessions, {engine.order_count()} orders, "
+            f"{engine.fill_count()} fills"
+        )
+    if summary and summary.get("final_equity") is not None:
+        text += f"; equity {summary['final_equity']:,.2f} USD"
+        if summary.get("total_return") is not None:
+            text += f" ({summary['total_return'] * 100:+.2f} %)"
+    return text
 
 
 async def trade(cfg: AppConfig, opts: TradeOptions) -> TradeOutcome:
