@@ -1,7 +1,6 @@
-"""The notifier the trader calls: `event(kind, title, body, key=...)` returns at once; a
-worker thread sends what was admitted (`limiter`) from a bounded queue (full: the oldest is
-dropped and counted) with a timeout per target. A failing or hanging target never blocks or
-crashes trading: its failure is logged once (until it works again) and counted.
+"""The notifier the trader calls: `event(kind, title, body, key=...)` returns at once; what
+the limiter admits goes to each target's lane (`lanes`: a bounded queue and a worker thread
+with a timeout per send). A failing or hanging target never blocks or crashes trading.
 
 `link_lost(why)` / `link_back()` time an outage: it is sent once it has lasted
 `lost_minutes`, and then its restore; a shorter one sends nothing."""
@@ -13,11 +12,11 @@ import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from momentumbot.config.schema import AppConfig, NotifyConfig
 from momentumbot.notify.events import Alert, Event
+from momentumbot.notify.lanes import Lane
 from momentumbot.notify.limiter import RateLimiter
 from momentumbot.notify.scrub import Scrubber, ScrubFilter
 from momentumbot.notify.targets import Target, make_targets, read_urls
@@ -50,22 +49,14 @@ class Notifier:
         self.clock = clock
         self.warnings = list(warnings)
         self.limiter = RateLimiter(cfg.dedupe_minutes * 60.0, cfg.max_per_minute)
-        self.queue_size = cfg.queue_size
+        self.lanes = [Lane(t, cfg.queue_size, self.scrub) for t in self.targets]
         self.lost_seconds = cfg.lost_minutes * 60.0
         self.timeout_seconds = cfg.send_timeout_seconds
         self.context = "momentumbot"  # the start of every title ("momentumbot paper 1a2b3c4d")
-        self.dropped = 0  # queued alerts dropped because the queue was full
-        self.sent: dict[int, int] = {t.number: 0 for t in self.targets}
-        self.failed: dict[int, int] = {t.number: 0 for t in self.targets}
-        self._failing: set[int] = set()
-        self._queue: deque[Alert] = deque()
-        self._cond = threading.Condition(threading.RLock())
-        self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
         self._closing = False
-        self._busy = False
         self._lost_since: float | None = None
-        self._lost_why = ""
-        self._lost_tried = False  # the lost alert was due and offered (admitted or not)
+        self._lost_timer: threading.Timer | None = None
         self._lost_sent = False
 
     @classmethod
@@ -76,6 +67,18 @@ class Notifier:
     def enabled(self) -> bool:
         return bool(self.targets)
 
+    @property
+    def sent(self) -> dict[int, int]:
+        return {lane.target.number: lane.sent for lane in self.lanes}
+
+    @property
+    def failed(self) -> dict[int, int]:
+        return {lane.target.number: lane.failed for lane in self.lanes}
+
+    @property
+    def dropped(self) -> int:
+        return sum(lane.dropped for lane in self.lanes)
+
     # ------------------------------------------------------------------ the caller's side
 
     def event(self, kind: Event, title: str, body: str = "", *, key: str = "") -> bool:
@@ -84,7 +87,7 @@ class Notifier:
         de-duplication window: sent once); by default the kind and the title."""
         if not self.enabled or kind not in self.events:
             return False
-        with self._cond:
+        with self._lock:
             if self._closing or not self.limiter.admit(
                 kind, key or f"{kind}:{title}", self.clock()
             ):
@@ -94,73 +97,29 @@ class Notifier:
                 body = f"{body}\n({capped} earlier alert(s) held back by the rate limit)".strip()
             body = body or title  # services refuse an empty body
             alert = Alert(kind, self.scrub(f"{self.context}: {title}"), self.scrub(body), key)
-            if len(self._queue) >= self.queue_size:
-                self._queue.popleft()
-                self.dropped += 1
-                if self.dropped == 1:
-                    log.warning(
-                        "alerts: the queue is full (%d): dropping the oldest (counted)",
-                        self.queue_size,
-                    )
-            self._queue.append(alert)
-            self._cond.notify_all()
-        self._ensure_worker()
+            for lane in self.lanes:
+                lane.put(alert)
         return True
 
     def link_lost(self, why: str) -> None:
         """The link to the broker is down (1100, a dropped socket); timed from the first call."""
         if not self.enabled or Event.CONNECTIVITY_LOST not in self.events:
             return
-        with self._cond:
-            if self._lost_since is not None:
+        with self._lock:
+            if self._lost_since is not None or self._closing:
                 return
-            self._lost_since, self._lost_why = self.clock(), why
-            self._lost_tried = self._lost_sent = False
-            self._cond.notify_all()
-        self._ensure_worker()
-        self._lost_due()
-
-    def link_back(self, how: str = "") -> None:
-        """The link is back: its restore is sent when its loss was."""
-        with self._cond:
-            if self._lost_since is None:
-                return
-            seconds = self.clock() - self._lost_since
-            sent = self._lost_sent
-            self._lost_since = None
-            self._lost_tried = True  # nothing due any more
-        if sent:
-            self.event(
-                Event.CONNECTIVITY_RESTORED,
-                "connectivity restored",
-                f"back after {minutes_text(seconds)}" + (f" ({how})" if how else ""),
-                key=f"restored:{self.clock():.3f}",
+            since = self._lost_since = self.clock()
+            self._lost_sent = False
+            timer = self._lost_timer = threading.Timer(
+                self.lost_seconds, self._lost_due, args=(since, why)
             )
+            timer.daemon = True
+            timer.start()
 
-    # ------------------------------------------------------------------ the worker
-
-    def _ensure_worker(self) -> None:
-        with self._cond:
-            if self._thread is None and not self._closing:
-                self._thread = threading.Thread(
-                    target=self._work, name="momentumbot-alerts", daemon=True
-                )
-                self._thread.start()
-
-    def _lost_wait(self) -> float | None:
-        """Seconds until the pending outage is due, None if none is pending."""
-        if self._lost_since is None or self._lost_tried:
-            return None
-        return max(0.0, self._lost_since + self.lost_seconds - self.clock())
-
-    def _lost_due(self) -> None:
-        with self._cond:
-            wait = self._lost_wait()
-            if wait is None or wait > 0:
-                return
-            self._lost_tried = True
-            since = self._lost_since or 0.0
-            why = self._lost_why
+    def _lost_due(self, since: float, why: str) -> None:
+        with self._lock:
+            if self._lost_since != since:
+                return  # back meanwhile
             self._lost_sent = self.event(
                 Event.CONNECTIVITY_LOST,
                 "connectivity lost",
@@ -169,71 +128,44 @@ class Notifier:
                 key=f"lost:{since:.3f}",
             )
 
-    def _work(self) -> None:
-        while True:
-            self._lost_due()
-            with self._cond:
-                if not self._queue:
-                    if self._closing:
-                        return
-                    self._cond.wait(timeout=self._lost_wait())
-                    continue
-                alert = self._queue.popleft()
-                self._busy = True
-            try:
-                self._deliver(alert)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-
-    def _deliver(self, alert: Alert) -> None:
-        for target in self.targets:
-            try:
-                ok, why = target.send(alert.title, alert.body, alert.severity), "not delivered"
-            except Exception as exc:  # a target never takes the worker down
-                ok, why = False, self.scrub(f"{type(exc).__name__}: {exc}")
-            self._record(target, ok, why)
-
-    def _record(self, target: Target, ok: bool, why: str) -> None:
-        if ok:
-            self.sent[target.number] += 1
-            if target.number in self._failing:
-                self._failing.discard(target.number)
-                log.info("alerts: %s works again", target.label)
-            return
-        self.failed[target.number] += 1
-        if target.number not in self._failing:
-            self._failing.add(target.number)
-            log.warning(
-                "alerts: %s failed (%s); further failures are counted, not logged, "
-                "until it works again", target.label, why,
-            )  # fmt: skip
+    def link_back(self, how: str = "") -> None:
+        """The link is back: its restore is sent when its loss was."""
+        with self._lock:
+            if self._lost_since is None:
+                return
+            seconds = self.clock() - self._lost_since
+            sent, self._lost_since = self._lost_sent, None
+            if self._lost_timer is not None:
+                self._lost_timer.cancel()
+            if sent:
+                self.event(
+                    Event.CONNECTIVITY_RESTORED,
+                    "connectivity restored",
+                    f"back after {minutes_text(seconds)}" + (f" ({how})" if how else ""),
+                    key=f"restored:{self.clock():.3f}",
+                )
 
     # ------------------------------------------------------------------ the end
 
     def flush(self, timeout: float) -> bool:
-        """Wait (at most `timeout` s) until every queued alert was tried; whether it was."""
-        end = time.monotonic() + timeout
-        with self._cond:
-            while self._queue or self._busy:
-                left = end - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    return False
-                self._cond.wait(timeout=left)
-        return True
+        """Wait (at most `timeout` s) until every queued alert was tried at every target."""
+        deadline = time.monotonic() + timeout
+        return all([lane.flush(deadline) for lane in self.lanes])
 
     def close(self, timeout: float | None = None) -> None:
         """Send what is queued (waiting at most `timeout`, by default one send timeout per
-        target plus a second), then stop the worker; a hanging target is left behind."""
+        alert a target may still hold, up to 3, plus a second), then stop; a hanging target
+        is left behind."""
         if not self.enabled:
             return
-        wait = timeout if timeout is not None else self.timeout_seconds * len(self.targets) + 1
+        with self._lock:
+            if self._lost_timer is not None:
+                self._lost_timer.cancel()
+        wait = timeout if timeout is not None else self.timeout_seconds * 3 + 1
         done = self.flush(wait)
-        with self._cond:
+        with self._lock:
             self._closing = True
-            left = len(self._queue)
-            self._cond.notify_all()
+        left = sum(lane.close() for lane in self.lanes)
         if not done:
             log.warning("alerts: %d not sent by the stop (a target does not answer)", left)
         failed = sum(self.failed.values())
