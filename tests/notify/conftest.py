@@ -25,3 +25,9 @@ def sink2() -> Iterator[AlertSink]:
 def _no_notify_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's own MOMENTUMBOT_NOTIFY_URLS must not receive the tests' alerts."""
     monkeypatch.delenv("MOMENTUMBOT_NOTIFY_URLS", raising=False)
+
+
+# the IB log guard of the gateway tests (autouse there): the replayed-session test uses it
+from tests.gateway.conftest import IbLogGuard, ib_log  # noqa: E402
+
+__all__ = ["IbLogGuard", "ib_log"]

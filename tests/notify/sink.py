@@ -48,10 +48,13 @@ class AlertSink:
                 if sink.mode == "hang":
                     sink.release.wait(30)
                 code = 500 if sink.mode == "error" else 200
-                self.send_response(code)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"{}")
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out first
+                    return
                 sink.answered.set()
 
             def log_message(self, *args: Any) -> None:

@@ -153,15 +153,15 @@ class Notifier:
         return all([lane.flush(deadline) for lane in self.lanes])
 
     def close(self, timeout: float | None = None) -> None:
-        """Send what is queued (waiting at most `timeout`, by default one send timeout per
-        alert a target may still hold, up to 3, plus a second), then stop; a hanging target
-        is left behind."""
+        """Send what is queued, waiting at most `timeout` (by default one send timeout plus a
+        second: a target that answers is done by then), then stop; a hanging target is left
+        behind with what it still holds."""
         if not self.enabled:
             return
         with self._lock:
             if self._lost_timer is not None:
                 self._lost_timer.cancel()
-        wait = timeout if timeout is not None else self.timeout_seconds * 3 + 1
+        wait = timeout if timeout is not None else self.timeout_seconds + 1
         done = self.flush(wait)
         with self._lock:
             self._closing = True
