@@ -57,3 +57,10 @@ def test_the_scrubber_masks_the_url_and_its_token_like_pieces() -> None:
     s = Scrubber(["discord://112233445566/TokenABCdef"], ["dash-secret"])
     out = s("id 112233445566 token TokenABCdef dash-secret https://bob:pw1@h.org/x discord")
     assert out == "id *** token *** *** https://***@h.org/x discord"
+
+
+def test_a_wrong_value_for_the_urls_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"notify": {"urls": "tgram://123456789:AAHsecretBotToken/987654"}})
+    assert "key 'notify.urls'" in str(err.value) and "AAHsecretBotToken" not in str(err.value)
+    assert "(the value is a secret: not shown)" in str(err.value)

@@ -59,10 +59,11 @@ class RunState:
 
     def __setattr__(self, name: str, value: object) -> None:
         """A halt or a fatal stop being recorded is also an alert (`momentumbot.notify`)."""
-        alerts = self.__dict__.get("alerts")  # not there yet while __init__ runs
-        if name in ALERTED and value and alerts is not None and value != getattr(self, name):
-            kind, title = ALERTED[name]
-            alerts.event(kind, title, str(value), key=f"{name}:{value}")
+        if name in ALERTED and value and value != self.__dict__.get(name):
+            alerts = self.__dict__.get("alerts")  # not there yet while __init__ runs
+            if alerts is not None:
+                kind, title = ALERTED[name]
+                alerts.event(kind, title, str(value), key=f"{name}:{value}")
         super().__setattr__(name, value)
 
     def see_server_time(self, ns: int) -> None:
