@@ -92,6 +92,9 @@ def test_a_replayed_session_sends_its_alerts_once_each(
             assert secret not in r.raw
     log = (tmp_path / "out" / "run.log").read_text()
     assert "Tok3nInThePath998877" not in log and DASH not in log
+    assert "alerts to target 1 (JSON, json://), target 2 (JSON, json://)" in log
+    assert "alerts: target 2 (JSON, json://) failed" in log  # the hanging one, logged once
+    assert log.count("alerts: target 2 (JSON, json://) failed") == 1
 
 
 def _has(s: AlertSink, title: str) -> bool:

@@ -197,6 +197,8 @@ class Trader:
         self.kill.install_signals(loop, self.wake)
         for warning in self.notify.warnings:
             log.warning("%s", warning)
+        if self.notify.enabled:
+            log.info("alerts to %s", ", ".join(t.label for t in self.notify.targets))
         error: BaseException | None = None
         try:
             session = await self._start(journal)
