@@ -203,11 +203,13 @@ def _mount_subcommands() -> None:
     from momentumbot.gateway.cli import gateway_command
     from momentumbot.monitor.cli import dashboard_command
     from momentumbot.monitor.status import status_command
+    from momentumbot.notify.cli import notify_app
     from momentumbot.optimize.cli import optimize_command
     from momentumbot.reporting.cli import report_app
 
     app.add_typer(data_app, name="data")
     app.add_typer(report_app, name="report")
+    app.add_typer(notify_app, name="notify")
     app.command("gateway")(gateway_command)
     app.command("trade")(trade_command)
     app.command("stop")(stop_command)

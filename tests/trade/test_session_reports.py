@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from momentumbot.app.session_report import session_text
 from tests.trade.fake_run import config, fake_run
 
 
@@ -49,6 +50,8 @@ def test_each_session_gets_its_report_and_the_run_report_is_refreshed(tmp_path: 
         assert list(day_eq["equity"]) == list(run_eq["equity"])
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["run"]["first_session"] == summary["run"]["last_session"] == day
+        text = session_text(folder)
+        assert f"equity {summary['final_equity']:,.2f} USD" in text and "report.html" in text
         assert (
             summary["final_equity"] == round(float(run_eq["equity"].iloc[-1]), 2)
             or abs(summary["final_equity"] - float(run_eq["equity"].iloc[-1])) < 0.01

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +94,23 @@ def write_session(cfg: AppConfig, result: BacktestResult, run_dir: Path, day: pd
                   notes=(f"session {pd.Timestamp(day).date()} of the trading run in {run_dir}",))  # fmt: skip
     write_report(out, symbol_plots=len(result.symbols) <= 50)
     return out
+
+
+def session_text(folder: Path) -> str:
+    """The session-summary alert: the session's equity, P&L against its buy-and-hold, trades,
+    and where its report is."""
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    run, bench = summary.get("run", {}), summary.get("benchmark", {})
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x * 100:+.2f} %"
+
+    start, final = summary.get("start_equity") or 0.0, summary.get("final_equity") or 0.0
+    return (
+        f"equity {final:,.2f} USD, P&L {final - start:+,.2f} ({pct(summary.get('total_return'))}; "
+        f"buy-and-hold {pct(bench.get('total_return'))}), {run.get('fills', 0)} fills, "
+        f"{summary.get('round_trips', 0)} round trips; report: {folder / 'report.html'}"
+    )
 
 
 class SessionReports:

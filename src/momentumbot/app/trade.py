@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from momentumbot import __version__
-from momentumbot.app.session_report import SessionReports, write_session
+from momentumbot.app.session_report import SessionReports, session_text, write_session
 from momentumbot.app.trade_dashboard import open_dashboard
 from momentumbot.app.trade_files import check_resume, write_trade_report
 from momentumbot.config.loader import config_to_toml
@@ -41,6 +41,7 @@ from momentumbot.execution.ib_broker import BrokerSettings, IbBroker, port_is_li
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
 from momentumbot.monitor.serve import Dashboard
+from momentumbot.notify import Event, build_notifier
 from momentumbot.reporting import run_folder as rf
 from momentumbot.reporting.report import write_report
 from momentumbot.risk.kill_switch import KillSwitch
@@ -170,6 +171,7 @@ class Trader:
         self.session: TradingSession | None = None  # once connected and the engine is made
         self.dashboard: Dashboard | None = None  # while trading, when [dashboard] enabled
         self.reports = SessionReports()  # each session's report, written off the loop
+        self.notify = build_notifier(self.cfg)  # alerts (off without MOMENTUMBOT_NOTIFY_URLS)
         self._outcome: TradeOutcome | None = None
 
     # ---------------------------------------------------------------- what others read
@@ -215,6 +217,10 @@ class Trader:
         self.kill.clear_file()
         loop = asyncio.get_running_loop()
         self.kill.install_signals(loop, self.wake)
+        for warning in self.notify.warnings:
+            log.warning("%s", warning)
+        if self.notify.enabled:
+            log.info("alerts to %s", ", ".join(t.label for t in self.notify.targets))
         error: BaseException | None = None
         try:
             session = await self._start(journal)
@@ -311,6 +317,8 @@ class Trader:
         self.state.halted = j.get("halted") or ""
         self.state.buys_halted = j.get("buys_halted") or ""
         self.state.paused = j.get("paused") or ""
+        self.notify.context = f"momentumbot {self.kind} {self.run_id}"
+        self.state.alerts = self.notify  # halts from here on are sent
         j.set_many({"state": "starting", "pid": str(os.getpid())})
         working = resume and any(o.state not in jr.DONE_STATES for o in j.orders().values())
         s = self.settings
@@ -338,6 +346,11 @@ class Trader:
         if not await session.start(rearmed=rearmed):
             return None
         j.set_many({"state": "trading"})
+        self.notify.event(
+            Event.RUN_STARTED, "run started",
+            f"{self.kind}, {len(self.symbols)} symbols, server time {ny(self.server_ns)}"
+            + (f"; halted: {self.halted}" if self.halted else ""),
+        )  # fmt: skip
         log.info(
             "trading %d symbols (%s) on %s, server time %s",
             len(self.symbols), ", ".join(self.symbols), self.account, ny(self.server_ns),
@@ -380,8 +393,14 @@ class Trader:
         facts = self._report_facts()
         refresh = not self.state.done  # when the run ends here, its final report follows
 
+        notify = self.notify
+
         def job() -> Path:
             folder = write_session(cfg, result, run_dir, day)
+            notify.event(
+                Event.SESSION_SUMMARY, f"session {day.date()}",
+                session_text(folder), key=f"session {day.date()}",
+            )  # fmt: skip
             if refresh:
                 write_trade_report(cfg, e, run_dir, **facts, result=result)
                 write_report(run_dir, symbol_plots=len(symbols) <= 50)
@@ -426,6 +445,11 @@ class Trader:
         finally:
             with contextlib.suppress(Exception):
                 await self.broker.disconnect()
+            with contextlib.suppress(Exception):  # an alert never fails the stop
+                self.notify.event(
+                    Event.RUN_STOPPED, "run stopped", stopped_text(stop_reason, e, summary)
+                )
+                await self.notify.aclose()  # what is queued; a hanging target costs a timeout
             j.close()
             self.journal = None
             self.folder.close()
@@ -437,6 +461,21 @@ class Trader:
             fills=e.fill_count() if e is not None else 0,
             summary=summary,
         )
+
+
+def stopped_text(reason: str, engine: LiveEngine | None, summary: dict[str, Any] | None) -> str:
+    """The run-stopped alert's text: why, what it did, the equity."""
+    text = f"stopped: {reason or 'done'}"
+    if engine is not None:
+        text += (
+            f"; {engine.sessions_completed} sessions, {engine.order_count()} orders, "
+            f"{engine.fill_count()} fills"
+        )
+    if summary and summary.get("final_equity") is not None:
+        text += f"; equity {summary['final_equity']:,.2f} USD"
+        if summary.get("total_return") is not None:
+            text += f" ({summary['total_return'] * 100:+.2f} %)"
+    return text
 
 
 async def trade(cfg: AppConfig, opts: TradeOptions) -> TradeOutcome:

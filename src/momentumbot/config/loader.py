@@ -23,7 +23,20 @@ def _describe(err: ErrorDetails, source: str) -> str:
     msg = err["msg"]
     if err["type"] == "literal_error":
         msg = msg.replace("Input should be", "must be")
+    if _is_secret(loc):
+        return f"{source}: key '{loc}': {msg} (the value is a secret: not shown)"
     return f"{source}: key '{loc}': {msg} (got {err.get('input')!r})"
+
+
+def _is_secret(dotted: str) -> bool:
+    spec: Any = _secret_fields(AppConfig)
+    for part in dotted.split("."):
+        if spec is True:
+            return True
+        if not isinstance(spec, dict) or part not in spec:
+            return False
+        spec = spec[part]
+    return spec is True
 
 
 def _allowed_keys(dotted: str) -> list[str]:
@@ -66,7 +79,7 @@ def _secret_fields(model: type[BaseModel]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         ann = field.annotation
-        if ann is SecretStr:
+        if ann is SecretStr or ann == list[SecretStr]:
             out[name] = True
         elif isinstance(ann, type) and issubclass(ann, BaseModel):
             sub = _secret_fields(ann)

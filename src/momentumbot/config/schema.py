@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -395,6 +395,57 @@ class DashboardConfig(_Section):
     )
 
 
+NotifyEventName = Literal[
+    "run_started",
+    "run_stopped",
+    "connectivity_lost",
+    "connectivity_restored",
+    "resync_degraded",
+    "resync_given_up",
+    "halted",
+    "sell_rejected",
+    "reconcile_mismatch",
+    "session_summary",
+]
+NOTIFY_URLS_ENV = "MOMENTUMBOT_NOTIFY_URLS"
+
+
+class NotifyConfig(_Section):
+    urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="Apprise URLs of the alert targets (Telegram, Discord, ntfy, e-mail, webhooks...). They hold tokens: set them in the environment variable MOMENTUMBOT_NOTIFY_URLS (whitespace or comma separated), which wins over this key; URLs written here are used with a warning, never written to a run folder, a log or an alert.",
+    )
+    events: list[NotifyEventName] = Field(
+        default_factory=lambda: list(get_args(NotifyEventName)),
+        description="Which events are sent (docs/notify.md): by default all of them.",
+    )
+    lost_minutes: float = Field(
+        5.0,
+        ge=0,
+        description="Connectivity lost (1100, a dropped socket) is sent once it has lasted this many minutes, and then its restore.",
+    )
+    dedupe_minutes: float = Field(
+        30.0,
+        ge=0,
+        description="An alert with the same key (kind and subject) as one sent within this many minutes is not sent again.",
+    )
+    max_per_minute: int = Field(
+        6,
+        ge=1,
+        description="Most alerts sent in any 60 s; further ones are dropped and counted in the next one sent (never the run-stopped alert).",
+    )
+    send_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Connect and read timeout of one alert to one target; alerts go out from a worker thread, never from the trading loop.",
+    )
+    queue_size: int = Field(
+        100,
+        ge=1,
+        description="Alerts waiting to be sent; when full the oldest is dropped and counted.",
+    )
+
+
 class AppConfig(_Section):
     """The whole configuration file."""
 
@@ -411,6 +462,7 @@ class AppConfig(_Section):
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
     @field_validator("symbols")
     @classmethod

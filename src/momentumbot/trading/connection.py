@@ -79,6 +79,7 @@ class ConnectionSupervisor:
             self.run.stats.outages += 1
             log.warning("connectivity lost (1100): holding orders and minutes")
         self.conn.outage = True
+        self.run.alerts.link_lost("connectivity lost (1100)")
 
     def on_connectivity_restored(self, *, data_lost: bool) -> None:
         log.warning(
@@ -86,6 +87,7 @@ class ConnectionSupervisor:
             1101 if data_lost else 1102, ", data lost" if data_lost else "",
         )  # fmt: skip
         self.conn.outage = False
+        self.run.alerts.link_back(f"{1101 if data_lost else 1102}")
         self.start_resync(f"restored {1101 if data_lost else 1102}")
 
     def on_disconnected(self) -> None:
@@ -94,6 +96,7 @@ class ConnectionSupervisor:
         self.conn.connected = False
         self.conn.resyncing = True
         log.warning("disconnected from %s", self.where)
+        self.run.alerts.link_lost("disconnected from TWS / IB Gateway")
         self.sup.cancel("resync")
         self.sup.spawn("reconnect", self.reconnect, policy="retry", replace=False)
 
@@ -134,6 +137,7 @@ class ConnectionSupervisor:
         self.conn.connected = True
         self.run.stats.reconnects += 1
         log.warning("reconnected as client %d", self.broker.client_id)
+        self.run.alerts.link_back("reconnected")
         self.start_resync("reconnect")
 
     # ---------------------------------------------------------------- resync

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from momentumbot.domain.units import EXCHANGE_TZ
+from momentumbot.notify import Event, Notifier
 
 
 def ny(ns: int) -> str:
@@ -27,6 +28,14 @@ class RunStats:
     rejected: int = 0
     stale_streams: int = 0
     step_seconds: list[float] = field(default_factory=list)
+
+
+# RunState's fields whose setting is sent as an alert: (kind, title)
+ALERTED = {
+    "halted": (Event.HALTED, "halted: no new orders"),
+    "buys_halted": (Event.HALTED, "new buys halted"),
+    "fatal": (Event.RECONCILE_MISMATCH, "trading stopped"),
+}
 
 
 @dataclass
@@ -48,6 +57,16 @@ class RunState:
     step_seq: int = 0  # how many times minutes were stepped (a time answer after it counts)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     stats: RunStats = field(default_factory=RunStats)
+    alerts: Notifier = field(default_factory=Notifier.off)  # the operator's alerts
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """A halt or a fatal stop being recorded is also an alert (`momentumbot.notify`)."""
+        if name in ALERTED and value and value != self.__dict__.get(name):
+            alerts = self.__dict__.get("alerts")  # not there yet while __init__ runs
+            if alerts is not None:
+                kind, title = ALERTED[name]
+                alerts.event(kind, title, str(value), key=f"{name}:{value}")
+        super().__setattr__(name, value)
 
     def see_server_time(self, ns: int) -> None:
         self.server_ns = max(self.server_ns, ns)
