@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.journal import journal as jr
 from momentumbot.trading.resync import ResyncGaveUp
 from tests.trade.fake_run import SYMBOLS, FakeRun, config, fake_run
