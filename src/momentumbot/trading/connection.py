@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from momentumbot.config.schema import BrokerConfig
+from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import NS, NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import Broker, BrokerUnavailable, ConnectionRefused
@@ -29,7 +30,9 @@ from momentumbot.trading.supervisor import Supervisor
 log = logging.getLogger("momentumbot.trade")
 
 TIME_FAILURES_BEFORE_RECONNECT = 2  # unanswered server-time requests in a row, connected
-REFUSED_RETRY_MAX = 3.0  # seconds between tries while the port refuses connections
+REFUSED_RETRY_MAX = 3.0
+# what a resync meets from IB (a farm down, a timeout, a dropped link): retried, not reported
+MARKET_EVENTS = (ConnectionError, TimeoutError, OSError, BrokerUnavailable, DataError)  # seconds between tries while the port refuses connections
 
 
 @dataclass
@@ -164,6 +167,8 @@ class ConnectionSupervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if not isinstance(exc, MARKET_EVENTS):  # a bug, not IB: report it as one
+                    self.sup.report("resync", "retry", exc)
                 if not self.broker.connected:
                     log.warning("resync after %s failed (%s); waiting for the connection", why, exc)
                     return
