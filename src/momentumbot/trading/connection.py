@@ -32,7 +32,13 @@ log = logging.getLogger("momentumbot.trade")
 TIME_FAILURES_BEFORE_RECONNECT = 2  # unanswered server-time requests in a row, connected
 REFUSED_RETRY_MAX = 3.0
 # what a resync meets from IB (a farm down, a timeout, a dropped link): retried, not reported
-MARKET_EVENTS = (ConnectionError, TimeoutError, OSError, BrokerUnavailable, DataError)  # seconds between tries while the port refuses connections
+MARKET_EVENTS = (
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    BrokerUnavailable,
+    DataError,
+)  # seconds between tries while the port refuses connections
 
 
 @dataclass
