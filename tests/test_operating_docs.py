@@ -58,6 +58,7 @@ def test_a_broken_unit_is_caught(tmp_path: Path) -> None:
 def test_the_exit_code_table_matches_the_errors() -> None:
     from momentumbot.app.trade import TradingHalted, TradingStopped
     from momentumbot.domain.errors import ConfigError, DataError, RetryLaterError
+    from momentumbot.trading.resync import ResyncGaveUp
     from momentumbot.trading.supervisor import TaskFailed
 
     text = DOC.read_text(encoding="utf-8")
@@ -72,6 +73,7 @@ def test_the_exit_code_table_matches_the_errors() -> None:
         (TradingStopped, "reconciliation"),
         (TaskFailed, "task failed"),
         (TradingHalted, "ended halted"),
+        (ResyncGaveUp, "resync given up"),
     ):
         assert word in table[str(err.exit_code)], (err.__name__, table)
     prevent = re.search(r"^RestartPreventExitStatus=(.*)$", _unit(), re.M)

@@ -52,6 +52,7 @@ from momentumbot.trading.console import status_table
 from momentumbot.trading.folder import RunFolder
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.relay import BrokerRelay
+from momentumbot.trading.resync import ResyncGaveUp
 from momentumbot.trading.run import RunState, RunStats, ny
 from momentumbot.trading.session import SessionContext, TradingSession
 from momentumbot.trading.supervisor import Failure, Supervisor, TaskFailed, describe
@@ -244,6 +245,10 @@ class Trader:
             )
         if self.state.fatal:
             raise TradingStopped(self.state.fatal)
+        if self.state.gave_up:
+            raise ResyncGaveUp(
+                f"{self.state.gave_up}; run the same command to resume the run folder"
+            )
         if self.state.ended_halted:
             raise TradingHalted(
                 f"the session ended halted ({self.state.ended_halted}); the positions are flat "
@@ -440,7 +445,7 @@ class Trader:
                     client_id=self.broker.client_id, stop_reason=stop_reason,
                     halted=self.halted, blocked=self.blocked, symbols=self.symbols,
                 )  # fmt: skip
-            state = "failed" if (error or self.state.fatal) else "finished"
+            state = "failed" if (error or self.state.fatal or self.state.gave_up) else "finished"
             j.set_many({"state": state, "stop_reason": stop_reason or ""})
         finally:
             with contextlib.suppress(Exception):

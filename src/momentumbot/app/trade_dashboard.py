@@ -4,18 +4,32 @@ bars and log) and its controls, served on the bot's event loop when `[dashboard]
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
+from momentumbot.config.schema import AppConfig
 from momentumbot.monitor.loglines import LogRing
 from momentumbot.monitor.serve import Dashboard, exposure_warning, token_from_env
 from momentumbot.monitor.snapshot import Live, RunSnapshot, from_engine, risk_of
 from momentumbot.monitor.web import TOKEN_ENV, build_app
+from momentumbot.risk.kill_switch import KillSwitch
+from momentumbot.trading.connection import ConnectionState
 from momentumbot.trading.controls import RunControls
-from momentumbot.trading.run import ny
+from momentumbot.trading.minutes import MinuteAssembler
+from momentumbot.trading.run import RunState, ny
 from momentumbot.trading.session import TradingSession
 
-if TYPE_CHECKING:
-    from momentumbot.app.trade import Trader
+
+class Trader(Protocol):
+    """What the dashboard reads of the running trader."""
+
+    cfg: AppConfig
+    state: RunState
+    conn: ConnectionState
+    minutes: MinuteAssembler
+    run_dir: Path
+    kill: KillSwitch
+
 
 log = logging.getLogger("momentumbot.trade")
 

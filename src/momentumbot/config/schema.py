@@ -344,6 +344,16 @@ class BrokerConfig(_Section):
         ge=1,
         description="After this many rejects with the same reason in one session, new buys halt (until `trade --rearm`).",
     )
+    resync_give_up_minutes: float = Field(
+        20.0,
+        gt=0,
+        description="After a reconnect or a restore, a resync that keeps failing (history requests answered 162 or not at all while IB's data farms are down) is retried with backoff, trading the symbols that did resubscribe; after this many real minutes still degraded the bot exits with code 8 so a supervisor restarts it.",
+    )
+    catchup_send_minutes: int = Field(
+        3,
+        ge=1,
+        description="When more than this many closed minutes wait to be stepped (after an outage, a reset, a restart), all but the latest are stepped with new buys vetoed (sells still go); only the latest minute's buys are sent.",
+    )
 
 
 class RiskConfig(_Section):

@@ -71,6 +71,10 @@ UNSET_DOUBLE = 1.7976931348623157e308
 CONNECTIVITY_LOST = 1100
 RESTORED_DATA_LOST = 1101
 RESTORED = 1102
+SERVER_LINK_BROKEN = 2110  # TWS <-> IB's servers, often without 1100: as 1100
+SOCKET_PORT_RESET = 1300  # TWS drops this connection: as a dropped socket
+MARKET_FARM_OK = 2104
+HMDS_BROKEN, HMDS_OK, HMDS_INACTIVE = 2105, 2106, 2107
 PAPER_PORTS = (7497, 4002)  # TWS, IB Gateway
 LIVE_PORTS = (7496, 4001)
 
@@ -113,6 +117,7 @@ class IbBroker:
         self._time_future: asyncio.Future[int] | None = None
         self._closing = False
         self._connect_errors: list[tuple[int, str]] = []
+        self._link_broken = False  # 2110 seen, not restored yet
         ib = self.ib
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnected
@@ -158,6 +163,7 @@ class IbBroker:
         self.ib.client.updateReqId(next_id)
 
     def _on_disconnected(self) -> None:
+        self._link_broken = False
         self.market.clear()
         self._trades.clear()
         self._ref_by_id.clear()
@@ -171,17 +177,40 @@ class IbBroker:
     def _on_error(self, req_id: int, code: int, text: str, contract: Any) -> None:
         if not self.ib.isConnected():  # still connecting: 326 tells why the socket closes
             self._connect_errors.append((code, text))
-        if code == CONNECTIVITY_LOST:
-            self.listener.on_connectivity_lost()
-            return
-        if code in (RESTORED, RESTORED_DATA_LOST):
-            self.listener.on_connectivity_restored(data_lost=code == RESTORED_DATA_LOST)
+        if self._on_link_error(code, text):
             return
         if self.market.on_error(req_id, code):
             return
         ref = self._ref_by_id.get(req_id)
         if ref is not None:
             self.errors.on_error(ref, code, text)
+
+    def _on_link_error(self, code: int, text: str) -> bool:
+        """Connectivity and farm messages (True if `code` was one). 2110 is lost connectivity
+        as 1100 is; it ends with 1101 / 1102, or a market data farm OK (2104) after it. 1300:
+        TWS drops this connection; the socket is closed here too, so the reconnect starts.
+        2105 / 2106 / 2107: the HMDS farm's state (a 162 "no data" while it is broken is a
+        farm problem, not a symbol without data)."""
+        if code in (CONNECTIVITY_LOST, SERVER_LINK_BROKEN):
+            if code == SERVER_LINK_BROKEN:
+                log.warning("2110: connectivity between TWS and IB's servers is broken")
+                self._link_broken = True
+            self.listener.on_connectivity_lost()
+        elif code in (RESTORED, RESTORED_DATA_LOST) or (
+            code == MARKET_FARM_OK and self._link_broken
+        ):
+            self._link_broken = False
+            self.listener.on_connectivity_restored(data_lost=code == RESTORED_DATA_LOST)
+        elif code == SOCKET_PORT_RESET:
+            log.warning("1300: TWS reset its socket port (%s); reconnecting", text)
+            if self.ib.isConnected():
+                self.drop()
+        elif code in (HMDS_BROKEN, HMDS_OK, HMDS_INACTIVE):
+            self.market.hmds_broken = code == HMDS_BROKEN
+            return False  # ib_async logs it; nothing else to do
+        else:
+            return False
+        return True
 
     # ------------------------------------------------------------- contracts
 

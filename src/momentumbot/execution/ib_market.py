@@ -84,6 +84,7 @@ class IbMarketData:
         self._pacer = _Pacer(requests_per_minute)
         self.pacing_violations = 0
         self.history_requests = 0
+        self.hmds_broken = False  # 2105 seen, no 2106 / 2107 since (the broker tracks it)
 
     def clear(self) -> None:
         """The connection dropped: every line and stream went with it."""
@@ -210,7 +211,7 @@ class IbMarketData:
                     self._pacer.hold(backoff)
                     backoff = min(backoff * 2, 60.0)
                     continue
-                if exc.code == 162 and "no data" in text.lower():
+                if exc.code == 162 and "no data" in text.lower() and not self.hmds_broken:
                     raise DataError(
                         f"{symbol}: the broker has no 1-minute bars for it over {duration} "
                         "(HMDS query returned no data); remove it from `symbols`"

@@ -31,7 +31,8 @@ commands:
   fault SPEC                  switch a fault on (same specs as --fault; `fault help` lists them)
   clear-faults                switch every fault off
   outage [data-lost] [drop]   connectivity lost (1100); `drop` discards order messages meanwhile
-  restore                     connectivity back (1102, or 1101 after `outage data-lost`)
+  restore                     connectivity back (1102, or 1101 after `outage data-lost`);
+                              also ends `fault farm-broken` (2110)
   nightly-reset [SECONDS]     drop every socket; refuse connections for SECONDS
   restart [SECONDS]           drop every socket and roll order ids back
   quit                        close this control connection

@@ -44,6 +44,18 @@ forming-bars=SECONDS     1-minute keepUpToDate streams get the forming minute's 
                          every SECONDS market seconds (same date), then the closed bar; a
                          history request ending now ends with the forming bar (0: off;
                          `momentumbot gateway` runs with forming-bars=5 unless told otherwise)
+hmds-down=SECONDS        the HMDS (historical data) farm is down for SECONDS market seconds
+                         from now: 2105 at the start, 2106 at the end; history requests get
+                         162 "HMDS query returned no data"; keepUpToDate streams get no bars
+hmds-down-after-restore=SECONDS
+                         hmds-down=SECONDS arms itself at every restore (1101/1102) and at
+                         every nightly reset
+farm-broken[=HH:MM[+SECONDS]]
+                         2110 (TWS <-> server connectivity broken) without 1100, now or at
+                         HH:MM each day: bars stop and order messages are held;
+                         `restore` (or SECONDS later, if given) ends it with 1102
+port-reset[=HH:MM]       1300 (socket port reset) to every client, then its socket is dropped,
+                         now or at HH:MM each day; the port stays open
 """
 
 
@@ -79,6 +91,12 @@ class Faults:
     nightly_resets: list[tuple[int, float]] = field(default_factory=list)
     restarts: list[tuple[int, float]] = field(default_factory=list)
     forming_bars: float = 0.0  # market seconds between forming-bar updates; 0: closed bars only
+    hmds_down: float = 0.0  # market seconds the HMDS farm is down from when it is switched on
+    hmds_down_after_restore: float = 0.0  # ... from every restore and nightly reset
+    farm_broken_now: bool = False  # 2110 as soon as the fault is on (until `restore`)
+    farm_broken: list[tuple[int, float]] = field(default_factory=list)  # (minute, secs or 0)
+    port_reset_now: bool = False  # 1300 and dropped sockets as soon as the fault is on
+    port_resets: list[int] = field(default_factory=list)  # NY minute of day
 
     def clear(self) -> None:
         """Every fault off (in place: the desks share this object)."""
@@ -158,6 +176,14 @@ _SETTERS: dict[str, Callable[[Faults, str], None]] = {
     "nightly-reset": lambda f, v: f.nightly_resets.append(_at(v, "0")),
     "restart": lambda f, v: f.restarts.append(_at(v, "0")),
     "forming-bars": lambda f, v: setattr(f, "forming_bars", _forming_seconds(v)),
+    "hmds-down": lambda f, v: setattr(f, "hmds_down", _positive_seconds(v)),
+    "hmds-down-after-restore": lambda f, v: setattr(f, "hmds_down_after_restore", _seconds(v)),
+    "farm-broken": lambda f, v: (
+        f.farm_broken.append(_at(v, "0")) if v else setattr(f, "farm_broken_now", True)
+    ),
+    "port-reset": lambda f, v: (
+        f.port_resets.append(_minute_of_day(v)) if v else setattr(f, "port_reset_now", True)
+    ),
 }
 
 
@@ -187,6 +213,13 @@ def _count(text: str) -> int:
 def _seconds(text: str) -> float:
     v = float(text)
     if not v >= 0:
+        raise ValueError(text)
+    return v
+
+
+def _positive_seconds(text: str) -> float:
+    v = float(text)
+    if not v > 0:
         raise ValueError(text)
     return v
 

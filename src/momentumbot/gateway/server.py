@@ -27,6 +27,7 @@ from momentumbot.gateway.desks.accounts import AccountDesk
 from momentumbot.gateway.desks.clock import SESSION_CLOSE, SESSION_OPEN, ClockDesk, Timeline
 from momentumbot.gateway.desks.connection import ClientSession, HistSub, MktSub, RtSub, Sub
 from momentumbot.gateway.desks.contracts import ContractDesk
+from momentumbot.gateway.desks.farms import FarmDesk
 from momentumbot.gateway.desks.fault_control import FaultDesk
 from momentumbot.gateway.desks.forming_bars import FormingBarsDesk
 from momentumbot.gateway.desks.history import HistoryDesk
@@ -91,6 +92,7 @@ class Desks:
     reports: OrderReports
     fault_control: FaultDesk
     forming: FormingBarsDesk
+    farms: FarmDesk
 
 
 class GatewayServer:
@@ -175,14 +177,17 @@ class GatewayServer:
             broker, contracts, accounts, reports, self.record, faults, cfg.first_order_id, now,
             session_open=lambda: clock.session_open,
         )  # fmt: skip
+        farms = FarmDesk(sessions, self.record, now)
+        sessions.farm_greeting = farms.greeting
+        history.hmds_down = market_data.hmds_down = forming.hmds_down = farms.hmds_down
         fault_desk = FaultDesk(
-            faults, self.record, sessions, market_data, accounts, orders, self.clock, now
+            faults, self.record, sessions, market_data, accounts, orders, self.clock, now, farms
         )
         for desk in (clock, contracts, market_data, history, accounts, orders):
             desk.register(sessions.handlers)
         return Desks(
             clock, sessions, contracts, market_data, history, accounts, orders, reports,
-            fault_desk, forming,
+            fault_desk, forming, farms,
         )  # fmt: skip
 
     def _next_scheduled(self) -> int:
@@ -342,6 +347,20 @@ class GatewayServer:
         """1102 (data maintained) or, after `lose_connectivity(data_lost=True)`, 1101 with every
         market data subscription dropped; held order messages are delivered."""
         self.desks.fault_control.restore_connectivity()
+
+    def break_farm(self) -> None:
+        """2110 (TWS <-> server connectivity broken) without 1100: bars stop and order
+        messages are held until `restore_connectivity` (1102)."""
+        self.desks.fault_control.break_farm()
+
+    def port_reset(self) -> None:
+        """1300 to every client, then its socket is dropped (the port stays open)."""
+        self.desks.fault_control.port_reset()
+
+    @property
+    def hmds_down(self) -> bool:
+        """The HMDS farm is down (`hmds-down`, `hmds-down-after-restore`)."""
+        return self.desks.farms.hmds_down()
 
     def nightly_reset(self, down_seconds: float = 0.0) -> None:
         """Drop every client socket (as the nightly server reset can); optionally refuse new

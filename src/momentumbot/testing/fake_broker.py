@@ -34,6 +34,7 @@ from momentumbot.execution.broker_protocol import (
     BarArrays,
     BrokerListener,
     BrokerSnapshot,
+    BrokerUnavailable,
     ConnectionRefused,
     ExecReport,
     OnBar,
@@ -78,7 +79,7 @@ class FakeOrder:
 class FakeBroker:
     """See the module docstring. Test controls: `advance`, `drop`, `refuse_connections`,
     `lose_connectivity`, `restore_connectivity`, `reject_next`, `reject_sells`, `warn_orders`,
-    `reject_modify`, `value_limit`, `silent_clock`."""
+    `reject_modify`, `value_limit`, `silent_clock`, `fail_history`."""
 
     listener: BrokerListener
     source: BarReader
@@ -94,6 +95,8 @@ class FakeBroker:
     outage: bool = False
     refuse_connections: int = 0  # the next connects refused
     silent_clock: bool = False  # server-time requests go unanswered
+    # bar subscriptions of these symbols ("*": every one) fail, as while IB's HMDS farm is down
+    fail_history: set[str] = field(default_factory=set)
     exec_time_error_ns: int = 0  # execution times reported this far off (read in a wrong zone)
     reject_next: list[str] = field(default_factory=list)  # reasons for the next orders placed
     # reasons for the next exit / flatten sells placed
@@ -192,6 +195,8 @@ class FakeBroker:
     async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
         """Every closed bar so far (the trader keeps what it needs), then the stream."""
         self._need_link()
+        if symbol in self.fail_history or "*" in self.fail_history:
+            raise BrokerUnavailable(f"{symbol}: historical data request failed: error 162")
         b = self._arrays(symbol)
         n = int(np.searchsorted(b.ts, self.now_ns - NS_PER_MINUTE, side="right"))
         self._streams[symbol] = on_bar

@@ -1,8 +1,10 @@
 """Connection supervision: what the trader knows about the link, and what it does when the
-link changes. Connectivity lost: orders and minutes are held. Restored, or reconnected after
-a drop: reconcile with the broker and resubscribe the streams, then release what was held.
-Streams that went silent in a session, or a server that stops answering time requests, are
-treated as a broken link too.
+link changes. Connectivity lost (1100, or 2110 between TWS and IB's servers): orders and minutes
+are held. Restored, or reconnected after a drop (1300 too): reconcile with the broker and
+resubscribe the streams, then release what was held; a resync that fails retries with backoff,
+trades the symbols that resubscribed and gives up after `resync_give_up_minutes`
+(`trading.resync`). Streams that went silent in a session, or a server that stops answering
+time requests, are treated as a broken link too.
 
 The reconnect and the resync run as supervised tasks (`trading.supervisor`, policy retry)."""
 
@@ -11,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from momentumbot.config.schema import BrokerConfig
+from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import NS, NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import Broker, BrokerUnavailable, ConnectionRefused
 from momentumbot.journal import journal as jr
+from momentumbot.notify import Event
 from momentumbot.trading.minutes import MinuteAssembler
+from momentumbot.trading.resync import EVERY_SYMBOL, RETRY_MAX_SECONDS, Degraded
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState, ny
 from momentumbot.trading.supervisor import Supervisor
@@ -26,7 +31,15 @@ from momentumbot.trading.supervisor import Supervisor
 log = logging.getLogger("momentumbot.trade")
 
 TIME_FAILURES_BEFORE_RECONNECT = 2  # unanswered server-time requests in a row, connected
-REFUSED_RETRY_MAX = 3.0  # seconds between tries while the port refuses connections
+REFUSED_RETRY_MAX = 3.0
+# what a resync meets from IB (a farm down, a timeout, a dropped link): retried, not reported
+MARKET_EVENTS = (
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    BrokerUnavailable,
+    DataError,
+)  # seconds between tries while the port refuses connections
 
 
 @dataclass
@@ -45,7 +58,7 @@ class ConnectionState:
         if not self.connected:
             return "disconnected"
         if self.outage:
-            return "connectivity lost (1100): orders held"
+            return "connectivity lost (1100 / 2110): orders held"
         if self.resyncing:
             return "resynchronising"
         return "connected"
@@ -56,7 +69,8 @@ class ConnectionSupervisor:
     """Reconnect, resync, staleness and server-time failures; see the module docstring.
 
     `reconcile(why)` compares with the broker (False: a mismatch stopped trading) and
-    `resubscribe()` renews every bar stream; both belong to the session."""
+    `resubscribe(symbols)` renews the bar streams of `symbols` (None: every one), returning
+    the symbols that failed with why; both belong to the session."""
 
     broker: Broker
     journal: jr.Journal
@@ -68,16 +82,21 @@ class ConnectionSupervisor:
     minutes: MinuteAssembler
     router: OrderRouter
     reconcile: Callable[[str], Awaitable[bool]]
-    resubscribe: Callable[[], Awaitable[object]]
+    resubscribe: Callable[[list[str] | None], Awaitable[dict[str, str]]]
     where: str  # host:port, for the log
+    n_symbols: int = 0
     time_failures: int = 0
+    degraded: Degraded = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.degraded = Degraded(self.cfg.resync_give_up_minutes * 60)
 
     # ---------------------------------------------------------------- broker events
 
     def on_connectivity_lost(self) -> None:
         if not self.conn.outage:
             self.run.stats.outages += 1
-            log.warning("connectivity lost (1100): holding orders and minutes")
+            log.warning("connectivity lost (1100 / 2110): holding orders and minutes")
         self.conn.outage = True
         self.run.alerts.link_lost("connectivity lost (1100)")
 
@@ -147,30 +166,71 @@ class ConnectionSupervisor:
         self.sup.spawn("resync", lambda: self.resync(why), policy="retry")
 
     async def resync(self, why: str) -> None:
-        """Reconcile and resubscribe after a reconnect or a restore. A connection that drops
-        meanwhile ends it (the reconnect starts another); one that stays up but fails a
-        request is retried with backoff (the supervisor retries anything else)."""
+        """Reconcile and resubscribe after a reconnect or a restore; never parks (see
+        `trading.resync`). A connection that drops meanwhile ends it (the reconnect starts
+        another); any failure on one that stays up is retried with backoff: the whole resync
+        while nothing has resubscribed, then only the symbols that failed, trading the rest."""
         delay = self.cfg.reconnect_initial_seconds
-        while True:
+        todo: list[str] | None = None  # None: reconcile, then every symbol
+        while not self.run.ended:
             try:
-                self.broker.raise_order_id_floor(self.journal.max_ib_order_id() + 1)
-                self.run.see_server_time(await self.broker.server_time_ns())
-                if not await self.reconcile(why):
-                    self.run.wake.set()
-                    return
-                await self.resubscribe()
-            except (ConnectionError, TimeoutError, OSError, BrokerUnavailable) as exc:
+                failed = await self._resync_once(why, todo)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not isinstance(exc, MARKET_EVENTS):  # a bug, not IB: report it as one
+                    self.sup.report("resync", "retry", exc)
                 if not self.broker.connected:
                     log.warning("resync after %s failed (%s); waiting for the connection", why, exc)
                     return
-                log.warning("resync after %s failed (%s); retrying in %.1f s", why, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.cfg.reconnect_max_seconds)
-                continue
-            break
+                failed = {EVERY_SYMBOL: f"{type(exc).__name__}: {exc}"}
+            if failed is None:  # reconciliation stopped trading
+                self.run.wake.set()
+                return
+            if EVERY_SYMBOL not in failed:
+                todo = sorted(failed)
+                if len(failed) < self.n_symbols and self.conn.resyncing:
+                    self._resume_trading()
+            if not failed:
+                self.degraded.clear()
+                return
+            self.degraded.note(why, failed, self.n_symbols)
+            self.run.alerts.event(
+                Event.RESYNC_DEGRADED, "resync degraded",
+                self.degraded.describe(self.n_symbols), key="resync degraded",
+            )  # fmt: skip
+            if self.degraded.overdue:
+                self.give_up(why)
+                return
+            log.warning("resync after %s: retrying in %.1f s", why, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.cfg.reconnect_max_seconds, RETRY_MAX_SECONDS)
+
+    async def _resync_once(self, why: str, todo: list[str] | None) -> dict[str, str] | None:
+        """One try: the symbols that failed (None if reconciliation stopped trading)."""
+        if todo is None:
+            self.broker.raise_order_id_floor(self.journal.max_ib_order_id() + 1)
+            self.run.see_server_time(await self.broker.server_time_ns())
+            if not await self.reconcile(why):
+                return None
+        return await self.resubscribe(todo)
+
+    def _resume_trading(self) -> None:
         self.conn.resyncing = False
         self.router.release_held()
         self.run.kick_time()
+
+    def give_up(self, why: str) -> None:
+        """Degraded too long: stop the run (exit code 8, `ResyncGaveUp`); no new orders."""
+        reason = (
+            f"could not resynchronise with the broker after {why} within "
+            f"{self.cfg.resync_give_up_minutes:g} min ({self.degraded.describe(self.n_symbols)})"
+        )
+        log.error("giving up: %s; exiting with code 8 for a supervisor to restart the bot", reason)
+        self.run.gave_up = reason
+        self.run.stop_reason = self.run.stop_reason or reason
+        self.run.done = True
+        self.run.wake.set()
 
     # ---------------------------------------------------------------- watches
 

@@ -4,10 +4,11 @@ Each adjustment is `[order id, quantity, why]`: quantity 0 vetoes the order, a s
 cuts it. The [risk] limits (position value, gross exposure, orders per minute) are applied by
 the minute step itself (`risk.checks`, as in a backtest); the gate reports those cuts, so the
 journal says why, and adds what only a trading run knows: orders decided while the bot was
-catching up after a fresh start are vetoed; in a session that closed while the bot was down
-only sells go out; while the run is paused (the dashboard's pause) buys are refused; buys of a
-symbol without live market data are refused; after a daily-loss halt every order is refused
-until `trade --rearm`."""
+catching up after a fresh start are vetoed; buys decided while stepping a backlog of missed
+minutes (after an outage, a reset, a restart) are vetoed, only the latest minute's go out; in a
+session that closed while the bot was down only sells go out; while the run is paused (the
+dashboard's pause) buys are refused; buys of a symbol without live market data are refused;
+after a daily-loss halt every order is refused until `trade --rearm`."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def gate(
     blocked: np.ndarray,
     halted: str,
     paused: str = "",
+    backlog: bool = False,
 ) -> list[list[Any]]:
     """The adjustments to this minute's new orders, by order id (the step's own limit cuts
     included, so the journal says why; applying them again changes nothing)."""
@@ -62,10 +64,17 @@ def gate(
         for oid in new_working:
             adjust[oid] = [oid, 0, "decided before the bot started"]
         new_working = []
+    buys_out = ""
+    if backlog:
+        buys_out = (
+            "decided while catching up on missed minutes (only the latest minute's buys go out)"
+        )
     if closed_session:
+        buys_out = "decided in a session that closed while the bot was down"
+    if buys_out:
         for oid in new_working:
             if o.side[oid] > 0:
-                adjust[oid] = [oid, 0, "decided in a session that closed while the bot was down"]
+                adjust[oid] = [oid, 0, buys_out]
         new_working = [oid for oid in new_working if o.side[oid] < 0]
     if paused:  # no new entries; exits, rebalancing sells and the flatten still go
         for oid in new_working:

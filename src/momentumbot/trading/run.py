@@ -35,6 +35,7 @@ ALERTED = {
     "halted": (Event.HALTED, "halted: no new orders"),
     "buys_halted": (Event.HALTED, "new buys halted"),
     "fatal": (Event.RECONCILE_MISMATCH, "trading stopped"),
+    "gave_up": (Event.RESYNC_GIVEN_UP, "resync given up (exit code 8)"),
 }
 
 
@@ -53,6 +54,7 @@ class RunState:
     done: bool = False  # no more minutes: the loop ends
     stopping: bool = False  # a stop was asked for: flattening or cancelling
     failed: bool = False  # a fatal task failure: nothing reconnects any more
+    gave_up: str = ""  # why the run stopped degraded (`trading.resync`: exit code 8)
     time_wanted: bool = True  # the loop asks the server's time at its next turn
     step_seq: int = 0  # how many times minutes were stepped (a time answer after it counts)
     wake: asyncio.Event = field(default_factory=asyncio.Event)

@@ -27,6 +27,7 @@ from momentumbot.domain.units import NS
 from momentumbot.engine.live import LiveEngine, StepResult
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
+from momentumbot.notify import Event
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState
 
@@ -97,6 +98,11 @@ class SellRetry:
             "sell of %s (order %d) ended at the broker: %s; trying again in %gs%s",
             sym, oid, why, wait, f", 1/{p.split} of the position at a time" if p.split > 1 else "",
         )  # fmt: skip
+        if rejected:
+            self.run.alerts.event(
+                Event.SELL_REJECTED, f"sell of {sym} rejected",
+                f"{why}; trying again in {wait:g} s (reject {p.rejects})", key=f"sell {sym}",
+            )  # fmt: skip
         if p.rejects >= self.cfg.sell_rejects_before_halt:
             self._halt(
                 f"the sells of {sym} were rejected {p.rejects} times (last: {why}); "

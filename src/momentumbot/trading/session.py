@@ -86,7 +86,8 @@ class TradingSession:
             broker=c.broker, journal=c.journal, engine=c.engine, cfg=c.cfg.broker, conn=c.conn,
             run=run, sup=c.sup, minutes=c.minutes, router=self.router,
             reconcile=lambda why: self.reconciler.run_once(why),
-            resubscribe=lambda: self.feed.resubscribe(), where=c.where,
+            resubscribe=self.feed.resubscribe_some, where=c.where,
+            n_symbols=len(c.engine.symbols),
         )  # fmt: skip
         self.stepper = Stepper(
             engine=c.engine, journal=c.journal, router=self.router, fills=self.fills,

@@ -1,6 +1,8 @@
 """Stepping the engine: each complete minute is booked (fills due), stepped, passed through
 the risk gate, journaled with its new orders and handed to the router; the day's loss is
-checked after every step. Also the stop: a flatten or a cancel-all decided at the next
+checked after every step. A backlog of more than `[broker] catchup_send_minutes` closed minutes
+(after an outage, a reset, a restart) is stepped with the buys of all but the latest minute
+vetoed (sells still go), so no position is opened for a moment that has passed. Also the stop: a flatten or a cancel-all decided at the next
 minute, journaled before it is sent."""
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from momentumbot.trading.booking import FillBook
 from momentumbot.trading.connection import ConnectionState
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.routing import OrderRouter
-from momentumbot.trading.run import RunState
+from momentumbot.trading.run import RunState, ny
 from momentumbot.trading.terminal import EVENT
 
 log = logging.getLogger("momentumbot.trade")
@@ -60,11 +62,19 @@ class Stepper:
         if not e.started or run.fatal:
             return
         stepped = False
+        latest = self.latest_closed()
+        behind = (latest - e.next_label) // NS_PER_MINUTE
+        backlog = behind >= self.cfg.broker.catchup_send_minutes and self.conn.can_trade
+        if backlog and self.minutes.complete(e.next_label, run.server_ns, e.session_open_ns):
+            log.warning(
+                "%d missed minutes to step (from %s): only the latest minute's buys are sent",
+                behind + 1, ny(e.next_label),
+            )  # fmt: skip
         while self.conn.can_trade and not run.done:
             t = e.next_label
             if not self.minutes.complete(t, run.server_ns, e.session_open_ns):
                 break
-            self.step(t)
+            self.step(t, backlog=backlog and t < latest)
             stepped = True
         if not stepped:
             return
@@ -85,7 +95,12 @@ class Stepper:
             self.run.progress_ns = progress
             self.journal.set_many({"progress_ns": str(progress)})
 
-    def step(self, t: int) -> None:
+    def latest_closed(self) -> int:
+        """The label of the latest minute closed by the server's clock (its grace passed)."""
+        closed_by = self.run.server_ns - self.minutes.grace_ns
+        return closed_by - closed_by % NS_PER_MINUTE - NS_PER_MINUTE
+
+    def step(self, t: int, *, backlog: bool = False) -> None:
         e, j, run = self.engine, self.journal, self.run
         t0 = time.perf_counter()
         self.fills.book_due(t)
@@ -99,7 +114,7 @@ class Stepper:
             adjust = risk_gate.gate(
                 e, res.new_orders, catchup=catchup, closed_session=closed_session,
                 blocked=np.ones_like(self.blocked) if run.buys_halted else self.blocked,
-                halted=run.halted, paused=run.paused,
+                halted=run.halted, paused=run.paused, backlog=backlog,
             )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:

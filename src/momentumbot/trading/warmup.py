@@ -143,17 +143,39 @@ class MarketFeed:
                 ny(self.run.server_ns),
             )
 
-    async def subscribe_all(self, duration: str) -> dict[str, BarArrays]:
-        """(Re)subscribe every symbol's bar stream, several requests in flight (IB allows 50
-        at once; the broker paces their starts); initial bars join the pending minutes."""
+    async def resubscribe_some(self, symbols: list[str] | None) -> dict[str, str]:
+        """The streams of `symbols` (None: every one) again, with the history since the
+        engine's next minute; the symbols whose request failed, with why (the resync retries
+        them: any error, IB's 162 or a timeout while its data farm is down)."""
+        failed: dict[str, str] = {}
+        duration = catchup_duration(self.calendar, self.engine.next_label, self.run.server_ns)
+        await self.subscribe_all(duration, symbols, failed)
+        return failed
+
+    async def subscribe_all(
+        self,
+        duration: str,
+        symbols: list[str] | None = None,
+        failed: dict[str, str] | None = None,
+    ) -> dict[str, BarArrays]:
+        """(Re)subscribe every symbol's bar stream (or `symbols`'), several requests in flight
+        (IB allows 50 at once; the broker paces their starts); initial bars join the pending
+        minutes. With `failed`, a symbol whose request fails is noted there, not raised."""
         broker = self.broker
         out: dict[str, BarArrays] = {}
         gate = asyncio.Semaphore(SUBSCRIPTIONS_IN_FLIGHT)
         on_bar = self.on_bar(self.on_stream_bar)
+        wanted = self.symbols if symbols is None else symbols
 
         async def one(sym: str) -> None:
-            async with gate:
-                bars = await broker.subscribe_bars(sym, duration, on_bar)
+            try:
+                async with gate:
+                    bars = await broker.subscribe_bars(sym, duration, on_bar)
+            except Exception as exc:
+                if failed is None or not broker.connected:
+                    raise
+                failed[sym] = f"{type(exc).__name__}: {exc}"
+                return
             out[sym] = bars
             nxt = self.engine.next_label if self.engine.started else 0
             for i in range(bars.ts.shape[0]):
@@ -161,7 +183,7 @@ class MarketFeed:
                 if label >= nxt:
                     self.minutes.store(sym, label, bars.open[i], bars.close[i], bars.volume[i])
 
-        tasks = [asyncio.ensure_future(one(sym)) for sym in self.symbols]
+        tasks = [asyncio.ensure_future(one(sym)) for sym in wanted]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -175,7 +197,7 @@ class MarketFeed:
         self.run.stats.resubscribes += 1
         # an answer ending now ends with the forming minute: it stays pending (provisional,
         # revised by the stream) but is no part of the history
-        return {sym: closed_only(out[sym], now) for sym in self.symbols}
+        return {sym: closed_only(out[sym], now) for sym in wanted if sym in out}
 
     def on_stream_bar(self, sym: str, bar: StreamBar) -> None:
         e = self.engine

@@ -1,6 +1,8 @@
-"""The fault control desk: switching faults on and off, connectivity lost and restored, nightly
-resets and restarts, and the faults scheduled by New York wall time (`outage=`, `nightly-reset=`,
-`restart=`) that the clock desk runs between calendar events."""
+"""The fault control desk: switching faults on and off, connectivity lost and restored (1100,
+or 2110 with `farm-broken`), nightly resets and restarts, socket port resets (1300), the HMDS
+farm's down times (`hmds-down`, `hmds-down-after-restore`, kept by the farms desk), and the
+faults scheduled by New York wall time (`outage=`, `nightly-reset=`, `restart=`, `farm-broken=`,
+`port-reset=`) that the clock desk runs between calendar events."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pandas as pd
 
 from momentumbot.gateway.clock import VirtualClock, ny_ns
 from momentumbot.gateway.desks.accounts import AccountDesk
+from momentumbot.gateway.desks.farms import FarmDesk
 from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.orders import OrderDesk
 from momentumbot.gateway.desks.sessions import SessionDesk
@@ -23,6 +26,10 @@ from momentumbot.gateway.record import Recorder
 log = logging.getLogger("momentumbot.gateway")
 
 NEVER = 2**62
+FARM_BROKEN = (
+    2110,
+    "Connectivity between Trader Workstation and server is broken. It will be restored automatically.",
+)
 
 
 class FaultDesk:
@@ -36,7 +43,9 @@ class FaultDesk:
         orders: OrderDesk,
         virtual: VirtualClock,
         now: Callable[[], int],
+        farms: FarmDesk,
     ) -> None:
+        self.farms = farms
         self.faults = faults
         self.record = record
         self.sessions = sessions
@@ -49,6 +58,7 @@ class FaultDesk:
         self._scheduled: list[tuple[int, int, str, float]] = []
         self._scheduled_day: dt.date | None = None
         self._seq = 0
+        self._one_shots()
 
     # ---- switches
 
@@ -56,10 +66,34 @@ class FaultDesk:
         self.faults.apply(spec)
         self.record.note("fault", self.now(), spec=spec)
         log.warning("fault switched on: %s", spec)
+        self._one_shots()
+
+    def _one_shots(self) -> None:
+        """Faults that act the moment they are switched on (or at the start, from --fault)."""
+        f = self.faults
+        if f.hmds_down > 0:
+            self.hmds_down_for(f.hmds_down)
+            f.hmds_down = 0.0
+        if f.farm_broken_now:
+            f.farm_broken_now = False
+            self.break_farm()
+        if f.port_reset_now:
+            f.port_reset_now = False
+            self.port_reset()
 
     def clear(self) -> None:
         self.faults.clear()
+        self.farms.bring_hmds_up()
         self.record.note("faults cleared", self.now())
+
+    def hmds_down_for(self, seconds: float) -> None:
+        """The HMDS farm goes down for `seconds` market seconds (2105 ... 2106)."""
+        until = self.farms.take_hmds_down(seconds)
+        self._push(until, "hmds-check", 0.0)
+
+    def _hmds_after_restore(self) -> None:
+        if self.faults.hmds_down_after_restore > 0:
+            self.hmds_down_for(self.faults.hmds_down_after_restore)
 
     # ---- connectivity and sockets
 
@@ -68,6 +102,31 @@ class FaultDesk:
         self.record.note("connectivity lost", self.now())
         log.warning("fault: connectivity lost")
         self.sessions.lose_link(drop_order_events)
+
+    def break_farm(self) -> None:
+        """2110 (connectivity between TWS and IB's servers broken) without 1100: bars stop,
+        history requests fail, order messages are held until `restore_connectivity` (1102)."""
+        if self.sessions.outage:
+            return
+        self._data_lost = False
+        self.record.note("farm broken", self.now())
+        log.warning("fault: connectivity between TWS and server broken (2110)")
+        self.sessions.lose_link(False, FARM_BROKEN)
+
+    def port_reset(self) -> None:
+        """1300 to every client, then its socket is dropped (the port stays open)."""
+        self.record.note("port reset", self.now())
+        port = self.sessions.port
+        log.warning("fault: socket port reset, dropping %d sockets", len(self.sessions.sessions))
+        for s in list(self.sessions.sessions):
+            if s.ready:
+                s.error(
+                    -1,
+                    1300,
+                    "TWS socket port has been reset and this connection is being dropped. "
+                    f"Please reconnect on port {port}.",
+                )
+            s.close_after_flush()
 
     def restore_connectivity(self) -> None:
         if not self.sessions.outage:
@@ -79,11 +138,13 @@ class FaultDesk:
         )
         self.sessions.restore_link(data_lost, self.market_data.drop_all)
         self.accounts.push_everything()
+        self._hmds_after_restore()
 
     def nightly_reset(self, down_seconds: float = 0.0) -> None:
         self.record.note("nightly reset", self.now())
         log.warning("fault: nightly reset, dropping %d sockets", len(self.sessions.sessions))
         self.sessions.drop_all(down_seconds)
+        self._hmds_after_restore()
 
     def restart(self, down_seconds: float = 0.0) -> None:
         self.record.note("restart", self.now())
@@ -97,8 +158,8 @@ class FaultDesk:
     def next_scheduled(self) -> int:
         """Market time of the next scheduled fault (scheduling today's on a new day)."""
         f = self.faults
-        if not (f.outages or f.nightly_resets or f.restarts):
-            return NEVER
+        if not (f.outages or f.nightly_resets or f.restarts or f.farm_broken or f.port_resets):
+            return self._scheduled[0][0] if self._scheduled else NEVER
         now = self.now()
         day = ny_time(now).date()
         if self._scheduled_day != day:
@@ -117,6 +178,16 @@ class FaultDesk:
                 t = base + minute * NS_PER_MINUTE
                 if t > now:
                     self._push(t, "restart", secs)
+            for minute, secs in f.farm_broken:
+                t = base + minute * NS_PER_MINUTE
+                if t > now:
+                    self._push(t, "farm-broken", secs)
+                    if secs > 0:
+                        self._push(t + int(secs * NS), "restore", 0.0)
+            for minute in f.port_resets:
+                t = base + minute * NS_PER_MINUTE
+                if t > now:
+                    self._push(t, "port-reset", 0.0)
             # come back tomorrow to schedule the next day
             self._push(base + 86_400 * NS + NS, "noop", 0.0)
         return self._scheduled[0][0] if self._scheduled else NEVER
@@ -136,3 +207,9 @@ class FaultDesk:
             self.nightly_reset(down_seconds=self.virtual.real_seconds(arg))
         elif what == "restart":
             self.restart(down_seconds=self.virtual.real_seconds(arg))
+        elif what == "farm-broken":
+            self.break_farm()
+        elif what == "port-reset":
+            self.port_reset()
+        elif what == "hmds-check":
+            self.farms.hmds_check()

@@ -51,6 +51,7 @@ class FormingBarsDesk:
         self.faults = faults
         self.session_open = session_open
         self.now = now
+        self.hmds_down: Callable[[], bool] = lambda: False  # the farms desk: no revisions
 
     def next_time(self) -> int:
         """Market time of the next forming-bar update (NEVER when off or between sessions)."""
@@ -80,7 +81,7 @@ class FormingBarsDesk:
     def run(self) -> None:
         """An update falls due: every 1-minute stream whose minute has a bar gets its revision
         (nothing during an outage, as for closed bars)."""
-        if self.sessions.outage:
+        if self.sessions.outage or self.hmds_down():
             return
         for sym, subs in self.market_data.minute_streams():
             got = self.forming_bar(sym)

@@ -37,6 +37,7 @@ from momentumbot.gateway.protocol import Reader
 log = logging.getLogger("momentumbot.gateway")
 
 HMDS = "Historical Market Data Service error message:"
+HMDS_NO_DATA = HMDS + "HMDS query returned no data"
 
 
 class HistoryDesk:
@@ -60,6 +61,8 @@ class HistoryDesk:
         self.real = real
         self.now = now
         self._hist_times: deque[float] = deque()  # real times of recent requests (pacing)
+        # the farms desk: while the HMDS farm is down (or connectivity is), requests get 162
+        self.hmds_down: Callable[[], bool] = lambda: False
 
     def register(self, handlers: Handlers) -> None:
         register(
@@ -101,6 +104,9 @@ class HistoryDesk:
         stock = self.contracts.resolve(c)
         if stock is None:
             self.contracts.no_security(s, req_id)
+            return
+        if self.hmds_down():
+            s.error(req_id, 162, HMDS_NO_DATA)
             return
         if self._pacing_violation():
             s.error(req_id, 162, HMDS + "Historical data request pacing violation")

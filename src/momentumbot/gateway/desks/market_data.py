@@ -53,6 +53,8 @@ class MarketDataDesk:
         self._subs_by_symbol: dict[str, list[Sub]] = {}
         self._agg_subs: list[HistSub] = []
         self._opens_cache: dict[dt.date, np.ndarray] = {}
+        # keepUpToDate streams get nothing while the HMDS farm is down (the farms desk)
+        self.hmds_down: Callable[[], bool] = lambda: False
 
     def register(self, handlers: Handlers) -> None:
         register(
@@ -203,6 +205,8 @@ class MarketDataDesk:
     def _publish(self, sub: Sub, i: int, bar: Bar, label: int, close_ns: int) -> None:
         s = sub.session
         if isinstance(sub, HistSub):
+            if self.hmds_down():
+                return
             if sub.minutes == 1:
                 if label > sub.last_start:
                     sub.last_start = label
@@ -229,6 +233,8 @@ class MarketDataDesk:
             self._send_ticks(sub, i)
 
     def _publish_agg(self, sub: HistSub, label: int, close_ns: int) -> None:
+        if self.hmds_down():
+            return
         if not (sub.bucket[0] <= label < sub.bucket[1]):
             lo, hi = bucket_bounds(
                 np.array([label], np.int64), sub.minutes, self.calendar, sub.use_rth

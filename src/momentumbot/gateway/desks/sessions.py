@@ -18,6 +18,13 @@ from momentumbot.gateway.protocol import Reader, RequestError
 
 log = logging.getLogger("momentumbot.gateway")
 
+CONNECTIVITY_LOST = (1100, "Connectivity between IB and Trader Workstation has been lost.")
+FARMS_OK = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+
 Handler = Callable[[ClientSession, Reader], None]
 Handlers = dict[int, Handler]
 
@@ -65,6 +72,10 @@ class SessionDesk:
         self.held_ids: dict[int, float] = {}  # client id -> real time it is free again
         self.outage = False
         self.drop_order_events = False
+        # what a client hears while connectivity is lost: 1100, or 2110 (`farm-broken`)
+        self.outage_error = CONNECTIVITY_LOST
+        # the farm messages of the greeting (the farms desk replaces it)
+        self.farm_greeting: Callable[[], list[tuple[int, str]]] = lambda: list(FARMS_OK)
         self.closing = False
         self._server: asyncio.Server | None = None
         self._bound_port = 0
@@ -186,11 +197,10 @@ class SessionDesk:
         s.send(p.msg_next_valid_id(self._next_valid_id()))
         s.send(p.msg_managed_accounts(self.accounts))
         if self.outage:
-            s.error(-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
+            s.error(-1, *self.outage_error)
         else:
-            s.error(-1, 2104, "Market data farm connection is OK:usfarm")
-            s.error(-1, 2106, "HMDS data farm connection is OK:ushmds")
-            s.error(-1, 2158, "Sec-def data farm connection is OK:secdefnj")
+            for code, text in self.farm_greeting():
+                s.error(-1, code, text)
         log.info("client %d ready (%s)", client_id, s.peer)
 
     def request(self, s: ClientSession, fields: list[str]) -> None:
@@ -242,12 +252,16 @@ class SessionDesk:
         if not self.held_back(s, msgs):
             s.send_many(msgs)
 
-    def lose_link(self, drop_order_events: bool) -> None:
+    def lose_link(
+        self, drop_order_events: bool, error: tuple[int, str] = CONNECTIVITY_LOST
+    ) -> None:
+        """1100 (or `error`, e.g. 2110) to every client; data stops, order messages held."""
         self.outage = True
         self.drop_order_events = drop_order_events
+        self.outage_error = error
         for s in self.sessions:
             if s.ready:
-                s.error(-1, 1100, "Connectivity between IB and Trader Workstation has been lost.")
+                s.error(-1, *error)
                 s.flush()
 
     def restore_link(self, data_lost: bool, drop_subs: Callable[[ClientSession], Any]) -> None:
