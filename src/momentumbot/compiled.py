@@ -1,6 +1,7 @@
 """Compiled (numba) functions: the one decorator every compiled function uses.
 
-Owns: how the project's numba functions are compiled and where their machine code is cached.
+Owns: how the project's numba functions are compiled, where their machine code is cached,
+and how a compiled function's work is split over cores (`in_parts`).
 
 - `jit` is typed (`Callable[P, R] -> Callable[P, R]`), so mypy checks every call of a compiled
   function against its annotations (numba's own decorator returns Any).
