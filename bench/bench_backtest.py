@@ -7,13 +7,21 @@ folder), total, bars per second on the engine and end to end, and peak RSS.
 
     .venv/bin/python bench/bench_backtest.py                       # 10x250, 100x250, 500x250
     .venv/bin/python bench/bench_backtest.py --sizes 10x250 --repeats 3
+    .venv/bin/python bench/bench_backtest.py --sizes 100x250 --repeats 3 --before /tmp/old/src
+
+With --before SRC each repeat runs SRC's package (an older checkout's src/, on PYTHONPATH)
+and then this one, alternately, prints medians of both, and compares the run folders' files
+byte for byte (summary.json without its timing and store lines).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +48,22 @@ def ensure_store(root: Path, n_sym: int, n_sessions: int) -> Path:
     return store
 
 
+def folder_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a run folder (summary.json without timing and store)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or p.name == "run.log":
+            continue
+        data = p.read_bytes()
+        if p.name == "summary.json":
+            doc = json.loads(data)
+            doc.get("run", {}).pop("engine_seconds", None)
+            doc.get("run", {}).pop("store", None)
+            data = json.dumps(doc, sort_keys=True).encode()
+        out[str(p.relative_to(folder))] = hashlib.sha256(data).hexdigest()
+    return out
+
+
 def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
     """One measured run in this process (called in a fresh interpreter); n_sym is a count
     of generator symbols or `all` for every symbol in the store."""
@@ -62,6 +86,7 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
         run = backtest_to_folder(cfg, source, Path(tmp) / "run")
         t = run.result.timings
         return {
+            "digests": folder_digests(Path(tmp) / "run"),
             "bars": run.result.bars_used,
             "orders": len(run.result.orders),
             "fills": len(run.result.fills),
@@ -78,11 +103,50 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
         }
 
 
+def run_child(store: Path, n_sym: int, cash: float, src: Path | None) -> dict:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(store), str(n_sym), str(cash)],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def line(size: str, rep: int, r: dict) -> str:
+    return (
+        f"{size:>8} #{rep}: {r['bars']:>10,} bars | load {r['load_s']:.3f} s | "
+        f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s, "
+        f"of which quiet volume {r['quiet_volume_s']:.3f} s) | "
+        f"collect {r['collect_s']:.3f} s | write {r['write_s']:.3f} s | "
+        f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
+        f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
+    )
+
+
+def summarise(size: str, rows: list[dict]) -> None:
+    """Medians of before and after, and whether every run folder file is the same."""
+    keys = ("load_s", "kernel_s", "quiet_volume_s", "collect_s", "write_s", "total_s")
+    for label in ("before", "after"):
+        mine = [r for r in rows if r["variant"] == label]
+        med = {k: statistics.median(r[k] for r in mine) for k in keys}
+        print(f"{label:>6} {size} median: " + " | ".join(f"{k} {v:.3f}" for k, v in med.items()))
+    digests = [r["digests"] for r in rows]
+    same = all(d == digests[0] for d in digests)
+    diff = sorted({k for d in digests for k in d if d.get(k) != digests[0].get(k)})
+    print(
+        f"  run folders identical across before/after: {same}"
+        + (f" (differ: {diff})" if diff else "")
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10x250,100x250,500x250")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--before", type=Path, help="an older checkout's src/ to run alternately")
     ap.add_argument(
         "--child", nargs=3, metavar=("STORE", "SYMBOLS", "CASH"), help=argparse.SUPPRESS
     )
@@ -97,23 +161,15 @@ def main() -> None:
         n_sym, n_sessions = (int(x) for x in size.split("x"))
         store = ensure_store(args.out, n_sym, n_sessions)
         cash = 10_000.0 * n_sym  # 10k USD a symbol: budgets large enough to trade
+        variants = [("before", args.before), ("after", None)] if args.before else [("", None)]
         for rep in range(args.repeats):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(store), str(n_sym), str(cash)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            r["size"] = size
-            r["repeat"] = rep
-            rows.append(r)
-            print(
-                f"{size:>8} #{rep}: {r['bars']:>10,} bars | load {r['load_s']:.3f} s | "
-                f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s, "
-                f"of which quiet volume {r['quiet_volume_s']:.3f} s) | "
-                f"collect {r['collect_s']:.3f} s | write {r['write_s']:.3f} s | "
-                f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
-                f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
-            )
+            for label, src in variants:
+                r = run_child(store, n_sym, cash, src)
+                r.update(size=size, repeat=rep, variant=label)
+                rows.append(r)
+                print(f"{label:>6} " + line(size, rep, r), flush=True)
+        if args.before:
+            summarise(size, [r for r in rows if r["size"] == size])
     (args.out / "bench_backtest.json").write_text(json.dumps(rows, indent=2))
 
 

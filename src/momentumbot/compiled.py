@@ -1,6 +1,7 @@
 """Compiled (numba) functions: the one decorator every compiled function uses.
 
-Owns: how the project's numba functions are compiled and where their machine code is cached.
+Owns: how the project's numba functions are compiled, where their machine code is cached,
+and how a compiled function's work is split over cores (`in_parts`).
 
 - `jit` is typed (`Callable[P, R] -> Callable[P, R]`), so mypy checks every call of a compiled
   function against its annotations (numba's own decorator returns Any).
@@ -20,8 +21,9 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import numba
 
@@ -92,8 +94,22 @@ def _use_cache_dir() -> Path:
 CACHE_DIR = _use_cache_dir()
 
 
+def _compile_plain_calls(dispatcher: Any) -> None:
+    """Calls from compiled code compile the callee for its arguments' plain types: a
+    constant argument (`fill_price(x, BUY, cp)`) is typed Literal[int](1) by numba, which
+    would compile one more machine-code version per constant a caller passes (seconds of
+    a cold first run). The code is the same for any value, so one version serves all."""
+    original = dispatcher.get_call_template
+
+    def get_call_template(args: tuple[Any, ...], kws: dict[str, Any]) -> Any:
+        plain = tuple(numba.types.unliteral(a) for a in args)
+        return original(plain, {k: numba.types.unliteral(v) for k, v in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+
+
 def jit(
-    *, inline: bool = False, parallel: bool = False, fastmath: bool = False
+    *, inline: bool = False, parallel: bool = False, fastmath: bool = False, nogil: bool = False
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """`numba.njit(cache=True, ...)`, typed so that calls are checked like Python calls."""
 
@@ -103,7 +119,33 @@ def jit(
             inline="always" if inline else "never",
             parallel=parallel,
             fastmath=fastmath,
+            nogil=nogil,
         )(fn)
+        if not inline:
+            _compile_plain_calls(compiled)
         return cast(Callable[P, R], compiled)
 
     return decorate
+
+
+_POOL: list[ThreadPoolExecutor] = []
+# a forked child has none of the parent's threads: it starts its own pool when it needs one
+os.register_at_fork(after_in_child=_POOL.clear)
+
+
+def in_parts(fn: Callable[..., None], n: int, *args: object, min_n: int = 2) -> None:
+    """fn(lo, hi, *args) over [0, n) cut into numba.get_num_threads() parts run on threads:
+    for a compiled function with nogil=True whose parts touch disjoint data. It stands in
+    for parallel=True, whose compilation costs seconds in a cold first run. Below `min_n`
+    items (or with one thread) fn runs once, in this thread."""
+    parts = min(numba.get_num_threads(), n // max(min_n, 1))
+    if parts <= 1:
+        fn(0, n, *args)
+        return
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    bounds = [n * i // parts for i in range(parts + 1)]
+    futures = [_POOL[0].submit(fn, bounds[i], bounds[i + 1], *args) for i in range(1, parts)]
+    fn(bounds[0], bounds[1], *args)
+    for f in futures:
+        f.result()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from momentumbot.allocation.rotation import allocate
+from momentumbot.allocation.rotation import allocate, stable_order
 
 INF = 1e18
 
@@ -77,3 +79,19 @@ def test_no_eligible_symbol_allocates_nothing() -> None:
 def test_nothing_investable_allocates_nothing() -> None:
     _, b = alloc([1.0, 2.0], investable=-10.0)
     assert b.tolist() == [0.0, 0.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]), st.floats()),
+        max_size=70,
+    ),
+    st.booleans(),
+)
+def test_stable_order_is_numpys_stable_argsort(key: list[float], descending: bool) -> None:
+    """The top_k ranking: the same permutation as numpy's stable argsort (ties by index,
+    NaN last), descending by sorting the negated keys as the allocator did before."""
+    a = np.asarray(key, dtype=float)
+    expected = np.argsort(-a if descending else a, kind="stable")
+    assert stable_order(a, descending).tolist() == expected.tolist()

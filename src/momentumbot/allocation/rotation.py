@@ -38,6 +38,48 @@ def is_eligible(
     return window_n >= min_history_bars and quiet_volume > min_quiet_volume and price > 0.0
 
 
+@jit(inline=True)
+def _before(x: float, y: float, descending: bool) -> bool:
+    """x strictly before y: NaN last, then by value."""
+    if math.isnan(x):
+        return False
+    if math.isnan(y):
+        return True
+    return x > y if descending else x < y
+
+
+@jit()
+def stable_order(key: np.ndarray, descending: bool) -> np.ndarray:
+    """Indexes of `key` by value (descending or ascending), ties in index order, NaN last:
+    what np.argsort(-key or key, kind="mergesort") gives. A bottom-up merge sort of a few
+    lines, which compiles in a fraction of the time numba's own sorts take."""
+    n = key.shape[0]
+    a = np.empty(n, np.int64)
+    for i in range(n):
+        a[i] = i
+    b = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            i = lo
+            j = mid
+            for o in range(lo, hi):
+                right = j < hi and (
+                    i >= mid or _before(float(key[a[j]]), float(key[a[i]]), descending)
+                )
+                if right:
+                    b[o] = a[j]
+                    j += 1
+                else:
+                    b[o] = a[i]
+                    i += 1
+        a, b = b, a
+        width *= 2
+    return a
+
+
 @jit()
 def allocate(
     scores: np.ndarray,
@@ -72,7 +114,10 @@ def allocate(
     active = eligible.copy()
     if top_k > 0 and count > top_k:
         # keep the k best scores; ties go to the lower symbol index
-        order = np.argsort(-np.where(eligible, w, -np.inf), kind="mergesort")
+        key = np.empty(n)
+        for i in range(n):
+            key[i] = w[i] if eligible[i] else -np.inf
+        order = stable_order(key, True)
         for r in range(top_k, n):
             active[order[r]] = False
     if not investable > 0.0:

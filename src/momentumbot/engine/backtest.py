@@ -11,11 +11,10 @@ from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
-from numba import prange
 
 from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
 from momentumbot.allocation.rotation import SCORERS
-from momentumbot.compiled import jit
+from momentumbot.compiled import in_parts, jit
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import MinuteGrid, TradingCalendar
 from momentumbot.data.source import BarSource
@@ -173,18 +172,24 @@ def load_columns(
     return o, c, v
 
 
-@jit(parallel=True)
-def _transpose(src: np.ndarray) -> np.ndarray:
-    """(symbols x minutes) to a C-ordered (minutes x symbols) copy, in cache-sized blocks."""
+@jit(nogil=True)
+def _transpose_blocks(b_lo: int, b_hi: int, src: np.ndarray, dst: np.ndarray) -> None:
+    """Blocks [b_lo, b_hi) of 256 minutes of (symbols x minutes) src into (minutes x symbols) dst."""
     n_sym, n_min = src.shape
-    dst = np.empty((n_min, n_sym))
-    n_blocks = (n_min + 255) // 256
-    for b in prange(n_blocks):
+    for b in range(b_lo, b_hi):
         lo = b * 256
         hi = min(lo + 256, n_min)
         for s in range(n_sym):
             for m in range(lo, hi):
                 dst[m, s] = src[s, m]
+
+
+def _transpose(src: np.ndarray) -> np.ndarray:
+    """(symbols x minutes) to a C-ordered (minutes x symbols) copy, in cache-sized blocks,
+    on every core."""
+    n_sym, n_min = src.shape
+    dst = np.empty((n_min, n_sym))
+    in_parts(_transpose_blocks, (n_min + 255) // 256, src, dst)
     return dst
 
 

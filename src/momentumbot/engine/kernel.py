@@ -20,7 +20,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
-from momentumbot.allocation.rotation import allocate, is_eligible, raw_score
+from momentumbot.allocation.rotation import allocate, is_eligible, raw_score, stable_order
 from momentumbot.compiled import jit
 from momentumbot.domain.orders import OrderStatus, Reason
 from momentumbot.domain.units import NS_PER_MINUTE
@@ -608,10 +608,15 @@ def _fill_working(
             n += 1
     if n == 0:
         return
-    ids = np.sort(ids[:n])
+    key = np.empty(
+        n
+    )  # order ids (far below 2**53) ranked by stable_order: numba's sorts compile slowly
+    for i in range(n):
+        key[i] = ids[i]
+    rank = stable_order(key, False)
     for pass_side in (SELL, BUY):
         for i in range(n):
-            oid = ids[i]
+            oid = ids[rank[i]]
             if orders.side[oid] != pass_side or orders.status[oid] != S_WORKING:
                 continue
             s = orders.symbol[oid]
