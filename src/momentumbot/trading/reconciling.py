@@ -129,7 +129,7 @@ class Reconciler:
         for oid in r.resend:
             log.warning("reconcile (%s): order %d never reached IB: sending it", why, oid)
             self.run.stats.resent += 1
-            self.router.place(oid, resend=True)
+            self.router.resend(oid)
         self.broker.adopt_open_orders()
         log.info("reconcile (%s): %s", why, r.summary())
         return True

@@ -1,0 +1,87 @@
+"""Idempotent sends against the simulated gateway (real ib_async client, step mode): a stop
+asked for during a connectivity loss (1100) holds its flatten; the restore's reconciliation and
+the held queue must not both send it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from momentumbot.config.loader import load_config
+from momentumbot.data.store import BarStore
+from momentumbot.data.synthetic import default_symbols
+from tests.gateway.conftest import IbLogGuard
+from tests.trade.harness import (
+    check_books,
+    placed_refs,
+    synthetic_store,
+    trading,
+    wait_for,
+    write_config,
+)
+
+SYMBOLS = default_symbols(6)
+DAY = "2024-01-03"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> BarStore:
+    root = tmp_path_factory.mktemp("sends")
+    return synthetic_store(root / "store", SYMBOLS, "2024-01-02", 3, seed=5)
+
+
+def cfg(tmp: Path, extra: str = "") -> Any:
+    return load_config(write_config(tmp / "cfg.toml", SYMBOLS, extra))
+
+
+def test_stop_during_1100_flattens_once(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """Stop asked for during 1100, connectivity restored within the stop wait: exactly one
+    flatten order per symbol reaches the gateway, the account ends flat, never short."""
+    ib_log.expect(1100, 1102)
+    ib_log.tolerate(202)  # the stop cancels working orders
+    ib_log.allow("Peer closed connection")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await s.drv.settle(60)
+            await s.drv.run_to("10:30")
+            while not s.trader.engine.positions():
+                await s.drv.run_to(_next_minute(s.gw.now_ns()))
+            held = set(s.trader.engine.positions())
+            s.gw.lose_connectivity()
+            await wait_for(lambda: s.trader.conn.outage, 5, "1100")
+            s.trader.kill.trip("test stop during 1100")
+            s.trader.wake()
+            router = s.trader.session.router
+            await wait_for(lambda: len(router.held) > 0, 10, "the flatten held during 1100")
+            s.gw.restore_connectivity()
+            await wait_for(lambda: not router.held, 10, "the held orders released")
+            out = await s.stop("test stop during 1100")
+            assert out.stop_reason.startswith("test stop during 1100")
+            flattens: dict[str, int] = {}
+            for ev in s.gw.record.events:
+                if ev.get("what") == "placed" and ev["order_ref"].startswith("flatten:"):
+                    flattens[ev["symbol"]] = flattens.get(ev["symbol"], 0) + 1
+            assert flattens == dict.fromkeys(held, 1), f"flatten orders placed: {flattens}"
+            acct = s.gw.broker.accounts["DU0000001"]
+            assert all(p.qty == 0 for p in acct.held().values()), "flat, never short"
+            assert not s.trader.engine.positions()
+            assert all(n == 1 for n in placed_refs(s.gw).values())
+            check_books(s.trader, s.gw)
+
+    asyncio.run(body())
+
+
+def _next_minute(ns: int) -> str:
+    import pandas as pd
+
+    return (
+        pd.Timestamp(ns + 60 * 1_000_000_000, tz="UTC")
+        .tz_convert("America/New_York")
+        .strftime("%H:%M")
+    )
