@@ -85,3 +85,53 @@ def _next_minute(ns: int) -> str:
         .tz_convert("America/New_York")
         .strftime("%H:%M")
     )
+
+
+async def _until_orders_working(s: Any) -> None:
+    await s.drv.settle(60)
+    await s.drv.run_to("10:30")
+    while not s.trader.engine.working_orders():
+        await s.drv.run_to(_next_minute(s.gw.now_ns()))
+
+
+def _working_at_gateway(s: Any) -> set[str]:
+    return {o.order_ref for o in s.gw.broker.working() if o.account == "DU0000001"}
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_fatal_exit_cancels_working_orders(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard, keep: bool
+) -> None:
+    """A task fails while orders are working (the emergency flatten does not fill within the
+    stop wait): the exit cancels every order of the run at the gateway and lists what remains;
+    with keep_orders_on_fatal they stay, listed."""
+    from momentumbot.trading.supervisor import TaskFailed
+
+    ib_log.tolerate(202)
+    extra = (
+        f"keep_orders_on_fatal = {'true' if keep else 'false'}\n[risk]\nstop_wait_seconds = 0.5\n"
+    )
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path, extra)) as s:
+            await _until_orders_working(s)
+            assert _working_at_gateway(s)
+            s.trader.sup.report("test", "fatal", RuntimeError("forced failure"))
+            with pytest.raises(TaskFailed, match="forced failure"):
+                await s.finish()
+            working = _working_at_gateway(s)
+            listed = "\n".join(s.trader.remaining)
+            if keep:
+                assert working, "keep_orders_on_fatal leaves the run's orders working"
+                assert all(ref in listed for ref in working)
+            else:
+                assert not working, f"still working at the gateway: {working}"
+                assert "still working" not in listed
+            log = (tmp_path / "out" / "run.log").read_text(encoding="utf-8")
+            assert "what remains at IB" in log or "no order of this run is working" in log
+            for sym, p in s.gw.broker.accounts["DU0000001"].held().items():
+                if p.qty:
+                    assert f"position {p.qty} {sym}" in listed
+            check_books(s.trader, s.gw)
+
+    asyncio.run(body())

@@ -344,6 +344,10 @@ class BrokerConfig(_Section):
         ge=1,
         description="After this many rejects with the same reason in one session, new buys halt (until `trade --rearm`).",
     )
+    keep_orders_on_fatal: bool = Field(
+        False,
+        description="On a fatal exit (reconciliation mismatch, a failed task, a crash) leave the run's working orders at IB; by default they are cancelled and what remains is listed.",
+    )
 
 
 class RiskConfig(_Section):
