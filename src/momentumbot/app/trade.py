@@ -41,8 +41,8 @@ from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading import guards
 from momentumbot.trading.connection import ConnectionState
-from momentumbot.trading.fatal_exit import cancel_working_orders
 from momentumbot.trading.console import status_table
+from momentumbot.trading.fatal_exit import cancel_working_orders
 from momentumbot.trading.folder import RunFolder
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.relay import BrokerRelay
