@@ -40,6 +40,10 @@ nightly-reset=HH:MM[+SECONDS]
                          connections are refused for SECONDS of replay time (0)
 restart=HH:MM[+SECONDS]  a gateway restart (sockets dropped, order ids reset) at this time,
                          refusing connections for SECONDS of replay time (0)
+executions-window=day|all
+                         what reqExecutions and reqCompletedOrders return: day (the default,
+                         as IB): only what happened since the last nightly reset, restart or
+                         New York midnight; all: the whole history
 forming-bars=SECONDS     1-minute keepUpToDate streams get the forming minute's partial bar
                          every SECONDS market seconds (same date), then the closed bar; a
                          history request ending now ends with the forming bar (0: off;
@@ -79,6 +83,7 @@ class Faults:
     nightly_resets: list[tuple[int, float]] = field(default_factory=list)
     restarts: list[tuple[int, float]] = field(default_factory=list)
     forming_bars: float = 0.0  # market seconds between forming-bar updates; 0: closed bars only
+    executions_window: str = "day"  # "day" (as IB) or "all" (every execution since the start)
 
     def clear(self) -> None:
         """Every fault off (in place: the desks share this object)."""
@@ -158,6 +163,7 @@ _SETTERS: dict[str, Callable[[Faults, str], None]] = {
     "nightly-reset": lambda f, v: f.nightly_resets.append(_at(v, "0")),
     "restart": lambda f, v: f.restarts.append(_at(v, "0")),
     "forming-bars": lambda f, v: setattr(f, "forming_bars", _forming_seconds(v)),
+    "executions-window": lambda f, v: setattr(f, "executions_window", _window(v)),
 }
 
 
@@ -194,6 +200,13 @@ def _seconds(text: str) -> float:
 def _forming_seconds(text: str) -> float:
     v = float(text or "5")
     if not (v == 0 or 0 < v < 60):
+        raise ValueError(text)
+    return v
+
+
+def _window(text: str) -> str:
+    v = (text or "day").lower()
+    if v not in ("day", "all"):
         raise ValueError(text)
     return v
 

@@ -84,6 +84,7 @@ class FaultDesk:
         self.record.note("nightly reset", self.now())
         log.warning("fault: nightly reset, dropping %d sockets", len(self.sessions.sessions))
         self.sessions.drop_all(down_seconds)
+        self.orders.reset_day()
 
     def restart(self, down_seconds: float = 0.0) -> None:
         self.record.note("restart", self.now())
