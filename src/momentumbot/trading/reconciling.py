@@ -4,24 +4,32 @@ this module acts on what can be explained and stops trading on what cannot."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 from momentumbot.domain.orders import OrderState as St
 from momentumbot.domain.orders import Side
-from momentumbot.domain.units import usd_to_micro
+from momentumbot.domain.units import EXCHANGE_TZ, usd_to_micro
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import Broker
 from momentumbot.journal import journal as jr
 from momentumbot.journal.reconcile import EngineOrder, reconcile
+from momentumbot.journal.reconcile_days import ADOPTED_PREFIX
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState
 
 log = logging.getLogger("momentumbot.trade")
+
+
+def ny_date(ns: int) -> dt.date:
+    """The IB day (New York date) of a UTC ns time."""
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).astimezone(ZoneInfo(EXCHANGE_TZ)).date()
 
 
 @dataclass
@@ -44,7 +52,7 @@ class Reconciler:
         for oid, o in self.journal.orders().items():
             if oid >= e.order_count():
                 continue
-            sym, side, qty, _reason, _dec, status, filled = e.order_row(oid)
+            sym, side, qty, _reason, dec, status, filled = e.order_row(oid)
             out[oid] = EngineOrder(
                 oid=oid,
                 symbol=sym,
@@ -53,6 +61,8 @@ class Reconciler:
                 filled=filled + pending_qty.get(oid, 0),
                 working=status == "working",
                 state=self.router.state.get(oid, o.state),
+                order_ref=o.order_ref,
+                decided_ns=dec,
             )
         return out
 
@@ -62,6 +72,15 @@ class Reconciler:
             return None
         initial = usd_to_micro(self.cfg.portfolio.initial_cash)
         return int(start_cash) + self.engine.cash_micro - initial + self.fills.pending_cash_micro()
+
+    def _earlier_day(self) -> str | None:
+        """The IB day (New York date) of the journal's last progress when it is earlier than
+        the server's: IB no longer reports that day's executions and completed orders."""
+        progress = int(self.journal.get("progress_ns") or 0)
+        if not progress or not self.run.server_ns:
+            return None
+        then, now = ny_date(progress - 1), ny_date(self.run.server_ns)
+        return str(then) if then < now else None
 
     async def run_once(self, why: str) -> bool:
         """Compare with the broker; act on what can be explained; stop on what cannot
@@ -77,7 +96,15 @@ class Reconciler:
             positions=self.fills.pending_positions(self.engine.positions()),
             snapshot=snap,
             expected_cash_micro=self._expected_cash(),
+            earlier_day=(earlier := self._earlier_day()),
+            fill_ns=int(j.get("progress_ns") or 0),
         )
+        if earlier:
+            log.warning(
+                "reconcile (%s): the journal's last progress was on %s, an earlier IB day: "
+                "IB no longer reports its executions; orders are explained by positions", why,
+                earlier,
+            )  # fmt: skip
         for w in r.warnings:
             log.warning("reconcile (%s): %s", why, w)
         if not r.agrees:
@@ -109,8 +136,10 @@ class Reconciler:
                 self.events.end_from_broker(oid, St.CANCELLED, f"{reason} ({why})")
         for ex in sorted(r.adopt, key=lambda e: (e.time_ns, e.exec_id)):
             log.warning(
-                "reconcile (%s): adopting execution %s: %s %d %s @ %s",
+                "reconcile (%s): adopting execution %s: %s %d %s @ %s%s",
                 why, ex.exec_id, Side(ex.side).label, ex.quantity, ex.symbol, ex.price,
+                " (not reported by IB: explained by its position, at IB's average cost or "
+                "the price its cash implies)" if ex.exec_id.startswith(ADOPTED_PREFIX) else "",
             )  # fmt: skip
             self.run.stats.adopted += 1
             self.events.receive(ex, adopted=True)

@@ -3,6 +3,7 @@ reject faults), what-if orders, and the open / completed orders and executions c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -252,10 +253,8 @@ class OrderDesk:
         side = r.text().upper()
         since_ns = self.window_start_ns()
         if since.strip():
-            try:
+            with contextlib.suppress(ValueError):  # an unreadable time: no time filter
                 since_ns = max(since_ns, parse_end_datetime(since, self.now()))
-            except ValueError:
-                pass
         for f in self.broker.fills:
             if f.client_id != s.client_id and s.client_id != 0:
                 continue

@@ -1,0 +1,173 @@
+"""Reconciliation across IB days: IB reports executions and completed orders of the current
+day only (since the nightly reset), so orders of an earlier day that the engine still counts
+on may have left no trace. They are explained by positions: per symbol, the shares IB holds
+beyond what the journal expects must be the sum of some of those orders (filled whole), or
+part of the only one; the fills are adopted at IB's average cost (a sell, which leaves no
+average cost, at the price IB's cash implies), the commission being what IB's cash says is
+left. What cannot be explained gets exact manual steps. Pure: the trader acts on it."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from momentumbot.execution.broker_protocol import ExecReport
+from momentumbot.execution.costs import to_micro
+
+ADOPTED_PREFIX = "adopted."  # the exec id of a fill adopted from positions (IB gave none)
+MAX_ORDERS_SEARCHED = 10  # per symbol; more untraced orders than this are not guessed at
+
+
+@dataclass(frozen=True)
+class Untraced:
+    """An order the engine counts on that IB no longer reports (placed on an earlier day)."""
+
+    oid: int
+    order_ref: str
+    symbol: str
+    side: int  # +1 buy, -1 sell
+    remaining: int
+    intent: bool  # never sent, as far as the journal knows
+    decided_ns: int
+
+
+@dataclass
+class DayVerdict:
+    adopt: list[ExecReport] = field(default_factory=list)
+    ended: list[tuple[int, str]] = field(default_factory=list)
+    resend: list[int] = field(default_factory=list)
+    manual: list[str] = field(default_factory=list)  # mismatches, each with its steps
+    explained: set[str] = field(default_factory=set)  # symbols dealt with here
+
+
+def _fills_for(cands: Sequence[Untraced], diff: int) -> dict[int, int] | None:
+    """oid -> shares filled that make `diff`, or None when nothing (or more than one thing)
+    explains it."""
+    if len(cands) > MAX_ORDERS_SEARCHED:
+        return None
+    found: list[dict[int, int]] = []
+    for n in range(len(cands) + 1):
+        for combo in itertools.combinations(cands, n):
+            if sum(o.side * o.remaining for o in combo) == diff:
+                found.append({o.oid: o.remaining for o in combo})
+    if len(found) == 1:
+        return found[0]
+    if not found and len(cands) == 1:
+        o = cands[0]
+        if diff * o.side > 0 and abs(diff) < o.remaining:
+            return {o.oid: abs(diff)}  # partly filled
+    return None
+
+
+def _manual(sym: str, have: int, want: int, day: str, refs: list[str]) -> str:
+    diff = have - want
+    act = f"sell {diff}" if diff > 0 else f"buy {-diff}"
+    return (
+        f"{sym}: IB holds {have} shares, the journal expects {want}; this run's orders of "
+        f"{day} ({', '.join(refs) or 'none'}) do not explain the difference of {diff:+d}. "
+        f"In TWS look at Trades and Portfolio for {sym}; to go on from the journal, {act} "
+        f"{sym} in TWS so that the position is {want}, then run the same command again"
+    )
+
+
+def explain_across_days(
+    *,
+    untraced: Sequence[Untraced],
+    expected: Mapping[str, int],
+    positions: Mapping[str, int],
+    avg_costs: Mapping[str, float],
+    cash_gap_micro: int | None,
+    account: str,
+    fill_ns: int,
+    day: str,
+) -> DayVerdict:
+    """`expected`: the journal's positions (with fills received or adopted from IB's
+    executions); `cash_gap_micro`: IB's cash minus the journal's expectation (None: unknown);
+    `fill_ns`: when adopted fills are booked (the first minute the journal did not deal with);
+    `day`: the earlier IB day, for the messages."""
+    v = DayVerdict()
+    by_sym: dict[str, list[Untraced]] = {}
+    for o in sorted(untraced, key=lambda o: o.oid):
+        by_sym.setdefault(o.symbol, []).append(o)
+    plan: list[tuple[Untraced, int]] = []
+    for sym, cands in sorted(by_sym.items()):
+        have, want = positions.get(sym, 0), expected.get(sym, 0)
+        filled = _fills_for(cands, have - want)
+        if filled is None:
+            v.manual.append(_manual(sym, have, want, day, [o.order_ref for o in cands]))
+            v.explained.add(sym)
+            continue
+        v.explained.add(sym)
+        for o in cands:
+            q = filled.get(o.oid, 0)
+            if q:
+                plan.append((o, q))
+            if q < o.remaining:
+                if o.intent and not q:
+                    v.resend.append(o.oid)  # never reached IB: the position says so
+                else:
+                    v.ended.append((o.oid, f"not filled at IB on {day}; IB no longer reports it"))
+    if plan:
+        _price(plan, avg_costs, positions, cash_gap_micro, account, fill_ns, v)
+    return v
+
+
+def _price(
+    plan: list[tuple[Untraced, int]],
+    avg_costs: Mapping[str, float],
+    positions: Mapping[str, int],
+    cash_gap_micro: int | None,
+    account: str,
+    fill_ns: int,
+    v: DayVerdict,
+) -> None:
+    """Prices and commissions of the adopted fills: buys at IB's average cost, sells at the
+    price IB's cash implies; IB's cash settles the rest as commission."""
+    buys = [(o, q) for o, q in plan if o.side > 0]
+    sells = [(o, q) for o, q in plan if o.side < 0]
+    prices: dict[int, float] = {}
+    for o, q in buys:
+        cost = avg_costs.get(o.symbol, 0.0)
+        if not cost > 0 or positions.get(o.symbol, 0) <= 0:
+            v.manual.append(
+                f"{o.symbol}: order {o.order_ref} seems filled ({q} shares) but IB reports no "
+                "average cost to book it at; check its fill in TWS (Trades) and run again"
+            )
+            return
+        prices[o.oid] = cost
+    outflow = sum(to_micro(q * prices[o.oid]) for o, q in buys)
+    commission: dict[int, int] = {}
+    if sells:
+        if cash_gap_micro is None:
+            v.manual.append(
+                "sells of an earlier day seem filled ("
+                + ", ".join(f"{q} {o.symbol}" for o, q in sells)
+                + ") but the account's starting cash is unknown; check them in TWS and run again"
+            )
+            return
+        proceeds = cash_gap_micro + outflow  # what the sells brought, net of commission
+        shares = sum(q for _, q in sells)
+        for o, _q in sells:
+            prices[o.oid] = proceeds / shares / 1e6
+        inflow = sum(to_micro(q * prices[o.oid]) for o, q in sells)
+        commission[sells[-1][0].oid] = inflow - proceeds  # rounding only
+    elif cash_gap_micro is not None:
+        commission[buys[-1][0].oid] = -cash_gap_micro - outflow
+    for o, q in plan:
+        v.adopt.append(
+            ExecReport(
+                exec_id=f"{ADOPTED_PREFIX}{o.order_ref}",
+                order_ref=o.order_ref,
+                perm_id=0,
+                ib_order_id=0,
+                client_id=0,
+                account=account,
+                symbol=o.symbol,
+                side=o.side,
+                quantity=q,
+                price=prices[o.oid],
+                time_ns=max(fill_ns, o.decided_ns),
+                commission_micro=commission.get(o.oid, 0),
+            )
+        )
