@@ -85,6 +85,7 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
     expected_cash_micro: int | None = None,
     earlier_day: str | None = None,
     fill_ns: int = 0,
+    basis: Mapping[str, float] | None = None,
 ) -> Reconciliation:
     """Compare; `positions` are the engine's, including fills received but not yet booked.
     `earlier_day`: the journal's last progress was on that earlier IB day, whose executions
@@ -197,7 +198,7 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
         v = explain_across_days(
             untraced=untraced, expected=expected, positions=snapshot.positions,
             avg_costs=snapshot.avg_costs, cash_gap_micro=gap, account=snapshot.account,
-            fill_ns=fill_ns, day=earlier_day or "",
+            fill_ns=fill_ns, day=earlier_day or "", basis=basis,
         )  # fmt: skip
         r.adopt += v.adopt
         r.ended += v.ended
@@ -214,15 +215,14 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
                 f"{sym}: the journal has {want} shares, IB has {have}"
                 + (" (not bought by this run)" if want == 0 else "")
             )
-    if (
-        expected_cash_micro is not None
-        and snapshot.cash_micro is not None
-        and expected_cash_micro != snapshot.cash_micro
-    ):
-        r.warnings.append(
-            f"cash: the journal expects {expected_cash_micro / 1e6:,.6f} USD at IB, IB has "
-            f"{snapshot.cash_micro / 1e6:,.6f} USD (other activity in the account?)"
-        )
+    if expected_cash_micro is not None and snapshot.cash_micro is not None:
+        # with the executions adopted now (a commission not reported yet counts 0)
+        want_cash = expected_cash_micro + sum(_flow(ex) for ex in r.adopt)
+        if want_cash != snapshot.cash_micro:
+            r.warnings.append(
+                f"cash: the journal expects {want_cash / 1e6:,.6f} USD at IB, IB has "
+                f"{snapshot.cash_micro / 1e6:,.6f} USD (other activity in the account?)"
+            )
     return r
 
 

@@ -9,11 +9,12 @@ left. What cannot be explained gets exact manual steps. Pure: the trader acts on
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from momentumbot.execution.broker_protocol import ExecReport
 from momentumbot.execution.costs import to_micro
+from momentumbot.journal.journal import JournalFill
 
 ADOPTED_PREFIX = "adopted."  # the exec id of a fill adopted from positions (IB gave none)
 MAX_ORDERS_SEARCHED = 10  # per symbol; more untraced orders than this are not guessed at
@@ -39,6 +40,25 @@ class DayVerdict:
     resend: list[int] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)  # mismatches, each with its steps
     explained: set[str] = field(default_factory=set)  # symbols dealt with here
+
+
+def cost_basis(fills: Iterable[JournalFill]) -> dict[str, float]:
+    """USD cost of each symbol's position from the journal's fills, as IB averages it: a buy
+    adds its value and commission, a sell takes its share of the average away."""
+    shares: dict[str, int] = {}
+    basis: dict[str, float] = {}
+    for f in fills:
+        held = shares.get(f.symbol, 0)
+        if f.side == "BUY":
+            comm = f.reported_commission_micro
+            comm = f.commission_micro if comm is None else comm
+            basis[f.symbol] = basis.get(f.symbol, 0.0) + f.quantity * f.price + (comm or 0) / 1e6
+            shares[f.symbol] = held + f.quantity
+        else:
+            if held > 0:
+                basis[f.symbol] = basis.get(f.symbol, 0.0) * max(held - f.quantity, 0) / held
+            shares[f.symbol] = held - f.quantity
+    return basis
 
 
 def _fills_for(cands: Sequence[Untraced], diff: int) -> dict[int, int] | None:
@@ -81,11 +101,13 @@ def explain_across_days(
     account: str,
     fill_ns: int,
     day: str,
+    basis: Mapping[str, float] | None = None,
 ) -> DayVerdict:
     """`expected`: the journal's positions (with fills received or adopted from IB's
     executions); `cash_gap_micro`: IB's cash minus the journal's expectation (None: unknown);
     `fill_ns`: when adopted fills are booked (the first minute the journal did not deal with);
-    `day`: the earlier IB day, for the messages."""
+    `day`: the earlier IB day, for the messages; `basis`: the USD cost of the journal's
+    positions (`cost_basis`), for buys on top of a position."""
     v = DayVerdict()
     by_sym: dict[str, list[Untraced]] = {}
     for o in sorted(untraced, key=lambda o: o.oid):
@@ -109,51 +131,61 @@ def explain_across_days(
                 else:
                     v.ended.append((o.oid, f"not filled at IB on {day}; IB no longer reports it"))
     if plan:
-        _price(plan, avg_costs, positions, cash_gap_micro, account, fill_ns, v)
+        _price(plan, expected, basis or {}, avg_costs, cash_gap_micro, account, fill_ns, v)
     return v
 
 
 def _price(
     plan: list[tuple[Untraced, int]],
+    expected: Mapping[str, int],
+    basis: Mapping[str, float],
     avg_costs: Mapping[str, float],
-    positions: Mapping[str, int],
     cash_gap_micro: int | None,
     account: str,
     fill_ns: int,
     v: DayVerdict,
 ) -> None:
-    """Prices and commissions of the adopted fills: buys at IB's average cost, sells at the
-    price IB's cash implies; IB's cash settles the rest as commission."""
-    buys = [(o, q) for o, q in plan if o.side > 0]
-    sells = [(o, q) for o, q in plan if o.side < 0]
+    """Prices and commissions of the adopted fills. Buys are booked at what IB's average cost
+    says they cost per share (commissions included, so their commission is what rounding
+    leaves): the position's cost at IB less the journal's cost of what it held before. Sells
+    (IB's average cost does not change) at what IB's cash says they brought."""
+    buys: dict[str, list[tuple[Untraced, int]]] = {}
+    for o, q in plan:
+        if o.side > 0:
+            buys.setdefault(o.symbol, []).append((o, q))
     prices: dict[int, float] = {}
-    for o, q in buys:
-        cost = avg_costs.get(o.symbol, 0.0)
-        if not cost > 0 or positions.get(o.symbol, 0) <= 0:
+    for sym, fills in buys.items():
+        cost, held = avg_costs.get(sym, 0.0), expected.get(sym, 0)
+        shares = sum(q for _, q in fills)
+        if not cost > 0 or held < 0 or (held and sym not in basis):
             v.manual.append(
-                f"{o.symbol}: order {o.order_ref} seems filled ({q} shares) but IB reports no "
-                "average cost to book it at; check its fill in TWS (Trades) and run again"
+                f"{sym}: orders {', '.join(o.order_ref for o, _ in fills)} seem filled "
+                f"({shares} shares) but IB reports no average cost to book them at; check "
+                "their fills in TWS (Trades), then run the same command again"
             )
             return
-        prices[o.oid] = cost
-    outflow = sum(to_micro(q * prices[o.oid]) for o, q in buys)
+        per_share = (cost * (held + shares) - (basis.get(sym, 0.0) if held else 0.0)) / shares
+        for o, _q in fills:
+            prices[o.oid] = per_share
+    rest = [(o, q) for o, q in plan if o.oid not in prices]
+    if rest and cash_gap_micro is None:
+        v.manual.append(
+            "sells of an earlier day seem filled ("
+            + ", ".join(f"{q} {o.symbol}" for o, q in rest)
+            + ") but the account's starting cash is unknown; check them in TWS (Trades)"
+        )
+        return
     commission: dict[int, int] = {}
-    if sells:
-        if cash_gap_micro is None:
-            v.manual.append(
-                "sells of an earlier day seem filled ("
-                + ", ".join(f"{q} {o.symbol}" for o, q in sells)
-                + ") but the account's starting cash is unknown; check them in TWS and run again"
-            )
-            return
-        proceeds = cash_gap_micro + outflow  # what the sells brought, net of commission
-        shares = sum(q for _, q in sells)
-        for o, _q in sells:
-            prices[o.oid] = proceeds / shares / 1e6
-        inflow = sum(to_micro(q * prices[o.oid]) for o, q in sells)
-        commission[sells[-1][0].oid] = inflow - proceeds  # rounding only
-    elif cash_gap_micro is not None:
-        commission[buys[-1][0].oid] = -cash_gap_micro - outflow
+    if cash_gap_micro is not None:
+        flow = sum(_flow(o.side, q, prices[o.oid]) for o, q in plan if o.oid in prices)
+        left = cash_gap_micro - flow  # what the rest brought (sells) or cost (buys, negative)
+        if rest:
+            shares = sum(q for _, q in rest)
+            for o, _q in rest:
+                prices[o.oid] = abs(left) / shares / 1e6
+        flow = sum(_flow(o.side, q, prices[o.oid]) for o, q in plan)
+        last = (rest or plan)[-1][0].oid
+        commission[last] = flow - cash_gap_micro  # rounding only, but for the cash to agree
     for o, q in plan:
         v.adopt.append(
             ExecReport(
@@ -171,3 +203,9 @@ def _price(
                 commission_micro=commission.get(o.oid, 0),
             )
         )
+
+
+def _flow(side: int, qty: int, price: float) -> int:
+    """A fill's effect on cash before commission (micro-dollars)."""
+    value = to_micro(qty * price)
+    return value if side < 0 else -value

@@ -18,7 +18,7 @@ from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import Broker
 from momentumbot.journal import journal as jr
 from momentumbot.journal.reconcile import EngineOrder, reconcile
-from momentumbot.journal.reconcile_days import ADOPTED_PREFIX
+from momentumbot.journal.reconcile_days import ADOPTED_PREFIX, cost_basis
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.routing import OrderRouter
@@ -98,6 +98,7 @@ class Reconciler:
             expected_cash_micro=self._expected_cash(),
             earlier_day=(earlier := self._earlier_day()),
             fill_ns=int(j.get("progress_ns") or 0),
+            basis=cost_basis(j.fills().values()) if earlier else None,
         )
         if earlier:
             log.warning(
