@@ -135,3 +135,41 @@ def test_fatal_exit_cancels_working_orders(
             check_books(s.trader, s.gw)
 
     asyncio.run(body())
+
+
+def test_reconcile_mismatch_exit_cancels_the_runs_orders(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """Someone else's order appears in one of the run's symbols; the reconciliation after a
+    reconnect cannot explain it and stops (exit code 6): the run's own working orders are
+    cancelled at the gateway, the stranger's is left alone."""
+    from ib_async import IB, LimitOrder, Stock
+
+    from momentumbot.app.trade import TradingStopped
+
+    ib_log.tolerate(202)
+    ib_log.allow("Peer closed connection|Connection reset|API connection failed")
+
+    async def body() -> None:
+        async with trading(store, DAY, tmp_path / "out", cfg(tmp_path)) as s:
+            await _until_orders_working(s)
+            ours = _working_at_gateway(s)
+            assert ours
+            other = IB()
+            await other.connectAsync("127.0.0.1", s.gw.port, clientId=42, timeout=5)
+            try:
+                sym = SYMBOLS[0]
+                (c,) = await other.qualifyContractsAsync(Stock(sym, "SMART", "USD"))
+                other.placeOrder(c, LimitOrder("BUY", 1, 1.0, orderRef="by hand"))
+                await wait_for(lambda: "by hand" in _working_at_gateway(s), 5, "the order")
+                s.trader.broker.drop()
+                with pytest.raises(TradingStopped, match="not placed by this run"):
+                    await s.finish()
+            finally:
+                other.disconnect()
+            working = _working_at_gateway(s)
+            assert working == {"by hand"}, f"working at the gateway: {working}"
+            log = (tmp_path / "out" / "run.log").read_text(encoding="utf-8")
+            assert "fatal exit: cancelling" in log
+
+    asyncio.run(body())

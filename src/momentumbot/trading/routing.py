@@ -135,7 +135,7 @@ class OrderRouter:
         hold it while the connection cannot trade (`resend`: reconciliation, on a link it
         has just checked, sends at once)."""
         e, j, b = self.engine, self.journal, self.broker
-        if self.state.get(oid) != St.INTENT:
+        if self.state.get(oid, St.INTENT) != St.INTENT:  # an order new to the table is one
             log.debug("order %d not sent: it is %s", oid, self.state.get(oid))
             return
         sym, side, qty, reason, _dec, _status, filled = e.order_row(oid)
@@ -202,7 +202,7 @@ class OrderRouter:
         held, self.held = self.held, []
         for what, oid in held:
             if what == "place":
-                if self.state.get(oid) != St.INTENT:
+                if self.state.get(oid, St.INTENT) != St.INTENT:
                     continue  # sent meanwhile (reconciliation) or ended
                 if self.engine.orders.status[oid] == OrderStatus.WORKING:
                     self.place(oid)
