@@ -137,3 +137,59 @@ def test_down_over_the_close_with_fills_while_away(
             assert tr2.stats.adopted == len(adopted)
 
     asyncio.run(body())
+
+
+def test_what_it_cannot_explain_stops_with_manual_steps(
+    store: BarStore, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """Overnight someone sells a share of a position by hand; back the next morning the bot
+    cannot explain it (IB no longer reports the day's executions): it stops with exit code 6
+    and says exactly what to do in TWS."""
+    from ib_async import IB, MarketOrder, Stock
+
+    from momentumbot.app.trade import TradeOptions, Trader, TradingStopped
+
+    ib_log.tolerate(202)
+    ib_log.allow("Peer closed connection|Connection reset")
+    config = load_config(write_config(tmp_path / "cfg.toml", SYMBOLS))
+    out = tmp_path / "out"
+
+    def trader(gw: GatewayServer) -> Trader:
+        opts = TradeOptions(out_dir=out, port=gw.port, client_id=7, console=False, sessions=2)
+        return Trader(config, opts)
+
+    async def body() -> None:
+        async with gateway(store, DAY) as gw:
+            tr = trader(gw)
+            task = asyncio.create_task(tr.run())
+            drv = Driver(gw, lambda: tr.progress_ns, lambda: not task.done())
+            await drv.settle(60)
+            await drv.run_to("11:00")
+            while tr.engine is None or not tr.engine.positions() or gw.broker.working():
+                await drv.run_to(_ny(gw.now_ns() + 60 * NS))
+            sym, held = sorted(tr.engine.positions().items())[0]
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            hand = IB()
+            await hand.connectAsync("127.0.0.1", gw.port, clientId=42, timeout=5)
+            try:
+                (c,) = await hand.qualifyContractsAsync(Stock(sym, "SMART", "USD"))
+                hand.placeOrder(c, MarketOrder("SELL", 1, orderRef="by hand"))
+                await hand.reqCurrentTimeAsync()  # the order has been read
+                await gw.advance(120)
+                await wait_for(lambda: gw.broker.accounts[ACCOUNT].position(sym).qty == held - 1,
+                               5, "the sale by hand")  # fmt: skip
+            finally:
+                hand.disconnect()
+            await gw.advance_to_time("09:20", day="2024-01-04")
+            tr2 = trader(gw)
+            with pytest.raises(TradingStopped) as err:
+                await asyncio.wait_for(tr2.run(), 60)
+            msg = str(err.value)
+            assert f"{sym}: IB holds {held - 1} shares, the journal expects {held}" in msg
+            assert f"buy 1 {sym} in TWS so that the position is {held}" in msg
+            assert err.value.exit_code == 6
+            assert not gw.broker.working(), "nothing of the run left working"
+
+    asyncio.run(body())

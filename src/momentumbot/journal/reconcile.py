@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from momentumbot.execution.broker_protocol import BrokerSnapshot, ExecReport, OrderReport
 from momentumbot.execution.costs import to_micro
-from momentumbot.journal.reconcile_days import Untraced, explain_across_days
+from momentumbot.journal.reconcile_days import Untraced, explain_across_days, manual_steps
 
 REF_SEP = ":"
 
@@ -210,7 +210,9 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
             continue
         want = expected.get(sym, 0)
         have = snapshot.positions.get(sym, 0)
-        if want != have:
+        if want != have and earlier_day is not None:
+            r.mismatches.append(manual_steps(sym, have, want, earlier_day, []))
+        elif want != have:
             r.mismatches.append(
                 f"{sym}: the journal has {want} shares, IB has {have}"
                 + (" (not bought by this run)" if want == 0 else "")

@@ -80,7 +80,8 @@ def _fills_for(cands: Sequence[Untraced], diff: int) -> dict[int, int] | None:
     return None
 
 
-def _manual(sym: str, have: int, want: int, day: str, refs: list[str]) -> str:
+def manual_steps(sym: str, have: int, want: int, day: str, refs: list[str]) -> str:
+    """What to do in TWS when a position differs from the journal and nothing explains it."""
     diff = have - want
     act = f"sell {diff}" if diff > 0 else f"buy {-diff}"
     return (
@@ -117,7 +118,7 @@ def explain_across_days(
         have, want = positions.get(sym, 0), expected.get(sym, 0)
         filled = _fills_for(cands, have - want)
         if filled is None:
-            v.manual.append(_manual(sym, have, want, day, [o.order_ref for o in cands]))
+            v.manual.append(manual_steps(sym, have, want, day, [o.order_ref for o in cands]))
             v.explained.add(sym)
             continue
         v.explained.add(sym)
