@@ -60,7 +60,8 @@ class FaultSpecError(ValueError):
 
 @dataclass
 class Faults:
-    """Fault switches; all off by default (execution times as a live account at 178 sends)."""
+    """Fault switches; all off by default (execution times as a live account at 178 sends;
+    executions and completed orders of the current day only, as IB)."""
 
     unknown_symbols: set[str] = field(default_factory=set)
     reject_next: int = 0

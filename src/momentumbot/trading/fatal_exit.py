@@ -56,11 +56,15 @@ async def cancel_working_orders(
         ours = _ours(snap, run_id)
         if ours and not keep:
             broker.adopt_open_orders()
+            asked = set()
             for o in ours:
                 log.warning("fatal exit: cancelling %s at IB", o.order_ref)
-                broker.cancel(o.order_ref)
+                if broker.cancel(o.order_ref):
+                    asked.add(o.order_ref)
+                else:
+                    log.warning("fatal exit: %s cannot be cancelled from here", o.order_ref)
             end = time.monotonic() + timeout
-            while ours and time.monotonic() < end:
+            while asked & {o.order_ref for o in ours} and time.monotonic() < end:
                 await asyncio.sleep(POLL_SECONDS)
                 snap = await asyncio.wait_for(broker.snapshot(), timeout)
                 ours = _ours(snap, run_id)
