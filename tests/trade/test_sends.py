@@ -13,6 +13,7 @@ import pytest
 from momentumbot.config.loader import load_config
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols
+from momentumbot.testing.fake_broker import FakeBroker
 from tests.gateway.conftest import IbLogGuard
 from tests.trade.harness import (
     check_books,
@@ -171,5 +172,49 @@ def test_reconcile_mismatch_exit_cancels_the_runs_orders(
             assert working == {"by hand"}, f"working at the gateway: {working}"
             log = (tmp_path / "out" / "run.log").read_text(encoding="utf-8")
             assert "fatal exit: cancelling" in log
+
+    asyncio.run(body())
+
+
+class _Quiet:
+    """A broker listener that ignores everything."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: None
+
+
+def test_cancel_working_orders_on_the_fake_broker() -> None:
+    """The fatal exit's cancel in memory: this run's working orders are cancelled, another
+    run's are not; what remains (positions in the run's symbols) is listed; keep leaves and
+    lists them; no link, no cancel, and the user is told to look in TWS."""
+    from momentumbot.config.schema import AppConfig
+    from momentumbot.execution.costs import cost_params
+    from momentumbot.trading.fatal_exit import cancel_working_orders
+    from tests.trade.fake_run import DAY as FAKE_DAY
+    from tests.trade.fake_run import market, ny
+
+    async def body() -> None:
+        fake = FakeBroker(
+            _Quiet(), market(), now_ns=ny(FAKE_DAY, "10:00"),
+            params=cost_params(AppConfig().execution),
+        )  # fmt: skip
+        await fake.connect(allow_fallback=False)
+        sym = SYMBOLS[0]
+        fake.place("enter:r1:0", sym, 1, 10, limit_price=0.01)
+        fake.place("exit:r1:1", sym, -1, 5, limit_price=1e6)
+        fake.place("enter:zz:0", sym, 1, 10, limit_price=0.01)
+        fake.positions[sym] = 5
+        kept = await cancel_working_orders(fake, "r1", [sym], keep=True, timeout=1)
+        assert "keep_orders_on_fatal" in kept[0] and sum("still working" in x for x in kept) == 2
+        lines = await cancel_working_orders(fake, "r1", [sym], keep=False, timeout=1)
+        working = {o.ref for o in fake.orders.values() if o.status == "working"}
+        assert working == {"enter:zz:0"}, "only the run's own orders are cancelled"
+        assert lines == [
+            f"position 5 {sym} remains at IB: the run's journal holds it (the same command "
+            "resumes the run and manages it once the cause is fixed)"
+        ]
+        fake.drop()
+        (why,) = await cancel_working_orders(fake, "r1", [sym], keep=False)
+        assert "not connected to IB" in why and "TWS" in why
 
     asyncio.run(body())
