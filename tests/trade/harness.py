@@ -276,13 +276,7 @@ def check_books(trader: Any, gw: GatewayServer, account: str = "DU0000001") -> N
         fills = j.fills()
     finally:
         j.close()
-    placed: dict[str, int] = {}
-    for ev in gw.record.events:
-        if ev.get("event") == "order" and ev.get("what") == "placed":
-            ref = ev["order_ref"]
-            placed[ref] = placed.get(ref, 0) + 1
-    dupes = {r: n for r, n in placed.items() if n > 1}
-    assert not dupes, f"orders placed more than once: {dupes}"
+    placed = assert_no_ref_placed_twice(gw)
     by_ref = {o.order_ref: o for o in orders.values()}
     for ref in placed:
         parsed = parse_ref(ref)
@@ -301,6 +295,25 @@ def check_books(trader: Any, gw: GatewayServer, account: str = "DU0000001") -> N
     working_gw = {o.order_ref for o in gw.broker.working() if o.account == account}
     working_engine = {by_ref_key for by_ref_key, o in by_ref.items() if e.orders.status[o.oid] == 0}
     assert working_gw == working_engine, f"working: gateway {working_gw} engine {working_engine}"
+
+
+def placed_refs(gw: GatewayServer) -> dict[str, int]:
+    """How many times the gateway's record shows each orderRef placed."""
+    placed: dict[str, int] = {}
+    for ev in gw.record.events:
+        if ev.get("event") == "order" and ev.get("what") == "placed":
+            ref = ev["order_ref"]
+            placed[ref] = placed.get(ref, 0) + 1
+    return placed
+
+
+def assert_no_ref_placed_twice(gw: GatewayServer) -> dict[str, int]:
+    """The gateway's record never shows one orderRef placed twice (idempotent sends); the
+    count of each placed orderRef."""
+    placed = placed_refs(gw)
+    dupes = {r: n for r, n in placed.items() if n > 1}
+    assert not dupes, f"orders placed more than once: {dupes}"
+    return placed
 
 
 @dataclass

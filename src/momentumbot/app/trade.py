@@ -36,7 +36,7 @@ from momentumbot.data.calendar import TradingCalendar
 from momentumbot.domain.errors import ConfigError, MomentumbotError
 from momentumbot.domain.units import NS
 from momentumbot.engine.live import LiveEngine
-from momentumbot.execution.broker_protocol import Broker, BrokerListener
+from momentumbot.execution.broker_protocol import Broker, BrokerListener, BrokerUnavailable
 from momentumbot.execution.ib_broker import BrokerSettings, IbBroker, port_is_live
 from momentumbot.journal import journal as jr
 from momentumbot.journal import replay as rp
@@ -49,6 +49,7 @@ from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading import guards, terminal
 from momentumbot.trading.connection import ConnectionState
 from momentumbot.trading.console import status_table
+from momentumbot.trading.fatal_exit import cancel_working_orders
 from momentumbot.trading.folder import RunFolder
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.relay import BrokerRelay
@@ -174,6 +175,7 @@ class Trader:
         self.reports = SessionReports()  # each session's report, written off the loop
         self.notify = build_notifier(self.cfg)  # alerts (off without MOMENTUMBOT_NOTIFY_URLS)
         self._outcome: TradeOutcome | None = None
+        self.remaining: list[str] = []  # what a fatal exit left at IB
 
     # ---------------------------------------------------------------- what others read
 
@@ -432,6 +434,8 @@ class Trader:
     async def _finish(self, j: jr.Journal, error: BaseException | None) -> TradeOutcome:
         await self.sup.close()
         self.state.done = True
+        if self.session is not None and self._fatal_exit(error):
+            await self._cancel_on_fatal()
         e = self.engine
         summary = None
         stop_reason = self.state.stop_reason or self.state.fatal
@@ -466,6 +470,30 @@ class Trader:
             fills=e.fill_count() if e is not None else 0,
             summary=summary,
         )
+
+    def _fatal_exit(self, error: BaseException | None) -> bool:
+        """A reconciliation mismatch, a failed task, a resync given up or a crash (not a stop,
+        a config error, an unreachable broker or a cancellation)."""
+        if self.state.fatal or self.failure is not None or self.state.gave_up:
+            return True
+        quiet = (asyncio.CancelledError, KeyboardInterrupt, ConfigError, BrokerUnavailable)
+        return error is not None and not isinstance(error, quiet)
+
+    async def _cancel_on_fatal(self) -> None:
+        """Cancel the run's working orders at IB (unless keep_orders_on_fatal) and say what
+        remains, in the log and on the console."""
+        self.remaining = await cancel_working_orders(
+            self.broker, self.run_id, self.symbols, keep=self.cfg.broker.keep_orders_on_fatal
+        )
+        if not self.remaining:
+            log.warning("fatal exit: no order of this run is working at IB, no position left")
+            return
+        log.error("fatal exit: what remains at IB:")
+        for line in self.remaining:
+            log.error("  %s", line)
+        print("what remains at IB after the fatal exit:", file=sys.stderr)
+        for line in self.remaining:
+            print(f"  {line}", file=sys.stderr)
 
 
 def stopped_text(reason: str, engine: LiveEngine | None, summary: dict[str, Any] | None) -> str:

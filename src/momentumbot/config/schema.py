@@ -354,6 +354,10 @@ class BrokerConfig(_Section):
         ge=1,
         description="When more than this many closed minutes wait to be stepped (after an outage, a reset, a restart), all but the latest are stepped with new buys vetoed (sells still go); only the latest minute's buys are sent.",
     )
+    keep_orders_on_fatal: bool = Field(
+        False,
+        description="On a fatal exit (reconciliation mismatch, a failed task, a crash) leave the run's working orders at IB; by default they are cancelled and what remains is listed.",
+    )
 
 
 class RiskConfig(_Section):

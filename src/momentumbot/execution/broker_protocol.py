@@ -10,7 +10,7 @@ implements the same port in memory."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -84,6 +84,8 @@ class BrokerSnapshot:
     executions: list[ExecReport]
     positions: dict[str, int]
     cash_micro: int | None
+    # IB's average cost per share of each position (commissions included), where reported
+    avg_costs: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

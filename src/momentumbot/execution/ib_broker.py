@@ -51,6 +51,7 @@ from momentumbot.execution.ib_reports import (
     cash_micro,
     exec_report,
     order_report,
+    stock_avg_costs,
     stock_positions,
 )
 
@@ -420,4 +421,5 @@ class IbBroker:
             executions=execs,
             positions=stock_positions(positions, account),
             cash_micro=cash_micro(summary, account),
+            avg_costs=stock_avg_costs(positions, account),
         )

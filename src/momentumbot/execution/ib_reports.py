@@ -94,6 +94,15 @@ def cash_micro(summary: Iterable[Any], account: str) -> int | None:
     )
 
 
+def stock_avg_costs(positions: Iterable[Any], account: str) -> dict[str, float]:
+    """IB's average cost per share of the account's stock positions (no zero ones)."""
+    return {
+        p.contract.symbol: float(p.avgCost)
+        for p in positions
+        if p.account == account and p.contract.secType in ("STK", "") and round(float(p.position))
+    }
+
+
 def stock_positions(positions: Iterable[Any], account: str) -> dict[str, int]:
     """The account's stock positions by symbol (no zero ones)."""
     out: dict[str, int] = {}

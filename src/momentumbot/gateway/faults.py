@@ -40,6 +40,10 @@ nightly-reset=HH:MM[+SECONDS]
                          connections are refused for SECONDS of replay time (0)
 restart=HH:MM[+SECONDS]  a gateway restart (sockets dropped, order ids reset) at this time,
                          refusing connections for SECONDS of replay time (0)
+executions-window=day|all
+                         what reqExecutions and reqCompletedOrders return: day (the default,
+                         as IB): only what happened since the last nightly reset, restart or
+                         New York midnight; all: the whole history
 forming-bars=SECONDS     1-minute keepUpToDate streams get the forming minute's partial bar
                          every SECONDS market seconds (same date), then the closed bar; a
                          history request ending now ends with the forming bar (0: off;
@@ -68,7 +72,8 @@ class FaultSpecError(ValueError):
 
 @dataclass
 class Faults:
-    """Fault switches; all off by default (execution times as a live account at 178 sends)."""
+    """Fault switches; all off by default (execution times as a live account at 178 sends;
+    executions and completed orders of the current day only, as IB)."""
 
     unknown_symbols: set[str] = field(default_factory=set)
     reject_next: int = 0
@@ -97,6 +102,7 @@ class Faults:
     farm_broken: list[tuple[int, float]] = field(default_factory=list)  # (minute, secs or 0)
     port_reset_now: bool = False  # 1300 and dropped sockets as soon as the fault is on
     port_resets: list[int] = field(default_factory=list)  # NY minute of day
+    executions_window: str = "day"  # "day" (as IB) or "all" (every execution since the start)
 
     def clear(self) -> None:
         """Every fault off (in place: the desks share this object)."""
@@ -184,6 +190,7 @@ _SETTERS: dict[str, Callable[[Faults, str], None]] = {
     "port-reset": lambda f, v: (
         f.port_resets.append(_minute_of_day(v)) if v else setattr(f, "port_reset_now", True)
     ),
+    "executions-window": lambda f, v: setattr(f, "executions_window", _window(v)),
 }
 
 
@@ -227,6 +234,13 @@ def _positive_seconds(text: str) -> float:
 def _forming_seconds(text: str) -> float:
     v = float(text or "5")
     if not (v == 0 or 0 < v < 60):
+        raise ValueError(text)
+    return v
+
+
+def _window(text: str) -> str:
+    v = (text or "day").lower()
+    if v not in ("day", "all"):
         raise ValueError(text)
     return v
 

@@ -11,6 +11,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from momentumbot.execution.broker_protocol import BrokerSnapshot, ExecReport, OrderReport
+from momentumbot.execution.costs import to_micro
+from momentumbot.journal.reconcile_days import Untraced, explain_across_days, manual_steps
 
 REF_SEP = ":"
 
@@ -39,6 +41,8 @@ class EngineOrder:
     filled: int  # booked and pending fills
     working: bool  # the engine counts on it
     state: str  # the journal's broker-side state
+    order_ref: str = ""
+    decided_ns: int = 0
 
 
 @dataclass
@@ -79,9 +83,16 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
     positions: Mapping[str, int],
     snapshot: BrokerSnapshot,
     expected_cash_micro: int | None = None,
+    earlier_day: str | None = None,
+    fill_ns: int = 0,
+    basis: Mapping[str, float] | None = None,
 ) -> Reconciliation:
-    """Compare; `positions` are the engine's, including fills received but not yet booked."""
+    """Compare; `positions` are the engine's, including fills received but not yet booked.
+    `earlier_day`: the journal's last progress was on that earlier IB day, whose executions
+    and completed orders IB no longer reports: orders without a trace are explained by
+    positions (`journal.reconcile_days`), adopted fills booked at `fill_ns`."""
     r = Reconciliation()
+    untraced: list[Untraced] = []
     ours = set(symbols)
     adopted_qty: dict[int, int] = {}
     replaced = {x for ex in snapshot.executions for x in ex.replaces}  # by a correction
@@ -161,7 +172,15 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
             else:
                 r.ended.append((oid, f"{done.ib_status.lower()} at IB"))
             continue
-        if eo.state in ("intent", "sent") and filled == 0:
+        if earlier_day is not None and filled < eo.quantity:
+            untraced.append(
+                Untraced(
+                    oid=oid, order_ref=eo.order_ref, symbol=eo.symbol, side=eo.side,
+                    remaining=eo.quantity - filled, intent=eo.state == "intent",
+                    decided_ns=eo.decided_ns,
+                )
+            )  # fmt: skip
+        elif eo.state in ("intent", "sent") and filled == 0:
             r.resend.append(oid)
         elif filled >= eo.quantity:
             continue
@@ -171,23 +190,45 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
     expected = dict(positions)
     for ex in r.adopt:
         expected[ex.symbol] = expected.get(ex.symbol, 0) + ex.side * ex.quantity
+    explained: set[str] = set()
+    if untraced:
+        gap = None
+        if expected_cash_micro is not None and snapshot.cash_micro is not None:
+            gap = snapshot.cash_micro - expected_cash_micro - sum(_flow(ex) for ex in r.adopt)
+        v = explain_across_days(
+            untraced=untraced, expected=expected, positions=snapshot.positions,
+            avg_costs=snapshot.avg_costs, cash_gap_micro=gap, account=snapshot.account,
+            fill_ns=fill_ns, day=earlier_day or "", basis=basis,
+        )  # fmt: skip
+        r.adopt += v.adopt
+        r.ended += v.ended
+        r.resend += v.resend
+        r.mismatches += v.manual
+        explained = v.explained
     for sym in sorted(ours | set(snapshot.positions)):
-        if sym not in ours:
+        if sym not in ours or sym in explained:
             continue
         want = expected.get(sym, 0)
         have = snapshot.positions.get(sym, 0)
-        if want != have:
+        if want != have and earlier_day is not None:
+            r.mismatches.append(manual_steps(sym, have, want, earlier_day, []))
+        elif want != have:
             r.mismatches.append(
                 f"{sym}: the journal has {want} shares, IB has {have}"
                 + (" (not bought by this run)" if want == 0 else "")
             )
-    if (
-        expected_cash_micro is not None
-        and snapshot.cash_micro is not None
-        and expected_cash_micro != snapshot.cash_micro
-    ):
-        r.warnings.append(
-            f"cash: the journal expects {expected_cash_micro / 1e6:,.6f} USD at IB, IB has "
-            f"{snapshot.cash_micro / 1e6:,.6f} USD (other activity in the account?)"
-        )
+    if expected_cash_micro is not None and snapshot.cash_micro is not None:
+        # with the executions adopted now (a commission not reported yet counts 0)
+        want_cash = expected_cash_micro + sum(_flow(ex) for ex in r.adopt)
+        if want_cash != snapshot.cash_micro:
+            r.warnings.append(
+                f"cash: the journal expects {want_cash / 1e6:,.6f} USD at IB, IB has "
+                f"{snapshot.cash_micro / 1e6:,.6f} USD (other activity in the account?)"
+            )
     return r
+
+
+def _flow(ex: ExecReport) -> int:
+    """An execution's effect on cash (micro-dollars; a missing commission counts 0)."""
+    value = to_micro(ex.quantity * ex.price)
+    return (value if ex.side < 0 else -value) - (ex.commission_micro or 0)

@@ -4,18 +4,21 @@ this module acts on what can be explained and stops trading on what cannot."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 from momentumbot.domain.orders import OrderState as St
 from momentumbot.domain.orders import Side
-from momentumbot.domain.units import usd_to_micro
+from momentumbot.domain.units import EXCHANGE_TZ, usd_to_micro
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import Broker
 from momentumbot.journal import journal as jr
 from momentumbot.journal.reconcile import EngineOrder, reconcile
+from momentumbot.journal.reconcile_days import ADOPTED_PREFIX, cost_basis
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.routing import OrderRouter
@@ -23,6 +26,11 @@ from momentumbot.trading.run import RunState
 from momentumbot.trading.terminal import EVENT
 
 log = logging.getLogger("momentumbot.trade")
+
+
+def ny_date(ns: int) -> dt.date:
+    """The IB day (New York date) of a UTC ns time."""
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).astimezone(ZoneInfo(EXCHANGE_TZ)).date()
 
 
 @dataclass
@@ -45,7 +53,7 @@ class Reconciler:
         for oid, o in self.journal.orders().items():
             if oid >= e.order_count():
                 continue
-            sym, side, qty, _reason, _dec, status, filled = e.order_row(oid)
+            sym, side, qty, _reason, dec, status, filled = e.order_row(oid)
             out[oid] = EngineOrder(
                 oid=oid,
                 symbol=sym,
@@ -54,6 +62,8 @@ class Reconciler:
                 filled=filled + pending_qty.get(oid, 0),
                 working=status == "working",
                 state=self.router.state.get(oid, o.state),
+                order_ref=o.order_ref,
+                decided_ns=dec,
             )
         return out
 
@@ -63,6 +73,15 @@ class Reconciler:
             return None
         initial = usd_to_micro(self.cfg.portfolio.initial_cash)
         return int(start_cash) + self.engine.cash_micro - initial + self.fills.pending_cash_micro()
+
+    def _earlier_day(self) -> str | None:
+        """The IB day (New York date) of the journal's last progress when it is earlier than
+        the server's: IB no longer reports that day's executions and completed orders."""
+        progress = int(self.journal.get("progress_ns") or 0)
+        if not progress or not self.run.server_ns:
+            return None
+        then, now = ny_date(progress - 1), ny_date(self.run.server_ns)
+        return str(then) if then < now else None
 
     async def run_once(self, why: str) -> bool:
         """Compare with the broker; act on what can be explained; stop on what cannot
@@ -78,7 +97,16 @@ class Reconciler:
             positions=self.fills.pending_positions(self.engine.positions()),
             snapshot=snap,
             expected_cash_micro=self._expected_cash(),
+            earlier_day=(earlier := self._earlier_day()),
+            fill_ns=int(j.get("progress_ns") or 0),
+            basis=cost_basis(j.fills().values()) if earlier else None,
         )
+        if earlier:
+            log.warning(
+                "reconcile (%s): the journal's last progress was on %s, an earlier IB day: "
+                "IB no longer reports its executions; orders are explained by positions", why,
+                earlier,
+            )  # fmt: skip
         for w in r.warnings:
             log.warning("reconcile (%s): %s", why, w)
         if not r.agrees:
@@ -110,8 +138,10 @@ class Reconciler:
                 self.events.end_from_broker(oid, St.CANCELLED, f"{reason} ({why})")
         for ex in sorted(r.adopt, key=lambda e: (e.time_ns, e.exec_id)):
             log.warning(
-                "reconcile (%s): adopting execution %s: %s %d %s @ %s",
+                "reconcile (%s): adopting execution %s: %s %d %s @ %s%s",
                 why, ex.exec_id, Side(ex.side).label, ex.quantity, ex.symbol, ex.price,
+                " (not reported by IB: explained by its position, at IB's average cost or "
+                "the price its cash implies)" if ex.exec_id.startswith(ADOPTED_PREFIX) else "",
             )  # fmt: skip
             self.run.stats.adopted += 1
             self.events.receive(ex, adopted=True)
@@ -130,7 +160,7 @@ class Reconciler:
         for oid in r.resend:
             log.warning("reconcile (%s): order %d never reached IB: sending it", why, oid)
             self.run.stats.resent += 1
-            self.router.place(oid, resend=True)
+            self.router.resend(oid)
         self.broker.adopt_open_orders()
         log.info("reconcile (%s): %s", why, r.summary(), extra=EVENT)
         return True

@@ -6,10 +6,16 @@ An order's journal state moves INTENT -> SENT -> WORKING -> FILLED / CANCELLED /
 (CANCEL_SENT on the way to CANCELLED; LOST when it ended before it reached the broker;
 SKIPPED when the engine or the risk gate kept it back). `TRANSITIONS` is the whole table: a
 change it does not list raises `RoutingError` (a bug, not a market event). Every change is
-journaled with an event."""
+journaled with an event.
+
+Sends are idempotent: an order is placed only from INTENT, and placing moves it to SENT, so
+whoever asks second (the held queue after a restore, reconciliation's re-send, the stop) finds
+it sent and sends nothing. Reconciliation that finds a SENT order IB never received moves it
+back to INTENT (journaled) before sending it again."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +31,8 @@ from momentumbot.execution.broker_protocol import Broker
 from momentumbot.journal import journal as jr
 from momentumbot.journal.reconcile import make_ref
 
+log = logging.getLogger("momentumbot.trade")
+
 # state -> the states it may move to. The done states (FILLED, CANCELLED, REJECTED, SKIPPED,
 # LOST) move nowhere, except that a rejection may follow the client library's own
 # "cancelled" (see `OrderRouter.rejected`).
@@ -32,8 +40,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # handed to the broker; confirmed at the broker by reconciliation; ended before it was
     # sent (LOST); ended, rejected or filled by the broker before its acknowledgement came
     St.INTENT: frozenset({St.SENT, St.WORKING, St.LOST, St.CANCELLED, St.REJECTED, St.FILLED}),
-    # SENT again: re-sent after reconciliation found the broker never had it
-    St.SENT: frozenset({St.SENT, St.WORKING, St.CANCEL_SENT, St.CANCELLED, St.REJECTED, St.FILLED}),
+    # INTENT again: reconciliation found the broker never had it (to be sent once more)
+    St.SENT: frozenset(
+        {St.INTENT, St.WORKING, St.CANCEL_SENT, St.CANCELLED, St.REJECTED, St.FILLED}
+    ),
     St.WORKING: frozenset({St.CANCEL_SENT, St.CANCELLED, St.REJECTED, St.FILLED}),
     St.CANCEL_SENT: frozenset({St.CANCEL_SENT, St.CANCELLED, St.REJECTED, St.FILLED}),
 }
@@ -121,11 +131,18 @@ class OrderRouter:
         return math.floor(touch * (1 - off) * 100 + 1e-9) / 100
 
     def place(self, oid: int, *, resend: bool = False, market: bool = False) -> None:
+        """Send the order if it is still an intent (never twice: see the module docstring);
+        hold it while the connection cannot trade (`resend`: reconciliation, on a link it
+        has just checked, sends at once)."""
         e, j, b = self.engine, self.journal, self.broker
+        if self.state.get(oid, St.INTENT) != St.INTENT:  # an order new to the table is one
+            log.debug("order %d not sent: it is %s", oid, self.state.get(oid))
+            return
         sym, side, qty, reason, _dec, _status, filled = e.order_row(oid)
         if not self.can_trade() and not resend:
-            self.held.append(("place", oid))
-            j.order_event(oid, "held", self.describe_connection(), self.now_ns())
+            if ("place", oid) not in self.held:
+                self.held.append(("place", oid))
+                j.order_event(oid, "held", self.describe_connection(), self.now_ns())
             return
         remaining = qty - filled
         if remaining <= 0:
@@ -144,6 +161,16 @@ class OrderRouter:
                 ib_order_id=ib_id, client_id=b.client_id, sent_ns=now, lmt_price=limit,
                 **({"order_type": "MKT"} if market else {}),
             )  # fmt: skip
+
+    def resend(self, oid: int) -> None:
+        """Reconciliation found that IB never received the order: send it now (back to
+        INTENT first when it was SENT; out of the held queue, so that cannot send it too)."""
+        if ("place", oid) in self.held:
+            self.held.remove(("place", oid))
+        if self.state.get(oid) == St.SENT:
+            with self.journal.transaction():
+                self.set_state(oid, St.INTENT, "IB never received it: to be sent again")
+        self.place(oid, resend=True)
 
     def cancel(self, oid: int) -> None:
         if self.state.get(oid) in jr.DONE_STATES:
@@ -175,6 +202,8 @@ class OrderRouter:
         held, self.held = self.held, []
         for what, oid in held:
             if what == "place":
+                if self.state.get(oid, St.INTENT) != St.INTENT:
+                    continue  # sent meanwhile (reconciliation) or ended
                 if self.engine.orders.status[oid] == OrderStatus.WORKING:
                     self.place(oid)
                 else:

@@ -175,6 +175,12 @@ class TradingSession:
                         "stop: the flatten has not filled within %g s; its orders stay at IB",
                         self.cfg.risk.stop_wait_seconds,
                     )
+                if self.router.held:
+                    log.warning(
+                        "stop: %d orders were held (%s) and never sent; positions stay at IB: %s",
+                        len(self.router.held), self.conn.describe(),
+                        self.engine.positions() or "none",
+                    )  # fmt: skip
                 break
             if run.time_wanted and self.conn.connected:
                 run.time_wanted = False

@@ -145,6 +145,7 @@ class FaultDesk:
         log.warning("fault: nightly reset, dropping %d sockets", len(self.sessions.sessions))
         self.sessions.drop_all(down_seconds)
         self._hmds_after_restore()
+        self.orders.reset_day()
 
     def restart(self, down_seconds: float = 0.0) -> None:
         self.record.note("restart", self.now())

@@ -3,9 +3,11 @@ reject faults), what-if orders, and the open / completed orders and executions c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
+from momentumbot.domain.units import NS
 from momentumbot.execution.costs import BUY
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.broker import Bar, OrderRejected, OrderRequest, SimBroker
@@ -58,6 +60,7 @@ class OrderDesk:
         self.next_valid_id = first_order_id
         self.now = now
         self.session_open = session_open
+        self.day_reset_ns = 0  # the last nightly reset or restart (`executions-window=day`)
 
     def register(self, handlers: Handlers) -> None:
         register(
@@ -89,9 +92,24 @@ class OrderDesk:
         self.reports.deliver(self.broker.on_bar_close(label, bars, (t.year, t.month)))
 
     def restart(self) -> None:
-        """nextValidId rolls back; ids of finished orders are forgotten."""
+        """nextValidId rolls back; ids of finished orders are forgotten (and, with
+        `executions-window=day`, executions and completed orders)."""
         self.next_valid_id = self.first_order_id
         self.broker.forget_done_ids()
+        self.reset_day()
+
+    def reset_day(self) -> None:
+        """A nightly reset or a restart: with `executions-window=day`, executions and completed
+        orders before now are no longer reported."""
+        self.day_reset_ns = self.now()
+
+    def window_start_ns(self) -> int:
+        """The earliest time reqExecutions and reqCompletedOrders report (0: everything): the
+        last nightly reset, restart or New York midnight, whichever is latest."""
+        if self.faults.executions_window != "day":
+            return 0
+        midnight = ny_time(self.now()).replace(hour=0, minute=0, second=0, microsecond=0)
+        return max(self.day_reset_ns, int(midnight.timestamp()) * NS)
 
     # ---- requests
 
@@ -217,8 +235,9 @@ class OrderDesk:
         s.send(p.msg_open_order_end())
 
     def _req_completed_orders(self, s: ClientSession, r: Reader) -> None:
+        since = self.window_start_ns()
         for o in sorted(self.broker.orders.values(), key=lambda o: o.perm_id):
-            if not o.is_working:
+            if not o.is_working and (o.done_ns or o.placed_ns) >= since:
                 s.send(p.msg_completed_order(self.reports.view(o), sv=s.server_version))
         s.send(p.msg_completed_orders_end())
 
@@ -232,12 +251,10 @@ class OrderDesk:
         sec_type = r.text().upper()
         r.text()  # exchange
         side = r.text().upper()
-        since_ns = 0
+        since_ns = self.window_start_ns()
         if since.strip():
-            try:
-                since_ns = parse_end_datetime(since, self.now())
-            except ValueError:
-                since_ns = 0
+            with contextlib.suppress(ValueError):  # an unreadable time: no time filter
+                since_ns = max(since_ns, parse_end_datetime(since, self.now()))
         for f in self.broker.fills:
             if f.client_id != s.client_id and s.client_id != 0:
                 continue
