@@ -47,6 +47,7 @@ from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.relay import BrokerRelay
 from momentumbot.trading.run import RunState, RunStats, ny
 from momentumbot.trading.session import SessionContext, TradingSession
+from momentumbot.trading.streams import plan_streams
 from momentumbot.trading.supervisor import Failure, Supervisor, TaskFailed, describe
 
 log = logging.getLogger("momentumbot.trade")
@@ -254,6 +255,11 @@ class Trader:
             self.cfg.broker, self.limits, live=self.opts.live,
             live_port=port_is_live(self.settings.port),
         )  # fmt: skip
+        realtime = plan_streams(
+            self.symbols,
+            self.cfg.broker,
+            quote_lines=self.cfg.broker.order_type == "marketable_limit",
+        )
         resume = not j.is_new
         if resume:
             self.run_id = check_resume(j, self.cfg, self.symbols, self.kind, self.run_dir)
@@ -297,6 +303,7 @@ class Trader:
                 sup=self.sup, kill=self.kill, blocked=self.blocked,
                 run_id=self.run_id, account=self.account, sessions=self.opts.sessions,
                 where=f"{s.host}:{s.port}", after_steps=self._show,
+                realtime=frozenset(realtime),
             )
         )  # fmt: skip
         self.relay.session = session

@@ -102,6 +102,8 @@ class HistoryDesk:
         if stock is None:
             self.contracts.no_security(s, req_id)
             return
+        if not self.market_data.hist_slot(s, req_id):
+            return
         if self._pacing_violation():
             s.error(req_id, 162, HMDS + "Historical data request pacing violation")
             return
