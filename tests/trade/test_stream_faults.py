@@ -166,3 +166,50 @@ def test_a_cancelled_stream_comes_back_alone_and_its_exit_fires(
                    & (pd.to_datetime(traded.decided_at) == sold)]  # fmt: skip
     assert len(exits) == 1 and exits.status.iloc[0] == "filled"
     pd.testing.assert_frame_equal(traded[ORDER_COLS], expected[ORDER_COLS])
+
+
+def test_a_real_time_bar_line_refused_101_is_missing_market_data_until_a_line_frees(
+    six_store: Path, tmp_path: Path, ib_log: IbLogGuard
+) -> None:
+    """Three streams, three symbols on 5-second bars, but two market data lines: the third
+    gets 101 and is treated as a symbol without market data (no buys), retried every
+    stale_symbol_minutes; once a line is free its bars come and buys are allowed again."""
+    from momentumbot.gateway.faults import Faults
+
+    ib_log.expect(101)
+    ib_log.tolerate(202)
+    ib_log.allow("Peer closed connection")
+    extra = (
+        'max_streams = 3\nbeyond_max_streams = "realtime_bars"\nallow_delayed_data = true\n'
+        "stale_symbol_minutes = 2\n"
+    )
+    cfg = load_config(write_config(tmp_path / "cfg.toml", SIX, extra))
+    gw_kwargs = {"faults": Faults(max_market_data_lines=2)}
+
+    async def body() -> None:
+        async with trading(
+            BarStore(six_store), DAY, tmp_path / "out", cfg, gw_kwargs=gw_kwargs
+        ) as s:
+            await s.drv.settle(60)
+            await wait_for(lambda: s.trader.blocked.any(), 10, "the 101")
+            (refused,) = set(SIX[3:]) - set(subs(s.gw, RtSub))
+            j = SIX.index(refused)
+            assert s.trader.blocked.tolist() == [k == j for k in range(6)]
+            await s.drv.run_to("10:30")
+            health = s.trader.session.health
+            assert health.resubscribed >= 5, "retried every 2 minutes"
+            assert s.trader.blocked[j] and refused not in subs(s.gw, RtSub)
+            freed_at = s.gw.now_ns()
+            s.gw.apply_fault("max-market-data-lines=3")
+            await s.drv.run_to("10:35")
+            assert refused in subs(s.gw, RtSub), "subscribed once a line was free"
+            assert not s.trader.blocked.any(), "its bars came: buys allowed again"
+            await s.drv.run_to("11:00")
+            await s.stop()
+            check_books(s.trader, s.gw)
+            buys = [e for e in s.gw.record.events if e.get("what") == "placed"
+                    and e.get("symbol") == refused and e.get("action") == "BUY"
+                    and e["time_ns"] < freed_at]  # fmt: skip
+            assert not buys, "no buy while it had no market data"
+
+    run(body())

@@ -73,7 +73,11 @@ class StreamHealth:
     resubscribe: Callable[[str], Awaitable[object]]
     every_minute: np.ndarray = field(init=False)
     last_try: dict[str, int] = field(default_factory=dict)  # server ns of the last resubscribe
+    lost: dict[str, str] = field(default_factory=dict)  # streams the broker ended: why
     no_data: set[str] = field(default_factory=set)  # blocked by 101, unblocked when bars come
+    # each renewed symbol's latest bar when its new stream started (its history's included):
+    # a later one came from the stream
+    renewed_at: dict[str, int] = field(default_factory=dict)
     resubscribed: int = 0
     _judged_label: int = -1
 
@@ -100,10 +104,14 @@ class StreamHealth:
         st = self.engine.st
         full = (st.qv_count >= MIN_WINDOW_MINUTES) & (st.qv_sorted[:, 0] > 0)
         self.every_minute[seen] = full[seen]
-        for sym in [s for s in self.no_data if seen[self.minutes.index[s]]]:
+        for sym in [s for s in self.no_data if self._streaming(s)]:
             self.no_data.discard(sym)
             self.blocked[self.minutes.index[sym]] = False
             log.warning("%s: market data is back; buys allowed again", sym)
+
+    def _streaming(self, sym: str) -> bool:
+        """A bar of the symbol came from its stream since it was last renewed."""
+        return bool(self.minutes.last_label[self.minutes.index[sym]] > self.renewed_at.get(sym, -1))
 
     def stale(self) -> list[str]:
         """Symbols that trade every minute without a closed bar for stale_symbol_minutes."""
@@ -122,27 +130,32 @@ class StreamHealth:
     # ---------------------------------------------------------------- acting
 
     def check(self) -> None:
-        """Resubscribe each stale symbol alone (at most once per stale_symbol_minutes)."""
+        """Resubscribe each symbol whose stream the broker ended, and each stale symbol,
+        alone (each at most once per stale_symbol_minutes)."""
+        for sym, why in list(self.lost.items()):
+            self.renew(sym, why)
         for sym in self.stale():
             self.renew(sym, "no closed bar for "
                        f"{self.cfg.stale_symbol_minutes:g} minutes though it trades every minute")  # fmt: skip
 
     def on_stream_lost(self, symbol: str, why: str, *, no_market_data: bool) -> None:
-        """The broker ended or refused one symbol's stream: renew it alone; without market
+        """The broker ended or refused one symbol's stream: renew it alone (now, or at a
+        later check if it was renewed less than stale_symbol_minutes ago); without market
         data (no line left) the symbol gets no new buys until its bars come back."""
         if symbol not in self.minutes.index:
             return
+        self.lost[symbol] = why
         if no_market_data and symbol not in self.no_data:
             self.no_data.add(symbol)
             self.blocked[self.minutes.index[symbol]] = True
             log.error("%s: no market data (%s); no new buys for it", symbol, why)
-        self.renew(symbol, why, force=not no_market_data)
+        self.renew(symbol, why)
 
-    def renew(self, symbol: str, why: str, *, force: bool = False) -> None:
+    def renew(self, symbol: str, why: str) -> None:
         run = self.run
         last = self.last_try.get(symbol)
         wait = int(self.cfg.stale_symbol_minutes * NS_PER_MINUTE)
-        if not force and last is not None and run.server_ns - last < wait:
+        if last is not None and run.server_ns - last < wait:
             return
         if not self.conn.can_trade:
             return  # the resync renews every stream
@@ -161,4 +174,6 @@ class StreamHealth:
             # the next check (or the resync after a drop) tries again
             log.warning("%s: resubscribing it failed (%s)", symbol, exc)
             return
+        self.renewed_at[symbol] = int(self.minutes.last_label[self.minutes.index[symbol]])
+        self.lost.pop(symbol, None)  # a refusal that follows (101) brings it back
         log.info("%s: resubscribed", symbol)
