@@ -47,6 +47,25 @@ def test_five_second_bars_make_the_minute_the_stream_has() -> None:
         assert (out[0] is not None and out[0].volume < v) or v < 12  # a revision, not the minute
 
 
+def test_only_the_revisions_that_matter_are_passed_on() -> None:
+    """A minute's first 5-second bar (it closes the minute before) and its last (:55, the
+    minute as it ended); a minute that ended without its :55 bar goes when the next begins."""
+    agg = FiveSecondMinutes()
+    fbs = five_second_bars(LABEL, 10.0, 10.4, 9.9, 10.2, 1200.0)
+    sent = [agg.sends(f.time_s * NS, f.open, f.close, f.volume) for f in fbs]
+    assert [len(x) for x in sent] == [1] + [0] * 10 + [1]
+    assert sent[0][0].volume == 100.0 and (sent[-1][0].open, sent[-1][0].close) == (10.0, 10.2)
+    assert sent[-1][0].volume == 1200.0
+    nxt = five_second_bars(LABEL + NS_PER_MINUTE, 10.2, 10.3, 10.1, 10.25, 600.0)
+    assert [len(agg.sends(f.time_s * NS, f.open, f.close, f.volume)) for f in nxt[:11]] == [1] + [
+        0
+    ] * 10
+    third = five_second_bars(LABEL + 2 * NS_PER_MINUTE, 10.25, 10.3, 10.2, 10.3, 120.0)
+    out = agg.sends(third[0].time_s * NS, third[0].open, third[0].close, third[0].volume)
+    assert [b.label_ns for b in out] == [LABEL + NS_PER_MINUTE, LABEL + 2 * NS_PER_MINUTE]
+    assert (out[0].close, out[0].volume) == (nxt[10].close, 550.0), "as it stood at :50"
+
+
 def test_a_minute_joined_late_is_not_sent_and_older_bars_are_ignored() -> None:
     agg = FiveSecondMinutes()
     fbs = five_second_bars(LABEL, 10.0, 10.4, 9.9, 10.2, 1200.0)
@@ -176,3 +195,27 @@ def test_a_silent_symbol_that_trades_every_minute_is_resubscribed_alone(tmp_path
             r.check_books()
 
     run(body())
+
+
+def test_a_streams_own_error_is_told_with_its_symbol_and_ends_it() -> None:
+    """162 / 10182 / 322 / 101 on a stream's request id: its symbol to `on_stream_lost` (101:
+    no market data), the stream forgotten; other request ids and codes are not about it."""
+    from ib_async import IB, BarDataList, RealTimeBarList
+
+    from momentumbot.execution.ib_market import IbMarketData
+
+    told: list[tuple[str, str, bool]] = []
+    md = IbMarketData(
+        IB(), {}, request_timeout=1, requests_per_minute=60, pacing_backoff=1, max_retries=1,
+        on_stream_lost=lambda sym, why, no_data: told.append((sym, why, no_data)),
+    )  # fmt: skip
+    streams: dict[str, Any] = {"AAA": BarDataList(), "BBB": RealTimeBarList()}
+    for req, (sym, s) in enumerate(streams.items(), start=7):
+        s.reqId = req
+        md._streams[sym] = s
+        md._stream_req[req] = sym
+    assert not md.on_error(99, 162, "not ours") and not md.on_error(7, 2104, "farm OK")
+    assert md.on_error(7, 10182, "Failed to request live updates (disconnected).")
+    assert md.on_error(8, 101, "Max number of tickers has been reached")
+    assert [(s, no) for s, _, no in told] == [("AAA", False), ("BBB", True)]
+    assert "10182" in told[0][1] and md._streams == {} and md._stream_req == {}

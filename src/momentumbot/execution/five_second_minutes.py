@@ -7,7 +7,12 @@ The minute is the one IB's 1-minute history has: open of its first 5-second bar 
 close of its last 5-second bar (a 5-second bar without trades repeats the last price), volume
 the sum; a minute without any trade has no bar, as in the history. A minute joined after it
 began (the first 5-second bar of a subscription not at :00) is incomplete: it is not sent, and
-`partial_label` says which (its closed bar comes from the history instead)."""
+`partial_label` says which (its closed bar comes from the history instead).
+
+Not every 5-second bar is passed on (`sends`): a minute's first bar (it closes the minute
+before), its last (:55, the minute as it ended), and a minute that ended without its :55 bar
+when the next one begins; twelve revisions a minute per symbol would only cost the client
+time."""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ class FiveSecondMinutes:
         self._close = math.nan
         self._volume = 0.0
         self._first = True
+        self._unsent: StreamBar | None = None  # the minute as it stands, not passed on yet
 
     def add(self, start_ns: int, open_: float, close: float, volume: float) -> StreamBar | None:
         """A 5-second bar starting at `start_ns`: its minute as it now stands (None: nothing
@@ -43,6 +49,7 @@ class FiveSecondMinutes:
         if label != self.label:
             self.label = label
             self._open, self._close, self._volume = math.nan, math.nan, 0.0
+            self._unsent = None
         if label == self.partial_label:
             return None
         if volume > 0 and math.isnan(self._open):
@@ -52,3 +59,21 @@ class FiveSecondMinutes:
         if self._volume <= 0:
             return None
         return StreamBar(label, self._open, self._close, self._volume)
+
+    def sends(self, start_ns: int, open_: float, close: float, volume: float) -> list[StreamBar]:
+        """`add`, and the revisions worth passing on (see the module docstring)."""
+        before = self.label
+        unsent = self._unsent
+        bar = self.add(start_ns, open_, close, volume)
+        out: list[StreamBar] = []
+        if unsent is not None and self.label != before:
+            out.append(unsent)  # the minute before ended without its :55 bar
+        if bar is None:
+            return out
+        first = self.label != before  # the first 5-second bar of a minute
+        if first or start_ns % NS_PER_MINUTE >= NS_PER_MINUTE - FIVE_SECONDS_NS:
+            out.append(bar)
+            self._unsent = None
+        else:
+            self._unsent = bar
+        return out

@@ -253,20 +253,18 @@ class IbMarketData:
             if self._streams.get(sym) is not b or not b:
                 return
             r = b[-1]
-            bar = minutes.add(ib_ns(r.time), float(r.open_), float(r.close), float(r.volume))
-            if bar is None:
-                return
-            if minutes.partial_label >= 0 and not fixing:
-                # the first minute was joined late: its closed bar comes from the history
-                label, minutes.partial_label = minutes.partial_label, -1
-                fixing.append(bar)
-                task = asyncio.ensure_future(self._fix_minute(sym, label, on_bar, fixing))
-                task.add_done_callback(lambda t: t.cancelled() or t.exception())
-                return
-            if fixing:
-                fixing.append(bar)
-                return
-            on_bar(sym, bar)
+            bars = minutes.sends(ib_ns(r.time), float(r.open_), float(r.close), float(r.volume))
+            for bar in bars:
+                if minutes.partial_label >= 0 and not fixing:
+                    # the first minute was joined late: its closed bar comes from the history
+                    label, minutes.partial_label = minutes.partial_label, -1
+                    fixing.append(bar)
+                    task = asyncio.ensure_future(self._fix_minute(sym, label, on_bar, fixing))
+                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                elif fixing:
+                    fixing.append(bar)
+                else:
+                    on_bar(sym, bar)
 
         rt.updateEvent += handler
 
