@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from momentumbot.config.schema import BrokerConfig
-from momentumbot.domain.errors import ConfigError
+from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.execution.broker_protocol import BrokerUnavailable
@@ -135,8 +135,8 @@ class StreamHealth:
         for sym, why in list(self.lost.items()):
             self.renew(sym, why)
         for sym in self.stale():
-            self.renew(sym, "no closed bar for "
-                       f"{self.cfg.stale_symbol_minutes:g} minutes though it trades every minute")  # fmt: skip
+            quiet = f"{self.cfg.stale_symbol_minutes:g}"
+            self.renew(sym, f"no closed bar for {quiet} minutes though it trades every minute")
 
     def on_stream_lost(self, symbol: str, why: str, *, no_market_data: bool) -> None:
         """The broker ended or refused one symbol's stream: renew it alone (now, or at a
@@ -161,8 +161,9 @@ class StreamHealth:
             return  # the resync renews every stream
         self.last_try[symbol] = run.server_ns
         self.resubscribed += 1
-        log.warning("%s: %s (server time %s); resubscribing it alone", symbol, why,
-                    ny(run.server_ns))  # fmt: skip
+        log.warning(
+            "%s: %s (server time %s); resubscribing it alone", symbol, why, ny(run.server_ns)
+        )
         self.sup.spawn(
             f"resubscribe {symbol}", lambda: self._renew(symbol), policy="retry", replace=False
         )
@@ -170,8 +171,8 @@ class StreamHealth:
     async def _renew(self, symbol: str) -> None:
         try:
             await self.resubscribe(symbol)
-        except (ConnectionError, TimeoutError, OSError, BrokerUnavailable) as exc:
-            # the next check (or the resync after a drop) tries again
+        except (ConnectionError, TimeoutError, OSError, BrokerUnavailable, DataError) as exc:
+            # the next check (or the resync after a drop) tries again; the others go on
             log.warning("%s: resubscribing it failed (%s)", symbol, exc)
             return
         self.renewed_at[symbol] = int(self.minutes.last_label[self.minutes.index[symbol]])
