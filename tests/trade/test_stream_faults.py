@@ -154,6 +154,10 @@ def test_a_cancelled_stream_comes_back_alone_and_its_exit_fires(
             assert others <= now and not (old & now), "the others' streams were left alone"
             assert s.trader.session.health.resubscribed == 1
             assert s.trader.stats.stale_streams == 0
+            await s.drv.run_to("15:59")
+            j = SIX.index(sym)
+            last = pd.Timestamp(int(s.trader.minutes.last_label[j]), tz="UTC")
+            assert last.tz_convert("America/New_York").strftime("%H:%M") >= "15:50", "bars resume"
             await s.drv.run_to("16:01")
             out = await s.finish(60)
             assert out.sessions == 1
