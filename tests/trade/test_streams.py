@@ -219,3 +219,61 @@ def test_a_streams_own_error_is_told_with_its_symbol_and_ends_it() -> None:
     assert md.on_error(8, 101, "Max number of tickers has been reached")
     assert [(s, no) for s, _, no in told] == [("AAA", False), ("BBB", True)]
     assert "10182" in told[0][1] and md._streams == {} and md._stream_req == {}
+
+
+def test_a_minute_joined_late_gets_its_closed_bar_from_the_history_first() -> None:
+    """reqRealTimeBars joined 15 s into a minute: that minute's 5-second bars are not passed
+    on; when the next minute begins, its closed bar is asked of the history and passed on
+    before the next minute's revisions (held meanwhile), so it is never stepped without it."""
+    import datetime as dt
+
+    from ib_async import BarData, RealTimeBar, RealTimeBarList
+
+    from momentumbot.execution.ib_market import IbMarketData
+
+    rt = RealTimeBarList()
+    rt.reqId = 5
+    history_asked: list[str] = []
+    answer: asyncio.Future[list[BarData]] | None = None
+
+    class FakeIb:
+        def reqRealTimeBars(self, *args: Any) -> RealTimeBarList:
+            return rt
+
+        async def reqHistoricalDataAsync(self, contract: Any, **kw: Any) -> list[BarData]:
+            history_asked.append(kw["durationStr"])
+            assert answer is not None
+            return await answer
+
+    def utc(ns: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(ns / NS, dt.UTC)
+
+    async def body() -> None:
+        nonlocal answer
+        got: list[tuple[int, float, float]] = []
+        md = IbMarketData(
+            FakeIb(), {"AAA": object()}, request_timeout=1, requests_per_minute=60_000,  # type: ignore[arg-type]
+            pacing_backoff=1, max_retries=1,
+        )  # fmt: skip
+        md._realtime("AAA", lambda sym, b: got.append((b.label_ns, b.close, b.volume)))
+
+        def bar(start_ns: int, close: float, volume: float) -> None:
+            rt.append(RealTimeBar(utc(start_ns), -1, close, close, close, close, volume))
+            rt.updateEvent.emit(rt, True)
+
+        for k in range(3, 12):  # 09:30:15 .. 09:30:55
+            bar(LABEL + 5 * k * NS, 10.0 + k / 100, 100.0)
+        assert got == [] and history_asked == []
+        answer = asyncio.get_running_loop().create_future()
+        bar(LABEL + NS_PER_MINUTE, 11.0, 50.0)  # 09:31:00: the next minute begins
+        await asyncio.sleep(0)
+        assert history_asked == ["300 S"] and got == [], "held until the history answers"
+        closed = BarData(utc(LABEL), 10.0, 10.2, 9.9, 10.11, 1200.0)
+        answer.set_result([BarData(utc(LABEL - NS_PER_MINUTE), 9.9, 10, 9.8, 10.0, 10.0), closed])
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert got == [(LABEL, 10.11, 1200.0), (LABEL + NS_PER_MINUTE, 11.0, 50.0)]
+        bar(LABEL + NS_PER_MINUTE + 55 * NS, 11.5, 20.0)
+        assert got[-1] == (LABEL + NS_PER_MINUTE, 11.5, 70.0), "then passed on as they come"
+
+    run(body())
