@@ -65,6 +65,8 @@ async def gateway_process(store: Path) -> AsyncIterator[tuple[int, int, Control]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "momentumbot", "gateway", "--store", str(store), "--port", "0",
         "--control-port", "0", "--step", "--log-level", "WARNING",
+        # one client streams every symbol: IB's caps (50 / 100) off, to time the gateway
+        "--fault", "max-hist-requests=0", "--fault", "max-market-data-lines=0",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -245,6 +247,7 @@ async def gateway_alone(store: Path, symbols: list[str], kind: str) -> dict[str,
     from momentumbot.gateway.server import ClientSession, GatewayConfig, GatewayServer
 
     srv = GatewayServer(BarStore(store), GatewayConfig(start=str(REPLAY_DAY), step_mode=True))
+    srv.faults.max_hist_requests = srv.faults.max_market_data_lines = 0  # IB's caps off
     session = ClientSession(srv.desks.sessions)
     null = _NullTransport()
     session.transport = null  # type: ignore[assignment]

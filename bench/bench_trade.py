@@ -147,7 +147,9 @@ def run_one(
         "symbols = [" + ", ".join(f'"{s}"' for s in syms) + "]\n\n"
         f"[portfolio]\ninitial_cash = {cash}\n\n[broker]\n"
         "history_requests_per_minute = 60000.0\nserver_time_poll_seconds = 0.25\n"
-        f"bar_grace_seconds = {bar_grace}\n" + extra_toml,
+        f"bar_grace_seconds = {bar_grace}\n"
+        # past 45 symbols (IB's 50 open historical requests) the rest come from 5-second bars
+        'beyond_max_streams = "realtime_bars"\n' + extra_toml,
         encoding="utf-8",
     )
     out = root / f"run{n_symbols}"

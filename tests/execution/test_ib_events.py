@@ -20,6 +20,9 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
 
+    def on_stream_lost(self, symbol: str, why: str, *, no_market_data: bool = False) -> None:
+        self.events.append(("stream lost", symbol, why, no_market_data))
+
     def on_execution(self, report: Any) -> None:
         self.events.append(("execution", report.exec_id))
 

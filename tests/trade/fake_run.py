@@ -106,6 +106,8 @@ class FakeRun:
                 if self.task.done():
                     break
                 await asyncio.sleep(0)
+        if not self.task.done():  # the session's report is written in a thread: real time
+            await asyncio.wait_for(asyncio.shield(self.task), 120)
         return self.task.result()
 
     def check_books(self) -> None:

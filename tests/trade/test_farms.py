@@ -82,26 +82,32 @@ async def through_farm_down(s: Session, seconds: int) -> int:
     market time the farm came back."""
     held = s.trader.engine.next_label
     for _ in range(seconds // 10 + 1):
+        # while the farm is down: nothing stepped, not trading, the resync degraded (once it is
+        # back, a symbol that resubscribes at once may let the bot trade before we look)
+        assert s.trader.engine.next_label == held, "no minute is stepped while resyncing"
+        assert not s.trader.conn.can_trade and s.trader.session is not None
+        assert s.trader.session.connection.degraded.active, "the failing resync is degraded"
         await s.gw.advance(10)
         await asyncio.sleep(0.1)
         if not s.gw.hmds_down:
             break
     assert not s.gw.hmds_down
-    assert s.trader.engine.next_label == held, "no minute is stepped while resyncing"
-    assert not s.trader.conn.can_trade and s.trader.session is not None
-    assert s.trader.session.connection.degraded.active, "the failing resync is degraded"
     return s.gw.now_ns()
 
 
 async def resumes_within_two_minutes(s: Session, back_ns: int) -> None:
     """After the farm is back, a running clock (10 s of market time per 0.2 s) reaches the bot
     trading again within two market minutes; then it steps every held minute."""
-    while not s.trader.conn.can_trade:
+
+    def resumed() -> bool:  # trading, and every symbol resubscribed
+        assert s.trader.session is not None
+        return s.trader.conn.can_trade and not s.trader.session.connection.degraded.active
+
+    while not resumed():
         assert s.gw.now_ns() - back_ns < 2 * MIN, "trading did not resume within two minutes"
         await asyncio.sleep(0.2)
-        if not s.trader.conn.can_trade:
+        if not resumed():
             await s.gw.advance(10)
-    assert not s.trader.session.connection.degraded.active
     await s.gw.advance_to((s.gw.now_ns() // MIN + 1) * MIN)  # the driver steps whole minutes
     await s.drv.settle()
     await s.drv.run_to(_hhmm(s.gw.now_ns() + 3 * MIN))

@@ -56,6 +56,7 @@ from momentumbot.trading.relay import BrokerRelay
 from momentumbot.trading.resync import ResyncGaveUp
 from momentumbot.trading.run import RunState, RunStats, ny
 from momentumbot.trading.session import SessionContext, TradingSession
+from momentumbot.trading.streams import plan_streams
 from momentumbot.trading.supervisor import Failure, Supervisor, TaskFailed, describe
 from momentumbot.trading.terminal import EVENT
 
@@ -300,6 +301,11 @@ class Trader:
             self.cfg.broker, self.limits, live=self.opts.live,
             live_port=port_is_live(self.settings.port),
         )  # fmt: skip
+        realtime = plan_streams(
+            self.symbols,
+            self.cfg.broker,
+            quote_lines=self.cfg.broker.order_type == "marketable_limit",
+        )
         resume = not j.is_new
         if resume:
             self.run_id = check_resume(j, self.cfg, self.symbols, self.kind, self.run_dir)
@@ -347,6 +353,7 @@ class Trader:
                 run_id=self.run_id, account=self.account, sessions=self.opts.sessions,
                 where=f"{s.host}:{s.port}", after_steps=self._show,
                 session_done=self._session_done,
+                realtime=frozenset(realtime),
             )
         )  # fmt: skip
         self.relay.session = session

@@ -296,6 +296,26 @@ class BrokerConfig(_Section):
         gt=0,
         description="During a session, no bar from any symbol for this many seconds of server time means the streams went silent: resubscribe.",
     )
+    max_streams: int = Field(
+        45,
+        ge=1,
+        le=45,
+        description='At most this many keepUpToDate 1-minute bar streams (IB allows 50 open historical requests, streams included). A universe above it needs beyond_max_streams = "realtime_bars".',
+    )
+    beyond_max_streams: Literal["refuse", "realtime_bars"] = Field(
+        "refuse",
+        description="Symbols beyond max_streams: refuse (a config error at start), or realtime_bars: their minutes are made from 5-second real-time bars (one market data line each; see docs/trading.md).",
+    )
+    max_market_data_lines: int = Field(
+        100,
+        ge=1,
+        description="Market data lines the account has (IB's basic allowance is 100): real-time bars beyond max_streams plus, with marketable_limit orders, one quote line per symbol must fit.",
+    )
+    stale_symbol_minutes: float = Field(
+        3.0,
+        gt=0,
+        description="During a session, a symbol whose quiet volume says it trades every minute and that has had no closed bar for this many minutes is resubscribed alone (the others never wait for it).",
+    )
     server_time_poll_seconds: float = Field(
         0.25,
         gt=0,

@@ -133,6 +133,9 @@ class BrokerListener(Protocol):
 
     def on_connectivity_restored(self, *, data_lost: bool) -> None: ...
     def on_disconnected(self) -> None: ...
+    def on_stream_lost(self, symbol: str, why: str, *, no_market_data: bool) -> None:
+        """One symbol's bar stream ended or was refused (the others go on); `no_market_data`:
+        the broker has no market data for it now (its line limit was reached)."""
 
 
 class Broker(Protocol):
@@ -160,8 +163,12 @@ class Broker(Protocol):
     def quote(self, symbol: str) -> tuple[float, float]:
         """(bid, ask); NaN where unknown."""
 
-    async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
-        """History over `duration` ("N D": N sessions), then every later bar to `on_bar`."""
+    async def subscribe_bars(
+        self, symbol: str, duration: str, on_bar: OnBar, *, realtime_bars: bool = False
+    ) -> BarArrays:
+        """History over `duration` ("N D": N sessions), then every later bar to `on_bar`
+        (the old stream of the symbol ended first); with `realtime_bars` the later bars are
+        made from 5-second real-time bars, not a kept-up-to-date history request."""
 
     async def server_time_ns(self) -> int: ...
     def place(

@@ -114,6 +114,9 @@ class IbBroker:
             requests_per_minute=settings.history_requests_per_minute,
             pacing_backoff=settings.pacing_backoff_seconds,
             max_retries=settings.max_history_retries,
+            on_stream_lost=lambda sym, why, no_data: listener.on_stream_lost(
+                sym, why, no_market_data=no_data
+            ),
         )  # fmt: skip
         self._time_future: asyncio.Future[int] | None = None
         self._closing = False
@@ -180,7 +183,7 @@ class IbBroker:
             self._connect_errors.append((code, text))
         if self._on_link_error(code, text):
             return
-        if self.market.on_error(req_id, code):
+        if self.market.on_error(req_id, code, text):
             return
         ref = self._ref_by_id.get(req_id)
         if ref is not None:
@@ -263,8 +266,12 @@ class IbBroker:
     def quote(self, symbol: str) -> tuple[float, float]:
         return self.market.quote(symbol)
 
-    async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
-        return await self.market.subscribe_bars(symbol, duration, on_bar)
+    async def subscribe_bars(
+        self, symbol: str, duration: str, on_bar: OnBar, *, realtime_bars: bool = False
+    ) -> BarArrays:
+        return await self.market.subscribe_bars(
+            symbol, duration, on_bar, realtime_bars=realtime_bars
+        )
 
     def cancel_streams(self) -> None:
         self.market.cancel_streams()

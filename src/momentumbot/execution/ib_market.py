@@ -1,6 +1,9 @@
 """IB market data through ib_async, for the IB broker adapter: the live-data entitlement
 check, the market-data lines kept open for quotes, and paced history requests kept up to date
-as 1-minute bar streams (formatDate 2: UTC), whose bars come out as `StreamBar`s."""
+as 1-minute bar streams (formatDate 2: UTC), or for symbols beyond the streams' cap a one-shot
+history plus 5-second real-time bars made into minutes (`five_second_minutes`); their bars come
+out as `StreamBar`s. A stream's own errors (162 cancelled, 10182, 322, 101) are told to the
+`on_stream_lost` callback with its symbol."""
 
 from __future__ import annotations
 
@@ -9,15 +12,16 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from ib_async import IB, BarDataList, Contract, RequestError, Ticker
+from ib_async import IB, BarDataList, Contract, RealTimeBarList, RequestError, Ticker
 
 from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import NS
 from momentumbot.execution.broker_protocol import BarArrays, BrokerUnavailable, OnBar, StreamBar
+from momentumbot.execution.five_second_minutes import FiveSecondMinutes
 
 log = logging.getLogger("momentumbot.broker")
 
@@ -28,8 +32,19 @@ MARKET_DATA_PROBLEMS = {
     10168: "market data not subscribed (delayed not enabled)",
     10197: "no market data during competing live session",
     10186: "market data is not subscribed (delayed)",
+    101: "no market data line left (IB's limit of market data lines reached)",
 }
 MARKET_DATA_BATCH = 50
+MAX_TICKERS = 101  # market data lines used up: that symbol gets no market data
+# a stream's own errors: it ended (162 query cancelled; 10182 after a farm drop) or never
+# started (322: too many open historical requests; 101: too many market data lines)
+STREAM_ERRORS = {162: "cancelled", 10182: "failed (data farm)", 322: "refused", 101: "refused"}
+# one-shot history requests in flight: with at most 45 streams open (`[broker] max_streams`),
+# IB's 50 open historical requests are never reached
+ONE_SHOTS_IN_FLIGHT = 4
+
+Stream = BarDataList | RealTimeBarList
+OnStreamLost = Callable[[str, str, bool], None]  # symbol, why, no market data (101)
 
 
 def ib_ns(t: Any) -> int:
@@ -71,13 +86,17 @@ class IbMarketData:
         requests_per_minute: float,
         pacing_backoff: float,
         max_retries: int,
+        on_stream_lost: OnStreamLost | None = None,
     ) -> None:
         self.ib = ib
         self.contracts = contracts  # shared with the broker, which qualifies them
         self.request_timeout = request_timeout
         self.pacing_backoff = pacing_backoff
         self.max_retries = max_retries
-        self._streams: dict[str, BarDataList] = {}
+        self._streams: dict[str, Stream] = {}
+        self._stream_req: dict[int, str] = {}  # reqId of a stream -> its symbol
+        self.on_stream_lost = on_stream_lost
+        self._one_shots = asyncio.Semaphore(ONE_SHOTS_IN_FLIGHT)
         self._tickers: dict[str, Ticker] = {}
         self._mkt_req: dict[int, str] = {}
         self._md_problem: dict[str, str] = {}
@@ -89,11 +108,25 @@ class IbMarketData:
     def clear(self) -> None:
         """The connection dropped: every line and stream went with it."""
         self._streams.clear()
+        self._stream_req.clear()
         self._tickers.clear()
         self._mkt_req.clear()
 
-    def on_error(self, req_id: int, code: int) -> bool:
-        """An error about a market-data line: noted (True), else not about market data."""
+    def on_error(self, req_id: int, code: int, text: str = "") -> bool:
+        """An error about a market-data line or a bar stream: dealt with (True), else not
+        about market data. A stream's own error ends it: its symbol goes to
+        `on_stream_lost` (101: no market data for it)."""
+        stream_sym = self._stream_req.get(req_id)
+        if stream_sym is not None and code in STREAM_ERRORS:
+            del self._stream_req[req_id]
+            stream = self._streams.get(stream_sym)
+            if stream is not None and stream.reqId == req_id:
+                del self._streams[stream_sym]
+            why = f"bar stream {STREAM_ERRORS[code]}: error {code} {text}".strip()
+            log.warning("%s: %s", stream_sym, why)
+            if self.on_stream_lost is not None:
+                self.on_stream_lost(stream_sym, why, code == MAX_TICKERS)
+            return True
         sym = self._mkt_req.get(req_id)
         if sym is None or code not in MARKET_DATA_PROBLEMS:
             return False
@@ -173,14 +206,90 @@ class IbMarketData:
 
     # ------------------------------------------------------------------ bars
 
-    async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
+    async def subscribe_bars(
+        self, symbol: str, duration: str, on_bar: OnBar, *, realtime_bars: bool = False
+    ) -> BarArrays:
         """Regular-session 1-minute TRADES bars over `duration`, then kept up to date: every
         later bar goes to `on_bar(symbol, bar)`. IB revises the forming minute under its own
         date, which ib_async writes over the last bar (`hasNewBar` False): each revision goes
         to `on_bar` too, and when a new bar starts the one before it goes once more, as it
         ended. Which bars are closed is the caller's to judge (`trading.minutes`); the answer
         returned may end with the forming minute. Paced; pacing violations back off and retry;
-        any other error or an empty answer raises."""
+        any other error or an empty answer raises.
+
+        With `realtime_bars` the history is a one-shot request and the bars after it come
+        from 5-second real-time bars (a market data line, not a historical request), made
+        into the same minutes (`five_second_minutes`). The symbol's old stream is cancelled
+        before the new one is asked for (IB counts both against its caps)."""
+        self._cancel(symbol)
+        if not realtime_bars:
+            bars = await self._history(symbol, duration, keep_up=True)
+            self._streams[symbol] = bars
+            self._stream_req[bars.reqId] = symbol
+
+            def handler(b: BarDataList, has_new: bool, sym: str = symbol) -> None:
+                if self._streams.get(sym) is not b:
+                    return
+                if has_new and len(b) >= 2:
+                    on_bar(sym, _stream_bar(b[-2]))
+                if b:
+                    on_bar(sym, _stream_bar(b[-1]))
+
+            bars.updateEvent += handler
+            return self._arrays(bars)
+        async with self._one_shots:
+            history = await self._history(symbol, duration, keep_up=False)
+        self._realtime(symbol, on_bar)
+        return self._arrays(history)
+
+    def _realtime(self, symbol: str, on_bar: OnBar) -> None:
+        """5-second TRADES bars of the regular session, made into forming minutes."""
+        rt = self.ib.reqRealTimeBars(self.contracts[symbol], 5, "TRADES", True)
+        self._streams[symbol] = rt
+        self._stream_req[rt.reqId] = symbol
+        minutes = FiveSecondMinutes()
+        fixing: list[StreamBar] = []  # bars held while an incomplete first minute is fetched
+
+        def handler(b: RealTimeBarList, has_new: bool, sym: str = symbol) -> None:
+            if self._streams.get(sym) is not b or not b:
+                return
+            r = b[-1]
+            bars = minutes.sends(ib_ns(r.time), float(r.open_), float(r.close), float(r.volume))
+            for bar in bars:
+                if minutes.partial_label >= 0 and not fixing:
+                    # the first minute was joined late: its closed bar comes from the history
+                    label, minutes.partial_label = minutes.partial_label, -1
+                    fixing.append(bar)
+                    task = asyncio.ensure_future(self._fix_minute(sym, label, on_bar, fixing))
+                    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+                elif fixing:
+                    fixing.append(bar)
+                else:
+                    on_bar(sym, bar)
+
+        rt.updateEvent += handler
+
+    async def _fix_minute(
+        self, symbol: str, label: int, on_bar: OnBar, held: list[StreamBar]
+    ) -> None:
+        """The closed bar of a minute the 5-second bars joined late, from the history; then
+        the bars held meanwhile (so the minute is never closed without it)."""
+        try:
+            async with self._one_shots:
+                bars = await self._history(symbol, "300 S", keep_up=False)
+            for b in bars:
+                if ib_ns(b.date) == label:
+                    on_bar(symbol, _stream_bar(b))
+        except (BrokerUnavailable, DataError) as exc:
+            log.warning("%s: the minute joined late stays without a bar (%s)", symbol, exc)
+        finally:
+            rest = list(held)
+            held.clear()
+            for bar in rest:
+                on_bar(symbol, bar)
+
+    async def _history(self, symbol: str, duration: str, *, keep_up: bool) -> BarDataList:
+        """One paced history request (pacing violations back off and retry)."""
         contract = self.contracts[symbol]
         retries = 0
         backoff = self.pacing_backoff
@@ -196,7 +305,7 @@ class IbMarketData:
                     whatToShow="TRADES",
                     useRTH=True,
                     formatDate=2,
-                    keepUpToDate=True,
+                    keepUpToDate=keep_up,
                     timeout=self.request_timeout,
                 )
             except RequestError as exc:
@@ -224,22 +333,19 @@ class IbMarketData:
                     f"{symbol}: historical data request returned nothing within "
                     f"{self.request_timeout:g} s (timeout); not trading on missing history"
                 )
-            old = self._streams.get(symbol)
-            if old is not None:
-                with contextlib.suppress(Exception):
-                    self.ib.cancelHistoricalData(old)
-            self._streams[symbol] = bars
+            return bars
 
-            def handler(b: BarDataList, has_new: bool, sym: str = symbol) -> None:
-                if self._streams.get(sym) is not b:
-                    return
-                if has_new and len(b) >= 2:
-                    on_bar(sym, _stream_bar(b[-2]))
-                if b:
-                    on_bar(sym, _stream_bar(b[-1]))
-
-            bars.updateEvent += handler
-            return self._arrays(bars)
+    def _cancel(self, symbol: str) -> None:
+        """End a symbol's stream (before its replacement is asked for)."""
+        old = self._streams.pop(symbol, None)
+        if old is None:
+            return
+        self._stream_req.pop(old.reqId, None)
+        with contextlib.suppress(Exception):
+            if isinstance(old, RealTimeBarList):
+                self.ib.cancelRealTimeBars(old)
+            else:
+                self.ib.cancelHistoricalData(old)
 
     @staticmethod
     def _arrays(bars: Sequence[Any]) -> BarArrays:
@@ -255,7 +361,5 @@ class IbMarketData:
         )
 
     def cancel_streams(self) -> None:
-        for bars in list(self._streams.values()):
-            with contextlib.suppress(Exception):
-                self.ib.cancelHistoricalData(bars)
-        self._streams.clear()
+        for symbol in list(self._streams):
+            self._cancel(symbol)

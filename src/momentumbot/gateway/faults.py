@@ -60,10 +60,23 @@ farm-broken[=HH:MM[+SECONDS]]
                          `restore` (or SECONDS later, if given) ends it with 1102
 port-reset[=HH:MM]       1300 (socket port reset) to every client, then its socket is dropped,
                          now or at HH:MM each day; the port stays open
+max-hist-requests=N      open historical requests of a client (every keepUpToDate stream
+                         counts until cancelled) are capped at N: the next gets error 322, as
+                         IB does at 50 (the default; 0: no cap)
+max-market-data-lines=N  reqMktData / reqRealTimeBars lines of a client are capped at N: the
+                         next gets error 101 (default 100, as IB's basic allowance; 0: no cap)
+cancel-stream=SYM[@HH:MM]
+                         at this New York time each day (or at once) every keepUpToDate stream
+                         of SYM gets error 162 "API historical data query cancelled: <reqId>"
+                         and goes silent; a new request for SYM works again
 """
 
 
 DEFAULT_FORMING_BARS = "forming-bars=5"  # `momentumbot gateway` and the trade tests' gateway
+
+
+DEFAULT_MAX_HIST_REQUESTS = 50  # IB: "Only 50 simultaneous API historical data requests"
+DEFAULT_MAX_MARKET_DATA_LINES = 100  # IB's basic allowance of market data lines
 
 
 class FaultSpecError(ValueError):
@@ -73,7 +86,8 @@ class FaultSpecError(ValueError):
 @dataclass
 class Faults:
     """Fault switches; all off by default (execution times as a live account at 178 sends;
-    executions and completed orders of the current day only, as IB)."""
+    executions and completed orders of the current day only, as IB) except IB's caps on open
+    historical requests and market data lines, on as at IB."""
 
     unknown_symbols: set[str] = field(default_factory=set)
     reject_next: int = 0
@@ -103,6 +117,11 @@ class Faults:
     port_reset_now: bool = False  # 1300 and dropped sockets as soon as the fault is on
     port_resets: list[int] = field(default_factory=list)  # NY minute of day
     executions_window: str = "day"  # "day" (as IB) or "all" (every execution since the start)
+    # IB's caps (on by default, as at IB; 0: no cap)
+    max_hist_requests: int = DEFAULT_MAX_HIST_REQUESTS
+    max_market_data_lines: int = DEFAULT_MAX_MARKET_DATA_LINES
+    # (symbol, NY minute of day; -1: at once) whose keepUpToDate streams get 162 and go silent
+    cancel_streams: list[tuple[str, int]] = field(default_factory=list)
 
     def clear(self) -> None:
         """Every fault off (in place: the desks share this object)."""
@@ -191,7 +210,17 @@ _SETTERS: dict[str, Callable[[Faults, str], None]] = {
         f.port_resets.append(_minute_of_day(v)) if v else setattr(f, "port_reset_now", True)
     ),
     "executions-window": lambda f, v: setattr(f, "executions_window", _window(v)),
+    "max-hist-requests": lambda f, v: setattr(f, "max_hist_requests", _count(v)),
+    "max-market-data-lines": lambda f, v: setattr(f, "max_market_data_lines", _count(v)),
+    "cancel-stream": lambda f, v: f.cancel_streams.append(_cancel_stream(v)),
 }
+
+
+def _cancel_stream(value: str) -> tuple[str, int]:
+    """SYM[@HH:MM] as (symbol, NY minute of day or -1: at once)."""
+    sym, _, at = value.partition("@")
+    (symbol,) = _symbols(sym)
+    return symbol, _minute_of_day(at) if at.strip() else -1
 
 
 def _on(value: str) -> bool:

@@ -392,7 +392,8 @@ def five_second_bars(
 ) -> list[FiveSecondBar]:
     """Twelve 5-second bars whose path walks open -> low -> high -> close on an up bar
     (open -> high -> low -> close on a down bar) at even speed; they reproduce the minute's
-    open, high, low, close and volume exactly (volume split evenly, remainder in the last)."""
+    open, high, low, close and volume exactly (volume split evenly, the remainder in the first,
+    so a traded minute's first 5-second bar has trades, as its open says)."""
     anchors = [o, low, h, c] if c >= o else [o, h, low, c]
     # the path at 13 instants 0..12 (x 5 s): the three legs take 4 steps each
     points: list[float] = []
@@ -410,7 +411,7 @@ def five_second_bars(
     out: list[FiveSecondBar] = []
     for k in range(FIVE_SECONDS_PER_MINUTE):
         p0, p1 = points[k], points[k + 1]
-        vk = base + (extra if k == FIVE_SECONDS_PER_MINUTE - 1 else 0)
+        vk = base + (extra if k == 0 else 0)
         out.append(
             FiveSecondBar(
                 time_s=start_s + 5 * k,

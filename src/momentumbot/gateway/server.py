@@ -390,6 +390,9 @@ class GatewayServer:
             "next_valid_id": self.desks.orders.next_valid_id,
             "working_orders": len(self.broker.working()),
             "fills": len(self.broker.fills),
+            # the most historical requests / market data lines one client had open at once
+            "peak_hist_requests": self.desks.market_data.hist_peak,
+            "peak_market_data_lines": self.desks.market_data.lines_peak,
             "accounts": {
                 a: {
                     "cash": micro_str(acct.cash_micro),

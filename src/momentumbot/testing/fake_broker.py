@@ -79,7 +79,7 @@ class FakeOrder:
 class FakeBroker:
     """See the module docstring. Test controls: `advance`, `drop`, `refuse_connections`,
     `lose_connectivity`, `restore_connectivity`, `reject_next`, `reject_sells`, `warn_orders`,
-    `reject_modify`, `value_limit`, `silent_clock`, `fail_history`."""
+    `reject_modify`, `value_limit`, `silent_clock`, `fail_history`, `end_stream`."""
 
     listener: BrokerListener
     source: BarReader
@@ -114,6 +114,7 @@ class FakeBroker:
     _cash_micro: int = 0
     _next_id: int = 1
     _streams: dict[str, OnBar] = field(default_factory=dict)
+    subscribed: list[tuple[str, bool]] = field(default_factory=list)  # (symbol, realtime_bars)
     _bars: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -141,6 +142,17 @@ class FakeBroker:
     def _down(self) -> None:
         self.connected = False
         self._streams.clear()
+
+    def end_stream(self, symbol: str, *, tell: bool = True) -> None:
+        """One symbol's bar stream ends at the broker; the listener hears it (on the next
+        turn) unless `tell` is False (a stream that goes silent without a word)."""
+        self._streams.pop(symbol, None)
+        if tell:
+            self._later(
+                lambda: self.listener.on_stream_lost(
+                    symbol, "bar stream cancelled", no_market_data=False
+                )
+            )
 
     def lose_connectivity(self) -> None:
         self.outage = True
@@ -192,11 +204,15 @@ class FakeBroker:
             bars = self._bars[symbol] = self.source.read_arrays(symbol, self.history_start_ns, end)
         return bars
 
-    async def subscribe_bars(self, symbol: str, duration: str, on_bar: OnBar) -> BarArrays:
-        """Every closed bar so far (the trader keeps what it needs), then the stream."""
+    async def subscribe_bars(
+        self, symbol: str, duration: str, on_bar: OnBar, *, realtime_bars: bool = False
+    ) -> BarArrays:
+        """Every closed bar so far (the trader keeps what it needs), then the stream (the
+        same closed bars whichever way IB would make them: `realtime_bars` changes nothing)."""
         self._need_link()
         if symbol in self.fail_history or "*" in self.fail_history:
             raise BrokerUnavailable(f"{symbol}: historical data request failed: error 162")
+        self.subscribed.append((symbol, realtime_bars))
         b = self._arrays(symbol)
         n = int(np.searchsorted(b.ts, self.now_ns - NS_PER_MINUTE, side="right"))
         self._streams[symbol] = on_bar

@@ -32,6 +32,7 @@ class BrokerRelay:
         self.on_connectivity_lost = g("connection", self._connectivity_lost)
         self.on_connectivity_restored = g("connection", self._connectivity_restored)
         self.on_disconnected = g("connection", self._disconnected)
+        self.on_stream_lost = g("streams", self._stream_lost, policy="retry")
 
     def _to_events(self, name: str) -> Callable[..., None]:
         def call(*args: Any, **kwargs: Any) -> None:
@@ -51,6 +52,12 @@ class BrokerRelay:
             self.session.connection.on_connectivity_restored(data_lost=data_lost)
         else:
             self._conn.outage = False
+
+    def _stream_lost(self, symbol: str, why: str, *, no_market_data: bool) -> None:
+        if self.session is not None:
+            self.session.health.on_stream_lost(symbol, why, no_market_data=no_market_data)
+        else:
+            log.warning("%s: %s while starting (the start subscribes it again)", symbol, why)
 
     def _disconnected(self) -> None:
         if self.session is not None:

@@ -30,6 +30,7 @@ from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState, ny
 from momentumbot.trading.sell_retry import SellRetry
 from momentumbot.trading.stepping import Stepper
+from momentumbot.trading.streams import StreamHealth
 from momentumbot.trading.supervisor import Supervisor
 from momentumbot.trading.warmup import MarketFeed, catchup_duration, check_calendar_covers
 
@@ -56,6 +57,7 @@ class SessionContext:
     sessions: int | None
     where: str  # host:port, for the log
     after_steps: Callable[[], None]
+    realtime: frozenset[str] = frozenset()  # symbols fed by 5-second bars (`trading.streams`)
     session_done: Callable[[pd.Timestamp], None] = lambda day: None  # the session's report
 
 
@@ -82,6 +84,11 @@ class TradingSession:
         self.feed = MarketFeed(
             c.broker, c.journal, c.engine, c.calendar, c.minutes, run, on_bar=self._guard_bars
         )
+        self.feed.realtime = set(c.realtime)
+        self.health = StreamHealth(
+            c.engine, c.minutes, c.cfg.broker, c.conn, run, c.sup, c.blocked,
+            resubscribe=self.feed.resubscribe_one,
+        )  # fmt: skip
         self.connection = ConnectionSupervisor(
             broker=c.broker, journal=c.journal, engine=c.engine, cfg=c.cfg.broker, conn=c.conn,
             run=run, sup=c.sup, minutes=c.minutes, router=self.router,
@@ -103,6 +110,7 @@ class TradingSession:
         self.events.retry = self.retry
 
     def _after_steps(self) -> None:
+        self.health.after_steps()
         self.retry.tick()
         self.ctx.after_steps()
 
@@ -205,6 +213,7 @@ class TradingSession:
         self.retry.tick()
         try:
             self.connection.check_stale()
+            self.health.check()
         except Exception as exc:
             self.ctx.sup.report("stale-watch", "retry", exc)  # the next poll tries again
 

@@ -86,6 +86,7 @@ class MarketFeed:
     run: RunState
     on_bar: Callable[[OnBar], OnBar]  # wraps the stream callback (the supervisor's guard)
     catchup_until: int = 0  # fresh start mid-session: minutes closing by then are not traded
+    realtime: set[str] = field(default_factory=set)  # fed by 5-second bars (`trading.streams`)
     _last_kick: float = field(default=0.0, init=False)
     _kick_pending: bool = field(default=False, init=False)
 
@@ -170,18 +171,16 @@ class MarketFeed:
         async def one(sym: str) -> None:
             try:
                 async with gate:
-                    bars = await broker.subscribe_bars(sym, duration, on_bar)
+                    bars = await broker.subscribe_bars(
+                        sym, duration, on_bar, realtime_bars=sym in self.realtime
+                    )
             except Exception as exc:
                 if failed is None or not broker.connected:
                     raise
                 failed[sym] = f"{type(exc).__name__}: {exc}"
                 return
             out[sym] = bars
-            nxt = self.engine.next_label if self.engine.started else 0
-            for i in range(bars.ts.shape[0]):
-                label = int(bars.ts[i])
-                if label >= nxt:
-                    self.minutes.store(sym, label, bars.open[i], bars.close[i], bars.volume[i])
+            self._keep(sym, bars)
 
         tasks = [asyncio.ensure_future(one(sym)) for sym in wanted]
         try:
@@ -198,6 +197,26 @@ class MarketFeed:
         # an answer ending now ends with the forming minute: it stays pending (provisional,
         # revised by the stream) but is no part of the history
         return {sym: closed_only(out[sym], now) for sym in wanted if sym in out}
+
+    def _keep(self, sym: str, bars: BarArrays) -> None:
+        """A subscription's initial bars from the engine's next minute join the pending ones."""
+        nxt = self.engine.next_label if self.engine.started else 0
+        for i in range(bars.ts.shape[0]):
+            label = int(bars.ts[i])
+            if label >= nxt:
+                self.minutes.store(sym, label, bars.open[i], bars.close[i], bars.volume[i])
+
+    async def resubscribe_one(self, sym: str) -> None:
+        """One symbol's stream again (its old one ended first), with the history since the
+        engine's next minute; the other symbols' streams are left alone."""
+        bars = await self.broker.subscribe_bars(
+            sym,
+            catchup_duration(self.calendar, self.engine.next_label, self.run.server_ns),
+            self.on_bar(self.on_stream_bar),
+            realtime_bars=sym in self.realtime,
+        )
+        self._keep(sym, bars)
+        self.run.wake.set()
 
     def on_stream_bar(self, sym: str, bar: StreamBar) -> None:
         e = self.engine

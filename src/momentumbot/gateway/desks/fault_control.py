@@ -1,8 +1,9 @@
 """The fault control desk: switching faults on and off, connectivity lost and restored (1100,
 or 2110 with `farm-broken`), nightly resets and restarts, socket port resets (1300), the HMDS
-farm's down times (`hmds-down`, `hmds-down-after-restore`, kept by the farms desk), and the
-faults scheduled by New York wall time (`outage=`, `nightly-reset=`, `restart=`, `farm-broken=`,
-`port-reset=`) that the clock desk runs between calendar events."""
+farm's down times (`hmds-down`, `hmds-down-after-restore`, kept by the farms desk), streams
+cancelled (`cancel-stream`), and the faults scheduled by New York wall time (`outage=`,
+`nightly-reset=`, `restart=`, `farm-broken=`, `port-reset=`, `cancel-stream=SYM@HH:MM`) that
+the clock desk runs between calendar events."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class FaultDesk:
         self.virtual = virtual
         self.now = now
         self._data_lost = False
-        self._scheduled: list[tuple[int, int, str, float]] = []
+        self._scheduled: list[tuple[int, int, str, float, str]] = []
+        self._pushed_cancels: set[tuple[int, str]] = set()
         self._scheduled_day: dt.date | None = None
         self._seq = 0
         self._one_shots()
@@ -67,6 +69,7 @@ class FaultDesk:
         self.record.note("fault", self.now(), spec=spec)
         log.warning("fault switched on: %s", spec)
         self._one_shots()
+        self._cancel_streams_now()
 
     def _one_shots(self) -> None:
         """Faults that act the moment they are switched on (or at the start, from --fault)."""
@@ -80,6 +83,28 @@ class FaultDesk:
         if f.port_reset_now:
             f.port_reset_now = False
             self.port_reset()
+
+    # ---- cancel-stream
+
+    def _cancel_streams_now(self) -> None:
+        """`cancel-stream=SYM` without a time: at once (once); with one, today's if still to
+        come and today is already scheduled (later days are scheduled with the others)."""
+        f = self.faults
+        now = self.now()
+        for sym, minute in list(f.cancel_streams):
+            if minute < 0:
+                f.cancel_streams.remove((sym, minute))
+                self.cancel_stream(sym)
+            elif self._scheduled_day == ny_time(now).date():
+                t = ny_ns(pd.Timestamp(self._scheduled_day), 0, 0) + minute * NS_PER_MINUTE
+                if t > now and (t, sym) not in self._pushed_cancels:
+                    self._pushed_cancels.add((t, sym))
+                    self._push(t, "cancel-stream", 0.0, sym)
+
+    def cancel_stream(self, symbol: str) -> None:
+        n = self.market_data.cancel_streams(symbol)
+        self.record.note("cancel-stream", self.now(), symbol=symbol, streams=n)
+        log.warning("fault: %d keepUpToDate stream(s) of %s cancelled (162)", n, symbol)
 
     def clear(self) -> None:
         self.faults.clear()
@@ -159,7 +184,14 @@ class FaultDesk:
     def next_scheduled(self) -> int:
         """Market time of the next scheduled fault (scheduling today's on a new day)."""
         f = self.faults
-        if not (f.outages or f.nightly_resets or f.restarts or f.farm_broken or f.port_resets):
+        if not (
+            f.outages
+            or f.nightly_resets
+            or f.restarts
+            or f.farm_broken
+            or f.port_resets
+            or f.cancel_streams
+        ):
             return self._scheduled[0][0] if self._scheduled else NEVER
         now = self.now()
         day = ny_time(now).date()
@@ -189,17 +221,22 @@ class FaultDesk:
                 t = base + minute * NS_PER_MINUTE
                 if t > now:
                     self._push(t, "port-reset", 0.0)
+            for sym, minute in f.cancel_streams:
+                t = base + minute * NS_PER_MINUTE
+                if minute >= 0 and t > now and (t, sym) not in self._pushed_cancels:
+                    self._pushed_cancels.add((t, sym))
+                    self._push(t, "cancel-stream", 0.0, sym)
             # come back tomorrow to schedule the next day
             self._push(base + 86_400 * NS + NS, "noop", 0.0)
         return self._scheduled[0][0] if self._scheduled else NEVER
 
-    def _push(self, t: int, what: str, arg: float) -> None:
+    def _push(self, t: int, what: str, arg: float, symbol: str = "") -> None:
         self._seq += 1
-        heapq.heappush(self._scheduled, (t, self._seq, what, arg))
+        heapq.heappush(self._scheduled, (t, self._seq, what, arg, symbol))
 
     def run_scheduled(self) -> None:
         """Run the next scheduled fault (the port stays closed `arg` replay seconds)."""
-        _, _, what, arg = heapq.heappop(self._scheduled)
+        _, _, what, arg, symbol = heapq.heappop(self._scheduled)
         if what == "outage":
             self.lose_connectivity()
         elif what == "restore":
@@ -214,3 +251,5 @@ class FaultDesk:
             self.port_reset()
         elif what == "hmds-check":
             self.farms.hmds_check()
+        elif what == "cancel-stream":
+            self.cancel_stream(symbol)

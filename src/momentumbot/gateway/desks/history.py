@@ -108,6 +108,8 @@ class HistoryDesk:
         if self.hmds_down():
             s.error(req_id, 162, HMDS_NO_DATA)
             return
+        if not self.market_data.hist_slot(s, req_id):
+            return
         if self._pacing_violation():
             s.error(req_id, 162, HMDS + "Historical data request pacing violation")
             return

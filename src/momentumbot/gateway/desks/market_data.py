@@ -1,5 +1,7 @@
 """The market data desk: subscriptions (keepUpToDate history, 5-second bars, ticks), what each
-gets when a minute closes, and the closed bars history requests are cut from."""
+gets when a minute closes, and the closed bars history requests are cut from; IB's caps on open
+historical requests (322, counted here, checked by the history desk) and market data lines
+(101), and `cancel-stream` (162 and silence)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ from momentumbot.gateway.protocol import Reader
 
 MinuteBars = dict[str, tuple[int, Bar]]  # symbol -> (index in its bars, the bar)
 
+HMDS = "Historical Market Data Service error message:"
+MAX_TICKERS = "Max number of tickers has been reached"
+
 
 class MarketDataDesk:
     def __init__(
@@ -55,6 +60,8 @@ class MarketDataDesk:
         self._opens_cache: dict[dt.date, np.ndarray] = {}
         # keepUpToDate streams get nothing while the HMDS farm is down (the farms desk)
         self.hmds_down: Callable[[], bool] = lambda: False
+        self.hist_peak = 0  # most historical requests one client had open at once (322's cap)
+        self.lines_peak = 0  # most market data lines one client had open at once (101's cap)
 
     def register(self, handlers: Handlers) -> None:
         register(
@@ -102,6 +109,54 @@ class MarketDataDesk:
             self.drop(sub)
         s.subs.clear()
 
+    # ---- IB's caps
+
+    @staticmethod
+    def hist_open(s: ClientSession) -> int:
+        """Historical requests the client has open: its keepUpToDate streams."""
+        return sum(isinstance(x, HistSub) for x in s.subs.values())
+
+    @staticmethod
+    def lines_open(s: ClientSession) -> int:
+        """Market data lines the client has open: tick lines and 5-second bars."""
+        return sum(isinstance(x, (MktSub, RtSub)) for x in s.subs.values())
+
+    def hist_slot(self, s: ClientSession, req_id: int) -> bool:
+        """Room for one more historical request (it counts while it is answered); else 322."""
+        n = self.hist_open(s) + 1
+        cap = self.faults.max_hist_requests
+        if cap and n > cap:
+            s.error(
+                req_id,
+                322,
+                "Error processing request.-'bW' : cause - "
+                f"Only {cap} simultaneous API historical data requests allowed.",
+            )
+            return False
+        self.hist_peak = max(self.hist_peak, n)
+        return True
+
+    def _line_slot(self, s: ClientSession, req_id: int) -> bool:
+        """Room for one more market data line; else 101."""
+        n = self.lines_open(s) + 1
+        cap = self.faults.max_market_data_lines
+        if cap and n > cap:
+            s.error(req_id, 101, MAX_TICKERS)
+            return False
+        self.lines_peak = max(self.lines_peak, n)
+        return True
+
+    def cancel_streams(self, symbol: str) -> int:
+        """`cancel-stream`: every keepUpToDate stream of `symbol` gets 162 and goes silent."""
+        subs = [x for x in self._subs_by_symbol.get(symbol, ()) if isinstance(x, HistSub)]
+        for sub in subs:
+            sub.session.error(
+                sub.req_id, 162, f"{HMDS}API historical data query cancelled: {sub.req_id}"
+            )
+            sub.session.subs.pop(sub.req_id, None)
+            self.drop(sub)
+        return len(subs)
+
     def _cancel_sub(self, s: ClientSession, r: Reader) -> None:
         r.integer()  # version
         req_id = r.integer()
@@ -130,6 +185,8 @@ class MarketDataDesk:
                 "Error validating request: real-time bars are 5 seconds of TRADES or MIDPOINT",
             )
             return
+        if not self._line_slot(s, req_id):
+            return
         self.add(s, RtSub(s, req_id, stock))
 
     def _req_mkt_data(self, s: ClientSession, r: Reader) -> None:
@@ -153,6 +210,8 @@ class MarketDataDesk:
                 354,
                 "Requested market data is not subscribed.Delayed market data is not enabled.",
             )
+            return
+        if not snapshot and not self._line_slot(s, req_id):
             return
         s.send(p.msg_tick_req_params(req_id, stock.min_tick))
         s.send(p.msg_market_data_type(req_id, 1))
