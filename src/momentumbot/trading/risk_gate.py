@@ -19,7 +19,7 @@ import numpy as np
 from momentumbot.domain.orders import OrderStatus, Side
 from momentumbot.engine import kernel as k
 from momentumbot.engine.live import LiveEngine
-from momentumbot.risk.checks import LIMIT_NAMES, RISK_DAILY_LOSS, RISK_NONE
+from momentumbot.risk.checks import LIMIT_NAMES, RISK_DAILY_LOSS, RISK_NONE, RISK_SETTLED_CASH
 from momentumbot.risk.limits import RiskLimits, pre_trade
 
 log = logging.getLogger("momentumbot.trade")
@@ -30,6 +30,8 @@ def limit_why(e: LiveEngine, oid: int) -> str:
     code = int(e.orders.risk[oid])
     if code in (RISK_NONE, RISK_DAILY_LOSS):
         return ""
+    if code == RISK_SETTLED_CASH:
+        return "settled cash (settlement T+1: today's sale proceeds settle at the next session)"
     name = LIMIT_NAMES[code]
     value = getattr(e.kp, name)
     return f"{name} {value:g}"
