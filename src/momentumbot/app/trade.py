@@ -133,6 +133,7 @@ class Trader:
         self.status_sink = status_sink
         self.run_id = ""
         self.account = ""
+        self.pdt_limited = False  # trading under the pattern-day-trader limit
         self.kind = "live" if opts.live else "paper"
         self.blocked = np.zeros(len(syms), bool)
         self.folder = RunFolder(self.run_dir)
@@ -254,6 +255,7 @@ class Trader:
             self.cfg.broker, self.limits, live=self.opts.live,
             live_port=port_is_live(self.settings.port),
         )  # fmt: skip
+        guards.check_account_config(self.cfg, live=self.opts.live)
         resume = not j.is_new
         if resume:
             self.run_id = check_resume(j, self.cfg, self.symbols, self.kind, self.run_dir)
@@ -297,6 +299,7 @@ class Trader:
                 sup=self.sup, kill=self.kill, blocked=self.blocked,
                 run_id=self.run_id, account=self.account, sessions=self.opts.sessions,
                 where=f"{s.host}:{s.port}", after_steps=self._show,
+                pdt_limited=self.pdt_limited,
             )
         )  # fmt: skip
         self.relay.session = session
@@ -319,6 +322,9 @@ class Trader:
             j.set_many({"account": account})
         self.account = account
         self.broker.account = account
+        self.pdt_limited = guards.check_account_type(
+            self.cfg, self.broker.account_status(), account
+        )
 
     async def _check_market_data(self) -> None:
         b = self.cfg.broker

@@ -45,6 +45,7 @@ def gate(
     closed_session: bool,
     blocked: np.ndarray,
     halted: str,
+    no_buys: str = "",
 ) -> list[list[Any]]:
     """The adjustments to this minute's new orders, by order id (the step's own limit cuts
     included, so the journal says why; applying them again changes nothing)."""
@@ -66,6 +67,12 @@ def gate(
         for oid in new_working:
             if o.side[oid] > 0:
                 adjust[oid] = [oid, 0, "decided in a session that closed while the bot was down"]
+        new_working = [oid for oid in new_working if o.side[oid] < 0]
+    if no_buys:
+        for oid in new_working:
+            if o.side[oid] > 0:
+                adjust[oid] = [oid, 0, no_buys]
+                logged.append(oid)
         new_working = [oid for oid in new_working if o.side[oid] < 0]
     if new_working:
         # no limits here: the step applied the configured ones; only the live-only vetoes

@@ -22,6 +22,7 @@ from momentumbot.journal import replay as rp
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.connection import ConnectionState, ConnectionSupervisor
+from momentumbot.trading.day_trades import DayTradeWatch
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.reconciling import Reconciler
@@ -55,6 +56,7 @@ class SessionContext:
     sessions: int | None
     where: str  # host:port, for the log
     after_steps: Callable[[], None]
+    pdt_limited: bool = False  # a margin account under the day-trade limit (allow_pdt_limited)
 
 
 class TradingSession:
@@ -86,11 +88,13 @@ class TradingSession:
             reconcile=lambda why: self.reconciler.run_once(why),
             resubscribe=lambda: self.feed.resubscribe(), where=c.where,
         )  # fmt: skip
+        self.day_trades = DayTradeWatch(c.broker, c.engine, c.journal, run, c.pdt_limited)
         self.stepper = Stepper(
             engine=c.engine, journal=c.journal, router=self.router, fills=self.fills,
             minutes=c.minutes, conn=c.conn, run=run, cfg=c.cfg,
             blocked=c.blocked, run_id=c.run_id, sessions=c.sessions,
             catchup_until=lambda: self.feed.catchup_until, after_steps=self._after_steps,
+            no_buys=self.day_trades.check,
         )  # fmt: skip
         self.retry = SellRetry(
             engine=c.engine, journal=c.journal, router=self.router, run=run, cfg=c.cfg.broker,
