@@ -45,7 +45,7 @@ def gate(
     closed_session: bool,
     blocked: np.ndarray,
     halted: str,
-    no_buys: str = "",
+    buy_room: tuple[int, str] = (-1, ""),
 ) -> list[list[Any]]:
     """The adjustments to this minute's new orders, by order id (the step's own limit cuts
     included, so the journal says why; applying them again changes nothing)."""
@@ -68,12 +68,12 @@ def gate(
             if o.side[oid] > 0:
                 adjust[oid] = [oid, 0, "decided in a session that closed while the bot was down"]
         new_working = [oid for oid in new_working if o.side[oid] < 0]
-    if no_buys:
-        for oid in new_working:
-            if o.side[oid] > 0:
-                adjust[oid] = [oid, 0, no_buys]
-                logged.append(oid)
-        new_working = [oid for oid in new_working if o.side[oid] < 0]
+    room, room_why = buy_room
+    if room >= 0:  # only `room` new buys (day trades left): the later ones wait
+        for oid in [oid for oid in new_working if o.side[oid] > 0][room:]:
+            adjust[oid] = [oid, 0, room_why]
+            logged.append(oid)
+            new_working.remove(oid)
     if new_working:
         # no limits here: the step applied the configured ones; only the live-only vetoes
         for a in pre_trade(

@@ -94,7 +94,7 @@ class TradingSession:
             minutes=c.minutes, conn=c.conn, run=run, cfg=c.cfg,
             blocked=c.blocked, run_id=c.run_id, sessions=c.sessions,
             catchup_until=lambda: self.feed.catchup_until, after_steps=self._after_steps,
-            no_buys=self.day_trades.check,
+            buy_room=self.day_trades.check,
         )  # fmt: skip
         self.retry = SellRetry(
             engine=c.engine, journal=c.journal, router=self.router, run=run, cfg=c.cfg.broker,

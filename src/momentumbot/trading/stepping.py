@@ -45,7 +45,8 @@ class Stepper:
     sessions: int | None  # stop after this many sessions (None: run on)
     catchup_until: Callable[[], int]  # minutes closing by then were decided before the start
     after_steps: Callable[[], None]  # the console
-    no_buys: Callable[[], str] = lambda: ""  # why new buys wait this minute (day trades)
+    # how many new buys may go out this minute (-1: any) and why not more (day trades)
+    buy_room: Callable[[], tuple[int, str]] = lambda: (-1, "")
     sends_synced: int = 0
     _session_of_equity: object = None
     session_start_equity: float | None = None
@@ -91,14 +92,14 @@ class Stepper:
         catchup = t + NS_PER_MINUTE <= self.catchup_until()
         # a minute of a session that has closed by now (the bot was down): only sells go out
         closed_session = e.session_close_ns <= run.server_ns
-        no_buys = self.no_buys()
+        buy_room = self.buy_room()
         with j.transaction(durable=True):
             data = jr.pack(row.o, row.c, row.v)
             res = e.step(t, row.o, row.c, row.v)
             adjust = risk_gate.gate(
                 e, res.new_orders, catchup=catchup, closed_session=closed_session,
                 blocked=np.ones_like(self.blocked) if run.buys_halted else self.blocked,
-                halted=run.halted, no_buys=no_buys,
+                halted=run.halted, buy_room=buy_room,
             )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:
