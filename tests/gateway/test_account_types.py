@@ -1,17 +1,30 @@
-"""Account types in the gateway's exchange (no TCP): a cash account's sale proceeds settle at
+"""Account types in the gateway's exchange (SimBroker, then over TCP): a cash account's sale proceeds settle at
 the next session's open and a buy beyond the settled cash is refused with IB's 201; a margin
 account under 25,000 USD counts day trades over five sessions and refuses opening orders after
 the third with IB's "potential pattern day trader" 201; the account values say so."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import pytest
+from ib_async import MarketOrder
 
 from momentumbot.config.schema import ExecutionConfig
 from momentumbot.domain.units import MICRO, NS_PER_MINUTE
 from momentumbot.execution.costs import cost_params
 from momentumbot.gateway.account_rules import AccountRules
 from momentumbot.gateway.broker import Bar, OrderRejected, OrderRequest, SimBroker
+from tests.gateway.conftest import (
+    IbLogGuard,
+    barrier,
+    connected,
+    gateway,
+    qualified,
+    run,
+    wait_until,
+)
 
 P = cost_params(ExecutionConfig())
 ACCT = "DU0000001"
@@ -132,3 +145,50 @@ def test_day_trade_counting() -> None:
     assert AccountRules("cash").day_trades_remaining(1) == -1
     with pytest.raises(ValueError):
         AccountRules("portfolio")
+
+
+def test_a_cash_account_over_tcp_reports_settled_cash_and_refuses_a_buy_beyond_it(
+    source: Any, ib_log: IbLogGuard
+) -> None:
+    """Through unmodified ib_async: TradingType-S STKCASH, TotalCashValue with the day's sale
+    proceeds, SettledCash without them, and IB's 201 for a buy beyond the settled cash."""
+    ib_log.expect(201)
+
+    async def body() -> None:
+        async with (
+            gateway(source, account_type="cash", cash=Decimal(10_000)) as srv,
+            connected(srv) as ib,
+        ):
+            assert _value(ib, "TradingType-S", "") == "STKCASH"
+            assert _value(ib, "DayTradesRemaining", "") == "-1"
+            c = (await qualified(ib, "MSFT"))[0]
+            assert c is not None
+            await srv.advance_to_time("09:40")
+            price = srv.mark("MSFT")
+            qty = int(6_000 // price)
+            buy = ib.placeOrder(c, MarketOrder("BUY", qty))
+            await barrier(ib)
+            await srv.advance(120)
+            await wait_until(lambda: buy.orderStatus.status == "Filled", what="buy filled")
+            sell = ib.placeOrder(c, MarketOrder("SELL", qty))
+            await barrier(ib)
+            await srv.advance(120)
+            await wait_until(lambda: sell.orderStatus.status == "Filled", what="sell filled")
+            await wait_until(lambda: not ib.positions(), what="position gone")
+            total = float(_value(ib, "TotalCashValue"))
+            settled = float(_value(ib, "SettledCash"))
+            assert total > 9_900 and settled < 4_100, (total, settled)
+            assert float(_value(ib, "AvailableFunds")) == settled
+            again = ib.placeOrder(c, MarketOrder("BUY", qty))  # ~6,000 USD > the settled cash
+            await barrier(ib)
+            await wait_until(lambda: again.orderStatus.status == "Cancelled", what="the 201")
+            assert "INSUFFICIENT SETTLED CASH" in again.log[-1].message
+            assert srv.broker.working() == []
+
+    run(body())
+
+
+def _value(ib: Any, tag: str, currency: str = "USD") -> str:
+    vals = [v.value for v in ib.accountValues() if v.tag == tag and v.currency == currency]
+    assert vals, f"no account value {tag}"
+    return str(vals[-1])

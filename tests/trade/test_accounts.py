@@ -47,13 +47,17 @@ def _by_day(fills: pd.DataFrame) -> pd.DataFrame:
     day = fills.time.str.slice(0, 10)
     buy = fills.side == "BUY"
     value = fills.quantity * fills.price
-    return pd.DataFrame(
-        {
-            "day": day,
-            "buys": (value + fills.commission).where(buy, 0.0),
-            "proceeds": (value - fills.commission).where(~buy, 0.0),
-        }
-    ).groupby("day").sum()
+    return (
+        pd.DataFrame(
+            {
+                "day": day,
+                "buys": (value + fills.commission).where(buy, 0.0),
+                "proceeds": (value - fills.commission).where(~buy, 0.0),
+            }
+        )
+        .groupby("day")
+        .sum()
+    )
 
 
 def test_a_cash_account_trades_two_sessions_on_settled_cash_as_the_backtest(
@@ -81,6 +85,7 @@ def test_a_cash_account_trades_two_sessions_on_settled_cash_as_the_backtest(
             await drv.run_week(TWO_DAYS)
             await s.finish()
             check_books(s.trader, s.gw)
+            check_books(replayed(s.out), s.gw)  # the journal replayed = the gateway's record
             rejects = [e for e in s.gw.record.events if e.get("event") == "reject"]
             assert not rejects, rejects
             assert s.gw.broker.accounts["DU0000001"].rules.is_cash
@@ -151,7 +156,9 @@ def test_pdt_limited_stops_buying_after_the_third_day_trade(
 ) -> None:
     ib_log.tolerate(202)
     ib_log.allow("Peer closed connection")
-    extra = 'account_type = "margin"\nallow_pdt_limited = true\n\n[portfolio]\ninitial_cash = 15000.0\n'
+    extra = (
+        'account_type = "margin"\nallow_pdt_limited = true\n\n[portfolio]\ninitial_cash = 15000.0\n'
+    )
     cfg = load_config(write_config(tmp_path / "cfg.toml", SYMBOLS, extra))
 
     async def body() -> None:
