@@ -57,7 +57,7 @@ def test_a_live_run_refuses_a_paper_account(
     store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
     ib_log.allow("Peer closed connection")
-    extra = 'live = true\naccount = "DU0000001"\n' + LIMITS
+    extra = 'live = true\naccount = "DU0000001"\naccount_type = "margin"\n' + LIMITS
     msg, _ = asyncio.run(_refused(store, tmp_path, extra, ("DU0000001",), live=True))
     assert "paper account" in msg
 
@@ -89,7 +89,7 @@ def test_the_account_in_the_config_must_be_the_connected_one(
     store: BarStore, tmp_path: Path, ib_log: IbLogGuard
 ) -> None:
     ib_log.allow("Peer closed connection")
-    extra = 'live = true\naccount = "U7654321"\n' + LIMITS
+    extra = 'live = true\naccount = "U7654321"\naccount_type = "margin"\n' + LIMITS
     msg, _ = asyncio.run(_refused(store, tmp_path, extra, ("U1234567",), live=True))
     assert "U7654321" in msg and "not an account of this connection" in msg
 
@@ -100,7 +100,7 @@ def test_a_live_run_on_its_live_account_trades(
     ib_log.allow("Peer closed connection")
 
     async def body() -> None:
-        extra = 'live = true\naccount = "U1234567"\n' + LIMITS
+        extra = 'live = true\naccount = "U1234567"\naccount_type = "margin"\n' + LIMITS
         cfg = load_config(write_config(tmp_path / "cfg.toml", SYMBOLS, extra))
         async with trading(
             store, DAY, tmp_path / "out", cfg, gw_kwargs={"accounts": ("U1234567",)}, live=True

@@ -178,7 +178,7 @@ def write_results(
         "notes": list(notes),
     }
     limits = risk_limits_set(cfg)
-    if limits:
+    if limits or cfg.portfolio.settlement == "T+1":  # the settled-cash cuts are in risk.csv
         rf.write_csv(result.risk_events, out_dir / "risk.csv", rf.RISK_COLUMNS)
         summary["risk"] = risk_summary(limits, result.risk_events)
     rf.write_json(to_jsonable(summary), out_dir / "summary.json")

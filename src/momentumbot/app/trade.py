@@ -157,6 +157,7 @@ class Trader:
         self.status_sink = status_sink
         self.run_id = ""
         self.account = ""
+        self.pdt_limited = False  # trading under the pattern-day-trader limit
         self.kind = "live" if opts.live else "paper"
         self.blocked = np.zeros(len(syms), bool)
         self.folder = RunFolder(self.run_dir, opts.log_level)
@@ -306,6 +307,7 @@ class Trader:
             self.cfg.broker,
             quote_lines=self.cfg.broker.order_type == "marketable_limit",
         )
+        guards.check_account_config(self.cfg, live=self.opts.live)
         resume = not j.is_new
         if resume:
             self.run_id = check_resume(j, self.cfg, self.symbols, self.kind, self.run_dir)
@@ -354,6 +356,7 @@ class Trader:
                 where=f"{s.host}:{s.port}", after_steps=self._show,
                 session_done=self._session_done,
                 realtime=frozenset(realtime),
+                pdt_limited=self.pdt_limited,
             )
         )  # fmt: skip
         self.relay.session = session
@@ -382,6 +385,9 @@ class Trader:
             j.set_many({"account": account})
         self.account = account
         self.broker.account = account
+        self.pdt_limited = guards.check_account_type(
+            self.cfg, self.broker.account_status(), account
+        )
 
     async def _check_market_data(self) -> None:
         b = self.cfg.broker

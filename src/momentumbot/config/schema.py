@@ -21,6 +21,10 @@ class PortfolioConfig(_Section):
         ge=0,
         description="Cash the allocator never invests: investable = equity - cash_reserve, USD.",
     )
+    settlement: Literal["T+0", "T+1"] = Field(
+        "T+0",
+        description="T+0: sale proceeds can be spent at once (a margin account). T+1: as a cash account, the day's buys never exceed the cash settled at the session's start and sale proceeds count from the next session (no free-riding); required with [broker] account_type = \"cash\", so a backtest of the config trades the same way.",
+    )
 
 
 class StrategyConfig(_Section):
@@ -263,6 +267,19 @@ class BrokerConfig(_Section):
     account: str = Field(
         "",
         description="IB account id to trade; required with live = true, and must match the connected account.",
+    )
+    account_type: Literal["", "cash", "margin"] = Field(
+        "",
+        description='The IB account\'s type, checked against the account at start: "cash" (needs [portfolio] settlement = "T+1") or "margin" (refused under 25,000 USD plus pdt_equity_buffer, or with day trades counted, unless allow_pdt_limited). Required with --live; empty in a paper run: the account\'s own type is used.',
+    )
+    allow_pdt_limited: bool = Field(
+        False,
+        description="Trade a margin account under the pattern-day-trader limit (3 day trades in 5 business days): new buys halt when IB reports no day trade left.",
+    )
+    pdt_equity_buffer: float = Field(
+        1_000.0,
+        ge=0,
+        description="A margin account needs net liquidation of 25,000 USD plus this to trade without the day-trade limit (a loss must not take it under 25,000 mid-session).",
     )
     tws_timezone: str = Field(
         "America/New_York",

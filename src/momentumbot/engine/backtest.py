@@ -82,6 +82,7 @@ def kernel_params(cfg: AppConfig, n_symbols: int, *, simulate_fills: bool = True
         max_gross_exposure=float(cfg.risk.max_gross_exposure),
         max_orders_per_minute=int(cfg.risk.max_orders_per_minute),
         max_daily_loss=float(cfg.risk.max_daily_loss),
+        settle_t1=cfg.portfolio.settlement == "T+1",
     )
 
 

@@ -37,7 +37,13 @@ from momentumbot.execution.costs import (
     to_micro,
 )
 from momentumbot.execution.matching import match_in_bar
-from momentumbot.risk.checks import RISK_DAILY_LOSS, cut_new_buys, daily_loss_breached
+from momentumbot.risk.checks import (
+    RISK_DAILY_LOSS,
+    RISK_SETTLED_CASH,
+    SETTLEMENT_GAP_NS,
+    cut_new_buys,
+    daily_loss_breached,
+)
 from momentumbot.strategy.band import band_bar, band_reset
 from momentumbot.strategy.shadow import (
     shadow_close,
@@ -80,7 +86,10 @@ C_CARRIES = 8  # overnight carries counted so far
 C_BENCH_CASH = 9  # benchmark cash, micro-USD
 C_STARTED_RUN = 10  # 1 once the first non-warm-up minute was processed
 C_HALTED = 11  # 1 once this session's daily-loss halt tripped (cleared at the next session)
-N_COUNTERS = 12
+C_SETTLE_T1 = 12  # 1: settlement T+1 (KernelParams.settle_t1, for the fills booked outside a step)
+C_PENDING = 13  # settlement T+1: the settlement day's sale proceeds, micro-USD, not yet spendable
+C_SETTLE_FROM = 14  # label of the settlement day's first bar or fill (-1: none yet)
+N_COUNTERS = 15
 
 
 class KernelParams(NamedTuple):
@@ -106,6 +115,7 @@ class KernelParams(NamedTuple):
     max_gross_exposure: float
     max_orders_per_minute: int
     max_daily_loss: float
+    settle_t1: bool  # [portfolio] settlement = "T+1": buys only with settled cash
 
 
 class State(NamedTuple):
@@ -194,6 +204,7 @@ def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
     counters[C_CASH] = to_micro(initial_cash)
     counters[C_BENCH_CASH] = counters[C_CASH]
     counters[C_MONTH] = -1
+    counters[C_SETTLE_FROM] = -1
     return State(
         counters=counters,
         band_has=np.zeros(s, np.bool_),
@@ -505,7 +516,7 @@ def _fill_one(
         bar_open,
         bar_volume,
         orders.reason[oid] == R_FLATTEN,
-        st.counters[C_CASH],
+        _spendable_micro(st, label_ns),
         float(st.counters[C_MONTH_SHARES]),
         float(orders.filled[oid]),
         orders.value[oid],
@@ -555,6 +566,9 @@ def book_fill(
     else:
         st.counters[C_CASH] += value_micro - commission_micro
         st.position[s] -= qty
+        if st.counters[C_SETTLE_T1] == 1:
+            _settlement_day(st, label_ns)
+            st.counters[C_PENDING] += value_micro - commission_micro
     st.counters[C_MONTH_SHARES] += qty
     orders.filled[oid] += qty
     orders.value[oid] += qty * price
@@ -747,6 +761,61 @@ def _cut_new_buys(first_new: int, st: State, orders: OrderTable, kp: KernelParam
     )  # fmt: skip
 
 
+@jit(inline=True)
+def _settlement_day(st: State, label_ns: int) -> None:
+    """Settlement T+1: a bar or fill of a later session settles the pending sale proceeds."""
+    start = st.counters[C_SETTLE_FROM]
+    if start < 0 or label_ns - start >= SETTLEMENT_GAP_NS:
+        st.counters[C_PENDING] = 0
+        st.counters[C_SETTLE_FROM] = label_ns
+
+
+@jit(inline=True)
+def _spendable_micro(st: State, label_ns: int) -> int:
+    """What buys may spend at `label_ns`: the cash, less unsettled proceeds under T+1."""
+    if st.counters[C_SETTLE_T1] != 1:
+        return st.counters[C_CASH]
+    _settlement_day(st, label_ns)
+    return st.counters[C_CASH] - st.counters[C_PENDING]
+
+
+@jit()
+def _cut_to_settled_cash(
+    first_new: int, decided_ns: int, st: State, orders: OrderTable, cp: CostParams
+) -> None:
+    """Settlement T+1: new buys (in id order) are cut so that they, with the working buys
+    decided before, cost no more than the settled cash (at the latest close, slippage and
+    commission included); `risk` says RISK_SETTLED_CASH."""
+    room = _spendable_micro(st, decided_ns - NS_MINUTE)
+    rate = cp.tier_rates[0]
+    month = float(st.counters[C_MONTH_SHARES])
+    for s in range(st.position.shape[0]):
+        wid = st.working[s]
+        if 0 <= wid < first_new and orders.side[wid] == BUY and st.last_close[s] > 0.0:
+            q = orders.quantity[wid] - orders.filled[wid]
+            px = fill_price(st.last_close[s], BUY, cp)
+            room -= to_micro(q * px) + to_micro(estimate_commission(BUY, q, px, month, cp))
+    for oid in range(first_new, st.counters[C_ORDERS]):
+        if orders.side[oid] != BUY or orders.status[oid] != S_WORKING:
+            continue
+        s = orders.symbol[oid]
+        if not (st.last_close[s] > 0.0):
+            continue
+        px = fill_price(st.last_close[s], BUY, cp)
+        asked = orders.quantity[oid]
+        q = affordable_buy(asked, px, max(room, 0), month, 0.0, 0.0, rate, cp) if room > 0 else 0
+        room -= to_micro(q * px) + to_micro(estimate_commission(BUY, q, px, month, cp))
+        if q == asked:
+            continue
+        orders.risk[oid] = RISK_SETTLED_CASH
+        if q > 0:
+            orders.quantity[oid] = q
+        else:
+            orders.status[oid] = S_SKIPPED
+            if st.working[s] == oid:
+                st.working[s] = -1
+
+
 # --------------------------------------------------------------------- the loop
 
 
@@ -805,6 +874,7 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
     cut_limits = (
         kp.max_position_value > 0.0 or kp.max_gross_exposure > 0.0 or kp.max_orders_per_minute > 0
     )
+    st.counters[C_SETTLE_T1] = 1 if kp.settle_t1 else 0
     for m in range(m_start, m_stop):
         if (
             orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
@@ -895,6 +965,8 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
                     _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
         if cut_limits and st.counters[C_ORDERS] > first_new:
             _cut_new_buys(first_new, st, orders, kp)
+        if kp.settle_t1 and st.counters[C_ORDERS] > first_new:
+            _cut_to_settled_cash(first_new, decided, st, orders, cp)
         # 5. marks
         pv = 0.0
         bench = st.counters[C_BENCH_CASH] / 1e6

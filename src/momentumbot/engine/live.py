@@ -35,6 +35,7 @@ from momentumbot.engine.backtest import (
     plan_minutes,
 )
 from momentumbot.execution.costs import cost_params, fill_commission_micro, tier_rate
+from momentumbot.risk.checks import SETTLEMENT_GAP_NS
 
 _ENDED_UNFILLED = (k.S_CANCELLED, k.S_REPLACED, k.S_PARTIAL)
 
@@ -94,6 +95,7 @@ class LiveEngine:
         self.kp = kernel_params(cfg, n, simulate_fills=False)
         self.cp = cost_params(cfg.execution)
         self.st = k.new_state(n, self.kp.quiet_window, cfg.portfolio.initial_cash)
+        self.st.counters[k.C_SETTLE_T1] = int(self.kp.settle_t1)  # fills booked before a step
         cap = max(256, 4 * n + 4)
         self.orders = k.new_orders(cap)
         self.fills = k.new_fills(cap)
@@ -406,6 +408,11 @@ class LiveEngine:
         if delta:
             self.fills.commission[fid] = int(commission_micro)
             self.st.counters[k.C_CASH] -= delta
+            c = self.st.counters
+            if c[k.C_SETTLE_T1] == 1 and int(self.fills.side[fid]) < 0:
+                since = int(self.fills.time_ns[fid]) - int(c[k.C_SETTLE_FROM])
+                if 0 <= since < SETTLEMENT_GAP_NS:  # the proceeds have not settled yet
+                    c[k.C_PENDING] -= delta
         return delta
 
     def end_order(self, oid: int) -> bool:

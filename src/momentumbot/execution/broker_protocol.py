@@ -86,6 +86,17 @@ class BrokerSnapshot:
     cash_micro: int | None
     # IB's average cost per share of each position (commissions included), where reported
     avg_costs: dict[str, float] = field(default_factory=dict)
+    settled_cash_micro: int | None = None  # SettledCash (USD); None if not reported
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """What the account says about its type and limits (as the broker keeps it up to date)."""
+
+    account_type: str  # "cash" | "margin" | "" (not reported)
+    net_liquidation_micro: int | None
+    settled_cash_micro: int | None
+    day_trades_remaining: int | None  # the pattern-day-trader rule: -1 unlimited, None unknown
 
 
 @dataclass(frozen=True)
@@ -181,3 +192,6 @@ class Broker(Protocol):
     def modify_to_market(self, order_ref: str) -> bool: ...
     def adopt_open_orders(self) -> None: ...
     async def snapshot(self) -> BrokerSnapshot: ...
+    def account_status(self) -> AccountStatus:
+        """The account's type, net liquidation, settled cash and day trades left, from the
+        values the broker keeps up to date (no request)."""

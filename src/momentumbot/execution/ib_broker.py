@@ -34,6 +34,7 @@ from ib_async import Fill as IbFill
 from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import usd_to_micro
 from momentumbot.execution.broker_protocol import (
+    AccountStatus,
     BarArrays,
     BrokerListener,
     BrokerSnapshot,
@@ -48,9 +49,11 @@ from momentumbot.execution.ib_exec_time import ExecTimes, tws_zone
 from momentumbot.execution.ib_market import IbMarketData, ib_ns
 from momentumbot.execution.ib_order_state import NOT_OPEN, IbOrderErrors
 from momentumbot.execution.ib_reports import (
+    account_status,
     cash_micro,
     exec_report,
     order_report,
+    settled_cash_micro,
     stock_avg_costs,
     stock_positions,
 )
@@ -429,4 +432,9 @@ class IbBroker:
             positions=stock_positions(positions, account),
             cash_micro=cash_micro(summary, account),
             avg_costs=stock_avg_costs(positions, account),
+            settled_cash_micro=settled_cash_micro(summary, account),
         )
+
+    def account_status(self) -> AccountStatus:
+        account = self.account or (self.ib.managedAccounts() or [""])[0]
+        return account_status(self.ib.accountValues(account), account)

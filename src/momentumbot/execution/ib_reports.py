@@ -10,7 +10,7 @@ from ib_async import Fill as IbFill
 from ib_async import Trade
 
 from momentumbot.domain.units import NS, usd_to_micro
-from momentumbot.execution.broker_protocol import ExecReport, OrderReport
+from momentumbot.execution.broker_protocol import AccountStatus, ExecReport, OrderReport
 
 ORDER_DONE = {"Filled": "filled", "Cancelled": "cancelled", "ApiCancelled": "cancelled"}
 
@@ -101,6 +101,46 @@ def stock_avg_costs(positions: Iterable[Any], account: str) -> dict[str, float]:
         for p in positions
         if p.account == account and p.contract.secType in ("STK", "") and round(float(p.position))
     }
+
+
+def settled_cash_micro(summary: Iterable[Any], account: str) -> int | None:
+    """SettledCash in USD of the account summary (or values), None if absent."""
+    return next(
+        (
+            usd_to_micro(float(v.value))
+            for v in summary
+            if v.tag == "SettledCash" and v.account == account and v.currency in ("USD", "")
+        ),
+        None,
+    )
+
+
+def account_status(values: Iterable[Any], account: str) -> AccountStatus:
+    """The account's type (IB's TradingType-S: STKCASH is a cash account), net liquidation,
+    settled cash and DayTradesRemaining, from ib_async's account values."""
+    by_tag: dict[str, str] = {}
+    for v in values:
+        if v.account == account and v.currency in ("USD", "", "BASE"):
+            by_tag.setdefault(v.tag, v.value)
+    trading_type = by_tag.get("TradingType-S", "")
+    kind = "" if not trading_type else ("cash" if trading_type.upper() == "STKCASH" else "margin")
+
+    def micro(tag: str) -> int | None:
+        try:
+            return usd_to_micro(float(by_tag[tag]))
+        except (KeyError, ValueError):
+            return None
+
+    try:
+        day_trades: int | None = int(float(by_tag["DayTradesRemaining"]))
+    except (KeyError, ValueError):
+        day_trades = None
+    return AccountStatus(
+        account_type=kind,
+        net_liquidation_micro=micro("NetLiquidation"),
+        settled_cash_micro=micro("SettledCash"),
+        day_trades_remaining=day_trades,
+    )
 
 
 def stock_positions(positions: Iterable[Any], account: str) -> dict[str, int]:

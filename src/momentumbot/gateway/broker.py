@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -12,6 +12,7 @@ from typing import NamedTuple
 from momentumbot.domain.units import MICRO, NS_PER_MINUTE, usd_to_micro
 from momentumbot.execution.costs import BUY, SELL, CostParams, fill_price
 from momentumbot.execution.matching import match_in_bar
+from momentumbot.gateway.account_rules import PDT_TEXT, AccountRules, settled_cash_text
 
 PRICE_TOLERANCE = 1e-9
 ORDER_TYPES = ("MKT", "LMT", "STP")
@@ -144,12 +145,21 @@ class Position:
 
 @dataclass
 class Account:
-    """Cash (exact micro-dollars) and positions of one account; long only, no margin."""
+    """Cash (exact micro-dollars) and positions of one account; long only, no margin (a
+    margin account only differs by the pattern-day-trader rule, `rules`)."""
 
     name: str
     cash_micro: int
     positions: dict[str, Position] = field(default_factory=dict)
     month_shares: dict[tuple[int, int], float] = field(default_factory=dict)
+    rules: AccountRules = field(default_factory=AccountRules)
+
+    @property
+    def buying_cash_micro(self) -> int:
+        """What buys may spend: the settled cash of a cash account, else all the cash."""
+        if self.rules.is_cash:
+            return self.rules.settled_micro(self.cash_micro)
+        return self.cash_micro
 
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)
@@ -191,11 +201,15 @@ class SimBroker:
         params: CostParams,
         cap_exempt_ref_prefix: str = "",
         first_perm_id: int = 1_000_001,
+        account_types: Mapping[str, str] | None = None,
     ) -> None:
         if not accounts:
             raise ValueError("at least one account is needed")
         cash_micro = int(Decimal(str(cash)) * MICRO)
-        self.accounts = {a: Account(a, cash_micro) for a in accounts}
+        types = account_types or {}
+        self.accounts = {
+            a: Account(a, cash_micro, rules=AccountRules(types.get(a, "margin"))) for a in accounts
+        }
         self.params = params
         self.cap_exempt_ref_prefix = cap_exempt_ref_prefix
         self.orders: dict[int, SimOrder] = {}
@@ -339,6 +353,32 @@ class SimBroker:
             )
             raise OrderRejected(201, text, '{"reason":"insufficient funds"}')
 
+    def check_account_rules(
+        self, account: str, symbol: str, action: str, qty: float, mark: Callable[[str], float]
+    ) -> None:
+        """A new buy against the account's rules (`account_rules`): a cash account may not buy
+        beyond its settled cash (less its working buys), at the last close; a margin account
+        under 25,000 USD with no day trade left may not open a position. Raises OrderRejected."""
+        acct = self.accounts.get(account or next(iter(self.accounts)))
+        if acct is None or action.upper() != "BUY":
+            return
+        if acct.rules.is_cash:
+            committed = sum(
+                (o.total_qty - o.filled) * mark(o.symbol)
+                for o in self._working.values()
+                if o.account == acct.name and o.side == BUY
+            )
+            have = acct.buying_cash_micro / MICRO - committed
+            need = float(qty) * mark(symbol)
+            if need > have + PRICE_TOLERANCE:
+                raise OrderRejected(201, settled_cash_text(have - need, acct.name))
+            return
+        net = acct.cash_micro + sum(
+            usd_to_micro(p.qty * mark(sym)) for sym, p in acct.held().items()
+        )
+        if acct.rules.day_trades_remaining(net) == 0:
+            raise OrderRejected(201, PDT_TEXT)
+
     def cancel(self, client_id: int, order_id: int, now_ns: int) -> SimOrder:
         perm = self._live_ids.get((client_id, order_id))
         if perm is None:
@@ -375,7 +415,9 @@ class SimBroker:
     # ---- the market
 
     def on_session_open(self) -> list[Event]:
-        """PreSubmitted orders go live at the open."""
+        """PreSubmitted orders go live at the open; yesterday's sale proceeds have settled."""
+        for acct in self.accounts.values():
+            acct.rules.on_session_open()
         out: list[Event] = []
         for o in self.working():
             if o.status == "PreSubmitted":
@@ -462,7 +504,7 @@ class SimBroker:
             bar.open,
             bar.volume,
             order.exempt_from_cap,
-            acct.cash_micro,
+            acct.buying_cash_micro,
             month_shares,
             float(order.filled),
             order.cum_value,
@@ -484,6 +526,7 @@ class SimBroker:
             pos.qty -= qty
             pos.realized_micro += realized
         acct.month_shares[month] = month_shares + qty
+        acct.rules.on_fill(order.symbol, order.side == BUY, value_micro - commission_micro)
         order.filled += qty
         order.cum_value += qty * price
         order.cum_rated += rated

@@ -47,6 +47,14 @@ def gateway_command(
         str, typer.Option("--account", help="Account id(s), comma-separated.")
     ] = "DU0000001",
     cash: Annotated[str, typer.Option("--cash", help="Starting cash per account, USD.")] = "100000",
+    account_type: Annotated[
+        str,
+        typer.Option(
+            "--account-type",
+            help="cash (sale proceeds settle at the next session's open; buys only with settled "
+            "cash) or margin (IB paper accounts; under 25,000 USD the pattern-day-trader rule).",
+        ),
+    ] = "margin",
     fault: Annotated[
         list[str] | None,
         typer.Option("--fault", help="Switch a fault on (repeatable); `--fault help` lists them."),
@@ -112,6 +120,8 @@ def gateway_command(
         raise ConfigError(f"--cash: {cash!r} is not a number") from None
     if start_cash < 0:
         raise ConfigError("--cash must not be negative")
+    if account_type not in ("cash", "margin"):
+        raise ConfigError(f"--account-type: {account_type!r}: use cash or margin")
     accounts = tuple(a.strip() for a in account.split(",") if a.strip())
     if not accounts:
         raise ConfigError("--account: give at least one account id")
@@ -137,6 +147,7 @@ def gateway_command(
         port=port,
         accounts=accounts,
         cash=start_cash,
+        account_type=account_type,
         execution=load_config(config).execution,
         record_path=str(record) if record else None,
         faults=faults,

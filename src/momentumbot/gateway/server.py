@@ -68,6 +68,10 @@ class GatewayConfig:
     port: int = 7497
     accounts: tuple[str, ...] = ("DU0000001",)
     cash: Decimal = Decimal(100_000)
+    # cash | margin for every account (IB paper accounts are margin); `account_types` sets
+    # one account's type (gateway.account_rules)
+    account_type: str = "margin"
+    account_types: dict[str, str] = field(default_factory=dict)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     calendar: str = "XNYS"
     warmup_days: int = 45
@@ -121,8 +125,9 @@ class GatewayServer:
         )
         self.faults = cfg.faults
         self.broker = SimBroker(
-            cfg.accounts, cfg.cash, cost_params(cfg.execution), cfg.cap_exempt_ref_prefix
-        )
+            cfg.accounts, cfg.cash, cost_params(cfg.execution), cfg.cap_exempt_ref_prefix,
+            account_types={a: cfg.account_types.get(a, cfg.account_type) for a in cfg.accounts},
+        )  # fmt: skip
         self.record = Recorder(cfg.record_path)
         self.real: Monotonic = monotonic or SystemClock()
         self.clock = VirtualClock(self.start_ns, cfg.speed, paused=cfg.step_mode, real=self.real)
@@ -395,7 +400,9 @@ class GatewayServer:
             "peak_market_data_lines": self.desks.market_data.lines_peak,
             "accounts": {
                 a: {
+                    "type": acct.rules.kind,
                     "cash": micro_str(acct.cash_micro),
+                    "settled_cash": micro_str(acct.buying_cash_micro),
                     "positions": {s: pos.qty for s, pos in sorted(acct.held().items())},
                 }
                 for a, acct in self.broker.accounts.items()

@@ -5,6 +5,9 @@ so a backtest, a sweep and paper or live trading apply the same limits to the sa
   max_orders_per_minute, max_position_value and max_gross_exposure. Buys are cut to fit or
   refused; sells (exits, resizes down, the flatten) always pass: they reduce risk.
   `risk.limits.pre_trade` is the same rule in plain Python (tests hold the two equal).
+- The settled-cash budget (`[portfolio] settlement = "T+1"`, a cash account): the kernel
+  cuts new buys so that the day's buys never exceed the cash settled at the session's start
+  (sale proceeds count from the next session); `SETTLEMENT_GAP_NS` tells sessions apart.
 - `daily_loss_breached`: equity at this bar close is max_daily_loss or more below the
   equity at the session's first bar close. The kernel then flattens and decides nothing
   more that session (docs/strategy.md, "Risk limits").
@@ -27,13 +30,20 @@ RISK_POSITION_VALUE = 1
 RISK_GROSS_EXPOSURE = 2
 RISK_ORDERS_PER_MINUTE = 3
 RISK_DAILY_LOSS = 4  # a flatten order sent by the daily-loss halt
+RISK_SETTLED_CASH = 5  # [portfolio] settlement = "T+1": cut to the settled cash
 LIMIT_NAMES = (
     "",
     "max_position_value",
     "max_gross_exposure",
     "max_orders_per_minute",
     "max_daily_loss",
+    "settlement",
 )
+
+# settlement = "T+1": a bar (or fill) this long after the first of the settlement day belongs
+# to a later session, whose open settles the day's sale proceeds (no session lasts 12 hours,
+# and none opens within 12 hours of the previous one's first minute)
+SETTLEMENT_GAP_NS = 12 * 3600 * 1_000_000_000
 
 _WORKING = 0  # kernel.S_WORKING (the kernel imports this module, not the reverse)
 _SKIPPED = 5  # kernel.S_SKIPPED

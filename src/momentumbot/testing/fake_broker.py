@@ -31,6 +31,7 @@ from momentumbot.data.source import BarReader
 from momentumbot.domain.orders import Side
 from momentumbot.domain.units import NS, NS_PER_MINUTE, usd_to_micro
 from momentumbot.execution.broker_protocol import (
+    AccountStatus,
     BarArrays,
     BrokerListener,
     BrokerSnapshot,
@@ -104,6 +105,8 @@ class FakeBroker:
     warn_orders: tuple[str, str] | None = None  # (event, text) noted with every new order
     reject_modify: str = ""  # modifications are refused with this reason
     value_limit: float = 0.0  # USD; new orders worth more are rejected (0: off)
+    account_type: str = "margin"  # what account_status() reports
+    day_trades_remaining: int = -1  # what account_status() reports (-1: unlimited)
     modify_refusals: int = 0
     orders: dict[str, FakeOrder] = field(default_factory=dict)  # by ref
     placed: list[str] = field(default_factory=list)  # every ref placed, in order (resends too)
@@ -379,6 +382,19 @@ class FakeBroker:
             executions=list(self.executions),
             positions=dict(self.positions),
             cash_micro=self._cash_micro,
+            settled_cash_micro=self._cash_micro,
+        )
+
+    def account_status(self) -> AccountStatus:
+        """A margin account (paper's kind) with no day-trade limit unless the test says."""
+        net = self._cash_micro + sum(
+            usd_to_micro(q * self._last_close(sym)) for sym, q in self.positions.items() if q
+        )
+        return AccountStatus(
+            account_type=self.account_type,
+            net_liquidation_micro=net,
+            settled_cash_micro=self._cash_micro,
+            day_trades_remaining=self.day_trades_remaining,
         )
 
     @property

@@ -119,10 +119,14 @@ class Reconciler:
             return False
         if j.get("account_cash_start") is None and snap.cash_micro is not None:
             need = usd_to_micro(self.cfg.portfolio.initial_cash)
-            if snap.cash_micro < need:
+            # settled cash, in USD: unsettled sale proceeds cannot pay for the first buys
+            settled = snap.settled_cash_micro
+            have = settled if settled is not None else snap.cash_micro
+            if have < need:
                 raise ConfigError(
                     f"[portfolio] initial_cash {self.cfg.portfolio.initial_cash:,.2f} USD is more "
-                    f"than the cash in {self.account} ({snap.cash_micro / 1e6:,.2f} USD)"
+                    f"than the {'settled ' if settled is not None else ''}cash in {self.account} "
+                    f"({have / 1e6:,.2f} USD)"
                 )
             j.set_many({"account_cash_start": str(snap.cash_micro)})
         server = self.run.server_ns

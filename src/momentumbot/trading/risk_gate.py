@@ -21,7 +21,7 @@ import numpy as np
 from momentumbot.domain.orders import OrderStatus, Side
 from momentumbot.engine import kernel as k
 from momentumbot.engine.live import LiveEngine
-from momentumbot.risk.checks import LIMIT_NAMES, RISK_DAILY_LOSS, RISK_NONE
+from momentumbot.risk.checks import LIMIT_NAMES, RISK_DAILY_LOSS, RISK_NONE, RISK_SETTLED_CASH
 from momentumbot.risk.limits import RiskLimits, pre_trade
 
 log = logging.getLogger("momentumbot.trade")
@@ -32,6 +32,8 @@ def limit_why(e: LiveEngine, oid: int) -> str:
     code = int(e.orders.risk[oid])
     if code in (RISK_NONE, RISK_DAILY_LOSS):
         return ""
+    if code == RISK_SETTLED_CASH:
+        return "settled cash (settlement T+1: today's sale proceeds settle at the next session)"
     name = LIMIT_NAMES[code]
     value = getattr(e.kp, name)
     return f"{name} {value:g}"
@@ -47,6 +49,7 @@ def gate(
     halted: str,
     paused: str = "",
     backlog: bool = False,
+    buy_room: tuple[int, str] = (-1, ""),
 ) -> list[list[Any]]:
     """The adjustments to this minute's new orders, by order id (the step's own limit cuts
     included, so the journal says why; applying them again changes nothing)."""
@@ -81,6 +84,12 @@ def gate(
             if o.side[oid] > 0:
                 adjust[oid] = [oid, 0, f"paused: {paused}"]
         new_working = [oid for oid in new_working if o.side[oid] < 0]
+    room, room_why = buy_room
+    if room >= 0:  # only `room` new buys (day trades left): the later ones wait
+        for oid in [oid for oid in new_working if o.side[oid] > 0][room:]:
+            adjust[oid] = [oid, 0, room_why]
+            logged.append(oid)
+            new_working.remove(oid)
     if new_working:
         # no limits here: the step applied the configured ones; only the live-only vetoes
         for a in pre_trade(

@@ -23,6 +23,7 @@ from momentumbot.journal import replay as rp
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.trading.booking import FillBook
 from momentumbot.trading.connection import ConnectionState, ConnectionSupervisor
+from momentumbot.trading.day_trades import DayTradeWatch
 from momentumbot.trading.minutes import MinuteAssembler
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.reconciling import Reconciler
@@ -59,6 +60,7 @@ class SessionContext:
     after_steps: Callable[[], None]
     realtime: frozenset[str] = frozenset()  # symbols fed by 5-second bars (`trading.streams`)
     session_done: Callable[[pd.Timestamp], None] = lambda day: None  # the session's report
+    pdt_limited: bool = False  # a margin account under the day-trade limit (allow_pdt_limited)
 
 
 class TradingSession:
@@ -96,12 +98,14 @@ class TradingSession:
             resubscribe=self.feed.resubscribe_some, where=c.where,
             n_symbols=len(c.engine.symbols),
         )  # fmt: skip
+        self.day_trades = DayTradeWatch(c.broker, c.engine, c.journal, run, c.pdt_limited)
         self.stepper = Stepper(
             engine=c.engine, journal=c.journal, router=self.router, fills=self.fills,
             minutes=c.minutes, conn=c.conn, run=run, cfg=c.cfg,
             blocked=c.blocked, run_id=c.run_id, sessions=c.sessions,
             catchup_until=lambda: self.feed.catchup_until, after_steps=self._after_steps,
             session_done=c.session_done,
+            buy_room=self.day_trades.check,
         )  # fmt: skip
         self.retry = SellRetry(
             engine=c.engine, journal=c.journal, router=self.router, run=run, cfg=c.cfg.broker,

@@ -50,6 +50,8 @@ class Stepper:
     catchup_until: Callable[[], int]  # minutes closing by then were decided before the start
     after_steps: Callable[[], None]  # the console
     session_done: Callable[[pd.Timestamp], None]  # its report, written off the loop
+    # how many new buys may go out this minute (-1: any) and why not more (day trades)
+    buy_room: Callable[[], tuple[int, str]] = lambda: (-1, "")
     sends_synced: int = 0
     _session_of_equity: object = None
     session_start_equity: float | None = None
@@ -108,13 +110,14 @@ class Stepper:
         catchup = t + NS_PER_MINUTE <= self.catchup_until()
         # a minute of a session that has closed by now (the bot was down): only sells go out
         closed_session = e.session_close_ns <= run.server_ns
+        buy_room = self.buy_room()
         with j.transaction(durable=True):
             data = jr.pack(row.o, row.c, row.v)
             res = e.step(t, row.o, row.c, row.v)
             adjust = risk_gate.gate(
                 e, res.new_orders, catchup=catchup, closed_session=closed_session,
                 blocked=np.ones_like(self.blocked) if run.buys_halted else self.blocked,
-                halted=run.halted, paused=run.paused, backlog=backlog,
+                halted=run.halted, paused=run.paused, backlog=backlog, buy_room=buy_room,
             )  # fmt: skip
             for a in adjust:
                 if a[1] <= 0:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from momentumbot.domain.units import MICRO, usd_to_micro
 from momentumbot.execution.costs import BUY, SELL, estimate_commission
 from momentumbot.gateway import protocol as p
+from momentumbot.gateway.account_rules import TRADING_TYPES
 from momentumbot.gateway.broker import SimBroker
 from momentumbot.gateway.desks.connection import ClientSession
 from momentumbot.gateway.desks.sessions import Handlers, SessionDesk, register
@@ -28,6 +29,7 @@ SUMMARY_TAGS = (
     "GrossPositionValue",
     "AvailableFunds",
     "ExcessLiquidity",
+    "DayTradesRemaining",
     "RealizedPnL",
     "UnrealizedPnL",
 )
@@ -84,19 +86,25 @@ class AccountDesk:
                 gross += value
                 unrealized += value - pos.cost_micro
         net = cash + gross
+        rules = acct.rules
+        # a cash account spends only settled cash (what it may buy with); TotalCashValue
+        # includes today's unsettled sale proceeds, as at IB
+        settled = acct.buying_cash_micro
         return [
             ("AccountCode", account, ""),
             ("AccountType", "INDIVIDUAL", ""),
+            ("TradingType-S", TRADING_TYPES[rules.kind], ""),
             ("Currency", "USD", "USD"),
             ("CashBalance", micro_str(cash), "USD"),
             ("TotalCashValue", micro_str(cash), "USD"),
-            ("SettledCash", micro_str(cash), "USD"),
+            ("SettledCash", micro_str(settled), "USD"),
             ("NetLiquidation", micro_str(net), "USD"),
             ("EquityWithLoanValue", micro_str(net), "USD"),
             ("GrossPositionValue", micro_str(gross), "USD"),
-            ("BuyingPower", micro_str(cash), "USD"),
-            ("AvailableFunds", micro_str(cash), "USD"),
+            ("BuyingPower", micro_str(settled), "USD"),
+            ("AvailableFunds", micro_str(settled), "USD"),
             ("ExcessLiquidity", micro_str(cash), "USD"),
+            ("DayTradesRemaining", str(rules.day_trades_remaining(net)), ""),
             ("RealizedPnL", micro_str(realized), "USD"),
             ("UnrealizedPnL", micro_str(unrealized), "USD"),
         ]

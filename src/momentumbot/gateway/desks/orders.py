@@ -82,6 +82,9 @@ class OrderDesk:
 
     def on_session_open(self) -> None:
         self.reports.deliver(self.broker.on_session_open())
+        for name, acct in self.broker.accounts.items():
+            if acct.rules.is_cash or acct.rules.day_trades:  # settled cash, day trades left
+                self.accounts.push_account(name)
 
     def on_session_close(self, t: int) -> None:
         self.reports.deliver(self.broker.on_session_close(t))
@@ -140,6 +143,10 @@ class OrderDesk:
                 )
             self._fault_check(s.client_id, order_id, stock.symbol)
             self._order_fault_check(s.client_id, order_id, stock.symbol, qty, lmt)
+            if self.broker.perm_id_of(s.client_id, order_id) is None:  # the account's rules
+                self.broker.check_account_rules(
+                    account, stock.symbol, action, qty, self.accounts.mark
+                )
             req = OrderRequest(
                 s.client_id, order_id, stock.symbol, action, qty, order_type, lmt, aux, tif, account,
                 order_ref, outside_rth,
