@@ -88,6 +88,7 @@ class MarketFeed:
     catchup_until: int = 0  # fresh start mid-session: minutes closing by then are not traded
     _last_kick: float = field(default=0.0, init=False)
     _kick_pending: bool = field(default=False, init=False)
+    _kick_label: int = field(default=-1, init=False)  # the newest bar label a kick was for
 
     @property
     def symbols(self) -> list[str]:
@@ -189,15 +190,21 @@ class MarketFeed:
         if self.minutes.complete(e.next_label, self.run.server_ns, e.session_open_ns):
             self.run.wake.set()
         else:
-            self._kick_time()
+            self._kick_time(bar.label_ns)
 
-    def _kick_time(self) -> None:
+    def _kick_time(self, label: int) -> None:
         """Ask the server's time (a minute may wait for it), at most every TIME_KICK_SECONDS:
         forming revisions come many times a minute per symbol, and ib_async sends at most 45
         requests a second, so time requests on each would queue the orders behind them. A
-        request wanted sooner is deferred, not dropped."""
+        request wanted sooner is deferred, not dropped. The first bar of a newer minute than
+        the last kick's asks at once: the server's clock has moved on (once a minute, so no
+        flood), and a replay that sends minutes faster than real time (a test's step mode, a
+        lockstep replay) does not wait the cap out at every minute."""
         now = time.monotonic()
         wait = self._last_kick + TIME_KICK_SECONDS - now
+        if label > self._kick_label:
+            self._kick_label = label
+            wait = 0.0
         if wait <= 0:
             self._last_kick = now
             self.run.kick_time()

@@ -56,6 +56,7 @@ class ClientSession(asyncio.Protocol):
         self.account_multi: dict[int, str] = {}
         self.account_summary: dict[int, tuple[str, ...]] = {}
         self.messages_sent = 0
+        self.last_request = float("-inf")  # real time of the latest request (lockstep)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -158,6 +159,11 @@ class ClientSession(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         self.closed = True
+
+    @property
+    def pending_output(self) -> bool:
+        """Messages queued but not yet written to the transport."""
+        return bool(self._out)
 
     @property
     def buffered(self) -> int:

@@ -195,6 +195,7 @@ class SessionDesk:
 
     def request(self, s: ClientSession, fields: list[str]) -> None:
         self.stats["requests"] += 1
+        s.last_request = self.real.now()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("client %d >>> %s", s.client_id, ",".join(fields))
         try:
