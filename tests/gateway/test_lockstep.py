@@ -57,7 +57,7 @@ def test_the_running_clock_holds_before_the_open_until_a_client_subscribes_to_ba
                     c, "", "1 D", "1 min", "TRADES", True, 2, True
                 )
                 n0 = len(bars)
-                await pump(real, 0.5)  # 30 market minutes once released
+                await pump(real, 1.0)  # quiet for half a second: released; then 30 minutes
                 await wait_until(lambda: len(bars) > n0 + 5, what="bars after the open")
                 assert srv.now_ns() > ny("2024-01-03", "09:40")
                 assert not srv.status()["lockstep"]["holding"]
@@ -79,7 +79,8 @@ def test_without_the_hold_the_clock_runs_through_the_open(source: Any) -> None:
 
 def test_lockstep_waits_at_each_minute_for_a_client_still_talking(source: Any) -> None:
     """At `speed max` the clock goes from event to event, but not past a minute's close while
-    the bar client keeps sending requests; once it is quiet for the settle time it goes on."""
+    the bar client keeps sending requests; once it is quiet for the settle time it goes on.
+    (Before the open it holds until the client has been quiet for half a second.)"""
 
     async def body() -> None:
         real = ManualClock()
@@ -94,7 +95,7 @@ def test_lockstep_waits_at_each_minute_for_a_client_still_talking(source: Any) -
             await ib.qualifyContractsAsync(c)
             await ib.reqHistoricalDataAsync(c, "", "1 D", "1 min", "TRADES", True, 2, True)
             assert srv.now_ns() < OPEN
-            await pump(real, 0.06)  # quiet: released; the open is a lockstep point
+            await pump(real, 0.6)  # quiet: released; the open is a lockstep point
             await wait_until(lambda: srv.now_ns() >= OPEN, what="the open")
             frozen = srv.now_ns()
             for _ in range(10):  # talking: 10 ms apart, under the settle time

@@ -31,7 +31,12 @@ from momentumbot.gateway.desks.contracts import ContractDesk
 from momentumbot.gateway.desks.fault_control import FaultDesk
 from momentumbot.gateway.desks.forming_bars import FormingBarsDesk
 from momentumbot.gateway.desks.history import HistoryDesk
-from momentumbot.gateway.desks.lockstep import LOCKSTEP_SETTLE_SECONDS, SPEED_MAX, Lockstep
+from momentumbot.gateway.desks.lockstep import (
+    LOCKSTEP_IDLE_SECONDS,
+    LOCKSTEP_SETTLE_SECONDS,
+    SPEED_MAX,
+    Lockstep,
+)
 from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.order_reports import OrderReports
 from momentumbot.gateway.desks.orders import OrderDesk
@@ -84,6 +89,7 @@ class GatewayConfig:
     lockstep: bool = False
     hold_until_client: bool = True
     lockstep_settle_seconds: float = LOCKSTEP_SETTLE_SECONDS
+    lockstep_idle_seconds: float = LOCKSTEP_IDLE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ class GatewayServer:
             lockstep=cfg.lockstep,
             hold_until_client=cfg.hold_until_client,
             settle_seconds=cfg.lockstep_settle_seconds,
+            idle_seconds=cfg.lockstep_idle_seconds,
         )
         clock = ClockDesk(
             self.clock,

@@ -57,6 +57,7 @@ class ClientSession(asyncio.Protocol):
         self.account_summary: dict[int, tuple[str, ...]] = {}
         self.messages_sent = 0
         self.last_request = float("-inf")  # real time of the latest request (lockstep)
+        self.last_not_time = float("-inf")  # ... of the latest but currentTime (the hold)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -1,11 +1,18 @@
 """The lockstep desk: when a running clock may go on. `--lockstep` holds it, after each
 lockstep point (a session's open or close, a minute's close, the first forming-bar revision
 after a close), until every client that subscribes to bars has gone quiet: its requests are
-answered (the gateway answers them as they come), its output has left the gateway, and nothing
-came from it for `settle_seconds` real seconds since the point's bars went out. So a replay at any
-speed, and at `--speed max` (the next event at once), gives the backtest's orders and fills.
+answered (the gateway answers them as they come), its output has left the gateway, and it has
+answered the point (sent anything after the point's messages went out) and then sent nothing for
+`settle_seconds` real seconds; a client that does not answer at all is waited for `idle_seconds`
+(a bot answers every minute: a time request for a minute it cannot close yet, or its orders and
+a time request after a step; its silent part, deciding and writing its journal, comes before
+that answer). So a replay at any speed, and at `--speed max` (the next event at once), gives
+the backtest's orders and fills.
+
 `--hold-until-client` (without lockstep) holds the clock before the first session's open until a
-client has subscribed to bars and gone quiet once (its warm-up done)."""
+client has subscribed to bars and then sent nothing but currentTime requests (an idle bot polls
+the time) for HOLD_QUIET_SECONDS: its warm-up is done (a bot books its history after the
+streams are open). Lockstep holds too."""
 
 from __future__ import annotations
 
@@ -17,8 +24,11 @@ from momentumbot.gateway.desks.connection import ClientSession, HistSub, RtSub
 from momentumbot.gateway.desks.sessions import SessionDesk
 
 SPEED_MAX = math.inf  # `--speed max`: each event at once (only with lockstep)
-LOCKSTEP_SETTLE_SECONDS = 0.03
+LOCKSTEP_SETTLE_SECONDS = 0.05
+LOCKSTEP_IDLE_SECONDS = 0.25
+HOLD_QUIET_SECONDS = 0.5  # the hold ends once a bar client has been quiet this long (warm-up done)
 NO_CLIENT_POLL_SECONDS = 0.05
+ANSWER_POLL_SECONDS = 0.002
 
 
 def parse_speed(text: str) -> float:
@@ -51,12 +61,14 @@ class Lockstep:
         lockstep: bool,
         hold_until_client: bool,
         settle_seconds: float = LOCKSTEP_SETTLE_SECONDS,
+        idle_seconds: float = LOCKSTEP_IDLE_SECONDS,
     ) -> None:
         self.sessions = sessions
         self.real = real
         self.lockstep = lockstep
         self.hold = hold_until_client or lockstep
         self.settle_seconds = settle_seconds
+        self.idle_seconds = max(idle_seconds, settle_seconds)
         self.points = 0  # lockstep points passed (status, the benchmark)
         self.waited_seconds = 0.0
         self._mark = -math.inf  # real time the current point's output went out
@@ -70,8 +82,11 @@ class Lockstep:
         clients = self.bar_clients()
         if not clients:
             return False, NO_CLIENT_POLL_SECONDS
-        last = max(max(s.last_request for s in clients), self._mark)
-        left = last + self.settle_seconds - self.real.now()
+        mark = self._mark
+        if all(s.last_request > mark for s in clients):  # each answered the point
+            left = max(s.last_request for s in clients) + self.settle_seconds - self.real.now()
+        else:  # look again soon: an answer shortens the wait
+            left = min(mark + self.idle_seconds - self.real.now(), ANSWER_POLL_SECONDS)
         if left > 0:
             return False, left
         if any(s.buffered or s.pending_output for s in clients):
@@ -83,7 +98,9 @@ class Lockstep:
         one has, the hold is over for good)."""
         if not self.hold:
             return False
-        if self.settled()[0]:
+        clients = self.bar_clients()
+        quiet = max(self.settle_seconds, HOLD_QUIET_SECONDS)
+        if clients and all(self.real.now() - s.last_not_time >= quiet for s in clients):
             self.hold = False
         return self.hold
 
@@ -112,6 +129,7 @@ class Lockstep:
             "lockstep": self.lockstep,
             "holding": self.hold,
             "settle_seconds": self.settle_seconds,
+            "idle_seconds": self.idle_seconds,
             "points": self.points,
             "waited_seconds": round(self.waited_seconds, 3),
         }
