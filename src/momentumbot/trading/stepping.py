@@ -71,10 +71,8 @@ class Stepper:
             self.sends_synced = self.router.sends
             run.kick_time()
         else:
+            run.time_wanted = False
             self.set_progress(e.next_label)
-            # a time request after every step: the server sees the bot has dealt with the
-            # minute (a lockstep replay goes on when it has; gateway/desks/lockstep.py)
-            run.kick_time()
         self.after_steps()
 
     def set_progress(self, progress: int) -> None:

@@ -194,6 +194,11 @@ class MarketFeed:
         else:
             self._kick_time(bar.label_ns)
 
+    def ask_time_capped(self) -> None:
+        """A time request after a step that sent nothing, under the same cap as bar-triggered
+        ones (it shows the server the minute was dealt with; gateway/desks/lockstep.py)."""
+        self._kick_time(-1)
+
     def _kick_time(self, label: int) -> None:
         """Ask the server's time (a minute may wait for it), at most every TIME_KICK_SECONDS:
         forming revisions come many times a minute per symbol, and ib_async sends at most 45

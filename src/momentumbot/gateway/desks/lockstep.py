@@ -26,7 +26,7 @@ from momentumbot.gateway.desks.sessions import SessionDesk
 SPEED_MAX = math.inf  # `--speed max`: each event at once (only with lockstep)
 LOCKSTEP_SETTLE_SECONDS = 0.05
 LOCKSTEP_IDLE_SECONDS = 0.25
-HOLD_QUIET_SECONDS = 0.5  # the hold ends once a bar client has been quiet this long (warm-up done)
+HOLD_QUIET_SECONDS = 0.5  # the hold ends once a bar client sent only time requests this long
 NO_CLIENT_POLL_SECONDS = 0.05
 ANSWER_POLL_SECONDS = 0.002
 
@@ -50,8 +50,8 @@ def subscribes_bars(s: ClientSession) -> bool:
 
 class Lockstep:
     """See the module docstring. `lockstep` and `hold` say which of the two is on; `wait()` is
-    one lockstep point; `holding(ns)` says whether the clock must stay before `ns` (the first
-    open) for now."""
+    one lockstep point; `holding()` says whether the clock must stay before the first open for
+    now."""
 
     def __init__(
         self,
@@ -94,8 +94,8 @@ class Lockstep:
         return True, 0.0
 
     def holding(self) -> bool:
-        """Before the first open: no client has subscribed to bars and gone quiet yet (once
-        one has, the hold is over for good)."""
+        """Before the first open: no client has subscribed to bars and then sent only time
+        requests for HOLD_QUIET_SECONDS yet (once one has, the hold is over for good)."""
         if not self.hold:
             return False
         clients = self.bar_clients()
