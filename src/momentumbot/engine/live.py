@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,6 +123,33 @@ class LiveEngine:
         self._qv_at = np.zeros((1, n))
         self._qv_n = np.zeros((1, n), np.int64)
         self._out = k.new_minute_out(1)
+
+    def preload_compiled(self) -> None:
+        """Load (from numba's cache, or compile) the machine code of the minute step, a fill and
+        the flatten now, for the argument types those calls use, instead of at the first step
+        or fill: each is tens of milliseconds, and a bot that goes silent that long in the first
+        minutes of a session places those minutes' orders late (live; or overtaken by a
+        lockstep replay)."""
+        from numba import typeof
+
+        def load(fn: Any, *args: Any) -> None:
+            fn.compile(tuple(typeof(a) for a in args))
+
+        st = self.st
+        load(
+            quiet_volume_minute, self._v[0], self._c[0], True, st.qv_ring, st.qv_sorted,
+            st.qv_count, st.qv_head, st.qv_started, self.kp.quiet_window, self._qv_at[0],
+            self._qv_n[0],
+        )  # fmt: skip
+        load(
+            k.run_minutes, self._o, self._c, self._v, self._label, self._flag, self._month,
+            self._alloc_row, self._qv_at, self._qv_n, 0, 1, self.kp, self.cp, st, self.orders,
+            self.fills, self.allocs, self._out,
+        )  # fmt: skip
+        load(k.apply_fill, 0, 0, 0.0, 0, 0.0, 0, st, self.orders, self.fills)
+        load(k._flatten, st, self.orders, 0)
+        load(tier_rate, 0.0, self.cp)
+        load(fill_commission_micro, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, self.cp)
 
     # ------------------------------------------------------------------ warm-up
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -37,8 +38,30 @@ def gateway_command(
         ),
     ] = None,
     speed: Annotated[
-        float, typer.Option("--speed", help="Market seconds per real second (1 = real time).")
-    ] = 1.0,
+        str,
+        typer.Option(
+            "--speed",
+            help="Market seconds per real second (1 = real time); max: as fast as --lockstep "
+            "allows (only with --lockstep).",
+        ),
+    ] = "1",
+    lockstep: Annotated[
+        bool,
+        typer.Option(
+            "--lockstep",
+            help="After each minute's bars (and the forming bar after a close), wait until every "
+            "client streaming bars has gone quiet: a replay at any --speed gives the backtest's "
+            "orders and fills.",
+        ),
+    ] = False,
+    hold_until_client: Annotated[
+        bool,
+        typer.Option(
+            "--hold-until-client/--no-hold-until-client",
+            help="Keep the running clock before the first session's open until a client has "
+            "subscribed to bars (and finished subscribing).",
+        ),
+    ] = True,
     step: Annotated[
         bool,
         typer.Option("--step", help="Step mode: the clock moves only by control-port commands."),
@@ -90,6 +113,7 @@ def gateway_command(
     """
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
+    from momentumbot.gateway.desks.lockstep import parse_speed
     from momentumbot.gateway.exec_time import tws_zone
     from momentumbot.gateway.faults import (
         DEFAULT_FORMING_BARS,
@@ -125,8 +149,12 @@ def gateway_command(
     accounts = tuple(a.strip() for a in account.split(",") if a.strip())
     if not accounts:
         raise ConfigError("--account: give at least one account id")
-    if speed <= 0:
-        raise ConfigError("--speed must be positive")
+    try:
+        replay_speed = parse_speed(speed)
+    except ValueError as exc:
+        raise ConfigError(f"--speed: {exc}") from None
+    if math.isinf(replay_speed) and not lockstep:
+        raise ConfigError("--speed max needs --lockstep (the clock would race past every order)")
     try:
         tws_zone(tws_timezone)
     except ValueError as exc:
@@ -141,8 +169,10 @@ def gateway_command(
     first_session = start or _second_session(bars, symbols)
     cfg = GatewayConfig(
         start=first_session,
-        speed=speed,
+        speed=replay_speed,
         step_mode=step,
+        lockstep=lockstep,
+        hold_until_client=hold_until_client,
         host=host,
         port=port,
         accounts=accounts,

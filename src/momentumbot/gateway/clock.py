@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -89,7 +90,9 @@ class ManualClock:
 
 
 class VirtualClock:
-    """Market time: `speed` market seconds per real second, or only explicit steps when paused."""
+    """Market time: `speed` market seconds per real second, or only explicit steps when paused.
+    An infinite speed (`--speed max`) moves only by `jump_to`: the clock desk jumps from event to
+    event as lockstep allows."""
 
     def __init__(self, start_ns: int, speed: float, paused: bool, real: Monotonic) -> None:
         self.speed = speed
@@ -99,7 +102,7 @@ class VirtualClock:
         self._anchor_r = real.now()
 
     def now_ns(self) -> int:
-        if self.paused:
+        if self.paused or math.isinf(self.speed):
             return self._anchor_v
         return self._anchor_v + int((self.real.now() - self._anchor_r) * self.speed * NS)
 
@@ -150,6 +153,12 @@ class VirtualClock:
         """Replay seconds in real seconds at the clock's speed (paused: one for one)."""
         running = not self.paused and self.speed > 0
         return replay_seconds / self.speed if running else replay_seconds
+
+    def label(self) -> str:
+        """How the clock runs, for status lines: step, max or xSPEED."""
+        if self.paused:
+            return "step"
+        return "max" if math.isinf(self.speed) else f"x{self.speed:g}"
 
 
 def ny_ns(day: pd.Timestamp, hour: int, minute: int) -> int:

@@ -14,6 +14,7 @@ import logging
 import pandas as pd
 
 from momentumbot.gateway.clock import ny_ns
+from momentumbot.gateway.desks.lockstep import parse_speed
 from momentumbot.gateway.faults import FaultSpecError
 from momentumbot.gateway.market import ny_time
 from momentumbot.gateway.server import GatewayServer
@@ -26,7 +27,7 @@ commands:
   time                        the market clock (New York time)
   advance SECONDS             move the clock forward (any mode)
   advance-to HH:MM [DATE]     move the clock to a New York wall time
-  speed X                     market seconds per real second
+  speed X                     market seconds per real second (max: with lockstep only)
   pause | resume              stop / restart the running clock (pause = step mode)
   fault SPEC                  switch a fault on (same specs as --fault; `fault help` lists them)
   clear-faults                switch every fault off
@@ -125,8 +126,8 @@ class ControlServer:
                 await g.advance_to(target)
                 return f"OK {ny_time(g.now_ns()).isoformat()}"
             if cmd == "speed":
-                g.set_speed(float(args[0]))
-                return f"OK speed x{float(args[0]):g}"
+                g.set_speed(parse_speed(args[0]))
+                return f"OK speed {g.clock.label()}"
             if cmd == "pause":
                 g.pause()
                 return "OK paused"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,6 +32,12 @@ from momentumbot.gateway.desks.farms import FarmDesk
 from momentumbot.gateway.desks.fault_control import FaultDesk
 from momentumbot.gateway.desks.forming_bars import FormingBarsDesk
 from momentumbot.gateway.desks.history import HistoryDesk
+from momentumbot.gateway.desks.lockstep import (
+    LOCKSTEP_IDLE_SECONDS,
+    LOCKSTEP_SETTLE_SECONDS,
+    SPEED_MAX,
+    Lockstep,
+)
 from momentumbot.gateway.desks.market_data import MarketDataDesk
 from momentumbot.gateway.desks.order_reports import OrderReports
 from momentumbot.gateway.desks.orders import OrderDesk
@@ -41,6 +48,7 @@ from momentumbot.gateway.market import NS, NS_PER_MINUTE, MarketData, ny_time
 from momentumbot.gateway.record import Recorder, micro_str
 
 __all__ = [
+    "SPEED_MAX",
     "ClientSession",
     "GatewayConfig",
     "GatewayServer",
@@ -80,6 +88,13 @@ class GatewayConfig:
     record_path: str | None = None
     faults: Faults = field(default_factory=Faults)
     tws_timezone: str = DEFAULT_TWS_TIMEZONE  # the TWS login time zone (naive-local times)
+    # a running clock waits for the bar clients to go quiet at each lockstep point (speed
+    # SPEED_MAX, `--speed max`, needs it); without it, it holds before the first open until a
+    # client has subscribed to bars (gateway.desks.lockstep)
+    lockstep: bool = False
+    hold_until_client: bool = True
+    lockstep_settle_seconds: float = LOCKSTEP_SETTLE_SECONDS
+    lockstep_idle_seconds: float = LOCKSTEP_IDLE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,8 @@ class GatewayServer:
         monotonic: Monotonic | None = None,
     ) -> None:
         self.cfg = cfg = config or GatewayConfig()
+        if math.isinf(cfg.speed) and not (cfg.lockstep or cfg.step_mode):
+            raise ValueError("speed max needs lockstep (the clock would race past every order)")
         self.calendar = TradingCalendar(cfg.calendar)
         sessions = self.calendar.sessions(
             cfg.start, pd.Timestamp(cfg.start) + pd.Timedelta(days=14)
@@ -156,6 +173,14 @@ class GatewayServer:
             next_valid_id=lambda: self.desks.orders.next_valid_id,
             on_disconnect=lambda s: self.desks.market_data.drop_all(s),
         )
+        self.lockstep = Lockstep(
+            sessions,
+            real,
+            lockstep=cfg.lockstep,
+            hold_until_client=cfg.hold_until_client,
+            settle_seconds=cfg.lockstep_settle_seconds,
+            idle_seconds=cfg.lockstep_idle_seconds,
+        )
         clock = ClockDesk(
             self.clock,
             timeline,
@@ -164,6 +189,8 @@ class GatewayServer:
             on_event=self._on_event,
             next_scheduled=self._next_scheduled,
             run_scheduled=self._run_scheduled,
+            lockstep=self.lockstep,
+            first_open_ns=min(timeline.open_ns.values(), default=2**62),
         )
         now = clock.now_ns
         contracts = ContractDesk(market, self.calendar, faults, now)
@@ -200,12 +227,15 @@ class GatewayServer:
         d = self.desks
         return min(d.fault_control.next_scheduled(), d.forming.next_time())
 
-    def _run_scheduled(self) -> None:
+    def _run_scheduled(self) -> bool:
+        """Run what falls due; whether it was a lockstep point (the first forming-bar revision
+        after a minute's close: a bot that waits for a later bar or a grace steps then)."""
         d = self.desks
         if d.forming.next_time() < d.fault_control.next_scheduled():
             d.forming.run()
-        else:
-            d.fault_control.run_scheduled()
+            return self.now_ns() % NS_PER_MINUTE <= int(self.faults.forming_bars * NS)
+        d.fault_control.run_scheduled()
+        return False
 
     # ---- lifecycle
 
@@ -220,7 +250,7 @@ class GatewayServer:
             self.cfg.host,
             self.port,
             ny_time(self.now_ns()).isoformat(),
-            "step mode" if self.cfg.step_mode else f"speed x{self.clock.speed:g}",
+            "step mode" if self.cfg.step_mode else f"speed {self.clock.label()}",
             ",".join(self.cfg.accounts),
         )
 
@@ -277,6 +307,8 @@ class GatewayServer:
         await self.advance_to(ny_ns(d, int(h), int(m)))
 
     def set_speed(self, speed: float) -> None:
+        if math.isinf(speed) and not self.cfg.lockstep:
+            raise ValueError("speed max needs lockstep (the clock would race past every order)")
         self.clock.set_speed(speed)
         self.desks.clock.wake()
 
@@ -387,7 +419,8 @@ class GatewayServer:
         """A summary for the control port and humans."""
         return {
             "time": ny_time(self.now_ns()).isoformat(),
-            "mode": "step" if self.clock.paused else f"x{self.clock.speed:g}",
+            "mode": self.clock.label(),
+            "lockstep": self.lockstep.status(),
             "clock": self.clock.anchor(),
             "session_open": self.session_open,
             "outage": self.outage,

@@ -116,6 +116,8 @@ class TradingSession:
     def _after_steps(self) -> None:
         self.health.after_steps()
         self.retry.tick()
+        if not self.run.time_wanted:  # a step that sent nothing: tell the server it is dealt
+            self.feed.ask_time_capped()  # with (a lockstep replay goes on when it has)
         self.ctx.after_steps()
 
     def _guard_bars(self, fn: Callable[..., None]) -> Callable[..., None]:

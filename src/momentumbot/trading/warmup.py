@@ -89,6 +89,8 @@ class MarketFeed:
     realtime: set[str] = field(default_factory=set)  # fed by 5-second bars (`trading.streams`)
     _last_kick: float = field(default=0.0, init=False)
     _kick_pending: bool = field(default=False, init=False)
+    _kick_label: int = field(default=-1, init=False)  # the newest bar label a kick was for
+    _deferred_at_ns: int = field(default=0, init=False)  # server time when a kick was deferred
 
     @property
     def symbols(self) -> list[str]:
@@ -114,6 +116,7 @@ class MarketFeed:
             "warming up from %s: %d warm-up sessions before %s, %d days of history",
             start_day.date(), len(warm), first.date(), n_days,
         )  # fmt: skip
+        e.preload_compiled()  # before the streams start: no silent first step or fill later
         history = await self.subscribe_all(f"{max(n_days, 1)} D")
         n = len(self.symbols)
         m = grid.n_minutes
@@ -230,23 +233,38 @@ class MarketFeed:
         if self.minutes.complete(e.next_label, self.run.server_ns, e.session_open_ns):
             self.run.wake.set()
         else:
-            self._kick_time()
+            self._kick_time(bar.label_ns)
 
-    def _kick_time(self) -> None:
+    def ask_time_capped(self) -> None:
+        """A time request after a step that sent nothing, under the same cap as bar-triggered
+        ones (it shows the server the minute was dealt with; gateway/desks/lockstep.py)."""
+        self._kick_time(-1)
+
+    def _kick_time(self, label: int) -> None:
         """Ask the server's time (a minute may wait for it), at most every TIME_KICK_SECONDS:
         forming revisions come many times a minute per symbol, and ib_async sends at most 45
         requests a second, so time requests on each would queue the orders behind them. A
-        request wanted sooner is deferred, not dropped."""
+        request wanted sooner is deferred (and dropped only if a later server time came in
+        meanwhile: the minutes were looked at again with it). The first bar of a newer minute than
+        the last kick's asks at once: the server's clock has moved on (once a minute, so no
+        flood), and a replay that sends minutes faster than real time (a test's step mode, a
+        lockstep replay) does not wait the cap out at every minute."""
         now = time.monotonic()
         wait = self._last_kick + TIME_KICK_SECONDS - now
+        if label > self._kick_label:
+            self._kick_label = label
+            wait = 0.0
         if wait <= 0:
             self._last_kick = now
             self.run.kick_time()
         elif not self._kick_pending:
             self._kick_pending = True
+            self._deferred_at_ns = self.run.server_ns
             asyncio.get_running_loop().call_later(wait, self._deferred_kick)
 
     def _deferred_kick(self) -> None:
         self._kick_pending = False
+        if self.run.server_ns > self._deferred_at_ns:
+            return  # a later time came meanwhile: the minutes were looked at again with it
         self._last_kick = time.monotonic()
         self.run.kick_time()

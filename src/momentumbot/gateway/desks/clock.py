@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -15,6 +16,7 @@ from momentumbot.data.calendar import TradingCalendar
 from momentumbot.gateway import protocol as p
 from momentumbot.gateway.clock import VirtualClock
 from momentumbot.gateway.desks.connection import ClientSession
+from momentumbot.gateway.desks.lockstep import NO_CLIENT_POLL_SECONDS, Lockstep
 from momentumbot.gateway.desks.sessions import Handlers, SessionDesk, register
 from momentumbot.gateway.market import NS, NS_PER_MINUTE
 from momentumbot.gateway.protocol import Reader
@@ -86,9 +88,11 @@ class Timeline:
 
 class ClockDesk:
     """Owns market time. In step mode it moves only by `advance_to`; running, a task follows the
-    virtual clock, waking on the real (injected) clock's timers. Each calendar event goes to
-    `on_event(t, kind, ref)`; scheduled faults are asked for their next time (`next_scheduled`)
-    and run in turn (`run_scheduled`)."""
+    virtual clock, waking on the real (injected) clock's timers (at `--speed max` it goes from
+    event to event at once). Each calendar event goes to `on_event(t, kind, ref)`; scheduled
+    faults are asked for their next time (`next_scheduled`) and run in turn (`run_scheduled`,
+    which says whether the run was a lockstep point). A running clock waits at `lockstep`'s
+    points and, before the first open, while it holds (`gateway.desks.lockstep`)."""
 
     def __init__(
         self,
@@ -98,7 +102,9 @@ class ClockDesk:
         sessions: SessionDesk,
         on_event: Callable[[int, int, int], None],
         next_scheduled: Callable[[], int],
-        run_scheduled: Callable[[], None],
+        run_scheduled: Callable[[], bool],
+        lockstep: Lockstep | None = None,
+        first_open_ns: int = NEVER,
     ) -> None:
         self.virtual = virtual
         self.timeline = timeline
@@ -112,6 +118,8 @@ class ClockDesk:
         self._wake = asyncio.Event()
         self._closing = False
         self._run_task: asyncio.Task[None] | None = None
+        self.lockstep = lockstep
+        self.first_open_ns = first_open_ns
 
     def register(self, handlers: Handlers) -> None:
         register(handlers, {49: self._req_current_time})
@@ -146,10 +154,33 @@ class ClockDesk:
         self.virtual.jump_to(ns)
         await self._process_until(ns)
 
+    def _holding(self) -> bool:
+        """Before the first open, the clock waits for a client (`--hold-until-client`)."""
+        ls = self.lockstep
+        return ls is not None and self._now_ns < self.first_open_ns and ls.holding()
+
+    async def _run_max(self) -> None:
+        """`--speed max`: to the next event at once (lockstep paces it)."""
+        assert self.lockstep is not None
+        if self._holding():
+            await self.lockstep.sleep(NO_CLIENT_POLL_SECONDS)
+            return
+        nxt = min(self.timeline.next_time(), self._next_scheduled())
+        if nxt >= NEVER:
+            await self.lockstep.sleep(RUNNING_POLL_SECONDS)
+            return
+        await self.advance_to(nxt)
+
     async def _run(self) -> None:
         clock = self.virtual
         while not self._closing:
+            if math.isinf(clock.speed) and not clock.paused:
+                await self._run_max()
+                continue
             target = clock.now_ns()
+            if self._holding() and target >= self.first_open_ns:
+                target = self.first_open_ns - 1  # stays just before the open
+                clock.start_at(max(target, self._now_ns))
             if target > self._now_ns:
                 await self._process_until(target)
             if clock.paused:
@@ -180,16 +211,35 @@ class ClockDesk:
                     break
                 self._now_ns = max(self._now_ns, t)
                 if t_sched <= t_ev:
-                    self._run_scheduled()
+                    point = self._run_scheduled()
                 else:
                     t, kind, ref = self.timeline.pop()
                     self._event(t, kind, ref)
+                    point = True
                 n += 1
+                if point and self._lockstepping():
+                    target = await self._lockstep_point(t, target)
+                    continue
                 if n % EVENTS_PER_YIELD == 0:
                     await self._yield_to_clients()
             self._now_ns = max(self._now_ns, min(target, self.virtual.now_ns()))
             for s in list(self.sessions.sessions):
                 s.flush()
+
+    def _lockstepping(self) -> bool:
+        return self.lockstep is not None and self.lockstep.lockstep and not self.virtual.paused
+
+    async def _lockstep_point(self, t: int, target: int) -> int:
+        """Wait for the bar clients to go quiet after what `t` sent; a clock running at a speed
+        waits too (it goes on from `t`): the new target is what it shows then."""
+        assert self.lockstep is not None
+        for s in list(self.sessions.sessions):
+            s.flush()
+        await self.lockstep.wait()
+        if math.isinf(self.virtual.speed):
+            return target
+        self.virtual.start_at(t)
+        return min(target, t)
 
     def _event(self, t: int, kind: int, ref: int) -> None:
         if kind == SESSION_OPEN:

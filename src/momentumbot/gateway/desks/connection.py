@@ -56,6 +56,8 @@ class ClientSession(asyncio.Protocol):
         self.account_multi: dict[int, str] = {}
         self.account_summary: dict[int, tuple[str, ...]] = {}
         self.messages_sent = 0
+        self.last_request = float("-inf")  # real time of the latest request (lockstep)
+        self.last_not_time = float("-inf")  # ... of the latest but currentTime (the hold)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -158,6 +160,11 @@ class ClientSession(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         self.closed = True
+
+    @property
+    def pending_output(self) -> bool:
+        """Messages queued but not yet written to the transport."""
+        return bool(self._out)
 
     @property
     def buffered(self) -> int:

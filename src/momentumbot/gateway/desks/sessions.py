@@ -205,6 +205,7 @@ class SessionDesk:
 
     def request(self, s: ClientSession, fields: list[str]) -> None:
         self.stats["requests"] += 1
+        s.last_request = self.real.now()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("client %d >>> %s", s.client_id, ",".join(fields))
         try:
@@ -212,6 +213,8 @@ class SessionDesk:
         except ValueError:
             s.error(-1, 320, f"Error reading request: message id {fields[0]!r} is not a number")
             return
+        if msg_id != 49:  # an idle client asks the time now and then
+            s.last_not_time = s.last_request
         handler = self.handlers.get(msg_id)
         if handler is None:
             s.error(
