@@ -68,7 +68,9 @@ def run_one(n: int, root: Path) -> dict[str, Any]:
     cash = 20_000 * n
     cfg.write_text(
         "symbols = [" + ", ".join(f'"{s}"' for s in syms) + "]\n\n"
-        f"[portfolio]\ninitial_cash = {cash}\n\n[broker]\nhistory_requests_per_minute = 60000.0\n",
+        f"[portfolio]\ninitial_cash = {cash}\n\n[broker]\nhistory_requests_per_minute = 60000.0\n"
+        # past 45 symbols (IB's 50 open historical requests) the rest come from 5-second bars
+        'beyond_max_streams = "realtime_bars"\n',
         encoding="utf-8",
     )
     mb = [sys.executable, "-m", "momentumbot"]

@@ -127,3 +127,28 @@ def test_speed_max_needs_lockstep(source: Any, tmp_path: Any) -> None:
     write_synthetic(BarStore(store), ["AAPL"], start="2024-01-02", n_sessions=2, seed=7)
     assert main(["gateway", "--store", str(store), "--speed", "max"]) == 2
     assert main(["gateway", "--store", str(store), "--speed", "fast", "--lockstep"]) == 2
+
+
+def test_a_client_sending_at_its_throttle_rate_must_be_quiet_for_a_whole_interval() -> None:
+    """ib_async sends at most 45 requests a second and holds the rest: after a burst at that
+    rate a short silence does not mean its orders are all out (100 symbols at the open)."""
+    import collections
+    from types import SimpleNamespace
+
+    from momentumbot.gateway.desks.lockstep import (
+        LOCKSTEP_SETTLE_SECONDS,
+        THROTTLE_INTERVAL_SECONDS,
+        Lockstep,
+    )
+
+    ls = Lockstep(SimpleNamespace(sessions=[]), SimpleNamespace(now=lambda: 0.0),  # type: ignore[arg-type]
+                  lockstep=True, hold_until_client=False)  # fmt: skip
+
+    def client(times: list[float]) -> Any:
+        return SimpleNamespace(recent_requests=collections.deque(times), last_request=times[-1])
+
+    assert ls._settle(client([10.0 + i * 0.1 for i in range(8)])) == LOCKSTEP_SETTLE_SECONDS
+    burst = client([10.0 + i * 0.02 for i in range(45)])
+    assert ls._settle(burst) == THROTTLE_INTERVAL_SECONDS
+    spread = client([10.0 + i * 0.05 for i in range(45)])  # 45 over 2.2 s: not at the limit
+    assert ls._settle(spread) == LOCKSTEP_SETTLE_SECONDS

@@ -5,6 +5,7 @@ asks of the gateway is a `SessionHost` (the sessions desk)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class ClientSession(asyncio.Protocol):
         self.account_summary: dict[int, tuple[str, ...]] = {}
         self.messages_sent = 0
         self.last_request = float("-inf")  # real time of the latest request (lockstep)
+        # real times of the requests of the last second or so (lockstep: a throttled client)
+        self.recent_requests: collections.deque[float] = collections.deque(maxlen=64)
         self.last_not_time = float("-inf")  # ... of the latest but currentTime (the hold)
 
     # asyncio.Protocol

@@ -26,6 +26,11 @@ from momentumbot.gateway.desks.sessions import SessionDesk
 SPEED_MAX = math.inf  # `--speed max`: each event at once (only with lockstep)
 LOCKSTEP_SETTLE_SECONDS = 0.05
 LOCKSTEP_IDLE_SECONDS = 0.25
+# ib_async (and ib_insync) send at most 45 requests a second and hold the rest in the client:
+# a client that sent this many within the last second may be holding more (a burst of
+# orders), so its silence counts only after a whole throttle interval
+THROTTLED_REQUESTS = 40
+THROTTLE_INTERVAL_SECONDS = 1.0
 HOLD_QUIET_SECONDS = 0.5  # the hold ends once a bar client sent only time requests this long
 NO_CLIENT_POLL_SECONDS = 0.05
 ANSWER_POLL_SECONDS = 0.002
@@ -84,7 +89,7 @@ class Lockstep:
             return False, NO_CLIENT_POLL_SECONDS
         mark = self._mark
         if all(s.last_request > mark for s in clients):  # each answered the point
-            left = max(s.last_request for s in clients) + self.settle_seconds - self.real.now()
+            left = max(s.last_request + self._settle(s) for s in clients) - self.real.now()
         else:  # look again soon: an answer shortens the wait
             left = min(mark + self.idle_seconds - self.real.now(), ANSWER_POLL_SECONDS)
         if left > 0:
@@ -92,6 +97,16 @@ class Lockstep:
         if any(s.buffered or s.pending_output for s in clients):
             return False, 0.001
         return True, 0.0
+
+    def _settle(self, s: ClientSession) -> float:
+        """How long a client's silence must last: the settle time, or a whole throttle
+        interval when it has just sent at the rate its client library throttles at."""
+        recent = s.recent_requests
+        last = s.last_request
+        busy = sum(1 for t in recent if last - t < THROTTLE_INTERVAL_SECONDS)
+        if busy >= THROTTLED_REQUESTS:
+            return max(self.settle_seconds, THROTTLE_INTERVAL_SECONDS)
+        return self.settle_seconds
 
     def holding(self) -> bool:
         """Before the first open: no client has subscribed to bars and then sent only time

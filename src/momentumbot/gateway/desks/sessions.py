@@ -206,6 +206,7 @@ class SessionDesk:
     def request(self, s: ClientSession, fields: list[str]) -> None:
         self.stats["requests"] += 1
         s.last_request = self.real.now()
+        s.recent_requests.append(s.last_request)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("client %d >>> %s", s.client_id, ",".join(fields))
         try:
