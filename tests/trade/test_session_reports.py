@@ -56,3 +56,33 @@ def test_each_session_gets_its_report_and_the_run_report_is_refreshed(tmp_path: 
             summary["final_equity"] == round(float(run_eq["equity"].iloc[-1]), 2)
             or abs(summary["final_equity"] - float(run_eq["equity"].iloc[-1])) < 0.01
         )
+
+
+def test_the_session_summary_compares_with_a_backtest_of_the_session_when_bars_are_stored(
+    tmp_path: Path,
+) -> None:
+    """With the session's bars in the bar store, the summary says what a backtest of the same
+    session returned; on the in-memory broker (the backtest's fill model) the two agree."""
+    from momentumbot.app.session_report import backtest_of_session
+    from tests.trade.fake_run import SYMBOLS
+    from tests.trade.harness import synthetic_store
+
+    out = tmp_path / "run"
+    store = tmp_path / "store"
+    base = config()
+    cfg = base.model_copy(update={"data": base.data.model_copy(update={"store": str(store)})})
+    day = pd.Timestamp("2024-01-03")
+    assert backtest_of_session(cfg, day) is None  # no store: nothing to compare with
+
+    async def body() -> None:
+        async with fake_run(out, cfg) as r:
+            await r.run_to("16:01")
+
+    asyncio.run(body())
+    synthetic_store(store, SYMBOLS, "2024-01-02", 3, seed=5)  # the fake market's bars
+    folder = out / "sessions" / "2024-01-03"
+    live = json.loads((folder / "summary.json").read_text())["total_return"]
+    bt = backtest_of_session(cfg, day)
+    assert bt is not None and abs(bt - live) < 1e-9, (bt, live)
+    assert "the backtest of the session" in session_text(folder, bt)
+    assert backtest_of_session(cfg, pd.Timestamp("2024-01-10")) is None  # not in the store

@@ -96,9 +96,36 @@ def write_session(cfg: AppConfig, result: BacktestResult, run_dir: Path, day: pd
     return out
 
 
-def session_text(folder: Path) -> str:
-    """The session-summary alert: the session's equity, P&L against its buy-and-hold, trades,
-    and where its report is."""
+def backtest_of_session(cfg: AppConfig, day: pd.Timestamp) -> float | None:
+    """The return of a backtest of the same session on the bar store's bars (`[data] store`),
+    when the store has that session's bars for every symbol; None otherwise."""
+    from momentumbot.data.store import BarStore
+    from momentumbot.domain.errors import MomentumbotError
+    from momentumbot.engine.backtest import run_backtest
+
+    store_dir = Path(cfg.data.store)
+    if not store_dir.is_dir():
+        return None
+    day = pd.Timestamp(day)
+    lo = int(pd.Timestamp(day.date(), tz="America/New_York").tz_convert("UTC").value)
+    hi = lo + 24 * 3600 * 10**9
+    try:
+        store = BarStore(store_dir)
+        if not all(store.has(s) and len(store.read_arrays(s, lo, hi)) for s in cfg.symbols):
+            return None
+        result = run_backtest(cfg, store, start=str(day.date()), end=str(day.date()))
+    except (MomentumbotError, OSError, ValueError) as exc:
+        log.info("no backtest of session %s to compare with: %s", day.date(), exc)
+        return None
+    if not len(result.equity):
+        return None
+    return float(result.equity["equity"].iloc[-1]) / result.initial_cash - 1
+
+
+def session_text(folder: Path, backtest_return: float | None = None) -> str:
+    """The session-summary alert: the session's equity, P&L against its buy-and-hold (and the
+    backtest of the same session when the bar store has its bars), trades, and where its
+    report is."""
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     run, bench = summary.get("run", {}), summary.get("benchmark", {})
 
@@ -108,7 +135,13 @@ def session_text(folder: Path) -> str:
     start, final = summary.get("start_equity") or 0.0, summary.get("final_equity") or 0.0
     return (
         f"equity {final:,.2f} USD, P&L {final - start:+,.2f} ({pct(summary.get('total_return'))}; "
-        f"buy-and-hold {pct(bench.get('total_return'))}), {run.get('fills', 0)} fills, "
+        f"buy-and-hold {pct(bench.get('total_return'))}"
+        + (
+            ""
+            if backtest_return is None
+            else f"; the backtest of the session {pct(backtest_return)}"
+        )
+        + f"), {run.get('fills', 0)} fills, "
         f"{summary.get('round_trips', 0)} round trips; report: {folder / 'report.html'}"
     )
 

@@ -27,7 +27,12 @@ import numpy as np
 import pandas as pd
 
 from momentumbot import __version__
-from momentumbot.app.session_report import SessionReports, session_text, write_session
+from momentumbot.app.session_report import (
+    SessionReports,
+    backtest_of_session,
+    session_text,
+    write_session,
+)
 from momentumbot.app.trade_dashboard import open_dashboard
 from momentumbot.app.trade_files import check_resume, write_trade_report
 from momentumbot.config.loader import config_to_toml
@@ -417,10 +422,12 @@ class Trader:
 
         def job() -> Path:
             folder = write_session(cfg, result, run_dir, day)
-            notify.event(
-                Event.SESSION_SUMMARY, f"session {day.date()}",
-                session_text(folder), key=f"session {day.date()}",
-            )  # fmt: skip
+            if notify.enabled:
+                notify.event(
+                    Event.SESSION_SUMMARY, f"session {day.date()}",
+                    session_text(folder, backtest_of_session(cfg, day)),
+                    key=f"session {day.date()}",
+                )  # fmt: skip
             if refresh:
                 write_trade_report(cfg, e, run_dir, **facts, result=result)
                 write_report(run_dir, symbol_plots=len(symbols) <= 50)
