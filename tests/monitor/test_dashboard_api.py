@@ -70,6 +70,10 @@ def test_the_api_needs_the_token_and_equals_the_books(
                 assert status["equity"] == pytest.approx(e.equity())
                 assert status["connection"] == "connected" and status["controls"] is True
                 assert status["series"] and len(status["symbols"]) == len(SYMBOLS)
+                for row, j in zip(status["symbols"], range(len(SYMBOLS)), strict=True):
+                    side = "long" if e.st.band_long[j] else "flat"
+                    assert row["band"].startswith(side) and " % of " in row["band"], row
+                    assert row["shadow_shares"] == int(e.st.shadow_shares[j])
                 fills = (await c.get("/api/fills")).json()
                 assert fills and {"symbol", "quantity", "price"} <= set(fills[0])
                 metrics = (await c.get("/metrics")).text

@@ -43,6 +43,9 @@ class SymbolRow:
     target: int
     last_bar: str  # New York time of the latest bar seen ("" when not known)
     stale_seconds: float | None  # server time past that bar's close (None when not known)
+    band: str = ""  # the momentum band: "long" / "flat" at its level, "-" before the first bar
+    shadow_shares: int = 0  # the shadow book's position
+    shadow_pnl: float = 0.0  # the shadow book's closed round trips today, net of costs
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,15 @@ class RunSnapshot:
         return asdict(self)
 
 
+def band_text(e: LiveEngine, j: int) -> str:
+    """The symbol's momentum band in words: its side and level (percent) from its reference."""
+    st = e.st
+    if not st.band_has[j]:
+        return "-"
+    side = "long" if st.band_long[j] else "flat"
+    return f"{side} {float(st.band_level[j]):+.2f} % of {float(st.band_ref[j]):.2f}"
+
+
 def _hhmm(ns: int) -> str:
     return pd.Timestamp(ns + NS_PER_MINUTE, tz="UTC").tz_convert(EXCHANGE_TZ).strftime("%H:%M")
 
@@ -160,8 +172,11 @@ def from_engine(
                 if bar >= 0 and live.server_ns
                 else None
             )
-            rows.append(SymbolRow(sym, q, px, budget, target, _ny(bar) if bar >= 0 else "",
-                                  None if stale is None else max(0.0, stale)))  # fmt: skip
+            rows.append(SymbolRow(
+                sym, q, px, budget, target, _ny(bar) if bar >= 0 else "",
+                None if stale is None else max(0.0, stale), band_text(e, j),
+                int(e.st.shadow_shares[j]), round(float(e.st.shadow_realised[j]), 2),
+            ))  # fmt: skip
     labels, equity_at, bench = e.session_marks()
     series = tuple(
         (_hhmm(int(t)), round(float(q), 2), round(float(b), 2))
