@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -100,6 +103,24 @@ class CliRun:
     @property
     def done(self) -> bool:
         return not self.thread.is_alive()
+
+
+def trade_args(cfg: Path, port: int, out: Path, *, console: bool = False) -> list[str]:
+    """`momentumbot trade` for one session as its own process, client id 7."""
+    args = [
+        sys.executable, "-m", "momentumbot.cli", "trade", "--config", str(cfg), "--port",
+        str(port), "--client-id", "7", "--out", str(out), "--sessions", "1",
+    ]  # fmt: skip
+    return args if console else [*args, "--no-console"]
+
+
+def spawn_trader(
+    cfg: Path, port: int, out: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`trade_args` started, its output appended to `<out>-stderr.txt` beside the run folder."""
+    with open(out.parent / f"{out.name}-stderr.txt", "ab") as log:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        return subprocess.Popen(trade_args(cfg, port, out), stdout=log, stderr=log, env=full_env)
 
 
 def progress(run_dir: Path) -> dict[str, str]:

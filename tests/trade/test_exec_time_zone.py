@@ -7,9 +7,7 @@ Chicago time: fills an hour or six late, held pending)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +25,7 @@ from tests.trade.harness import (
     gateway,
     progress,
     replayed,
+    spawn_trader,
     synthetic_store,
     wait_for,
     write_config,
@@ -45,13 +44,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> BarStore:
 
 
 def spawn_in_chicago(cfg: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
-    args = [
-        sys.executable, "-m", "momentumbot.cli", "trade", "--config", str(cfg), "--port",
-        str(port), "--client-id", "7", "--out", str(out), "--sessions", "1", "--no-console",
-    ]  # fmt: skip
-    with open(out.parent / f"{out.name}-stderr.txt", "ab") as log:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TZ": "America/Chicago"}
-        return subprocess.Popen(args, stdout=log, stderr=log, env=env)
+    return spawn_trader(cfg, port, out, env={"TZ": "America/Chicago"})
 
 
 @pytest.mark.parametrize(

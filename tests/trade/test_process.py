@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from tests.trade.harness import (
     gateway,
     progress,
     replayed,
+    spawn_trader,
     synthetic_store,
     wait_for,
     write_config,
@@ -42,16 +41,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> BarStore:
     return synthetic_store(root / "store", SYMBOLS, "2024-01-02", 3, seed=5)
 
 
-def spawn(cfg: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
-    args = [
-        sys.executable, "-m", "momentumbot.cli", "trade", "--config", str(cfg), "--port",
-        str(port), "--client-id", "7", "--out", str(out), "--sessions", "1", "--no-console",
-    ]  # fmt: skip
-    with open(out.parent / f"{out.name}-stderr.txt", "ab") as log:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        return subprocess.Popen(args, stdout=log, stderr=log, env=env)
-
-
 async def exited(p: subprocess.Popen[bytes], timeout: float = 60) -> int:
     await wait_for(lambda: p.poll() is not None, timeout, "the bot process to exit")
     return int(p.returncode)
@@ -66,7 +55,7 @@ def test_killed_with_sigkill_and_restarted_it_reconciles_and_carries_on(
 
     async def body() -> None:
         async with gateway(store, DAY, record_path=str(tmp_path / "gw.jsonl")) as gw:
-            proc = spawn(cfg, gw.port, out)
+            proc = spawn_trader(cfg, gw.port, out)
             drv = Driver(gw, cli_progress(out), lambda: proc.poll() is None)
             await drv.settle(120)
             await drv.run_to("10:30")
@@ -79,7 +68,7 @@ def test_killed_with_sigkill_and_restarted_it_reconciles_and_carries_on(
             proc.send_signal(signal.SIGKILL)
             assert await exited(proc) == -signal.SIGKILL
             await gw.advance(180)  # three minutes pass: its orders fill at the gateway
-            proc = spawn(cfg, gw.port, out)  # the same command, the same run folder
+            proc = spawn_trader(cfg, gw.port, out)  # the same command, the same run folder
             drv = Driver(gw, cli_progress(out), lambda: proc.poll() is None)
             await wait_for(
                 lambda: (
@@ -107,7 +96,7 @@ def test_sigterm_stops_gracefully(store: BarStore, tmp_path: Path, ib_log: IbLog
 
     async def body() -> None:
         async with gateway(store, DAY) as gw:
-            proc = spawn(cfg, gw.port, out)
+            proc = spawn_trader(cfg, gw.port, out)
             drv = Driver(gw, cli_progress(out), lambda: proc.poll() is None)
             await drv.settle(120)
             await drv.run_to("10:30")

@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.trade.harness import (
     gateway,
     replayed,
     synthetic_store,
+    trade_args,
     wait_for,
     write_config,
 )
@@ -130,10 +130,7 @@ def test_a_terminal_run_shows_no_raw_library_lines(
 
     async def body() -> None:
         async with gateway(store, DAY) as gw:
-            args = [
-                sys.executable, "-m", "momentumbot.cli", "trade", "--config", str(cfg),
-                "--port", str(gw.port), "--client-id", "7", "--out", str(out), "--sessions", "1",
-            ]  # fmt: skip
+            args = trade_args(cfg, gw.port, out, console=True)
             env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "TERM": "xterm"}
             proc = subprocess.Popen(
                 args, stdin=pty.slave, stdout=pty.slave, stderr=pty.slave, env=env
