@@ -180,6 +180,35 @@ def test_journal_transactions_roll_back(tmp_path: Path) -> None:
     j.close()
 
 
+def test_journal_live_queries_equal_the_whole_tables(tmp_path: Path) -> None:
+    """The dashboard's per-second queries (open orders, counts by state, the last fills) give
+    what reading the whole tables gives, on a journal with many orders and fills."""
+    from momentumbot.journal import journal as jr
+
+    j = Journal.open(tmp_path / "j.sqlite", create=True)
+    states = [jr.FILLED, jr.CANCELLED, jr.WORKING, jr.REJECTED, jr.SENT]
+    with j.transaction():
+        for oid in range(1, 201):
+            j.add_order(
+                oid, f"r{oid}", f"S{oid % 7}", "BUY", 10, "enter", oid * 60, states[oid % 5]
+            )
+        for i in range(300):
+            # labels out of insertion order and ties broken by exec id
+            j.add_fill(f"e{i:04d}", 1 + i % 200, f"r{1 + i % 200}", "S1", "BUY", 1, 10.0,
+                       (i * 7919) % 1000 * 60, None, None, None)  # fmt: skip
+    whole = j.orders()
+    assert j.open_orders() == [o for o in whole.values() if o.state not in jr.DONE_STATES]
+    assert len(j.open_orders()) == 80
+    counts: dict[str, int] = {}
+    for o in whole.values():
+        counts[o.state] = counts.get(o.state, 0) + 1
+    assert j.order_counts() == counts
+    by_time = sorted(j.fills().values(), key=lambda f: (f.label_ns, f.exec_id))
+    assert j.recent_fills(20) == by_time[-20:]
+    assert j.recent_fills(1000) == by_time
+    j.close()
+
+
 # ---------------------------------------------------------------- console
 
 

@@ -391,6 +391,21 @@ class Journal:
         )
         return {int(r[0]): JournalOrder(*r) for r in cur}
 
+    def open_orders(self) -> list[JournalOrder]:
+        """Orders not in a done state, by oid (read without loading the whole table)."""
+        marks = ", ".join("?" * len(DONE_STATES))
+        cur = self._db.execute(
+            "SELECT oid, order_ref, symbol, side, quantity, reason, decided_ns, state, filled,"
+            f" ib_order_id, perm_id FROM orders WHERE state NOT IN ({marks}) ORDER BY oid",
+            DONE_STATES,
+        )
+        return [JournalOrder(*r) for r in cur]
+
+    def order_counts(self) -> dict[str, int]:
+        """How many orders are in each state."""
+        cur = self._db.execute("SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state")
+        return {str(state): int(n) for state, n in cur}
+
     def order(self, oid: int) -> JournalOrder | None:
         r = self._db.execute(
             "SELECT oid, order_ref, symbol, side, quantity, reason, decided_ns, state, filled,"
@@ -462,6 +477,16 @@ class Journal:
             " ORDER BY rowid"
         )
         return {str(r[0]): JournalFill(*r) for r in cur}
+
+    def recent_fills(self, n: int) -> list[JournalFill]:
+        """The last `n` fills by (bar label, exec id), oldest first."""
+        cur = self._db.execute(
+            "SELECT exec_id, oid, order_ref, symbol, side, quantity, price, label_ns,"
+            " commission_micro, reported_commission_micro, fill_index FROM fills"
+            " ORDER BY label_ns DESC, exec_id DESC LIMIT ?",
+            (n,),
+        )
+        return [JournalFill(*r) for r in reversed(cur.fetchall())]
 
     # ---- marks
 

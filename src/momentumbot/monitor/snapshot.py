@@ -182,10 +182,8 @@ def from_engine(
         (_hhmm(int(t)), round(float(q), 2), round(float(b), 2))
         for t, q, b in zip(labels, equity_at, bench, strict=True)
     )
-    orders = journal.orders()
-    by_state: dict[str, int] = {}
-    for o in orders.values():
-        by_state[o.state] = by_state.get(o.state, 0) + 1
+    # three small queries, not the whole tables: the live page asks every second
+    by_state = journal.order_counts()
     working = tuple(
         WorkingOrder(
             o.order_ref,
@@ -197,13 +195,11 @@ def from_engine(
             o.state,
             _ny(o.decided_ns),
         )
-        for o in sorted(orders.values(), key=lambda o: o.oid)
-        if o.state not in jr.DONE_STATES
+        for o in journal.open_orders()
     )
-    fills = sorted(journal.fills().values(), key=lambda f: (f.label_ns, f.exec_id))
     recent = tuple(
         Fill(_ny(f.label_ns), f.symbol, f.side, f.quantity, f.price, f.order_ref)
-        for f in fills[-RECENT_FILLS:]
+        for f in journal.recent_fills(RECENT_FILLS)
     )
     start = e.session_start_equity() if e.started else None
     equity = e.equity() if e.started else e.cash_micro / 1e6
