@@ -19,6 +19,7 @@ from momentumbot.domain.errors import ConfigError
 from momentumbot.engine.backtest import BacktestResult, BarSource, run_backtest
 from momentumbot.reporting import run_folder as rf
 from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips, to_jsonable
+from momentumbot.risk.limits import RiskLimits
 
 log = logging.getLogger("momentumbot.backtest")
 
@@ -187,14 +188,7 @@ def write_results(
 
 def risk_limits_set(cfg: AppConfig) -> dict[str, float]:
     """The [risk] limits the minute step applies that this config sets (not 0)."""
-    r = cfg.risk
-    limits = {
-        "max_position_value": float(r.max_position_value),
-        "max_gross_exposure": float(r.max_gross_exposure),
-        "max_orders_per_minute": float(r.max_orders_per_minute),
-        "max_daily_loss": float(r.max_daily_loss),
-    }
-    return {name: value for name, value in limits.items() if value > 0}
+    return RiskLimits.from_config(cfg.risk).set_limits()
 
 
 def risk_summary(limits: dict[str, float], events: pd.DataFrame) -> dict[str, Any]:

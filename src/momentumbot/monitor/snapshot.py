@@ -19,6 +19,7 @@ from momentumbot.domain.errors import ConfigError
 from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.engine.live import LiveEngine
 from momentumbot.journal import journal as jr
+from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading.folder import LOCK_NAME
 
 RECENT_FILLS = 20
@@ -240,13 +241,7 @@ def from_engine(
 
 def risk_of(cfg: AppConfig) -> dict[str, float]:
     """The configured risk limits (0 = off), for the page and the status."""
-    r = cfg.risk
-    return {
-        "max_position_value": r.max_position_value,
-        "max_gross_exposure": r.max_gross_exposure,
-        "max_orders_per_minute": float(r.max_orders_per_minute),
-        "max_daily_loss": r.max_daily_loss,
-    }
+    return RiskLimits.from_config(cfg.risk).as_dict()
 
 
 def holder_pid(run_dir: Path) -> int | None:

@@ -33,6 +33,20 @@ class RiskLimits:
             max_daily_loss=float(risk.max_daily_loss),
         )
 
+    def as_dict(self) -> dict[str, float]:
+        """Every limit by its [risk] key (0 = off), as the page, the status and summary.json
+        name them."""
+        return {
+            "max_position_value": self.max_position_value,
+            "max_gross_exposure": self.max_gross_exposure,
+            "max_orders_per_minute": float(self.max_orders_per_minute),
+            "max_daily_loss": self.max_daily_loss,
+        }
+
+    def set_limits(self) -> dict[str, float]:
+        """The limits that are set (not 0)."""
+        return {name: value for name, value in self.as_dict().items() if value > 0}
+
     def missing_for_live(self) -> list[str]:
         """Limits a live account must have set."""
         out = []
