@@ -12,13 +12,18 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from momentumbot.app.backtest import write_results
+from momentumbot.app.trade_files import write_trade_report
 from momentumbot.config.schema import AppConfig
 from momentumbot.engine.backtest import BacktestResult, MinutePlan
+from momentumbot.engine.live import LiveEngine
+from momentumbot.notify import Event, Notifier
+from momentumbot.reporting.report import write_report
 
 log = logging.getLogger("momentumbot.trade")
 
@@ -144,6 +149,38 @@ def session_text(folder: Path, backtest_return: float | None = None) -> str:
         + f"), {run.get('fills', 0)} fills, "
         f"{summary.get('round_trips', 0)} round trips; report: {folder / 'report.html'}"
     )
+
+
+def session_job(
+    cfg: AppConfig,
+    engine: LiveEngine,
+    run_dir: Path,
+    day: pd.Timestamp,
+    facts: dict[str, Any],
+    notify: Notifier,
+    *,
+    refresh: bool,
+) -> Callable[[], Path]:
+    """The work after a session's close, for a worker thread: its report (sessions/DAY/), its
+    summary alert, and (when `refresh`) the run's report to date. The engine's tables and the
+    run's facts are taken now, on the event loop; the job only writes files."""
+    result = engine.result()
+    plots = len(facts["symbols"]) <= 50
+
+    def job() -> Path:
+        folder = write_session(cfg, result, run_dir, day)
+        if notify.enabled:
+            notify.event(
+                Event.SESSION_SUMMARY, f"session {day.date()}",
+                session_text(folder, backtest_of_session(cfg, day)),
+                key=f"session {day.date()}",
+            )  # fmt: skip
+        if refresh:
+            write_trade_report(cfg, engine, run_dir, **facts, result=result)
+            write_report(run_dir, symbol_plots=plots)
+        return folder
+
+    return job
 
 
 class SessionReports:

@@ -27,12 +27,7 @@ import numpy as np
 import pandas as pd
 
 from momentumbot import __version__
-from momentumbot.app.session_report import (
-    SessionReports,
-    backtest_of_session,
-    session_text,
-    write_session,
-)
+from momentumbot.app.session_report import SessionReports, session_job
 from momentumbot.app.trade_dashboard import open_dashboard
 from momentumbot.app.trade_files import check_resume, write_trade_report
 from momentumbot.config.loader import config_to_toml
@@ -48,7 +43,6 @@ from momentumbot.journal import replay as rp
 from momentumbot.monitor.serve import Dashboard
 from momentumbot.notify import Event, build_notifier
 from momentumbot.reporting import run_folder as rf
-from momentumbot.reporting.report import write_report
 from momentumbot.risk.kill_switch import KillSwitch
 from momentumbot.risk.limits import RiskLimits
 from momentumbot.trading import guards, terminal
@@ -413,26 +407,10 @@ class Trader:
         e = self.engine
         if e is None or not self.opts.session_reports:
             return
-        result = e.result()
-        cfg, run_dir, symbols = self.cfg, self.run_dir, self.symbols
-        facts = self._report_facts()
-        refresh = not self.state.done  # when the run ends here, its final report follows
-
-        notify = self.notify
-
-        def job() -> Path:
-            folder = write_session(cfg, result, run_dir, day)
-            if notify.enabled:
-                notify.event(
-                    Event.SESSION_SUMMARY, f"session {day.date()}",
-                    session_text(folder, backtest_of_session(cfg, day)),
-                    key=f"session {day.date()}",
-                )  # fmt: skip
-            if refresh:
-                write_trade_report(cfg, e, run_dir, **facts, result=result)
-                write_report(run_dir, symbol_plots=len(symbols) <= 50)
-            return folder
-
+        job = session_job(
+            self.cfg, e, self.run_dir, day, self._report_facts(), self.notify,
+            refresh=not self.state.done,  # when the run ends here, its final report follows
+        )  # fmt: skip
         self.reports.start(job, f"the report of session {day.date()}")
 
     def _report_facts(self) -> dict[str, Any]:
@@ -462,13 +440,7 @@ class Trader:
         try:
             await self.reports.drain()  # a session's report must not race the final one
             if e is not None and e.started and e.sessions:
-                summary = write_trade_report(
-                    self.cfg, e, self.run_dir, self.stats,
-                    kind=self.kind, run_id=self.run_id, account=self.account,
-                    broker=f"{self.settings.host}:{self.settings.port}",
-                    client_id=self.broker.client_id, stop_reason=stop_reason,
-                    halted=self.halted, blocked=self.blocked, symbols=self.symbols,
-                )  # fmt: skip
+                summary = write_trade_report(self.cfg, e, self.run_dir, **self._report_facts())
             state = "failed" if (error or self.state.fatal or self.state.gave_up) else "finished"
             j.set_many({"state": state, "stop_reason": stop_reason or ""})
         finally:
