@@ -73,7 +73,7 @@ class Reconciliation:
         return ", ".join(parts)
 
 
-def reconcile(  # noqa: C901 - one pass over orders, executions, positions and cash; each branch is a case of docs/trading.md
+def reconcile(
     *,
     run_id: str,
     client_id: int,
@@ -90,10 +90,62 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
     """Compare; `positions` are the engine's, including fills received but not yet booked.
     `earlier_day`: the journal's last progress was on that earlier IB day, whose executions
     and completed orders IB no longer reports: orders without a trace are explained by
-    positions (`journal.reconcile_days`), adopted fills booked at `fill_ns`."""
+    positions (`journal.reconcile_days`), adopted fills booked at `fill_ns`.
+
+    One pass per kind of IB report, each a case of docs/trading.md: executions, open orders,
+    completed orders, then every order of the journal, positions and cash."""
     r = Reconciliation()
-    untraced: list[Untraced] = []
     ours = set(symbols)
+    adopted_qty = _executions(r, run_id, ours, orders, known_exec_ids, snapshot)
+    open_by_oid = _open_orders(r, run_id, client_id, ours, orders, snapshot)
+    r.completed = {
+        parsed[1]: rep
+        for rep in snapshot.completed_orders
+        if (parsed := parse_ref(rep.order_ref)) is not None
+        and parsed[0] == run_id
+        and parsed[1] in orders
+    }
+    untraced = _orders(r, orders, open_by_oid, adopted_qty, earlier_day)
+    expected = dict(positions)
+    for ex in r.adopt:
+        expected[ex.symbol] = expected.get(ex.symbol, 0) + ex.side * ex.quantity
+    explained: set[str] = set()
+    if untraced:
+        gap = None
+        if expected_cash_micro is not None and snapshot.cash_micro is not None:
+            gap = snapshot.cash_micro - expected_cash_micro - sum(_flow(ex) for ex in r.adopt)
+        v = explain_across_days(
+            untraced=untraced, expected=expected, positions=snapshot.positions,
+            avg_costs=snapshot.avg_costs, cash_gap_micro=gap, account=snapshot.account,
+            fill_ns=fill_ns, day=earlier_day or "", basis=basis,
+        )  # fmt: skip
+        r.adopt += v.adopt
+        r.ended += v.ended
+        r.resend += v.resend
+        r.mismatches += v.manual
+        explained = v.explained
+    _positions(r, ours, expected, explained, snapshot, earlier_day)
+    if expected_cash_micro is not None and snapshot.cash_micro is not None:
+        # with the executions adopted now (a commission not reported yet counts 0)
+        want_cash = expected_cash_micro + sum(_flow(ex) for ex in r.adopt)
+        if want_cash != snapshot.cash_micro:
+            r.warnings.append(
+                f"cash: the journal expects {want_cash / 1e6:,.6f} USD at IB, IB has "
+                f"{snapshot.cash_micro / 1e6:,.6f} USD (other activity in the account?)"
+            )
+    return r
+
+
+def _executions(
+    r: Reconciliation,
+    run_id: str,
+    ours: set[str],
+    orders: Mapping[int, EngineOrder],
+    known_exec_ids: Collection[str],
+    snapshot: BrokerSnapshot,
+) -> dict[int, int]:
+    """IB's executions: those of this run the journal lacks are adopted; returns the adopted
+    quantity per order."""
     adopted_qty: dict[int, int] = {}
     replaced = {x for ex in snapshot.executions for x in ex.replaces}  # by a correction
     for ex in snapshot.executions:
@@ -116,7 +168,18 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
         if ex.exec_id not in known_exec_ids:
             r.adopt.append(ex)
             adopted_qty[oid] = adopted_qty.get(oid, 0) + ex.quantity
+    return adopted_qty
 
+
+def _open_orders(
+    r: Reconciliation,
+    run_id: str,
+    client_id: int,
+    ours: set[str],
+    orders: Mapping[int, EngineOrder],
+    snapshot: BrokerSnapshot,
+) -> dict[int, OrderReport]:
+    """IB's working orders of this run, by oid; anyone else's on our symbols is a mismatch."""
     open_by_oid: dict[int, OrderReport] = {}
     for rep in snapshot.open_orders:
         parsed = parse_ref(rep.order_ref)
@@ -141,13 +204,19 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
             )
             continue
         open_by_oid[oid] = rep
-    done_by_oid: dict[int, OrderReport] = {}
-    for rep in snapshot.completed_orders:
-        parsed = parse_ref(rep.order_ref)
-        if parsed is not None and parsed[0] == run_id and parsed[1] in orders:
-            done_by_oid[parsed[1]] = rep
-    r.completed = done_by_oid
+    return open_by_oid
 
+
+def _orders(
+    r: Reconciliation,
+    orders: Mapping[int, EngineOrder],
+    open_by_oid: Mapping[int, OrderReport],
+    adopted_qty: Mapping[int, int],
+    earlier_day: str | None,
+) -> list[Untraced]:
+    """Every order of the journal against IB's open and completed orders: confirmed, to
+    cancel, ended, to re-send; returns those without a trace on an earlier IB day."""
+    untraced: list[Untraced] = []
     for oid, eo in orders.items():
         live = open_by_oid.get(oid)
         if live is not None:
@@ -158,21 +227,11 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
             continue
         if not eo.working:
             continue
-        done = done_by_oid.get(oid)
         filled = eo.filled + adopted_qty.get(oid, 0)
+        done = r.completed.get(oid)
         if done is not None:
-            if done.status == "filled":
-                if filled < eo.quantity and done.filled > filled:
-                    r.mismatches.append(
-                        f"order {oid} ({eo.symbol}) is filled at IB ({done.filled} shares) but "
-                        f"only {filled} shares of executions are known"
-                    )
-                elif filled < eo.quantity:
-                    r.ended.append((oid, "filled at IB for less than its quantity"))
-            else:
-                r.ended.append((oid, f"{done.ib_status.lower()} at IB"))
-            continue
-        if earlier_day is not None and filled < eo.quantity:
+            _completed(r, oid, eo, done, filled)
+        elif earlier_day is not None and filled < eo.quantity:
             untraced.append(
                 Untraced(
                     oid=oid, order_ref=eo.order_ref, symbol=eo.symbol, side=eo.side,
@@ -182,29 +241,35 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
             )  # fmt: skip
         elif eo.state in ("intent", "sent") and filled == 0:
             r.resend.append(oid)
-        elif filled >= eo.quantity:
-            continue
-        else:
+        elif filled < eo.quantity:
             r.ended.append((oid, "IB no longer has it"))
+    return untraced
 
-    expected = dict(positions)
-    for ex in r.adopt:
-        expected[ex.symbol] = expected.get(ex.symbol, 0) + ex.side * ex.quantity
-    explained: set[str] = set()
-    if untraced:
-        gap = None
-        if expected_cash_micro is not None and snapshot.cash_micro is not None:
-            gap = snapshot.cash_micro - expected_cash_micro - sum(_flow(ex) for ex in r.adopt)
-        v = explain_across_days(
-            untraced=untraced, expected=expected, positions=snapshot.positions,
-            avg_costs=snapshot.avg_costs, cash_gap_micro=gap, account=snapshot.account,
-            fill_ns=fill_ns, day=earlier_day or "", basis=basis,
-        )  # fmt: skip
-        r.adopt += v.adopt
-        r.ended += v.ended
-        r.resend += v.resend
-        r.mismatches += v.manual
-        explained = v.explained
+
+def _completed(
+    r: Reconciliation, oid: int, eo: EngineOrder, done: OrderReport, filled: int
+) -> None:
+    """An order the engine counts on that IB lists as completed."""
+    if done.status != "filled":
+        r.ended.append((oid, f"{done.ib_status.lower()} at IB"))
+    elif filled < eo.quantity and done.filled > filled:
+        r.mismatches.append(
+            f"order {oid} ({eo.symbol}) is filled at IB ({done.filled} shares) but "
+            f"only {filled} shares of executions are known"
+        )
+    elif filled < eo.quantity:
+        r.ended.append((oid, "filled at IB for less than its quantity"))
+
+
+def _positions(
+    r: Reconciliation,
+    ours: set[str],
+    expected: Mapping[str, int],
+    explained: set[str],
+    snapshot: BrokerSnapshot,
+    earlier_day: str | None,
+) -> None:
+    """Each of our symbols: the journal's shares (with the adopted executions) against IB's."""
     for sym in sorted(ours | set(snapshot.positions)):
         if sym not in ours or sym in explained:
             continue
@@ -217,15 +282,6 @@ def reconcile(  # noqa: C901 - one pass over orders, executions, positions and c
                 f"{sym}: the journal has {want} shares, IB has {have}"
                 + (" (not bought by this run)" if want == 0 else "")
             )
-    if expected_cash_micro is not None and snapshot.cash_micro is not None:
-        # with the executions adopted now (a commission not reported yet counts 0)
-        want_cash = expected_cash_micro + sum(_flow(ex) for ex in r.adopt)
-        if want_cash != snapshot.cash_micro:
-            r.warnings.append(
-                f"cash: the journal expects {want_cash / 1e6:,.6f} USD at IB, IB has "
-                f"{snapshot.cash_micro / 1e6:,.6f} USD (other activity in the account?)"
-            )
-    return r
 
 
 def _flow(ex: ExecReport) -> int:
