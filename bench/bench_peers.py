@@ -101,10 +101,17 @@ def ensure_peer_data(out: Path, symbols: int, days: int) -> tuple[Path, Path]:
     return data_dir, store_dir
 
 
-def _timed(cmd: list[str]) -> float:
-    """Wall seconds of one fresh process, which must succeed."""
+def _timed(cmd: list[str], src: Path | None = None) -> float:
+    """Wall seconds of one fresh process, which must succeed (``src``: an older checkout's
+    src/ to run instead of this one)."""
+    env = dict(os.environ)
+    # both sides keep their bytecode caches, as on a user's machine (a venv that
+    # has none pays for compiling every module's source in every process)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
@@ -128,31 +135,40 @@ def whole_process(args: argparse.Namespace, peer_python: str) -> None:
                 "--report" if report else "--no-report"]  # fmt: skip
         theirs = [peer_python, str(PEERS / "run_peer.py"), "--peer", "vectorbt", "--data",
                   str(data_dir), "--repeats", "1", "--json", str(args.out / "whole_vbt.json")]  # fmt: skip
-        _timed(ours), _timed(theirs)  # warm-up: compiled-code caches filled, files cached
-        times: dict[str, list[float]] = {"momentumbot": [], "vectorbt": []}
+        contenders: dict[str, tuple[list[str], Path | None]] = {
+            "momentumbot": (ours, None),
+            "vectorbt": (theirs, None),
+        }
+        if args.before:
+            before = [*ours[:-2], str(args.out / f"whole_run_{symbols}_before"), ours[-1]]
+            contenders["momentumbot before"] = (before, args.before)
+        for cmd, src in contenders.values():  # warm-up: compiled-code caches, files cached
+            _timed(cmd, src)
+        times: dict[str, list[float]] = {name: [] for name in contenders}
         loads = [os.getloadavg()[0]]
         for _ in range(args.rounds):
-            times["momentumbot"].append(_timed(ours))
-            times["vectorbt"].append(_timed(theirs))
+            for name, (cmd, src) in contenders.items():
+                times[name].append(_timed(cmd, src))
             loads.append(os.getloadavg()[0])
             print(
-                f"  {case}: momentumbot {times['momentumbot'][-1]:.2f} s, "
-                f"vectorbt {times['vectorbt'][-1]:.2f} s (load {loads[-1]:.1f})",
+                f"  {case}: "
+                + ", ".join(f"{name} {t[-1]:.2f} s" for name, t in times.items())
+                + f" (load {loads[-1]:.1f})",
                 flush=True,
             )
-        ours_s = statistics.median(times["momentumbot"])
-        theirs_s = statistics.median(times["vectorbt"])
+        medians = {name: statistics.median(t) for name, t in times.items()}
         row = {
             "case": case, "symbols": symbols, "days": days, "report": report,
-            "momentumbot_s": times["momentumbot"], "vectorbt_s": times["vectorbt"],
-            "momentumbot_median_s": ours_s, "vectorbt_median_s": theirs_s,
-            "ratio": ours_s / theirs_s, "load_average": [min(loads), max(loads)],
+            "seconds": times, "medians_s": medians,
+            "ratio": medians["momentumbot"] / medians["vectorbt"],
+            "load_average": [min(loads), max(loads)],
         }  # fmt: skip
         rows.append(row)
         print(
-            f"{case}: momentumbot {ours_s:.2f} s, vectorbt {theirs_s:.2f} s (medians of "
-            f"{args.rounds}), ratio {row['ratio']:.2f}, load average {min(loads):.1f}-"
-            f"{max(loads):.1f}",
+            f"{case}: "
+            + ", ".join(f"{name} {m:.2f} s" for name, m in medians.items())
+            + f" (medians of {args.rounds}), momentumbot / vectorbt {row['ratio']:.2f}, "
+            f"load average {min(loads):.1f}-{max(loads):.1f}",
             flush=True,
         )
     (args.out / "bench_peers_whole.json").write_text(json.dumps(rows, indent=2))
@@ -173,6 +189,7 @@ def main() -> None:
         help="whole-process cases against vectorbt, e.g. 10x250:report,100x250 "
         "(SYMBOLSxDAYS, ':report' to include momentumbot's report)",
     )
+    ap.add_argument("--before", type=Path, help="with --whole: also time an older checkout's src/")
     args = ap.parse_args()
     if not PEERS.is_dir():
         sys.exit(f"{PEERS} not found: this benchmark needs ../shared/peers-bench beside the repo")
