@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -101,21 +102,25 @@ def ensure_peer_data(out: Path, symbols: int, days: int) -> tuple[Path, Path]:
     return data_dir, store_dir
 
 
-def _timed(cmd: list[str], src: Path | None = None) -> float:
-    """Wall seconds of one fresh process, which must succeed (``src``: an older checkout's
-    src/ to run instead of this one)."""
+def _timed(cmd: list[str], src: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, all its threads) of one fresh process, which
+    must succeed (``src``: an older checkout's src/ to run instead of this one). On a
+    shared machine the CPU seconds move far less than the wall seconds."""
     env = dict(os.environ)
     # both sides keep their bytecode caches, as on a user's machine (a venv that
     # has none pays for compiling every module's source in every process)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if src is not None:
         env["PYTHONPATH"] = str(src)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return seconds
+    cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
+    return seconds, cpu
 
 
 def whole_process(args: argparse.Namespace, peer_python: str) -> None:
@@ -145,30 +150,42 @@ def whole_process(args: argparse.Namespace, peer_python: str) -> None:
         for cmd, src in contenders.values():  # warm-up: compiled-code caches, files cached
             _timed(cmd, src)
         times: dict[str, list[float]] = {name: [] for name in contenders}
+        cpus: dict[str, list[float]] = {name: [] for name in contenders}
         loads = [os.getloadavg()[0]]
         for _ in range(args.rounds):
             for name, (cmd, src) in contenders.items():
-                times[name].append(_timed(cmd, src))
+                wall, cpu = _timed(cmd, src)
+                times[name].append(wall)
+                cpus[name].append(cpu)
             loads.append(os.getloadavg()[0])
             print(
                 f"  {case}: "
-                + ", ".join(f"{name} {t[-1]:.2f} s" for name, t in times.items())
+                + ", ".join(
+                    f"{name} {times[name][-1]:.2f} s (CPU {cpus[name][-1]:.2f} s)"
+                    for name in contenders
+                )
                 + f" (load {loads[-1]:.1f})",
                 flush=True,
             )
         medians = {name: statistics.median(t) for name, t in times.items()}
+        cpu_medians = {name: statistics.median(t) for name, t in cpus.items()}
         row = {
             "case": case, "symbols": symbols, "days": days, "report": report,
-            "seconds": times, "medians_s": medians,
+            "seconds": times, "cpu_seconds": cpus, "medians_s": medians,
+            "cpu_medians_s": cpu_medians,
             "ratio": medians["momentumbot"] / medians["vectorbt"],
+            "cpu_ratio": cpu_medians["momentumbot"] / cpu_medians["vectorbt"],
             "load_average": [min(loads), max(loads)],
         }  # fmt: skip
         rows.append(row)
         print(
             f"{case}: "
-            + ", ".join(f"{name} {m:.2f} s" for name, m in medians.items())
-            + f" (medians of {args.rounds}), momentumbot / vectorbt {row['ratio']:.2f}, "
-            f"load average {min(loads):.1f}-{max(loads):.1f}",
+            + ", ".join(
+                f"{name} {medians[name]:.2f} s (CPU {cpu_medians[name]:.2f} s)"
+                for name in contenders
+            )
+            + f" (medians of {args.rounds}), momentumbot / vectorbt {row['ratio']:.2f} "
+            f"(CPU {row['cpu_ratio']:.2f}), load average {min(loads):.1f}-{max(loads):.1f}",
             flush=True,
         )
     (args.out / "bench_peers_whole.json").write_text(json.dumps(rows, indent=2))
