@@ -106,3 +106,12 @@ def test_a_bad_side_in_a_categorical_column_is_still_refused() -> None:
     fills["side"] = fills["side"].cat.rename_categories({"SELL": "SHORT"})
     with pytest.raises(DataError, match="SHORT"):
         round_trips(fills)
+
+
+def test_a_stream_the_worker_cannot_write_fails_at_close(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    stream = rf.CsvStream(missing / "allocations.csv", rf.ALLOCATIONS_COLUMNS, background=True)
+    stream.write(_allocation_part(0, 5, 3))  # returns at once; the worker fails on its own
+    with pytest.raises(FileNotFoundError):
+        stream.close()
+    assert list(tmp_path.iterdir()) == []

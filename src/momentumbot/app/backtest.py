@@ -158,8 +158,10 @@ def write_results(
             files, cfg, result, out_dir, engine_seconds=engine_seconds, notes=notes,
             store_path=store_path, allocations_written=allocations_written,
         )  # fmt: skip
-    finally:
-        files.close()
+    except BaseException:
+        files.discard()
+        raise
+    files.close()
     return summary
 
 

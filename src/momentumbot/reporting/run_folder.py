@@ -17,6 +17,7 @@ Files and columns (docs/run-folder.md has the long version):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -107,6 +108,12 @@ class BackgroundWriter:
         finally:
             self._pool.shutdown(wait=True)
 
+    def discard(self) -> None:
+        """Wait for the worker and stop it, ignoring its errors (the caller is already
+        failing with its own)."""
+        with contextlib.suppress(Exception):  # the caller's error is the one to report
+            self.close()
+
 
 class CsvStream:
     """A CSV file written part by part (same format as write_csv), moved into place on close.
@@ -142,7 +149,11 @@ class CsvStream:
 
     def close(self) -> None:
         if self._background is not None:
-            self._background.close()
+            try:
+                self._background.close()
+            except BaseException:
+                self.abort()
+                raise
         if self._writer is None:
             self._tmp.write_text(",".join(self.columns) + "\n", encoding="utf-8")
         else:
@@ -153,12 +164,11 @@ class CsvStream:
         """Stop without a file: wait for the worker, drop the partial file."""
         try:
             if self._background is not None:
-                self._background.close()
-        except Exception:  # the error that made us abort is the one to report
-            pass
+                self._background.discard()
         finally:
             if self._writer is not None:
                 self._writer.close()
+                self._writer = None
             self._tmp.unlink(missing_ok=True)
 
 
