@@ -12,15 +12,29 @@ as much work per bar.
 
     .venv/bin/python bench/bench_peers.py                  # pure-Python loop and numba peers
     .venv/bin/python bench/bench_peers.py --peers-venv /path/to/.venv-peers --peers pure,vectorbt
+
+With --whole, each contender is instead timed as a WHOLE PROCESS, from the data on disk to
+the last file written (interpreter start, imports, compiled-code cache load, reading the
+bars, the backtest, the run folder; momentumbot's report too where the case says so):
+`momentumbot backtest --symbols all` on the imported store against vectorbt's
+`run_peer.py --repeats 1` (its imports, Parquet load, warm-up slice, prep and one run) on
+the same generated bars, rounds interleaved, after one untimed warm-up of each (so both
+load their compiled code from their caches, as a user's second run does):
+
+    .venv/bin/python bench/bench_peers.py --whole 10x250:report,100x250 \
+        --peers-venv /tmp/peers-venv --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +88,109 @@ def run_peer(python: str, peer: str, data_dir: Path, repeats: int) -> dict[str, 
     return json.loads(out_json.read_text())
 
 
+def ensure_peer_data(out: Path, symbols: int, days: int) -> tuple[Path, Path]:
+    """The peers' generated bars (seed 42) and the momentumbot store imported from them."""
+    data_dir = out / f"s{symbols}_d{days}"
+    if not data_dir.is_dir():
+        subprocess.run(
+            [sys.executable, str(PEERS / "gen_data.py"), "--symbols", str(symbols),
+             "--days", str(days), "--seed", "42", "--out", str(data_dir)],
+            check=True,
+        )  # fmt: skip
+    store_dir = out / f"store_s{symbols}_d{days}"
+    import_peer_data(data_dir, store_dir)
+    return data_dir, store_dir
+
+
+def _timed(cmd: list[str], src: Path | None = None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, all its threads) of one fresh process, which
+    must succeed (``src``: an older checkout's src/ to run instead of this one). On a
+    shared machine the CPU seconds move far less than the wall seconds."""
+    env = dict(os.environ)
+    # both sides keep their bytecode caches, as on a user's machine (a venv that
+    # has none pays for compiling every module's source in every process)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t0
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    cpu = now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime
+    return seconds, cpu
+
+
+def whole_process(args: argparse.Namespace, peer_python: str) -> None:
+    """Fresh processes, data on disk to last file written, momentumbot vs vectorbt."""
+    rows = []
+    for case in args.whole.split(","):
+        size, _, flag = case.partition(":")
+        symbols, days = (int(x) for x in size.split("x"))
+        report = flag == "report"
+        data_dir, store_dir = ensure_peer_data(args.out, symbols, days)
+        config = args.out / f"whole_{symbols}.toml"
+        # 10,000 USD a symbol, as bench_backtest.py and the in-process comparison above
+        config.write_text(f"[portfolio]\ninitial_cash = {10_000 * symbols}\n", encoding="utf-8")
+        run_dir = args.out / f"whole_run_{symbols}"
+        ours = [sys.executable, "-m", "momentumbot", "backtest", "--config", str(config),
+                "--store", str(store_dir), "--symbols", "all", "--out", str(run_dir),
+                "--report" if report else "--no-report"]  # fmt: skip
+        theirs = [peer_python, str(PEERS / "run_peer.py"), "--peer", "vectorbt", "--data",
+                  str(data_dir), "--repeats", "1", "--json", str(args.out / "whole_vbt.json")]  # fmt: skip
+        contenders: dict[str, tuple[list[str], Path | None]] = {
+            "momentumbot": (ours, None),
+            "vectorbt": (theirs, None),
+        }
+        if args.before:
+            before = [*ours[:-2], str(args.out / f"whole_run_{symbols}_before"), ours[-1]]
+            contenders["momentumbot before"] = (before, args.before)
+        for cmd, src in contenders.values():  # warm-up: compiled-code caches, files cached
+            _timed(cmd, src)
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        cpus: dict[str, list[float]] = {name: [] for name in contenders}
+        loads = [os.getloadavg()[0]]
+        for _ in range(args.rounds):
+            for name, (cmd, src) in contenders.items():
+                wall, cpu = _timed(cmd, src)
+                times[name].append(wall)
+                cpus[name].append(cpu)
+            loads.append(os.getloadavg()[0])
+            print(
+                f"  {case}: "
+                + ", ".join(
+                    f"{name} {times[name][-1]:.2f} s (CPU {cpus[name][-1]:.2f} s)"
+                    for name in contenders
+                )
+                + f" (load {loads[-1]:.1f})",
+                flush=True,
+            )
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        cpu_medians = {name: statistics.median(t) for name, t in cpus.items()}
+        row = {
+            "case": case, "symbols": symbols, "days": days, "report": report,
+            "seconds": times, "cpu_seconds": cpus, "medians_s": medians,
+            "cpu_medians_s": cpu_medians,
+            "ratio": medians["momentumbot"] / medians["vectorbt"],
+            "cpu_ratio": cpu_medians["momentumbot"] / cpu_medians["vectorbt"],
+            "load_average": [min(loads), max(loads)],
+        }  # fmt: skip
+        rows.append(row)
+        print(
+            f"{case}: "
+            + ", ".join(
+                f"{name} {medians[name]:.2f} s (CPU {cpu_medians[name]:.2f} s)"
+                for name in contenders
+            )
+            + f" (medians of {args.rounds}), momentumbot / vectorbt {row['ratio']:.2f} "
+            f"(CPU {row['cpu_ratio']:.2f}), load average {min(loads):.1f}-{max(loads):.1f}",
+            flush=True,
+        )
+    (args.out / "bench_peers_whole.json").write_text(json.dumps(rows, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=10)
@@ -84,20 +201,21 @@ def main() -> None:
         "--peers-venv", type=Path, help="venv with the peers' libraries (requirements-peers.txt)"
     )
     ap.add_argument("--out", type=Path, default=HERE / "out" / "peers")
+    ap.add_argument(
+        "--whole",
+        help="whole-process cases against vectorbt, e.g. 10x250:report,100x250 "
+        "(SYMBOLSxDAYS, ':report' to include momentumbot's report)",
+    )
+    ap.add_argument("--before", type=Path, help="with --whole: also time an older checkout's src/")
     args = ap.parse_args()
     if not PEERS.is_dir():
         sys.exit(f"{PEERS} not found: this benchmark needs ../shared/peers-bench beside the repo")
     args.out.mkdir(parents=True, exist_ok=True)
-    data_dir = args.out / f"s{args.symbols}_d{args.days}"
-    if not data_dir.is_dir():
-        subprocess.run(
-            [sys.executable, str(PEERS / "gen_data.py"), "--symbols", str(args.symbols),
-             "--days", str(args.days), "--seed", "42", "--out", str(data_dir)],
-            check=True,
-        )  # fmt: skip
-    store_dir = args.out / f"store_s{args.symbols}_d{args.days}"
-    import_peer_data(data_dir, store_dir)
     peer_python = str(args.peers_venv / "bin" / "python") if args.peers_venv else sys.executable
+    if args.whole:
+        whole_process(args, peer_python)
+        return
+    data_dir, store_dir = ensure_peer_data(args.out, args.symbols, args.days)
     results: dict[str, list[float]] = {"momentumbot": []}
     bars: dict[str, float] = {}
     for _ in range(args.rounds):

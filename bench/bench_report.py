@@ -8,6 +8,10 @@ Each case generates synthetic bars, backtests them (default config; --dense adds
   warm    write_report(RUN) again in this process (as at the end of a backtest)
   html    write_report(RUN, symbol_plots=False): no plots/symbols/*.png
 Figures are printed, never asserted (targets for 100x250: under 5 s, under 20 MB).
+
+With --before SRC (an older checkout's src/), each case also times `momentumbot report RUN`
+in fresh processes, that checkout and this one alternately (--rounds times each), and prints
+both medians: the same run folder, so the same content drawn.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,6 +144,33 @@ def run_case(
     }
 
 
+def _report_seconds(run: Path, src: Path | None) -> float:
+    """`momentumbot report RUN` in a fresh process (``src``: an older checkout's src/)."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "momentumbot", "report", str(run)],
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
+    return time.perf_counter() - t0
+
+
+def before_after(workdir: Path, n_symbols: int, n_sessions: int, src: Path, rounds: int) -> None:
+    run = workdir / f"run_{n_symbols}x{n_sessions}"
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    for _ in range(rounds):
+        times["before"].append(_report_seconds(run, src))
+        times["after"].append(_report_seconds(run, None))
+    load = os.getloadavg()[0]
+    print(
+        f"{n_symbols}x{n_sessions} report, fresh process, median of {rounds}: "
+        + ", ".join(f"{k} {statistics.median(v):.2f} s" for k, v in times.items())
+        + f" (each: {times}; load average {load:.1f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -148,12 +180,17 @@ def main() -> None:
         "--workdir", type=Path, help="keep stores and runs here (default: a temp dir)"
     )
     parser.add_argument("--dense", action="store_true", help="also a 100x250 run with ~30k trips")
+    parser.add_argument("--before", type=Path, help="an older checkout's src/ to time alongside")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --before timings")
     args = parser.parse_args()
     cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         rows = [run_case(workdir, s, n) for s, n in cases]
+        if args.before:
+            for s, n in cases:
+                before_after(workdir, s, n, args.before, args.rounds)
         if args.dense:
             rows.append(run_case(workdir, 100, 250, dense=True))
     print(f"report benchmark ({os.cpu_count()} cores)")

@@ -79,17 +79,23 @@ def backtest_to_folder(
             log.warning(note)
         log.info("backtest of %d symbols: %s", len(syms), ", ".join(syms))
         t0 = time.perf_counter()
-        allocations = rf.CsvStream(out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
-        result = run_backtest(
-            cfg,
-            source,
-            symbols=syms,
-            start=start,
-            end=end,
-            progress=progress,
-            allocation_sink=allocations.write,
+        # allocation rows are formatted on a worker thread while the engine goes on
+        allocations = rf.CsvStream(
+            out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS, background=True
         )
-        allocations.close()
+        try:
+            result = run_backtest(
+                cfg,
+                source,
+                symbols=syms,
+                start=start,
+                end=end,
+                progress=progress,
+                allocation_sink=allocations.write,
+            )
+        except BaseException:
+            allocations.abort()
+            raise
         t_engine = time.perf_counter() - t0
         for halt in result.risk_events[result.risk_events["event"] == "halt"].itertuples():
             log.warning(
@@ -97,11 +103,21 @@ def backtest_to_folder(
                 "orders that session",
                 halt.loss, halt.time,
             )  # fmt: skip
-        summary = write_results(
-            cfg, result, out_dir, engine_seconds=t_engine, notes=notes, store_path=store_path
-        )
+        try:
+            summary = write_results(
+                cfg, result, out_dir, engine_seconds=t_engine, notes=notes,
+                store_path=store_path, allocations_written=True,
+            )  # fmt: skip
+        except BaseException:
+            allocations.abort()
+            raise
+        allocations.close()
         seconds = time.perf_counter() - t0
-        result.timings.update(write=seconds - t_engine, total=seconds)
+        # write: from the engine's end to the last file written (the allocation rows'
+        # formatting that overlapped the engine is in allocations_seconds, not here)
+        result.timings.update(
+            write=seconds - t_engine, total=seconds, allocations_seconds=allocations.seconds
+        )
         log.info(
             "run written to %s in %.2f s (load %.2f s, engine %.2f s, write %.2f s)",
             out_dir, seconds, result.timings["load"], result.timings["kernel"], result.timings["write"],
@@ -129,17 +145,49 @@ def write_results(
     engine_seconds: float,
     notes: Sequence[str] = (),
     store_path: Path | None = None,
+    allocations_written: bool = False,
 ) -> dict[str, Any]:
-    """Write every file of the run folder contract and return summary.json's content."""
+    """Write every file of the run folder contract and return summary.json's content.
+
+    The CSV files are formatted on a worker thread while the figures are computed here;
+    every file is written when this returns. ``allocations_written``: allocations.csv is
+    being streamed by the caller (a CsvStream), so it is not written here.
+    """
+    files = rf.BackgroundWriter()
+    try:
+        summary = _write_files(
+            files, cfg, result, out_dir, engine_seconds=engine_seconds, notes=notes,
+            store_path=store_path, allocations_written=allocations_written,
+        )  # fmt: skip
+    except BaseException:
+        files.discard()
+        raise
+    files.close()
+    return summary
+
+
+def _write_files(
+    files: rf.BackgroundWriter,
+    cfg: AppConfig,
+    result: BacktestResult,
+    out_dir: Path,
+    *,
+    engine_seconds: float,
+    notes: Sequence[str],
+    store_path: Path | None,
+    allocations_written: bool,
+) -> dict[str, Any]:
     rf.write_config(cfg, out_dir / "config.toml")
-    rf.write_csv(result.orders, out_dir / "orders.csv", rf.ORDERS_COLUMNS)
-    rf.write_csv(result.fills, out_dir / "fills.csv", rf.FILLS_COLUMNS)
-    rf.write_csv(result.equity, out_dir / "equity.csv", rf.EQUITY_COLUMNS)
-    if len(result.allocations) or not (out_dir / "allocations.csv").exists():
-        rf.write_csv(result.allocations, out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
-    rf.write_csv(result.benchmark_equity, out_dir / "benchmark.csv", rf.BENCHMARK_COLUMNS)
+    files.csv(result.orders, out_dir / "orders.csv", rf.ORDERS_COLUMNS)
+    files.csv(result.fills, out_dir / "fills.csv", rf.FILLS_COLUMNS)
+    files.csv(result.equity, out_dir / "equity.csv", rf.EQUITY_COLUMNS)
+    if not allocations_written and (
+        len(result.allocations) or not (out_dir / "allocations.csv").exists()
+    ):
+        files.csv(result.allocations, out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
+    files.csv(result.benchmark_equity, out_dir / "benchmark.csv", rf.BENCHMARK_COLUMNS)
     fills = result.fills
-    rf.write_csv(
+    files.csv(
         pnl_by_symbol(fills, result.final_positions, result.last_prices),
         out_dir / "pnl_by_symbol.csv",
     )
@@ -147,7 +195,7 @@ def write_results(
     if len(trips):
         for col in ("entry_time", "exit_time"):
             trips[col] = _isoformat_utc(trips[col])
-    rf.write_csv(trips, out_dir / "round_trips.csv")
+    files.csv(trips, out_dir / "round_trips.csv")
     figures = compute_figures(
         result.equity,
         fills,
@@ -180,8 +228,9 @@ def write_results(
     }
     limits = risk_limits_set(cfg)
     if limits or cfg.portfolio.settlement == "T+1":  # the settled-cash cuts are in risk.csv
-        rf.write_csv(result.risk_events, out_dir / "risk.csv", rf.RISK_COLUMNS)
+        files.csv(result.risk_events, out_dir / "risk.csv", rf.RISK_COLUMNS)
         summary["risk"] = risk_summary(limits, result.risk_events)
+    files.wait()  # summary.json last: a folder with it is complete
     rf.write_json(to_jsonable(summary), out_dir / "summary.json")
     return summary
 

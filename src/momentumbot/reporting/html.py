@@ -243,23 +243,31 @@ def trades_table(trips: pd.DataFrame, limit: int = MAX_TRADE_ROWS) -> tuple[str,
     exit_ = pd.DatetimeIndex(pd.to_datetime(shown["exit_time"], utc=True))
     entry_ny: list[str] = list(entry.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"))
     exit_ny: list[str] = list(exit_.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"))
-    cols = {c: shown[c].to_numpy() for c in shown.columns}
+    # numbers and dates need no escaping: only the symbol and the formatted money go
+    # through esc(), which keeps a 5,000-row table quick
+    entry_ns = entry.as_unit("ns").asi8.tolist()
+    exit_ns = exit_.as_unit("ns").asi8.tolist()
+    symbols = [esc(str(s)) for s in shown["symbol"].tolist()]
+    held = shown["holding_minutes"].to_numpy(dtype=float).tolist()
+    quantity = shown["quantity_max"].to_numpy().tolist()
+    entry_price = shown["avg_entry_price"].to_numpy(dtype=float).tolist()
+    exit_price = shown["avg_exit_price"].to_numpy(dtype=float).tolist()
+    pnl = shown["pnl"].to_numpy(dtype=float).tolist()
+    commissions = shown["commissions"].to_numpy(dtype=float).tolist()
+    fills = shown["fills"].to_numpy().tolist()
     for i in range(len(shown)):
-        pnl = float(cols["pnl"][i])
         rows.append(
-            '<tr class="trade">'
-            + _cell(str(i + 1), i + 1)
-            + _cell(str(cols["symbol"][i]), cls="l")
-            + _cell(str(entry_ny[i]), entry[i].value, "l")
-            + _cell(str(exit_ny[i]), exit_[i].value, "l")
-            + _cell(f"{float(cols['holding_minutes'][i]):,.0f}", float(cols["holding_minutes"][i]))
-            + _cell(count(cols["quantity_max"][i]), int(cols["quantity_max"][i]))
-            + _cell(f"{float(cols['avg_entry_price'][i]):,.4f}", float(cols["avg_entry_price"][i]))
-            + _cell(f"{float(cols['avg_exit_price'][i]):,.4f}", float(cols["avg_exit_price"][i]))
-            + _money_cell(pnl)
-            + _cell(usd(cols["commissions"][i]), float(cols["commissions"][i]))
-            + _cell(str(int(cols["fills"][i])), int(cols["fills"][i]))
-            + "</tr>"
+            f'<tr class="trade"><td data-v="{i + 1}">{i + 1}</td>'
+            f'<td class="l">{symbols[i]}</td>'
+            f'<td data-v="{entry_ns[i]}" class="l">{entry_ny[i]}</td>'
+            f'<td data-v="{exit_ns[i]}" class="l">{exit_ny[i]}</td>'
+            f'<td data-v="{held[i]}">{held[i]:,.0f}</td>'
+            + _cell(count(quantity[i]), int(quantity[i]))
+            + f'<td data-v="{entry_price[i]}">{entry_price[i]:,.4f}</td>'
+            f'<td data-v="{exit_price[i]}">{exit_price[i]:,.4f}</td>'
+            + _money_cell(pnl[i])
+            + _cell(usd(commissions[i]), commissions[i])
+            + f'<td data-v="{int(fills[i])}">{int(fills[i])}</td></tr>'
         )
     table = (
         f'<table class="sortable trades" id="trades">{_header(columns)}<tbody>'

@@ -160,9 +160,38 @@ Figure = float | int | str | None
 
 
 def _utc_times(values: Any) -> pd.DatetimeIndex:
-    """Any column or index of times (tz-aware, naive UTC, or ISO strings) as a UTC index."""
+    """Any column or index of times (tz-aware, naive UTC, or ISO strings) as a UTC index.
+
+    A categorical column (the engine's tables hold each distinct time once) is parsed one
+    category at a time and expanded by its codes: the same times, without a Python call
+    per row.
+    """
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(values)
+        parsed = _utc_times(cat.categories)
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        ns = np.asarray(parsed.asi8, dtype=np.int64)[codes]
+        ns[codes < 0] = np.iinfo(np.int64).min  # NaT
+        return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
     index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     return index.as_unit("ns")
+
+
+def _str_values(column: pd.Series, *, upper: bool = False) -> np.ndarray:
+    """A column's values as Python strings (object array), upper-cased if asked; a
+    categorical column converts each category once and expands it by its codes."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cat = column.array
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        if not (codes < 0).any():
+            names = cat.categories.astype(str)
+            if upper:
+                names = names.str.upper()
+            return np.asarray(names, dtype=object)[codes]
+    text = column.astype(str)
+    if upper:
+        text = text.str.upper()
+    return np.asarray(text, dtype=object)
 
 
 def _times_ns(index: pd.DatetimeIndex) -> np.ndarray:
@@ -341,7 +370,7 @@ def _sorted_fills(fills: pd.DataFrame) -> _SortedFills:
     missing = [c for c in _FILL_COLUMNS if c not in fills.columns]
     if missing:
         raise DataError(f"fills table lacks column(s) {', '.join(missing)}")
-    side = fills["side"].astype(str).str.upper().to_numpy()
+    side = _str_values(fills["side"], upper=True)
     is_buy = side == "BUY"
     bad_side = ~(is_buy | (side == "SELL"))
     if bad_side.any():
@@ -351,7 +380,7 @@ def _sorted_fills(fills: pd.DataFrame) -> _SortedFills:
     if (quantity <= 0).any():
         row = int(np.flatnonzero(quantity <= 0)[0])
         raise DataError(f"fills row {row}: quantity {quantity[row]} is not positive")
-    code, symbols = pd.factorize(fills["symbol"].astype(str), sort=True)
+    code, symbols = pd.factorize(_str_values(fills["symbol"]), sort=True)
     time_ns = _times_ns(_utc_times(fills["time"]))
     if "fill_id" in fills.columns and pd.api.types.is_numeric_dtype(fills["fill_id"]):
         sequence = fills["fill_id"].to_numpy(dtype=np.int64)

@@ -17,8 +17,11 @@ Files and columns (docs/run-folder.md has the long version):
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,43 +55,121 @@ CONTRACT: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def write_csv(df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = None) -> None:
-    """Write a frame as plain CSV (no quoting, empty for missing), fast, atomically."""
+_CSV_OPTIONS = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
+
+
+def csv_table(df: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pa.Table:
+    """A frame as the Arrow table write_csv formats (categoricals stay dictionaries)."""
     if columns is not None:
         df = df.loc[:, list(columns)]
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write an Arrow table as plain CSV (no quoting, empty for missing), atomically."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="none", quoting_header="none"))
+    pacsv.write_csv(table, tmp, _CSV_OPTIONS)
     tmp.replace(path)
 
 
-class CsvStream:
-    """A CSV file written part by part (same format as write_csv), moved into place on close."""
+def write_csv(df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = None) -> None:
+    """Write a frame as plain CSV (no quoting, empty for missing), fast, atomically."""
+    write_table(csv_table(df, columns), path)
 
-    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+
+class BackgroundWriter:
+    """Formats and writes files on one worker thread, in the order given, while the caller
+    goes on computing (Arrow's CSV formatting runs without the GIL). The frames are turned
+    into Arrow tables in the caller's thread; wait() returns when every file is written and
+    raises the first error a write met."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-folder")
+        self._pending: list[Future[None]] = []
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> Future[None]:
+        future = self._pool.submit(fn, *args)
+        self._pending.append(future)
+        return future
+
+    def csv(self, df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = None) -> None:
+        self.submit(write_table, csv_table(df, columns), path)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def discard(self) -> None:
+        """Wait for the worker and stop it, ignoring its errors (the caller is already
+        failing with its own)."""
+        with contextlib.suppress(Exception):  # the caller's error is the one to report
+            self.close()
+
+
+class CsvStream:
+    """A CSV file written part by part (same format as write_csv), moved into place on close.
+
+    With ``background=True`` each part is formatted on a worker thread while the caller
+    goes on (at most one part waits there, so memory stays bounded); ``seconds`` is the
+    time spent formatting and writing, wherever it ran."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...], *, background: bool = False) -> None:
         self.path = path
         self.columns = columns
         self._tmp = path.with_suffix(path.suffix + ".tmp")
         self._writer: pacsv.CSVWriter | None = None
+        self._background = BackgroundWriter() if background else None
         self.rows = 0
+        self.seconds = 0.0
+
+    def _write_table(self, table: pa.Table) -> None:
+        t0 = time.perf_counter()
+        if self._writer is None:
+            self._writer = pacsv.CSVWriter(self._tmp, table.schema, write_options=_CSV_OPTIONS)
+        self._writer.write_table(table)
+        self.seconds += time.perf_counter() - t0
 
     def write(self, df: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(df.loc[:, list(self.columns)], preserve_index=False)
-        if self._writer is None:
-            self._writer = pacsv.CSVWriter(
-                self._tmp,
-                table.schema,
-                write_options=pacsv.WriteOptions(quoting_style="none", quoting_header="none"),
-            )
-        self._writer.write_table(table)
+        table = csv_table(df, self.columns)
+        if self._background is None:
+            self._write_table(table)
+        else:
+            self._background.wait()  # the previous part is written: one part in flight
+            self._background.submit(self._write_table, table)
         self.rows += len(df)
 
     def close(self) -> None:
+        if self._background is not None:
+            try:
+                self._background.close()
+            except BaseException:
+                self.abort()
+                raise
         if self._writer is None:
             self._tmp.write_text(",".join(self.columns) + "\n", encoding="utf-8")
         else:
             self._writer.close()
         self._tmp.replace(self.path)
+
+    def abort(self) -> None:
+        """Stop without a file: wait for the worker, drop the partial file."""
+        try:
+            if self._background is not None:
+                self._background.discard()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            self._tmp.unlink(missing_ok=True)
 
 
 def write_json(data: Mapping[str, Any], path: Path) -> None:
