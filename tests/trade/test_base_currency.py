@@ -81,8 +81,10 @@ def test_a_eur_cash_account_with_too_little_usd_is_refused_at_start(
     eur = BaseCurrency("EUR", Decimal("0.92"), Decimal(50_000))
 
     async def body() -> CliRun:
-        kwargs = {"account_type": "cash", "cash": Decimal(1_000), "base_currency": eur}
-        async with gateway(BarStore(store_dir), DAYS[0], **kwargs) as gw:
+        async with gateway(
+            BarStore(store_dir), DAYS[0], account_type="cash", cash=Decimal(1_000),
+            base_currency=eur,
+        ) as gw:  # fmt: skip
             args = ["trade", "--config", str(cfg), "--port", str(gw.port), "--client-id", "7",
                     "--out", str(tmp_path / "out"), "--no-console"]  # fmt: skip
             run = CliRun(args).start()
