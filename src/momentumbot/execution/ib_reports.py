@@ -179,7 +179,7 @@ def account_status(values: Iterable[Any], account: str) -> AccountStatus:
     rate = base_per_usd(values, account, base)
     by_tag: dict[str, str] = {}
     for v in values:
-        if v.account == account and v.currency in ("USD", "", base):
+        if v.account == account and v.currency in ("", base):  # account-wide: in the base
             by_tag.setdefault(v.tag, v.value)
     trading_type = by_tag.get("TradingType-S", "")
     kind = "" if not trading_type else ("cash" if trading_type.upper() == "STKCASH" else "margin")

@@ -148,7 +148,11 @@ def account_values(acct: Account, mark: Callable[[str], float]) -> AccountValues
         ("SettledCash", micro_str(settled), code),
         ("NetLiquidation", micro_str(net), code),
         ("EquityWithLoanValue", micro_str(net), code),
-        ("PreviousDayEquityWithLoanValue", micro_str(in_base(previous or net_usd)), code),
+        (
+            "PreviousDayEquityWithLoanValue",
+            micro_str(in_base(net_usd if previous is None else previous)),
+            code,
+        ),
         ("GrossPositionValue", micro_str(in_base(gross)), code),
         ("BuyingPower", micro_str(settled), code),
         ("AvailableFunds", micro_str(settled), code),
