@@ -29,7 +29,9 @@ from tests.gateway.conftest import (
     wait_until,
 )
 from tests.gateway.test_account_types import ACCT, Market, P
+from tests.gateway.test_ib_client import session_bars
 
+MINUTE = 60 * 1_000_000_000
 EUR = BaseCurrency("EUR", Decimal("0.92"), Decimal(50_000))
 
 
@@ -236,6 +238,70 @@ def test_previous_day_equity_over_tcp_is_the_last_close(source: Any, ib_log: IbL
                 lambda: float(_value(ib, "PreviousDayEquityWithLoanValue")) == at_close / MICRO,
                 what="PreviousDayEquityWithLoanValue at the open",
             )
+
+    run(body())
+
+
+def _deepest_drop(frames: dict[str, Any], day: str) -> tuple[str, int, int, float]:
+    """The symbol, bar index to buy after (its next open) and later bar (its close) with the
+    largest fall on `day` after 10:00, and that fall as a fraction."""
+    best = ("", 0, 0, 0.0)
+    for sym in frames:
+        bars = session_bars(frames, sym, day)
+        opens, closes = bars.open.to_numpy(), bars.close.to_numpy()
+        for i in range(30, len(bars) - 30):
+            j = i + 1 + int(closes[i + 1 :].argmin())
+            fall = (opens[i + 1] - closes[j]) / opens[i + 1]
+            if fall > best[3]:
+                best = (sym, i, j, float(fall))
+    return best
+
+
+async def _filled(srv: Any, ib: Any, contract: Any, action: str, qty: int) -> None:
+    trade = ib.placeOrder(contract, MarketOrder(action, qty))
+    await barrier(ib)
+    await srv.advance(120)
+    await wait_until(lambda: trade.orderStatus.status == "Filled", what=f"{action} filled")
+
+
+def test_over_tcp_a_day_above_25k_is_not_pdt_blocked_when_equity_falls_below_the_next_day(
+    source: Any, bar_frames: dict[str, Any], ib_log: IbLogGuard
+) -> None:
+    """A margin account closes a session above 25,000 USD; the next day, after three day
+    trades, a position falls and takes the account under 25,000: a new buy still goes (IB
+    judges the rule on the previous day's equity), DayTradesRemaining stays -1."""
+    day = "2024-01-04"
+    sym, buy_after, low_at, fall = _deepest_drop(bar_frames, day)
+    assert fall > 0.015, "the data has a fall to test with"
+    big = 20_000.0
+    start_cash = 25_000 + big * fall / 2  # above 25,000 at the close, under it after the fall
+    others = [s for s in bar_frames if s != sym]
+
+    async def body() -> None:
+        async with (
+            gateway(source, cash=Decimal(str(round(start_cash, 2)))) as srv,
+            connected(srv) as ib,
+        ):
+            await srv.advance_to_time("16:01")
+            await srv.advance_to_time("09:31", day=day)
+            contracts = dict(zip(bar_frames, await qualified(ib, *bar_frames), strict=True))
+            for s in (others[0], others[1], others[0]):  # three day trades
+                await _filled(srv, ib, contracts[s], "BUY", 10)
+                await _filled(srv, ib, contracts[s], "SELL", 10)
+            acct = srv.broker.accounts["DU0000001"]
+            assert acct.rules.day_trades_in_window() == 3
+            bars = session_bars(bar_frames, sym, day)
+            await srv.advance_to(int(bars.ts.iloc[buy_after].value) + MINUTE)  # bar closed
+            await _filled(srv, ib, contracts[sym], "BUY", int(big // srv.mark(sym)))
+            await srv.advance_to(int(bars.ts.iloc[low_at].value) + MINUTE)
+            assert acct.equity_usd_micro(srv.mark) < 25_000 * MICRO, "the account fell under"
+            await wait_until(
+                lambda: float(_value(ib, "NetLiquidation")) < 25_000, what="NetLiquidation"
+            )
+            assert _value(ib, "DayTradesRemaining", "") == "-1"
+            assert float(_value(ib, "PreviousDayEquityWithLoanValue")) > 25_000
+            await _filled(srv, ib, contracts[others[1]], "BUY", 10)  # an opening order: goes
+            assert not [e for e in srv.record.events if e.get("event") == "reject"]
 
     run(body())
 
