@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from momentumbot.domain.errors import MomentumbotError
 from momentumbot.domain.symbols import parse_symbols_option
@@ -231,7 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=True, prog_name="momentumbot")
     except MomentumbotError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: "[portfolio] initial_cash" is the config's section, not rich markup
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         return exc.exit_code
     except SystemExit as exc:
         code = exc.code

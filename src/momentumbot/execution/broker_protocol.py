@@ -74,6 +74,29 @@ class OrderReport:
     why: str = ""
 
 
+@dataclass(frozen=True)
+class Funds:
+    """What an account holds to pay for USD stock, as the broker reports it: the USD ledger,
+    and the account's settled funds in its base currency with the rate to convert them (a
+    USD base: the same money twice)."""
+
+    base_currency: str  # "USD", or e.g. "EUR"
+    usd_cash_micro: int | None  # the USD ledger's cash (IB: CashBalance in USD)
+    settled_base_micro: int | None  # settled funds, in the base currency (IB: SettledCash)
+    base_per_usd: float | None  # base-currency units per USD (IB: ExchangeRate of USD)
+
+    @property
+    def is_usd(self) -> bool:
+        return self.base_currency == "USD"
+
+    @property
+    def settled_usd_micro(self) -> int | None:
+        """The settled funds converted to USD at the broker's rate (None if unknown)."""
+        if self.settled_base_micro is None or not self.base_per_usd:
+            return None
+        return round(self.settled_base_micro / self.base_per_usd)
+
+
 @dataclass
 class BrokerSnapshot:
     """What IB knows, for reconciliation."""
@@ -87,6 +110,7 @@ class BrokerSnapshot:
     # IB's average cost per share of each position (commissions included), where reported
     avg_costs: dict[str, float] = field(default_factory=dict)
     settled_cash_micro: int | None = None  # SettledCash (USD); None if not reported
+    funds: Funds | None = None  # the cash ledgers (a non-USD base account); None if not reported
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,10 @@ class AccountStatus:
     net_liquidation_micro: int | None
     settled_cash_micro: int | None
     day_trades_remaining: int | None  # the pattern-day-trader rule: -1 unlimited, None unknown
+    # equity (USD) at the previous session's close, which the pattern-day-trader rule is judged
+    # on; None if not reported
+    previous_day_equity_micro: int | None = None
+    base_currency: str = "USD"  # the account's; its figures above are converted to USD
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from momentumbot.execution.ib_reports import (
     account_status,
     cash_micro,
     exec_report,
+    funds,
     order_report,
     settled_cash_micro,
     stock_avg_costs,
@@ -433,6 +434,7 @@ class IbBroker:
             cash_micro=cash_micro(summary, account),
             avg_costs=stock_avg_costs(positions, account),
             settled_cash_micro=settled_cash_micro(summary, account),
+            funds=funds(summary, account),
         )
 
     def account_status(self) -> AccountStatus:

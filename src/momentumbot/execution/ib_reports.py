@@ -10,7 +10,9 @@ from ib_async import Fill as IbFill
 from ib_async import Trade
 
 from momentumbot.domain.units import NS, usd_to_micro
-from momentumbot.execution.broker_protocol import AccountStatus, ExecReport, OrderReport
+from momentumbot.execution.broker_protocol import AccountStatus, ExecReport, Funds, OrderReport
+
+LEDGERS = ("", "BASE")  # IB's currency field of account-wide values in a USD account, of sums
 
 ORDER_DONE = {"Filled": "filled", "Cancelled": "cancelled", "ApiCancelled": "cancelled"}
 
@@ -83,14 +85,66 @@ def order_report(trade: Trade, *, inactive: str = "cancelled") -> OrderReport:
 
 
 def cash_micro(summary: Iterable[Any], account: str) -> int | None:
-    """TotalCashValue in USD of the account summary, None if absent."""
-    return next(
-        (
-            usd_to_micro(float(v.value))
-            for v in summary
-            if v.tag == "TotalCashValue" and v.account == account and v.currency in ("USD", "")
-        ),
-        None,
+    """The account's USD cash: TotalCashValue of a USD-base account, the USD ledger
+    (CashBalance in USD) of another (stocks are bought and sold in USD, so the trades move
+    that ledger only); None if absent."""
+    values = list(summary)
+    if base_currency(values, account) == "USD":
+        return _micro(values, account, "TotalCashValue", ("USD", ""))
+    return _micro(values, account, "CashBalance", ("USD",))
+
+
+def _micro(
+    values: Iterable[Any], account: str, tag: str, currencies: tuple[str, ...]
+) -> int | None:
+    for v in values:
+        if v.tag == tag and v.account == account and v.currency in currencies:
+            try:
+                return usd_to_micro(float(v.value))
+            except ValueError:
+                return None
+    return None
+
+
+def base_currency(values: Iterable[Any], account: str) -> str:
+    """The account's base currency: the currency of its account-wide values (NetLiquidation,
+    TotalCashValue, SettledCash), or RealCurrency of its BASE ledger; USD if none says."""
+    for v in values:
+        if v.account != account:
+            continue
+        if v.tag == "RealCurrency" and v.value:
+            return str(v.value).upper()
+        wide = v.tag in ("NetLiquidation", "TotalCashValue", "SettledCash")
+        if wide and v.currency and v.currency not in LEDGERS:
+            return str(v.currency).upper()
+    return "USD"
+
+
+def base_per_usd(values: Iterable[Any], account: str, base: str) -> float | None:
+    """IB's ExchangeRate of USD in the account: base-currency units per USD (1 for a USD
+    base); None if not reported."""
+    if base == "USD":
+        return 1.0
+    for v in values:
+        if v.tag == "ExchangeRate" and v.account == account and v.currency == "USD":
+            try:
+                rate = float(v.value)
+            except ValueError:
+                return None
+            return rate if rate > 0 else None
+    return None
+
+
+def funds(summary: Iterable[Any], account: str) -> Funds:
+    """The USD ledger and the settled funds in the base currency (ib_async's account summary
+    asks for `$LEDGER:ALL`, the ledger of every currency)."""
+    values = list(summary)
+    base = base_currency(values, account)
+    return Funds(
+        base_currency=base,
+        usd_cash_micro=_micro(values, account, "CashBalance", ("USD",)),
+        settled_base_micro=_micro(values, account, "SettledCash", (base, "")),
+        base_per_usd=base_per_usd(values, account, base),
     )
 
 
@@ -117,19 +171,25 @@ def settled_cash_micro(summary: Iterable[Any], account: str) -> int | None:
 
 def account_status(values: Iterable[Any], account: str) -> AccountStatus:
     """The account's type (IB's TradingType-S: STKCASH is a cash account), net liquidation,
-    settled cash and DayTradesRemaining, from ib_async's account values."""
+    previous day's equity, settled cash and DayTradesRemaining, from ib_async's account
+    values; a non-USD base account's figures converted to USD with IB's ExchangeRate (None
+    when it does not report one)."""
+    values = list(values)
+    base = base_currency(values, account)
+    rate = base_per_usd(values, account, base)
     by_tag: dict[str, str] = {}
     for v in values:
-        if v.account == account and v.currency in ("USD", "", "BASE"):
+        if v.account == account and v.currency in ("", base):  # account-wide: in the base
             by_tag.setdefault(v.tag, v.value)
     trading_type = by_tag.get("TradingType-S", "")
     kind = "" if not trading_type else ("cash" if trading_type.upper() == "STKCASH" else "margin")
 
-    def micro(tag: str) -> int | None:
+    def usd(tag: str) -> int | None:
         try:
-            return usd_to_micro(float(by_tag[tag]))
+            amount = float(by_tag[tag])
         except (KeyError, ValueError):
             return None
+        return usd_to_micro(amount / rate) if rate else None
 
     try:
         day_trades: int | None = int(float(by_tag["DayTradesRemaining"]))
@@ -137,9 +197,11 @@ def account_status(values: Iterable[Any], account: str) -> AccountStatus:
         day_trades = None
     return AccountStatus(
         account_type=kind,
-        net_liquidation_micro=micro("NetLiquidation"),
-        settled_cash_micro=micro("SettledCash"),
+        net_liquidation_micro=usd("NetLiquidation"),
+        settled_cash_micro=usd("SettledCash"),
         day_trades_remaining=day_trades,
+        previous_day_equity_micro=usd("PreviousDayEquityWithLoanValue"),
+        base_currency=base,
     )
 
 

@@ -1,12 +1,15 @@
 """IB's account rules in the gateway: cash accounts (sale proceeds settle at the next session's
 open; a buy beyond the settled cash is refused) and margin accounts under 25,000 USD (the
-pattern-day-trader rule: day trades counted over the last five sessions, opening orders
-refused after the third). No I/O, no clock: sessions are counted by `SimBroker`'s calendar
-events, fills are told as they happen."""
+pattern-day-trader rule, judged as IB does on the previous day's equity at the close: day
+trades counted over the last five sessions, opening orders refused after the third); an
+account's base currency (`BaseCurrency`: USD, or another with a fixed exchange rate and a
+ledger of its own). No I/O, no clock: sessions are counted by `SimBroker`'s calendar events,
+fills are told as they happen."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 CASH = "cash"
 MARGIN = "margin"
@@ -31,6 +34,45 @@ PDT_TEXT = (
 )
 
 
+@dataclass(frozen=True)
+class BaseCurrency:
+    """An account's base currency. Stocks trade in USD, so trades move only the USD ledger; a
+    non-USD base also holds `cash` in its own ledger, never converted automatically (IB does
+    not convert for a cash account; a margin account borrows the USD instead). `per_usd` is
+    IB's ExchangeRate of USD in such an account: units of the base currency per USD."""
+
+    code: str = "USD"
+    per_usd: Decimal = Decimal(1)
+    cash: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        code = self.code.upper()
+        if len(code) != 3 or not code.isalpha():
+            raise ValueError(f"base currency {self.code!r}: use a three-letter code such as EUR")
+        object.__setattr__(self, "code", code)
+        if not self.per_usd > 0:
+            raise ValueError(f"exchange rate {self.per_usd}: must be positive (base units per USD)")
+        if code == "USD" and (self.per_usd != 1 or self.cash):
+            raise ValueError("a USD base has no exchange rate and no second ledger")
+        if self.cash < 0:
+            raise ValueError("the base currency's cash must not be negative")
+
+    @property
+    def is_usd(self) -> bool:
+        return self.code == "USD"
+
+    def from_usd(self, usd_micro: int) -> int:
+        """USD (micro) in the base currency (micro), at the fixed rate."""
+        return int((Decimal(usd_micro) * self.per_usd).to_integral_value())
+
+    def to_usd(self, base_micro: int) -> int:
+        """Base currency (micro) in USD (micro), at the fixed rate."""
+        return int((Decimal(base_micro) / self.per_usd).to_integral_value())
+
+
+USD = BaseCurrency()
+
+
 def settled_cash_text(shortfall_usd: float, account: str) -> str:
     return (
         "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. THERE IS INSUFFICIENT SETTLED CASH "
@@ -47,6 +89,11 @@ class AccountRules:
     session: int = 0  # sessions opened so far
     day_trades: list[int] = field(default_factory=list)  # the session of each day trade
     _opened: set[str] = field(default_factory=set)  # symbols bought since their last day trade
+    # equity with loan value (USD) at the previous session's close, as IB judges the
+    # pattern-day-trader rule (PreviousDayEquityWithLoanValue); before the first close, the
+    # equity the account started with (`SimBroker` sets it)
+    previous_equity_micro: int | None = None
+    _close_equity_micro: int | None = None  # the last close's, until the next session opens
 
     def __post_init__(self) -> None:
         if self.kind not in ACCOUNT_TYPES:
@@ -61,6 +108,14 @@ class AccountRules:
         self.session += 1
         self.unsettled_micro = 0
         self._opened.clear()
+        if self._close_equity_micro is not None:
+            self.previous_equity_micro = self._close_equity_micro
+            self._close_equity_micro = None
+
+    def on_session_close(self, equity_micro: int) -> None:
+        """The session closed with this equity (USD, at the closing marks): tomorrow's
+        previous-day equity."""
+        self._close_equity_micro = equity_micro
 
     def on_fill(self, symbol: str, buy: bool, net_micro: int) -> None:
         """A fill: a buy opens `symbol` for today; a sell after a buy today is a day trade
@@ -83,9 +138,13 @@ class AccountRules:
         """Day trades in the last five sessions (today included)."""
         return sum(1 for s in self.day_trades if s > self.session - PDT_SESSIONS)
 
-    def day_trades_remaining(self, net_liquidation_micro: int) -> int:
+    def day_trades_remaining(self, equity_micro: int | None = None) -> int:
         """IB's DayTradesRemaining: -1 when unlimited (a cash account, or a margin account
-        of 25,000 USD or more)."""
-        if self.is_cash or net_liquidation_micro >= PDT_EQUITY_MICRO:
+        whose previous day's equity was 25,000 USD or more). The equity is the previous
+        close's (`previous_equity_micro`); `equity_micro` stands in before a first close."""
+        equity = (
+            self.previous_equity_micro if self.previous_equity_micro is not None else equity_micro
+        )
+        if self.is_cash or (equity is not None and equity >= PDT_EQUITY_MICRO):
             return -1
         return max(PDT_DAY_TRADES - self.day_trades_in_window(), 0)

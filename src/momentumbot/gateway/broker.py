@@ -12,7 +12,13 @@ from typing import NamedTuple
 from momentumbot.domain.units import MICRO, NS_PER_MINUTE, usd_to_micro
 from momentumbot.execution.costs import BUY, SELL, CostParams, fill_price
 from momentumbot.execution.matching import match_in_bar
-from momentumbot.gateway.account_rules import PDT_TEXT, AccountRules, settled_cash_text
+from momentumbot.gateway.account_rules import (
+    PDT_TEXT,
+    USD,
+    AccountRules,
+    BaseCurrency,
+    settled_cash_text,
+)
 
 PRICE_TOLERANCE = 1e-9
 ORDER_TYPES = ("MKT", "LMT", "STP")
@@ -146,20 +152,40 @@ class Position:
 @dataclass
 class Account:
     """Cash (exact micro-dollars) and positions of one account; long only, no margin (a
-    margin account only differs by the pattern-day-trader rule, `rules`)."""
+    margin account only differs by the pattern-day-trader rule, `rules`, and, with a non-USD
+    base, by borrowing the USD its buys need against its base-currency cash).
+
+    `cash_micro` is the USD ledger (stocks trade in USD); a non-USD base (`base`) also holds
+    `base_cash_micro` in its own currency, which no trade moves."""
 
     name: str
     cash_micro: int
     positions: dict[str, Position] = field(default_factory=dict)
     month_shares: dict[tuple[int, int], float] = field(default_factory=dict)
     rules: AccountRules = field(default_factory=AccountRules)
+    base: BaseCurrency = USD
+    base_cash_micro: int = 0
 
     @property
-    def buying_cash_micro(self) -> int:
-        """What buys may spend: the settled cash of a cash account, else all the cash."""
+    def settled_usd_micro(self) -> int:
+        """The USD ledger's settled cash: a cash account's less today's sale proceeds."""
         if self.rules.is_cash:
             return self.rules.settled_micro(self.cash_micro)
         return self.cash_micro
+
+    @property
+    def buying_cash_micro(self) -> int:
+        """What buys may spend (USD): the settled USD of a cash account (IB does not convert
+        its other currencies), else all the cash, a non-USD base's converted at its rate (IB
+        lends a margin account the USD)."""
+        if self.rules.is_cash:
+            return self.settled_usd_micro
+        return self.cash_micro + self.base.to_usd(self.base_cash_micro)
+
+    def equity_usd_micro(self, mark: Callable[[str], float]) -> int:
+        """Cash of every ledger and positions at `mark`, in USD."""
+        held = sum(usd_to_micro(p.qty * mark(sym)) for sym, p in self.held().items())
+        return self.cash_micro + self.base.to_usd(self.base_cash_micro) + held
 
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)
@@ -202,14 +228,22 @@ class SimBroker:
         cap_exempt_ref_prefix: str = "",
         first_perm_id: int = 1_000_001,
         account_types: Mapping[str, str] | None = None,
+        base_currencies: Mapping[str, BaseCurrency] | None = None,
     ) -> None:
         if not accounts:
             raise ValueError("at least one account is needed")
         cash_micro = int(Decimal(str(cash)) * MICRO)
         types = account_types or {}
-        self.accounts = {
-            a: Account(a, cash_micro, rules=AccountRules(types.get(a, "margin"))) for a in accounts
-        }
+        bases = base_currencies or {}
+        self.accounts = {}
+        for a in accounts:
+            base = bases.get(a, USD)
+            acct = Account(
+                a, cash_micro, rules=AccountRules(types.get(a, "margin")), base=base,
+                base_cash_micro=int(base.cash * MICRO),
+            )  # fmt: skip
+            acct.rules.previous_equity_micro = acct.equity_usd_micro(lambda _s: 0.0)
+            self.accounts[a] = acct
         self.params = params
         self.cap_exempt_ref_prefix = cap_exempt_ref_prefix
         self.orders: dict[int, SimOrder] = {}
@@ -357,8 +391,9 @@ class SimBroker:
         self, account: str, symbol: str, action: str, qty: float, mark: Callable[[str], float]
     ) -> None:
         """A new buy against the account's rules (`account_rules`): a cash account may not buy
-        beyond its settled cash (less its working buys), at the last close; a margin account
-        under 25,000 USD with no day trade left may not open a position. Raises OrderRejected."""
+        beyond its settled USD cash (less its working buys), at the last close, whatever it
+        holds in another currency; a margin account whose previous day's equity was under
+        25,000 USD with no day trade left may not open a position. Raises OrderRejected."""
         acct = self.accounts.get(account or next(iter(self.accounts)))
         if acct is None or action.upper() != "BUY":
             return
@@ -373,10 +408,7 @@ class SimBroker:
             if need > have + PRICE_TOLERANCE:
                 raise OrderRejected(201, settled_cash_text(have - need, acct.name))
             return
-        net = acct.cash_micro + sum(
-            usd_to_micro(p.qty * mark(sym)) for sym, p in acct.held().items()
-        )
-        if acct.rules.day_trades_remaining(net) == 0:
+        if acct.rules.day_trades_remaining(acct.equity_usd_micro(mark)) == 0:
             raise OrderRejected(201, PDT_TEXT)
 
     def cancel(self, client_id: int, order_id: int, now_ns: int) -> SimOrder:

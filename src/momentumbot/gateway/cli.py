@@ -18,6 +18,7 @@ from momentumbot.domain.units import EXCHANGE_TZ
 
 if TYPE_CHECKING:
     from momentumbot.data.store import BarStore
+    from momentumbot.gateway.account_rules import BaseCurrency
     from momentumbot.gateway.server import GatewayConfig
 
 
@@ -78,6 +79,30 @@ def gateway_command(
             "cash) or margin (IB paper accounts; under 25,000 USD the pattern-day-trader rule).",
         ),
     ] = "margin",
+    base_currency: Annotated[
+        str,
+        typer.Option(
+            "--base-currency",
+            help="The accounts' base currency (USD; e.g. EUR: account values in it, the cash "
+            "ledgers per currency, USD buys paid from the USD ledger only in a cash account).",
+        ),
+    ] = "USD",
+    exchange_rate: Annotated[
+        str,
+        typer.Option(
+            "--exchange-rate",
+            help="With a non-USD --base-currency: IB's ExchangeRate of USD, base-currency units "
+            "per USD (fixed).",
+        ),
+    ] = "1",
+    base_cash: Annotated[
+        str,
+        typer.Option(
+            "--base-cash",
+            help="With a non-USD --base-currency: cash per account in it (--cash is the USD "
+            "ledger's).",
+        ),
+    ] = "0",
     fault: Annotated[
         list[str] | None,
         typer.Option("--fault", help="Switch a fault on (repeatable); `--fault help` lists them."),
@@ -146,6 +171,7 @@ def gateway_command(
         raise ConfigError("--cash must not be negative")
     if account_type not in ("cash", "margin"):
         raise ConfigError(f"--account-type: {account_type!r}: use cash or margin")
+    base = _base_currency(base_currency, exchange_rate, base_cash)
     accounts = tuple(a.strip() for a in account.split(",") if a.strip())
     if not accounts:
         raise ConfigError("--account: give at least one account id")
@@ -178,12 +204,30 @@ def gateway_command(
         accounts=accounts,
         cash=start_cash,
         account_type=account_type,
+        base_currency=base,
         execution=load_config(config).execution,
         record_path=str(record) if record else None,
         faults=faults,
         tws_timezone=tws_timezone,
     )
     asyncio.run(_serve(bars, cfg, control_port))
+
+
+def _base_currency(code: str, rate: str, cash: str) -> BaseCurrency:
+    from momentumbot.gateway.account_rules import BaseCurrency
+
+    try:
+        per_usd, base_cash = Decimal(rate), Decimal(cash)
+    except InvalidOperation:
+        raise ConfigError(
+            f"--exchange-rate {rate!r} / --base-cash {cash!r}: give numbers"
+        ) from None
+    if code.upper() == "USD" and (per_usd != 1 or base_cash):
+        raise ConfigError("--exchange-rate and --base-cash need a non-USD --base-currency")
+    try:
+        return BaseCurrency(code, per_usd, base_cash)
+    except ValueError as exc:
+        raise ConfigError(f"--base-currency: {exc}") from None
 
 
 def _second_session(bars: BarStore, symbols: list[str]) -> str:

@@ -22,6 +22,7 @@ from momentumbot.config.schema import ExecutionConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.source import BarReader
 from momentumbot.execution.costs import cost_params
+from momentumbot.gateway.account_rules import USD, BaseCurrency
 from momentumbot.gateway.broker import SimBroker, warm_up_fill_model
 from momentumbot.gateway.clock import ManualClock, Monotonic, SystemClock, VirtualClock, ny_ns
 from momentumbot.gateway.desks.accounts import AccountDesk
@@ -80,6 +81,11 @@ class GatewayConfig:
     # one account's type (gateway.account_rules)
     account_type: str = "margin"
     account_types: dict[str, str] = field(default_factory=dict)
+    # the accounts' base currency (USD; or e.g. BaseCurrency("EUR", per_usd=Decimal("0.92"),
+    # cash=Decimal(50_000)): a second ledger and IB's ExchangeRate); `base_currencies` sets
+    # one account's (gateway.account_rules)
+    base_currency: BaseCurrency = USD
+    base_currencies: dict[str, BaseCurrency] = field(default_factory=dict)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     calendar: str = "XNYS"
     warmup_days: int = 45
@@ -144,6 +150,9 @@ class GatewayServer:
         self.broker = SimBroker(
             cfg.accounts, cfg.cash, cost_params(cfg.execution), cfg.cap_exempt_ref_prefix,
             account_types={a: cfg.account_types.get(a, cfg.account_type) for a in cfg.accounts},
+            base_currencies={
+                a: cfg.base_currencies.get(a, cfg.base_currency) for a in cfg.accounts
+            },
         )  # fmt: skip
         self.record = Recorder(cfg.record_path)
         self.real: Monotonic = monotonic or SystemClock()
@@ -434,9 +443,15 @@ class GatewayServer:
             "accounts": {
                 a: {
                     "type": acct.rules.kind,
+                    "base_currency": acct.base.code,
                     "cash": micro_str(acct.cash_micro),
                     "settled_cash": micro_str(acct.buying_cash_micro),
                     "positions": {s: pos.qty for s, pos in sorted(acct.held().items())},
+                    **(
+                        {}
+                        if acct.base.is_usd
+                        else {acct.base.code.lower() + "_cash": micro_str(acct.base_cash_micro)}
+                    ),
                 }
                 for a, acct in self.broker.accounts.items()
             },

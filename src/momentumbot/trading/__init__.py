@@ -8,7 +8,7 @@ reconnects, resyncs, silent streams and clock (`connection`); warm-up and bar st
 stop (`stepping`); the risk gate on new orders (`risk_gate`); orders out and their state
 table (`routing`); order events in (`order_events`); refused sells re-issued and the reject
 breaker (`sell_retry`); a margin account under the day-trade limit (`day_trades`); fills in and
-their booking (`booking`); reconciliation with the broker (`reconciling`); cancelling the run's
+their booking (`booking`); reconciliation with the broker (`reconciling`); the first start's initial-cash check in USD (`initial_cash`); cancelling the run's
 orders on a fatal exit (`fatal_exit`); the run folder's lock and log (`folder`); the paper/live
 and account (type, pattern-day-trader) guards (`guards`); the console table (`console`); the
 one-line events on the terminal (`terminal`)."""

@@ -97,7 +97,9 @@ def check_account_config(cfg: AppConfig, *, live: bool) -> None:
 
 def check_account_type(cfg: AppConfig, status: AccountStatus, account: str) -> bool:
     """After connecting: the account is of the configured type, and a margin account is not
-    under the pattern-day-trader limit (unless allow_pdt_limited). Returns whether the run
+    under the pattern-day-trader limit (unless allow_pdt_limited): its net liquidation or its
+    previous day's equity (which IB judges the rule on) under 25,000 USD plus
+    pdt_equity_buffer, or day trades counted. Returns whether the run
     trades under that limit (new buys halt when no day trade is left)."""
     b = cfg.broker
     reported = status.account_type
@@ -116,15 +118,17 @@ def check_account_type(cfg: AppConfig, status: AccountStatus, account: str) -> b
             )
         return False
     net = status.net_liquidation_micro
+    prev = status.previous_day_equity_micro  # IB judges the rule on the previous close's
     left = status.day_trades_remaining
     need = PDT_EQUITY + b.pdt_equity_buffer
-    under = net is not None and net / 1e6 < need
+    under = any(x is not None and x / 1e6 < need for x in (net, prev))
     counted = left is not None and left >= 0
     if not (under or counted):
         return False
     why = (
         f"{account} is a margin account with net liquidation "
         + (f"{net / 1e6:,.2f} USD" if net is not None else "unknown")
+        + (f", previous day's equity {prev / 1e6:,.2f} USD" if prev is not None else "")
         + (f" and {left} day trades left" if counted else "")
         + f" (under {PDT_EQUITY:,.0f} USD + pdt_equity_buffer {b.pdt_equity_buffer:,.0f}): the "
         "pattern-day-trader rule allows 3 day trades in 5 business days"

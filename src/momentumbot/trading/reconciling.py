@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from momentumbot.config.schema import AppConfig
-from momentumbot.domain.errors import ConfigError
 from momentumbot.domain.orders import OrderState as St
 from momentumbot.domain.orders import Side
 from momentumbot.domain.units import EXCHANGE_TZ, usd_to_micro
@@ -20,6 +19,7 @@ from momentumbot.journal import journal as jr
 from momentumbot.journal.reconcile import EngineOrder, reconcile
 from momentumbot.journal.reconcile_days import ADOPTED_PREFIX, cost_basis
 from momentumbot.trading.booking import FillBook
+from momentumbot.trading.initial_cash import check_initial_cash
 from momentumbot.trading.order_events import OrderEvents
 from momentumbot.trading.routing import OrderRouter
 from momentumbot.trading.run import RunState
@@ -117,17 +117,17 @@ class Reconciler:
             log.error(self.run.fatal)
             self.run.done = True
             return False
-        if j.get("account_cash_start") is None and snap.cash_micro is not None:
-            need = usd_to_micro(self.cfg.portfolio.initial_cash)
-            # settled cash, in USD: unsettled sale proceeds cannot pay for the first buys
-            settled = snap.settled_cash_micro
-            have = settled if settled is not None else snap.cash_micro
-            if have < need:
-                raise ConfigError(
-                    f"[portfolio] initial_cash {self.cfg.portfolio.initial_cash:,.2f} USD is more "
-                    f"than the {'settled ' if settled is not None else ''}cash in {self.account} "
-                    f"({have / 1e6:,.2f} USD)"
-                )
+        if j.get("account_cash_start") is None and (
+            snap.cash_micro is not None or (snap.funds and not snap.funds.is_usd)
+        ):
+            # settled funds, in USD (the USD ledger and IB's rate for a non-USD base): unsettled
+            # sale proceeds, and in a cash account other currencies, cannot pay for USD buys
+            kind = self.cfg.broker.account_type or self.broker.account_status().account_type
+            warning = check_initial_cash(
+                self.cfg.portfolio.initial_cash, snap, self.account, kind or "margin"
+            )
+            if warning:
+                log.warning("%s", warning)
             j.set_many({"account_cash_start": str(snap.cash_micro)})
         server = self.run.server_ns
         with j.transaction():

@@ -6,34 +6,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from momentumbot.domain.units import MICRO, usd_to_micro
+from momentumbot.domain.units import MICRO
 from momentumbot.execution.costs import BUY, SELL, estimate_commission
 from momentumbot.gateway import protocol as p
-from momentumbot.gateway.account_rules import TRADING_TYPES
+from momentumbot.gateway.account_values import AccountValues, account_values
 from momentumbot.gateway.broker import SimBroker
 from momentumbot.gateway.desks.connection import ClientSession
 from momentumbot.gateway.desks.sessions import Handlers, SessionDesk, register
 from momentumbot.gateway.market import NS_PER_MINUTE, MarketData, ny_time
 from momentumbot.gateway.protocol import Reader, StockInfo
-from momentumbot.gateway.record import micro_str
 
 log = logging.getLogger("momentumbot.gateway")
 
-SUMMARY_TAGS = (
-    "AccountType",
+MARK_KEYS = {
     "NetLiquidation",
-    "TotalCashValue",
-    "SettledCash",
-    "BuyingPower",
     "EquityWithLoanValue",
     "GrossPositionValue",
-    "AvailableFunds",
-    "ExcessLiquidity",
-    "DayTradesRemaining",
-    "RealizedPnL",
     "UnrealizedPnL",
-)
-MARK_KEYS = {"NetLiquidation", "EquityWithLoanValue", "GrossPositionValue", "UnrealizedPnL"}
+    "StockMarketValue",
+    "NetLiquidationByCurrency",
+}
 
 
 class AccountDesk:
@@ -73,41 +65,17 @@ class AccountDesk:
         i = self.market.last_closed_index(symbol, self.now())
         return float(self.market.bars(symbol).close[i]) if i >= 0 else 0.0
 
+    def values(self, account: str) -> AccountValues:
+        """The account's values (`gateway.account_values`) at the last closes."""
+        return account_values(self.broker.accounts[account], self.mark)
+
     def account_values(self, account: str) -> list[tuple[str, str, str]]:
-        acct = self.broker.accounts[account]
-        cash = acct.cash_micro
-        gross = 0
-        unrealized = 0
-        realized = 0
-        for sym, pos in acct.positions.items():
-            realized += pos.realized_micro
-            if pos.qty:
-                value = usd_to_micro(pos.qty * self.mark(sym))
-                gross += value
-                unrealized += value - pos.cost_micro
-        net = cash + gross
-        rules = acct.rules
-        # a cash account spends only settled cash (what it may buy with); TotalCashValue
-        # includes today's unsettled sale proceeds, as at IB
-        settled = acct.buying_cash_micro
-        return [
-            ("AccountCode", account, ""),
-            ("AccountType", "INDIVIDUAL", ""),
-            ("TradingType-S", TRADING_TYPES[rules.kind], ""),
-            ("Currency", "USD", "USD"),
-            ("CashBalance", micro_str(cash), "USD"),
-            ("TotalCashValue", micro_str(cash), "USD"),
-            ("SettledCash", micro_str(settled), "USD"),
-            ("NetLiquidation", micro_str(net), "USD"),
-            ("EquityWithLoanValue", micro_str(net), "USD"),
-            ("GrossPositionValue", micro_str(gross), "USD"),
-            ("BuyingPower", micro_str(settled), "USD"),
-            ("AvailableFunds", micro_str(settled), "USD"),
-            ("ExcessLiquidity", micro_str(cash), "USD"),
-            ("DayTradesRemaining", str(rules.day_trades_remaining(net)), ""),
-            ("RealizedPnL", micro_str(realized), "USD"),
-            ("UnrealizedPnL", micro_str(unrealized), "USD"),
-        ]
+        return self.values(account).rows()
+
+    def on_session_close(self) -> None:
+        """Each account's equity at the close: tomorrow's previous-day equity."""
+        for acct in self.broker.accounts.values():
+            acct.rules.on_session_close(acct.equity_usd_micro(self.mark))
 
     def _portfolio_msg(self, account: str, symbol: str) -> bytes:
         pos = self.broker.accounts[account].position(symbol)
@@ -194,11 +162,8 @@ class AccountDesk:
     def _send_summary(
         self, s: ClientSession, req_id: int, account: str, tags: tuple[str, ...]
     ) -> None:
-        values = {k: (v, c) for k, v, c in self.account_values(account)}
-        for tag in tags:
-            if tag in values and tag in SUMMARY_TAGS:
-                v, c = values[tag]
-                s.send(p.msg_account_summary(req_id, account, tag, v, c))
+        for tag, v, c in self.values(account).summary(tags):
+            s.send(p.msg_account_summary(req_id, account, tag, v, c))
 
     def _cancel_account_summary(self, s: ClientSession, r: Reader) -> None:
         r.integer()

@@ -82,12 +82,12 @@ class OrderDesk:
 
     def on_session_open(self) -> None:
         self.reports.deliver(self.broker.on_session_open())
-        for name, acct in self.broker.accounts.items():
-            if acct.rules.is_cash or acct.rules.day_trades:  # settled cash, day trades left
-                self.accounts.push_account(name)
+        for name in self.broker.accounts:  # settled cash, day trades left, previous-day equity
+            self.accounts.push_account(name)
 
     def on_session_close(self, t: int) -> None:
         self.reports.deliver(self.broker.on_session_close(t))
+        self.accounts.on_session_close()
 
     def on_bar_close(self, label: int, bars: dict[str, Bar]) -> None:
         """Working orders fill in bar `label`."""
