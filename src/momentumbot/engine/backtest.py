@@ -1,13 +1,16 @@
 """The backtest driver: builds the minute grid and its flags from the calendar, streams bars
-from a bar source chunk by chunk into the compiled kernel, and collects the run's tables."""
+from a bar source chunk by chunk into the compiled kernel (each stored row group read once;
+the next chunk read, its quiet volume walked and transposed on a worker thread while the
+minute loop runs the current one), and collects the run's tables (`engine.results`)."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,46 +20,18 @@ from momentumbot.allocation.rotation import SCORERS
 from momentumbot.compiled import in_parts, jit
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import MinuteGrid, TradingCalendar
+from momentumbot.data.forward import ForwardReader
 from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.engine import kernel as k
-from momentumbot.engine.risk_events import RISK_COLUMNS, risk_events
+from momentumbot.engine.results import BacktestResult as BacktestResult
+from momentumbot.engine.results import MinutePlan as MinutePlan
+from momentumbot.engine.results import alloc_frame as alloc_frame
+from momentumbot.engine.results import collect_result as collect_result
 from momentumbot.execution.costs import CostParams, cost_params
 
 _T = TypeVar("_T", k.OrderTable, k.FillTable, k.AllocTable)
-
-
-@dataclass(frozen=True)
-class MinutePlan:
-    """The minutes the kernel walks: warm-up then the run, with their flags."""
-
-    grid: MinuteGrid
-    flags: np.ndarray  # int32
-    month_id: np.ndarray  # int64
-    n_warmup_sessions: int
-
-
-@dataclass
-class BacktestResult:
-    """Everything a run produced, as arrays and frames ready to write."""
-
-    symbols: list[str]
-    plan: MinutePlan
-    orders: pd.DataFrame
-    fills: pd.DataFrame
-    allocations: pd.DataFrame
-    equity: pd.DataFrame
-    benchmark_equity: pd.DataFrame
-    benchmark_fills: pd.DataFrame
-    final_positions: dict[str, int]
-    last_prices: dict[str, float]
-    overnight_carries: int
-    initial_cash: float
-    bars_used: int
-    timings: dict[str, float]
-    # what the [risk] limits cut, refused and halted (risk.csv; empty without limits)
-    risk_events: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RISK_COLUMNS))
 
 
 def kernel_params(cfg: AppConfig, n_symbols: int, *, simulate_fills: bool = True) -> k.KernelParams:
@@ -141,36 +116,43 @@ def plan_minutes(
     )
 
 
-def load_columns(
-    source: BarSource, symbols: Sequence[str], label_ns: np.ndarray
+def scatter_columns(
+    reader: ForwardReader, n_symbols: int, label_ns: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(symbols x minutes) open, close, volume on the grid; NaN where no bar.
-    Bars off the grid (extended hours) are ignored. Each symbol's minutes are contiguous,
-    as they come from the store and as the quiet-volume pass walks them."""
+    """(symbols x minutes) open, close, volume on the grid from the reader's next bars (up
+    to the last label); NaN where no bar. Bars off the grid (extended hours) are ignored.
+    Each symbol's minutes are contiguous, as the quiet-volume pass walks them."""
     n_m = label_ns.shape[0]
-    shape = (len(symbols), n_m)
+    shape = (n_symbols, n_m)
     o = np.full(shape, np.nan)
     c = np.full(shape, np.nan)
     v = np.full(shape, np.nan)
     if n_m:
-        lo = int(label_ns[0])
         hi = int(label_ns[-1]) + NS_PER_MINUTE
-        for j, sym in enumerate(symbols):
-            bars = source.read_arrays(sym, lo, hi)
-            if bars.ts.shape[0] == 0:
+        for j in range(n_symbols):
+            ts, op, cl, vo = reader.take(j, hi)
+            if ts.shape[0] == 0:
                 continue
-            idx = np.minimum(np.searchsorted(label_ns, bars.ts), n_m - 1)
-            on_grid = label_ns[idx] == bars.ts
+            idx = np.minimum(np.searchsorted(label_ns, ts), n_m - 1)
+            on_grid = label_ns[idx] == ts
             if on_grid.all():
-                o[j, idx] = bars.open
-                c[j, idx] = bars.close
-                v[j, idx] = bars.volume
+                o[j, idx] = op
+                c[j, idx] = cl
+                v[j, idx] = vo
             else:
                 rows = idx[on_grid]
-                o[j, rows] = bars.open[on_grid]
-                c[j, rows] = bars.close[on_grid]
-                v[j, rows] = bars.volume[on_grid]
+                o[j, rows] = op[on_grid]
+                c[j, rows] = cl[on_grid]
+                v[j, rows] = vo[on_grid]
     return o, c, v
+
+
+def load_columns(
+    source: BarSource, symbols: Sequence[str], label_ns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols x minutes) open, close, volume on the grid; NaN where no bar."""
+    start = int(label_ns[0]) if label_ns.shape[0] else 0
+    return scatter_columns(ForwardReader(source, symbols, start), len(symbols), label_ns)
 
 
 @jit(nogil=True)
@@ -185,12 +167,16 @@ def _transpose_blocks(b_lo: int, b_hi: int, src: np.ndarray, dst: np.ndarray) ->
                 dst[m, s] = src[s, m]
 
 
-def _transpose(src: np.ndarray) -> np.ndarray:
+def _transpose(src: np.ndarray, *, all_cores: bool = True) -> np.ndarray:
     """(symbols x minutes) to a C-ordered (minutes x symbols) copy, in cache-sized blocks,
-    on every core."""
+    on every core (or in this thread only)."""
     n_sym, n_min = src.shape
     dst = np.empty((n_min, n_sym))
-    in_parts(_transpose_blocks, (n_min + 255) // 256, src, dst)
+    blocks = (n_min + 255) // 256
+    if all_cores:
+        in_parts(_transpose_blocks, blocks, src, dst)
+    else:
+        _transpose_blocks(0, blocks, src, dst)
     return dst
 
 
@@ -201,6 +187,79 @@ def load_matrix(
     them (one minute across symbols at a time); NaN where no bar."""
     o, c, v = load_columns(source, symbols, label_ns)
     return _transpose(o), _transpose(c), _transpose(v)
+
+
+@dataclass
+class _Chunk:
+    """One chunk of minutes [lo, hi) ready for the minute loop, and what preparing it cost."""
+
+    lo: int
+    hi: int
+    stop_session: int
+    o: np.ndarray  # (minutes x symbols), C-ordered
+    c: np.ndarray
+    v: np.ndarray
+    alloc_row: np.ndarray
+    qv_at: np.ndarray
+    qv_n: np.ndarray
+    bars_used: int
+    load_s: float
+    qv_s: float
+    prep_s: float
+
+
+def _prepare_chunk(
+    reader: ForwardReader,
+    plan: MinutePlan,
+    first: int,
+    stop: int,
+    st: k.State,
+    quiet_window: int,
+    all_cores: bool,
+) -> _Chunk:
+    """Read a chunk's bars (sessions [first, stop)), walk its quiet-volume windows (the
+    state's windows carry from the previous chunk) and transpose it for the minute loop.
+    Touches no state the minute loop uses, so it runs beside the previous chunk's loop."""
+    grid = plan.grid
+    lo = int(np.searchsorted(grid.session, first, side="left"))
+    hi = int(np.searchsorted(grid.session, stop, side="left"))
+    labels = grid.label_ns[lo:hi]
+    n = st.position.shape[0]
+    t0 = time.perf_counter()
+    o_cols, c_cols, v_cols = scatter_columns(reader, n, labels)
+    t1 = time.perf_counter()
+    flags = plan.flags[lo:hi]
+    run_rows = (flags & k.F_WARMUP) == 0
+    first_run = int(np.argmax(run_rows)) if run_rows.any() else hi - lo  # warm-up is a prefix
+    bars_used = int(np.count_nonzero(~np.isnan(c_cols[:, first_run:])))
+    is_alloc = ((flags & k.F_ALLOC) != 0) & run_rows
+    alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
+    n_runs = int(is_alloc.sum())
+    qv_at = np.zeros((n_runs, n))
+    qv_n = np.zeros((n_runs, n), np.int64)
+    t2 = time.perf_counter()
+    quiet_volume_pass_columns(
+        v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
+        st.qv_started, quiet_window, qv_at, qv_n, all_cores=all_cores,
+    )  # fmt: skip
+    t3 = time.perf_counter()
+    o = _transpose(o_cols, all_cores=all_cores)
+    del o_cols
+    c = _transpose(c_cols, all_cores=all_cores)
+    del c_cols
+    v = _transpose(v_cols, all_cores=all_cores)
+    del v_cols
+    return _Chunk(
+        lo, hi, stop, o, c, v, alloc_row, qv_at, qv_n, bars_used,
+        t1 - t0, t3 - t2, time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+def default_chunk_sessions(n_symbols: int, n_sessions: int) -> int:
+    """Sessions per chunk: about a million cells (tens of MB of matrices, two chunks alive
+    at once), and at least 8 chunks so that reading overlaps the minute loop."""
+    by_memory = 1_000_000 // (max(n_symbols, 1) * 390)
+    return int(max(2, min(by_memory, -(-n_sessions // 8), 250)))
 
 
 def resolve_sessions(
@@ -290,71 +349,65 @@ def run_backtest(
     out = k.new_minute_out(grid.n_minutes)
     n_sessions = len(grid.sessions)
     if chunk_sessions is None:
-        # about 3M cells (a few tens of MB of matrices) per chunk: few Parquet reads,
-        # memory flat however many sessions
-        chunk_sessions = int(min(max(3_000_000 // (max(n, 1) * 390), 5), 250))
-    done_sessions = 0
+        chunk_sessions = default_chunk_sessions(n, n_sessions)
+    bounds = [
+        (f, min(f + chunk_sessions, n_sessions)) for f in range(0, n_sessions, chunk_sessions)
+    ]
+    reader = ForwardReader(source, syms, int(grid.label_ns[0]) if grid.n_minutes else 0)
     bars_used = 0
-    t_load = t_kernel = t_qv = 0.0
+    t_load = t_qv = exposed_load = 0.0
     sym_arr = np.array(syms, dtype=object)
     alloc_parts: list[pd.DataFrame] = []
-    for first in range(0, n_sessions, chunk_sessions):
-        stop = min(first + chunk_sessions, n_sessions)
-        lo = int(np.searchsorted(grid.session, first, side="left"))
-        hi = int(np.searchsorted(grid.session, stop, side="left"))
-        labels = grid.label_ns[lo:hi]
-        t0 = time.perf_counter()
-        o_cols, c_cols, v_cols = load_columns(source, syms, labels)
-        t1 = time.perf_counter()
-        t_load += t1 - t0
-        flags = plan.flags[lo:hi]
-        run_rows = (flags & k.F_WARMUP) == 0
-        bars_used += int(np.count_nonzero(~np.isnan(c_cols[:, run_rows])))
-        is_alloc = ((flags & k.F_ALLOC) != 0) & run_rows
-        alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
-        n_runs = int(is_alloc.sum())
-        qv_at = np.zeros((n_runs, n))
-        qv_n = np.zeros((n_runs, n), np.int64)
-        t_qv0 = time.perf_counter()
-        quiet_volume_pass_columns(
-            v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
-            st.qv_started, kp.quiet_window, qv_at, qv_n,
-        )  # fmt: skip
-        t_qv += time.perf_counter() - t_qv0
-        o, c, v = _transpose(o_cols), _transpose(c_cols), _transpose(v_cols)
-        del o_cols, c_cols, v_cols
-        sub_out = k.MinuteOut(*(col[lo:hi] for col in out))
-        m = 0
-        while m < hi - lo:
-            m = k.run_minutes(
-                o, c, v, labels, flags, plan.month_id[lo:hi], alloc_row, qv_at, qv_n, m, hi - lo,
-                kp, cp, st, orders, fills, allocs, sub_out,
-            )  # fmt: skip
-            if m < hi - lo:
-                orders = _grown(orders, int(st.counters[k.C_ORDERS]), n)
-                fills = _grown(fills, int(st.counters[k.C_FILLS]), n)
-                allocs = _grown(allocs, int(st.counters[k.C_ALLOCS]), n)
-        t_kernel += time.perf_counter() - t1
-        # allocation rows are final once written: hand them on and reuse the table
-        n_alloc = int(st.counters[k.C_ALLOCS])
-        if n_alloc:
-            part = alloc_frame(allocs, n_alloc, sym_arr)
-            if allocation_sink is not None:
-                allocation_sink(part)
-            else:
-                alloc_parts.append(part)
-            st.counters[k.C_ALLOCS] = 0
-        done_sessions = stop
-        if progress is not None:
-            progress(
-                max(0, done_sessions - plan.n_warmup_sessions), n_sessions - plan.n_warmup_sessions
+    t_start = time.perf_counter()
+    # the next chunk is read and prepared on a worker thread while the minute loop (which
+    # releases the GIL) runs the current one; the first has nothing to overlap
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        chunk = _prepare_chunk(reader, plan, *bounds[0], st, kp.quiet_window, True)
+        exposed_load += chunk.load_s
+        for i in range(len(bounds)):
+            ahead = (
+                worker.submit(
+                    _prepare_chunk, reader, plan, *bounds[i + 1], st, kp.quiet_window, False
+                )
+                if i + 1 < len(bounds)
+                else None
             )
+            t_load += chunk.load_s
+            t_qv += chunk.qv_s
+            bars_used += chunk.bars_used
+            orders, fills, allocs = _run_chunk(
+                chunk, plan, kp, cp, st, orders, fills, allocs, out, n
+            )
+            # allocation rows are final once written: hand them on and reuse the table
+            n_alloc = int(st.counters[k.C_ALLOCS])
+            if n_alloc:
+                part = alloc_frame(allocs, n_alloc, sym_arr)
+                if allocation_sink is not None:
+                    allocation_sink(part)
+                else:
+                    alloc_parts.append(part)
+                st.counters[k.C_ALLOCS] = 0
+            if progress is not None:
+                progress(
+                    max(0, chunk.stop_session - plan.n_warmup_sessions),
+                    n_sessions - plan.n_warmup_sessions,
+                )
+            if ahead is not None:
+                t_wait = time.perf_counter()
+                chunk = ahead.result()
+                waited = time.perf_counter() - t_wait
+                exposed_load += waited * chunk.load_s / max(chunk.prep_s, 1e-9)
+    t_engine = time.perf_counter() - t_start
     t0 = time.perf_counter()
     result = collect_result(
         cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used, alloc_parts
     )
+    # kernel: the engine phase's wall time less the reading the minute loop waited for
     result.timings.update(
-        load=t_load, kernel=t_kernel, quiet_volume=t_qv, collect=time.perf_counter() - t0
+        load=t_load,
+        kernel=t_engine - exposed_load,
+        quiet_volume=t_qv,
+        collect=time.perf_counter() - t0,
     )
     return result
 
@@ -376,140 +429,39 @@ def regular_bar_before(
     return False
 
 
-def _grown(table: _T, used: int, n: int) -> _T:
-    cap = table[0].shape[0]
-    if cap - used >= n + 1:
-        return table
-    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))
-
-
-def alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "time": _iso(allocs.time_ns[:n]),
-            "symbol": _names(allocs.symbol[:n], list(sym_arr)),
-            "score": allocs.score[:n],
-            "budget": allocs.budget[:n],
-            "target_shares": allocs.target[:n],
-        }
-    )
-
-
-def _iso(ns: np.ndarray) -> pd.Categorical[str]:
-    """UTC ns to ISO 8601 strings with an explicit +00:00 offset, each distinct time
-    formatted once (a categorical: allocation rows repeat one time per symbol)."""
-    uniq, codes = np.unique(ns, return_inverse=True)
-    text = np.char.add(np.datetime_as_string(uniq.astype("datetime64[ns]"), unit="s"), "+00:00")
-    dtype = pd.CategoricalDtype(text.astype(str).tolist())
-    return cast(
-        "pd.Categorical[str]", pd.Categorical.from_codes(codes.astype(np.int32), dtype=dtype)
-    )
-
-
-def _names(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical[str]:
-    """Small integer codes to their names, as a categorical (cheap to build and to write)."""
-    dtype = pd.CategoricalDtype(list(names))
-    return cast(
-        "pd.Categorical[str]", pd.Categorical.from_codes(codes.astype(np.int32), dtype=dtype)
-    )
-
-
-def collect_result(
-    cfg: AppConfig,
-    syms: list[str],
+def _run_chunk(
+    chunk: _Chunk,
     plan: MinutePlan,
+    kp: k.KernelParams,
+    cp: CostParams,
     st: k.State,
     orders: k.OrderTable,
     fills: k.FillTable,
     allocs: k.AllocTable,
     out: k.MinuteOut,
-    cp: CostParams,
-    bars_used: int,
-    alloc_parts: list[pd.DataFrame],
-) -> BacktestResult:
-    sym_arr = np.array(syms, dtype=object)
-    sides = ("SELL", "?", "BUY")  # code side + 1
-    n_o = int(st.counters[k.C_ORDERS])
-    orders_df = pd.DataFrame(
-        {
-            "order_id": np.arange(n_o, dtype=np.int64),
-            "decided_at": _iso(orders.decided_ns[:n_o]),
-            "symbol": _names(orders.symbol[:n_o], syms),
-            "side": _names(orders.side[:n_o].astype(np.int64) + 1, sides),
-            "quantity": orders.quantity[:n_o],
-            "reason": _names(orders.reason[:n_o], k.REASONS),
-            "status": _names(orders.status[:n_o], k.STATUSES),
-            "filled_quantity": orders.filled[:n_o],
-        }
-    )
-    n_f = int(st.counters[k.C_FILLS])
-    fills_df = pd.DataFrame(
-        {
-            "fill_id": np.arange(n_f, dtype=np.int64),
-            "order_id": fills.order_id[:n_f],
-            "time": _iso(fills.time_ns[:n_f]),
-            "symbol": _names(fills.symbol[:n_f], syms),
-            "side": _names(fills.side[:n_f].astype(np.int64) + 1, sides),
-            "quantity": fills.quantity[:n_f],
-            "price": fills.price[:n_f],
-            "commission": fills.commission[:n_f] / 1e6,
-            "slippage": fills.slippage[:n_f],
-        }
-    )
-    run = plan.flags & k.F_WARMUP == 0
-    close_ns = plan.grid.label_ns[run] + NS_PER_MINUTE
-    cash = out.cash[run] / 1e6
-    pv = out.positions_value[run]
-    equity_df = pd.DataFrame(
-        {"time": _iso(close_ns), "cash": cash, "positions_value": pv, "equity": cash + pv}
-    )
-    bench_cash = int(st.counters[k.C_BENCH_CASH]) / 1e6  # spent at the first bars, then constant
-    bench_eq = out.bench_equity[run]
-    bench_df = pd.DataFrame(
-        {
-            "time": equity_df["time"],
-            "cash": bench_cash,
-            "positions_value": bench_eq - bench_cash,
-            "equity": bench_eq,
-        }
-    )
-    bought = st.bench_shares > 0
-    bench_fills = pd.DataFrame(
-        {
-            "fill_id": np.arange(int(bought.sum()), dtype=np.int64),
-            "order_id": np.arange(int(bought.sum()), dtype=np.int64),
-            "time": _iso(st.bench_time[bought]),
-            "symbol": sym_arr[bought],
-            "side": "BUY",
-            "quantity": st.bench_shares[bought],
-            "price": st.bench_price[bought],
-            "commission": st.bench_commission[bought] / 1e6,
-            "slippage": st.bench_shares[bought]
-            * (
-                cp.slippage_per_share
-                + cp.slippage_bps
-                * 1e-4
-                * (st.bench_price[bought] - cp.slippage_per_share)
-                / (1 + cp.slippage_bps * 1e-4)
-            ),
-        }
-    )
-    return BacktestResult(
-        symbols=syms,
-        plan=plan,
-        orders=orders_df,
-        fills=fills_df,
-        allocations=pd.concat(alloc_parts, ignore_index=True)
-        if alloc_parts
-        else alloc_frame(allocs, 0, sym_arr),
-        equity=equity_df,
-        benchmark_equity=bench_df,
-        benchmark_fills=bench_fills,
-        final_positions={s: int(p) for s, p in zip(syms, st.position, strict=True)},
-        last_prices={s: float(p) for s, p in zip(syms, st.last_close, strict=True)},
-        overnight_carries=int(st.counters[k.C_CARRIES]),
-        initial_cash=float(cfg.portfolio.initial_cash),
-        bars_used=bars_used,
-        timings={},
-        risk_events=risk_events(syms, plan.grid.session, plan.grid.label_ns, orders, n_o, out),
-    )
+    n: int,
+) -> tuple[k.OrderTable, k.FillTable, k.AllocTable]:
+    """The minute loop over one chunk, growing the tables when it stops for room."""
+    lo, hi = chunk.lo, chunk.hi
+    sub_out = k.MinuteOut(*(col[lo:hi] for col in out))
+    labels = plan.grid.label_ns[lo:hi]
+    flags = plan.flags[lo:hi]
+    month = plan.month_id[lo:hi]
+    m = 0
+    while m < hi - lo:
+        m = k.run_minutes(
+            chunk.o, chunk.c, chunk.v, labels, flags, month, chunk.alloc_row, chunk.qv_at,
+            chunk.qv_n, m, hi - lo, kp, cp, st, orders, fills, allocs, sub_out,
+        )  # fmt: skip
+        if m < hi - lo:
+            orders = _grown(orders, int(st.counters[k.C_ORDERS]), n)
+            fills = _grown(fills, int(st.counters[k.C_FILLS]), n)
+            allocs = _grown(allocs, int(st.counters[k.C_ALLOCS]), n)
+    return orders, fills, allocs
+
+
+def _grown(table: _T, used: int, n: int) -> _T:
+    cap = table[0].shape[0]
+    if cap - used >= n + 1:
+        return table
+    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))

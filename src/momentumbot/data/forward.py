@@ -1,0 +1,74 @@
+"""Bars of many symbols read forward in time, chunk after chunk: from a `BarStore` each row
+group is decoded once per run (only the columns asked for), whatever the chunks' size; any
+other bar source is read window by window with `read_arrays`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from momentumbot.data.source import BarSource
+from momentumbot.data.store import BarStore
+
+COLUMNS = ("open", "close", "volume")
+
+
+class _Pending:
+    """One symbol's decoded bars not handed out yet, and the next row group to decode."""
+
+    __slots__ = ("cols", "group", "hi", "lo", "ts")
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, start_ns: int) -> None:
+        self.lo = lo
+        self.hi = hi
+        self.group = int(np.searchsorted(hi, start_ns, side="left"))  # groups end ascending
+        self.ts = np.empty(0, np.int64)
+        self.cols = [np.empty(0) for _ in COLUMNS]
+
+
+class ForwardReader:
+    """take(j, end_ns): symbol j's bars with ts < end_ns that no earlier take returned,
+    from `start_ns` on, as (ts, open, close, volume float64). Calls for one symbol must ask
+    for ascending ends. A symbol holds at most the rest of its last decoded row groups."""
+
+    def __init__(self, source: BarSource, symbols: Sequence[str], start_ns: int) -> None:
+        self._source = source
+        self._symbols = list(symbols)
+        self._start = int(start_ns)
+        self._store = source if isinstance(source, BarStore) else None
+        self._pending: list[_Pending | None] = [None] * len(self._symbols)
+        self._from = [self._start] * len(self._symbols)
+
+    def take(self, j: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self._store is None:
+            lo = self._from[j]
+            self._from[j] = max(lo, int(end_ns))
+            bars = self._source.read_arrays(self._symbols[j], lo, self._from[j])
+            return (
+                np.asarray(bars.ts, np.int64),
+                np.asarray(bars.open, np.float64),
+                np.asarray(bars.close, np.float64),
+                np.asarray(bars.volume, np.float64),
+            )
+        p = self._pending[j]
+        if p is None:
+            p = self._pending[j] = _Pending(
+                *self._store.row_group_spans(self._symbols[j]), self._start
+            )
+        stop = int(np.searchsorted(p.lo, end_ns, side="left"))  # groups starting before the end
+        if stop > p.group:
+            ts, cols = self._store.read_groups(self._symbols[j], p.group, stop, COLUMNS)
+            first = int(np.searchsorted(ts, self._start, side="left"))
+            if first:
+                ts, cols = ts[first:], [c[first:] for c in cols]
+            if p.ts.shape[0]:
+                ts = np.concatenate([p.ts, ts])
+                cols = [np.concatenate([a, b]) for a, b in zip(p.cols, cols, strict=True)]
+            p.ts, p.cols, p.group = ts, cols, stop
+        cut = int(np.searchsorted(p.ts, end_ns, side="left"))
+        out = (p.ts[:cut], p.cols[0][:cut], p.cols[1][:cut], p.cols[2][:cut])
+        # the rest stays a view of the last decoded groups (freed at the next decode)
+        p.ts = p.ts[cut:]
+        p.cols = [c[cut:] for c in p.cols]
+        return out
