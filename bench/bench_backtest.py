@@ -93,6 +93,12 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
             "load_s": t["load"],
             "kernel_s": t["kernel"],
             "quiet_volume_s": t["quiet_volume"],
+            # the engine phase's parts (absent before issue 13's pipeline): the minute loop's
+            # own seconds, the seconds it waited for the next chunk, the phase's wall time
+            "loop_s": t.get("minute_loop", float("nan")),
+            "waited_s": t.get("waited", float("nan")),
+            "engine_wall_s": t.get("engine_wall", t["load"] + t["kernel"]),
+            "alloc_rows_s": t.get("allocation_rows", float("nan")),
             "collect_s": t["collect"],
             "write_s": t["write"],
             "total_s": t["total"],
@@ -119,6 +125,8 @@ def line(size: str, rep: int, r: dict) -> str:
         f"{size:>8} #{rep}: {r['bars']:>10,} bars | load {r['load_s']:.3f} s | "
         f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s, "
         f"of which quiet volume {r['quiet_volume_s']:.3f} s) | "
+        f"load+engine wall {r['engine_wall_s']:.3f} s (loop {r['loop_s']:.3f} s, "
+        f"waited {r['waited_s']:.3f} s, allocation rows {r['alloc_rows_s']:.3f} s) | "
         f"collect {r['collect_s']:.3f} s | write {r['write_s']:.3f} s | "
         f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
         f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"

@@ -45,7 +45,7 @@ class ForwardReader:
             lo = self._from[j]
             self._from[j] = max(lo, int(end_ns))
             bars = self._source.read_arrays(self._symbols[j], lo, self._from[j])
-            return (
+            return _frozen(
                 np.asarray(bars.ts, np.int64),
                 np.asarray(bars.open, np.float64),
                 np.asarray(bars.close, np.float64),
@@ -67,8 +67,19 @@ class ForwardReader:
                 cols = [np.concatenate([a, b]) for a, b in zip(p.cols, cols, strict=True)]
             p.ts, p.cols, p.group = ts, cols, stop
         cut = int(np.searchsorted(p.ts, end_ns, side="left"))
-        out = (p.ts[:cut], p.cols[0][:cut], p.cols[1][:cut], p.cols[2][:cut])
+        out = _frozen(p.ts[:cut], p.cols[0][:cut], p.cols[1][:cut], p.cols[2][:cut])
         # the rest stays a view of the last decoded groups (freed at the next decode)
         p.ts = p.ts[cut:]
         p.cols = [c[cut:] for c in p.cols]
         return out
+
+
+def _frozen(
+    ts: np.ndarray, op: np.ndarray, cl: np.ndarray, vo: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read-only views, whatever the source gave (Parquet's zero-copy arrays are read-only):
+    compiled code that takes them then has one signature, compiled once."""
+    out = (ts.view(), op.view(), cl.view(), vo.view())
+    for a in out:
+        a.flags.writeable = False
+    return out

@@ -5,10 +5,9 @@ minute loop runs the current one), and collects the run's tables (`engine.result
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -16,15 +15,19 @@ import numpy as np
 import pandas as pd
 
 from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
-from momentumbot.allocation.rotation import SCORERS
 from momentumbot.compiled import in_parts, jit
 from momentumbot.config.schema import AppConfig
-from momentumbot.data.calendar import MinuteGrid, TradingCalendar
+from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.forward import ForwardReader
 from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
-from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
+from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.engine import kernel as k
+from momentumbot.engine.plan import kernel_params as kernel_params
+from momentumbot.engine.plan import minute_flags as minute_flags
+from momentumbot.engine.plan import plan_minutes as plan_minutes
+from momentumbot.engine.plan import regular_bar_before as regular_bar_before
+from momentumbot.engine.plan import resolve_sessions as resolve_sessions
 from momentumbot.engine.results import BacktestResult as BacktestResult
 from momentumbot.engine.results import MinutePlan as MinutePlan
 from momentumbot.engine.results import alloc_frame as alloc_frame
@@ -34,86 +37,36 @@ from momentumbot.execution.costs import CostParams, cost_params
 _T = TypeVar("_T", k.OrderTable, k.FillTable, k.AllocTable)
 
 
-def kernel_params(cfg: AppConfig, n_symbols: int, *, simulate_fills: bool = True) -> k.KernelParams:
-    """Flatten the config into the kernel's parameter tuple."""
-    allotment = cfg.portfolio.initial_cash / max(n_symbols, 1)
-    return k.KernelParams(
-        step=float(cfg.strategy.step),
-        buffer=float(cfg.strategy.buffer),
-        shadow_notional=float(cfg.strategy.shadow_notional),
-        hold_overnight=bool(cfg.strategy.hold_overnight),
-        quiet_window=int(cfg.allocation.quiet_window_minutes),
-        min_history_bars=int(cfg.allocation.min_history_bars),
-        min_quiet_volume=float(cfg.allocation.min_quiet_volume),
-        scorer=SCORERS[cfg.allocation.scorer],
-        score_shift_epsilon=float(cfg.allocation.score_shift_epsilon),
-        top_k=int(cfg.allocation.top_k),
-        rebalance_tolerance=float(cfg.allocation.rebalance_tolerance),
-        max_commission_bps=float(cfg.execution.max_commission_bps),
-        cash_reserve=float(cfg.portfolio.cash_reserve),
-        bench_allotment_micro=int(math.floor(allotment * 1e6)),
-        simulate_fills=simulate_fills,
-        max_position_value=float(cfg.risk.max_position_value),
-        max_gross_exposure=float(cfg.risk.max_gross_exposure),
-        max_orders_per_minute=int(cfg.risk.max_orders_per_minute),
-        max_daily_loss=float(cfg.risk.max_daily_loss),
-        settle_t1=cfg.portfolio.settlement == "T+1",
-    )
-
-
-def minute_flags(grid: MinuteGrid, cfg: AppConfig, n_warmup_sessions: int) -> np.ndarray:
-    """Flags of every minute of the grid (session bounds, allocator, flatten, windows)."""
-    sess = grid.session
-    open_ns = grid.open_ns[sess]
-    close_ns = grid.close_ns[sess]
-    label = grid.label_ns
-    decided = label + NS_PER_MINUTE
-    flags = np.zeros(grid.n_minutes, dtype=np.int32)
-    first = grid.minute == 0
-    last = np.zeros(grid.n_minutes, dtype=bool)
-    last[:-1] = sess[1:] != sess[:-1]
-    if grid.n_minutes:
-        last[-1] = True
-    flatten_at = close_ns - cfg.session.flatten_minutes * NS_PER_MINUTE  # decision time
-    hold = cfg.strategy.hold_overnight
-    flatten = (decided == flatten_at) & (not hold)
-    alloc = grid.minute % cfg.allocation.rebalance_minutes == 0
-    if not hold:
-        alloc &= decided <= flatten_at
-    no_buys = decided >= close_ns - cfg.session.no_new_entries_minutes * NS_PER_MINUTE
-    flags |= np.where(first, k.F_FIRST, 0).astype(np.int32)
-    flags |= np.where(last, k.F_LAST, 0).astype(np.int32)
-    flags |= np.where(alloc, k.F_ALLOC, 0).astype(np.int32)
-    flags |= np.where(flatten, k.F_FLATTEN, 0).astype(np.int32)
-    flags |= np.where(no_buys, k.F_NO_BUYS, 0).astype(np.int32)
-    flags |= np.where(sess < n_warmup_sessions, k.F_WARMUP, 0).astype(np.int32)
-    del open_ns
-    return flags
-
-
-def plan_minutes(
-    calendar: TradingCalendar, sessions: pd.DatetimeIndex, cfg: AppConfig
-) -> MinutePlan:
-    """Warm-up sessions covering the quiet-volume window, then the run's sessions."""
-    need = cfg.allocation.quiet_window_minutes
-    warm: list[pd.Timestamp] = []
-    minutes = 0
-    before = calendar.sessions_before(sessions[0], need // 200 + 3)
-    warm_grid_all = calendar.grid(before) if len(before) else None
-    if warm_grid_all is not None:
-        counts = np.bincount(warm_grid_all.session, minlength=len(before))
-        for i in range(len(before) - 1, -1, -1):
-            if minutes >= need:
-                break
-            warm.insert(0, before[i])
-            minutes += int(counts[i])
-    all_sessions = pd.DatetimeIndex(list(warm) + list(sessions))
-    grid = calendar.grid(all_sessions)
-    flags = minute_flags(grid, cfg, len(warm))
-    month = (all_sessions.year * 12 + all_sessions.month).to_numpy().astype(np.int64)
-    return MinutePlan(
-        grid=grid, flags=flags, month_id=month[grid.session], n_warmup_sessions=len(warm)
-    )
+@jit(nogil=True)
+def _scatter_row(
+    j: int,
+    ts: np.ndarray,
+    op: np.ndarray,
+    cl: np.ndarray,
+    vo: np.ndarray,
+    label_ns: np.ndarray,
+    o: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+) -> None:
+    """Row j of o, c, v: NaN, then each bar at its minute of label_ns (both ascending,
+    walked together); bars at no label are skipped."""
+    n_m = label_ns.shape[0]
+    for m in range(n_m):
+        o[j, m] = np.nan
+        c[j, m] = np.nan
+        v[j, m] = np.nan
+    m = 0
+    for b in range(ts.shape[0]):
+        t = ts[b]
+        while m < n_m and label_ns[m] < t:
+            m += 1
+        if m == n_m:
+            break
+        if label_ns[m] == t:
+            o[j, m] = op[b]
+            c[j, m] = cl[b]
+            v[j, m] = vo[b]
 
 
 def scatter_columns(
@@ -124,27 +77,17 @@ def scatter_columns(
     Each symbol's minutes are contiguous, as the quiet-volume pass walks them."""
     n_m = label_ns.shape[0]
     shape = (n_symbols, n_m)
-    o = np.full(shape, np.nan)
-    c = np.full(shape, np.nan)
-    v = np.full(shape, np.nan)
-    if n_m:
-        hi = int(label_ns[-1]) + NS_PER_MINUTE
-        for j in range(n_symbols):
-            ts, op, cl, vo = reader.take(j, hi)
-            if ts.shape[0] == 0:
-                continue
-            idx = np.minimum(np.searchsorted(label_ns, ts), n_m - 1)
-            on_grid = label_ns[idx] == ts
-            if on_grid.all():
-                o[j, idx] = op
-                c[j, idx] = cl
-                v[j, idx] = vo
-            else:
-                rows = idx[on_grid]
-                o[j, rows] = op[on_grid]
-                c[j, rows] = cl[on_grid]
-                v[j, rows] = vo[on_grid]
+    o = np.empty(shape)
+    c = np.empty(shape)
+    v = np.empty(shape)
+    hi = int(label_ns[-1]) + NS_PER_MINUTE if n_m else 0
+    for j in range(n_symbols):
+        ts, op, cl, vo = reader.take(j, hi) if n_m else _NO_BARS
+        _scatter_row(j, ts, op, cl, vo, label_ns, o, c, v)
     return o, c, v
+
+
+_NO_BARS = (np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0))
 
 
 def load_columns(
@@ -215,7 +158,7 @@ def _prepare_chunk(
     stop: int,
     st: k.State,
     quiet_window: int,
-    all_cores: bool,
+    all_cores: bool = True,
 ) -> _Chunk:
     """Read a chunk's bars (sessions [first, stop)), walk its quiet-volume windows (the
     state's windows carry from the previous chunk) and transpose it for the minute loop.
@@ -262,47 +205,6 @@ def default_chunk_sessions(n_symbols: int, n_sessions: int) -> int:
     return int(max(2, min(by_memory, -(-n_sessions // 8), 250)))
 
 
-def resolve_sessions(
-    calendar: TradingCalendar,
-    source: BarSource,
-    symbols: Sequence[str],
-    start: str | None,
-    end: str | None,
-) -> pd.DatetimeIndex:
-    """The run's sessions: [start, end], defaulting to the span of the symbols' data."""
-    infos = [source.info(s) for s in symbols]
-    first = min(i.first_ns for i in infos)
-    last = max(i.last_ns for i in infos)
-    tz = EXCHANGE_TZ
-    s = (
-        pd.Timestamp(start)
-        if start
-        else pd.Timestamp(first, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
-    )
-    e = (
-        pd.Timestamp(end)
-        if end
-        else pd.Timestamp(last, tz="UTC").tz_convert(tz).normalize().tz_localize(None)
-    )
-    calendar.check_range(s, e, "--start/--end" if start or end else "the stored bars")
-    sessions = calendar.sessions(s, e)
-    if len(sessions) == 0:
-        raise DataError(f"no trading sessions between {s.date()} and {e.date()}")
-    grid = calendar.grid(sessions)
-    lo, hi = int(grid.label_ns[0]), int(grid.label_ns[-1]) + NS_PER_MINUTE
-    if not any(i.first_ns < hi and i.last_ns >= lo for i in infos):
-        fmt = "%Y-%m-%d"
-        span = (
-            f"{pd.Timestamp(first, tz='UTC').tz_convert(tz):{fmt}} to "
-            f"{pd.Timestamp(last, tz='UTC').tz_convert(tz):{fmt}}"
-        )
-        raise DataError(
-            f"no bars for {', '.join(symbols)} between {sessions[0].date()} and "
-            f"{sessions[-1].date()}; the store has {span}: choose --start/--end inside it"
-        )
-    return sessions
-
-
 def run_backtest(
     cfg: AppConfig,
     source: BarSource,
@@ -343,50 +245,39 @@ def run_backtest(
         first_minute = int(grid.label_ns[0])
         for j, sym in enumerate(syms):
             st.qv_started[j] = regular_bar_before(source, cal, sym, first_minute)
-    orders = k.new_orders(max(1024, 4 * n))
-    fills = k.new_fills(max(1024, 4 * n))
-    allocs = k.new_allocs(max(1024, 4 * n))
-    out = k.new_minute_out(grid.n_minutes)
     n_sessions = len(grid.sessions)
-    if chunk_sessions is None:
-        chunk_sessions = default_chunk_sessions(n, n_sessions)
-    bounds = [
-        (f, min(f + chunk_sessions, n_sessions)) for f in range(0, n_sessions, chunk_sessions)
-    ]
+    per = chunk_sessions or default_chunk_sessions(n, n_sessions)
+    bounds = [(f, min(f + per, n_sessions)) for f in range(0, n_sessions, per)]
     reader = ForwardReader(source, syms, int(grid.label_ns[0]) if grid.n_minutes else 0)
+    tables = _Tables(
+        k.new_orders(max(1024, 4 * n)),
+        k.new_fills(max(1024, 4 * n)),
+        k.new_allocs(max(1024, 4 * n)),
+        k.new_minute_out(grid.n_minutes),
+    )
+    rows = _Rows(np.array(syms, dtype=object), allocation_sink)
+    tm = dict.fromkeys(("load", "quiet_volume", "minute_loop", "waited", "exposed"), 0.0)
     bars_used = 0
-    t_load = t_qv = exposed_load = 0.0
-    sym_arr = np.array(syms, dtype=object)
-    alloc_parts: list[pd.DataFrame] = []
     t_start = time.perf_counter()
-    # the next chunk is read and prepared on a worker thread while the minute loop (which
-    # releases the GIL) runs the current one; the first has nothing to overlap
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        chunk = _prepare_chunk(reader, plan, *bounds[0], st, kp.quiet_window, True)
-        exposed_load += chunk.load_s
+    # the next chunk is read, its quiet volume walked and transposed on a worker thread
+    # while the minute loop (which releases the GIL) runs the current one; allocation rows
+    # are made into tables on another; the first chunk has nothing to overlap
+    with ThreadPoolExecutor(max_workers=1) as worker, rows:
+        chunk = _prepare_chunk(reader, plan, *bounds[0], st, kp.quiet_window)
+        tm["exposed"] += chunk.load_s
         for i in range(len(bounds)):
-            ahead = (
-                worker.submit(
-                    _prepare_chunk, reader, plan, *bounds[i + 1], st, kp.quiet_window, False
+            ahead = None
+            if i + 1 < len(bounds):
+                ahead = worker.submit(
+                    _prepare_chunk, reader, plan, *bounds[i + 1], st, kp.quiet_window
                 )
-                if i + 1 < len(bounds)
-                else None
-            )
-            t_load += chunk.load_s
-            t_qv += chunk.qv_s
+            tm["load"] += chunk.load_s
+            tm["quiet_volume"] += chunk.qv_s
             bars_used += chunk.bars_used
-            orders, fills, allocs = _run_chunk(
-                chunk, plan, kp, cp, st, orders, fills, allocs, out, n
-            )
-            # allocation rows are final once written: hand them on and reuse the table
-            n_alloc = int(st.counters[k.C_ALLOCS])
-            if n_alloc:
-                part = alloc_frame(allocs, n_alloc, sym_arr)
-                if allocation_sink is not None:
-                    allocation_sink(part)
-                else:
-                    alloc_parts.append(part)
-                st.counters[k.C_ALLOCS] = 0
+            t_run = time.perf_counter()
+            _run_chunk(chunk, plan, kp, cp, st, tables, n)
+            tm["minute_loop"] += time.perf_counter() - t_run
+            rows.hand_on(tables.allocs, st)
             if progress is not None:
                 progress(
                     max(0, chunk.stop_session - plan.n_warmup_sessions),
@@ -396,37 +287,79 @@ def run_backtest(
                 t_wait = time.perf_counter()
                 chunk = ahead.result()
                 waited = time.perf_counter() - t_wait
-                exposed_load += waited * chunk.load_s / max(chunk.prep_s, 1e-9)
+                tm["waited"] += waited
+                tm["exposed"] += waited * chunk.load_s / max(chunk.prep_s, 1e-9)
     t_engine = time.perf_counter() - t_start
     t0 = time.perf_counter()
     result = collect_result(
-        cfg, syms, plan, st, orders, fills, allocs, out, cp, bars_used, alloc_parts
-    )
+        cfg, syms, plan, st, tables.orders, tables.fills, tables.allocs, tables.out, cp,
+        bars_used, rows.parts,
+    )  # fmt: skip
     # kernel: the engine phase's wall time less the reading the minute loop waited for
     result.timings.update(
-        load=t_load,
-        kernel=t_engine - exposed_load,
-        quiet_volume=t_qv,
+        load=tm["load"],
+        kernel=t_engine - tm["exposed"],
+        quiet_volume=tm["quiet_volume"],
+        minute_loop=tm["minute_loop"],
+        waited=tm["waited"],
+        engine_wall=t_engine,
         collect=time.perf_counter() - t0,
     )
     return result
 
 
-def regular_bar_before(
-    source: BarSource, cal: TradingCalendar, symbol: str, before_ns: int
-) -> bool:
-    """Whether the symbol has a regular-session bar before `before_ns` (extended-hours bars
-    do not start its quiet-volume history). Reads forward from its first bar a month at a
-    time, so it usually touches one small window of the file."""
-    lo = source.info(symbol).first_ns
-    step = 31 * 24 * 60 * NS_PER_MINUTE
-    while lo < before_ns:
-        hi = min(lo + step, before_ns)
-        ts = source.read_arrays(symbol, lo, hi).ts
-        if ts.shape[0] and (cal.session_of(ts) >= 0).any():
-            return True
-        lo = hi
-    return False
+@dataclass
+class _Tables:
+    """The kernel's output tables; grown (replaced) when a chunk runs out of room."""
+
+    orders: k.OrderTable
+    fills: k.FillTable
+    allocs: k.AllocTable
+    out: k.MinuteOut
+
+
+class _Rows:
+    """Allocation rows of each chunk, made into a table and handed to the sink (or kept) on
+    a thread of their own, in order, at most one chunk behind the minute loop."""
+
+    def __init__(self, sym_arr: np.ndarray, sink: Callable[[pd.DataFrame], None] | None) -> None:
+        self._sym_arr = sym_arr
+        self._sink = sink
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending: Future[None] | None = None
+        self.parts: list[pd.DataFrame] = []
+
+    def hand_on(self, allocs: k.AllocTable, st: k.State) -> None:
+        """Take the rows written so far (copied: the table is reused from row 0)."""
+        n = int(st.counters[k.C_ALLOCS])
+        if not n:
+            return
+        rows = k.AllocTable(*(col[:n].copy() for col in allocs))
+        st.counters[k.C_ALLOCS] = 0
+        self._wait()
+        self._pending = self._pool.submit(self._write, rows, n)
+
+    def _write(self, rows: k.AllocTable, n: int) -> None:
+        part = alloc_frame(rows, n, self._sym_arr)
+        if self._sink is not None:
+            self._sink(part)
+        else:
+            self.parts.append(part)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __enter__(self) -> _Rows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _run_chunk(
@@ -435,15 +368,12 @@ def _run_chunk(
     kp: k.KernelParams,
     cp: CostParams,
     st: k.State,
-    orders: k.OrderTable,
-    fills: k.FillTable,
-    allocs: k.AllocTable,
-    out: k.MinuteOut,
+    tables: _Tables,
     n: int,
-) -> tuple[k.OrderTable, k.FillTable, k.AllocTable]:
+) -> None:
     """The minute loop over one chunk, growing the tables when it stops for room."""
     lo, hi = chunk.lo, chunk.hi
-    sub_out = k.MinuteOut(*(col[lo:hi] for col in out))
+    sub_out = k.MinuteOut(*(col[lo:hi] for col in tables.out))
     labels = plan.grid.label_ns[lo:hi]
     flags = plan.flags[lo:hi]
     month = plan.month_id[lo:hi]
@@ -451,13 +381,13 @@ def _run_chunk(
     while m < hi - lo:
         m = k.run_minutes(
             chunk.o, chunk.c, chunk.v, labels, flags, month, chunk.alloc_row, chunk.qv_at,
-            chunk.qv_n, m, hi - lo, kp, cp, st, orders, fills, allocs, sub_out,
+            chunk.qv_n, m, hi - lo, kp, cp, st, tables.orders, tables.fills, tables.allocs,
+            sub_out,
         )  # fmt: skip
         if m < hi - lo:
-            orders = _grown(orders, int(st.counters[k.C_ORDERS]), n)
-            fills = _grown(fills, int(st.counters[k.C_FILLS]), n)
-            allocs = _grown(allocs, int(st.counters[k.C_ALLOCS]), n)
-    return orders, fills, allocs
+            tables.orders = _grown(tables.orders, int(st.counters[k.C_ORDERS]), n)
+            tables.fills = _grown(tables.fills, int(st.counters[k.C_FILLS]), n)
+            tables.allocs = _grown(tables.allocs, int(st.counters[k.C_ALLOCS]), n)
 
 
 def _grown(table: _T, used: int, n: int) -> _T:
