@@ -3,10 +3,7 @@ n regular-session minute volumes, kept as a ring of arrivals plus the same value
 
 It depends on volumes alone, never on trading, so the engine computes it for a whole chunk
 of minutes before walking them: one pass per symbol (its window stays in the CPU's nearest
-cache; symbols run on all cores) that only writes each minute's volume into the ring and
-computes the figure at allocator minutes alone, from the last one's k-th smallest volume
-(a branch-free pass or two over the window). Paper and live trading push one minute at a
-time into the sorted copy (`qv_push`).
+cache; symbols run on all cores), recording the figure only at allocator minutes.
 """
 
 from __future__ import annotations
@@ -31,6 +28,39 @@ def _bisect_pair(a: np.ndarray, x: float, y: float, n: int) -> tuple[int, int]:
         by += half * (a[by + half - 1] < y)
         length -= half
     return bx + (a[bx] < x), by + (a[by] < y)
+
+
+BLOCK = 16  # the full window's search: block ends first, then one block
+
+
+@jit(inline=True)
+def _refresh_tops(srt: np.ndarray, top: np.ndarray, lo: int, hi: int, n: int) -> None:
+    """top[b] = the last value of block b (of BLOCK sorted slots), for blocks lo..hi."""
+    for b in range(lo, hi + 1):
+        top[b] = srt[min(b * BLOCK + BLOCK - 1, n - 1)]
+
+
+@jit(inline=True)
+def _count_less_pair(
+    srt: np.ndarray, top: np.ndarray, x: float, y: float, n: int
+) -> tuple[int, int]:
+    """Leftmost insertion points of x and y in sorted srt[:n] (n full, tops current): count
+    the blocks ending below each, then the values below it in its block. Both steps are
+    short vector loops, about twice as fast as a binary search's chain of dependent loads."""
+    cx = 0
+    cy = 0
+    for b in range(top.shape[0]):
+        t = top[b]
+        cx += t < x
+        cy += t < y
+    bx = cx * BLOCK
+    by = cy * BLOCK
+    ix = 0
+    iy = 0
+    for i in range(BLOCK):
+        ix += bx + i < n and srt[min(bx + i, n - 1)] < x
+        iy += by + i < n and srt[min(by + i, n - 1)] < y
+    return min(bx + ix, n), min(by + iy, n)
 
 
 @jit(inline=True)
@@ -139,86 +169,13 @@ def _walk_symbols(
     qv_out: np.ndarray,
     n_out: np.ndarray,
 ) -> None:
-    """Symbols [lo, hi), each over every minute of the chunk (see `_walk_symbol`)."""
-    tmp = np.empty(window)
+    """Symbols [lo, hi), each over every minute of the chunk: the same window as `qv_push`
+    (ring and sorted copy), with the sum of its floor(n/2) smallest kept as it changes (O(1)
+    a minute) so an allocator minute costs no summing. Volumes are whole numbers, so the
+    running sum is exact and equals `quiet_volume`'s sum to the bit (while below 2**53)."""
     for s in range(lo, hi):
         _walk_symbol(s, volume, close, alloc_row, ring_all, srt_all, count, head, started,
-                     window, qv_out, n_out, tmp)  # fmt: skip
-
-
-_NONE_ABOVE = 1.7976931348623157e308  # the largest finite float: "no volume above"
-
-
-@jit(inline=True, fastmath=True)
-def _split(ring: np.ndarray, n: int, t: float) -> tuple[int, float, int, float, float]:
-    """Over ring[:n]: how many volumes are below t and their sum, how many equal t, the
-    largest below t (-1 if none) and the smallest above t. One branch-free pass (volumes
-    are whole numbers >= 0: sums are exact in any order)."""
-    below = 0
-    total = 0.0
-    equal = 0
-    under = -1.0
-    over = _NONE_ABOVE
-    for i in range(n):
-        x = ring[i]
-        lt = x < t
-        below += lt
-        equal += x == t
-        total += x if lt else 0.0
-        under = max(under, x if lt else -1.0)
-        over = min(over, x if x > t else _NONE_ABOVE)
-    return below, total, equal, under, over
-
-
-@jit(inline=True)
-def _sort_values(a: np.ndarray, n: int, out: np.ndarray, tmp: np.ndarray) -> None:
-    """out[:n] = a[:n] sorted ascending: a bottom-up merge sort (a few lines that compile
-    fast; numba's own sorts cost seconds of compiling)."""
-    for i in range(n):
-        out[i] = a[i]
-    src = out
-    dst = tmp
-    in_tmp = False
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i = lo
-            j = mid
-            for o in range(lo, hi):
-                if j < hi and (i >= mid or src[j] < src[i]):
-                    dst[o] = src[j]
-                    j += 1
-                else:
-                    dst[o] = src[i]
-                    i += 1
-        src, dst = dst, src
-        in_tmp = not in_tmp
-        width *= 2
-    if in_tmp:
-        for i in range(n):
-            out[i] = tmp[i]
-
-
-@jit(inline=True)
-def _lower_sum(
-    ring: np.ndarray, n: int, k: int, t: float, srt: np.ndarray, tmp: np.ndarray
-) -> tuple[float, float]:
-    """Sum of the k smallest of ring[:n] (1 <= k <= n) and the k-th smallest, starting from
-    a guess t of the latter (the last one found: a few ranks away at most, as only the
-    minutes since replaced volumes). Each pass moves t to the next volume towards it; far
-    from it, sort the window instead (srt, tmp: scratch of n slots)."""
-    for _ in range(8):
-        below, total, equal, under, over = _split(ring, n, t)
-        if below < k <= below + equal:
-            return total + (k - below) * t, t
-        t = under if below >= k else over
-    _sort_values(ring, n, srt, tmp)
-    total = 0.0
-    for i in range(k):
-        total += srt[i]
-    return total, srt[k - 1]
+                     window, qv_out, n_out)  # fmt: skip
 
 
 @jit(inline=True)
@@ -235,22 +192,21 @@ def _walk_symbol(
     window: int,
     qv_out: np.ndarray,
     n_out: np.ndarray,
-    tmp: np.ndarray,
 ) -> None:
-    """One symbol over the chunk: each minute only writes its volume into the ring (the
-    window's arrival order, as `qv_push` keeps it); the figure is computed only at allocator
-    minutes, from the ring, by `_lower_sum` (amortised a pass or two of the window per
-    allocator minute). The sorted copy is rebuilt at the end, for `qv_push` and the next
-    chunk's first guess. Exact: the sum of whole numbers, to the bit what `quiet_volume`
-    gives (while below 2**53)."""
     srt = srt_all[s]
     ring = ring_all[s]
     n = count[s]
     h = head[s]
     on = started[s]
     k = n // 2
-    t = srt[k - 1] if k > 0 else 0.0  # sorted at the end of every pass
-    for m in range(volume.shape[1]):
+    low = 0.0
+    for i in range(k):
+        low += srt[i]
+    top = np.empty((window + BLOCK - 1) // BLOCK)
+    if n == window:
+        _refresh_tops(srt, top, 0, top.shape[0] - 1, n)
+    n_min = volume.shape[1]
+    for m in range(n_min):
         c = close[s, m]
         bar = not math.isnan(c)
         if bar:
@@ -259,20 +215,44 @@ def _walk_symbol(
             x = volume[s, m] if bar else 0.0
             if n < window:
                 ring[n] = x
+                p, _ = _bisect_pair(srt, x, x, n) if n > 0 else (0, 0)
+                k2 = (n + 1) // 2
+                if k2 == k:
+                    if p < k:
+                        low += x - srt[k - 1]
+                elif p <= k:
+                    low += x
+                else:
+                    low += srt[k]
+                _shift_right(srt, p, n)
+                srt[p] = x
                 n += 1
+                k = k2
+                if n == window:
+                    _refresh_tops(srt, top, 0, top.shape[0] - 1, n)
             else:
+                old = ring[h]
                 ring[h] = x
                 h = h + 1 if h + 1 < window else 0
+                if old != x:
+                    j, p = _count_less_pair(srt, top, old, x, window)  # j: a slot holding `old`
+                    if x > old:
+                        p -= 1
+                        if j < k:
+                            low += (x if p < k else srt[k]) - old
+                        _shift_left(srt, j, p)
+                        srt[p] = x
+                        _refresh_tops(srt, top, j // BLOCK, p // BLOCK, window)
+                    else:
+                        if p < k:
+                            low += x - (old if j < k else srt[k - 1])
+                        _shift_right(srt, p, j)
+                        srt[p] = x
+                        _refresh_tops(srt, top, p // BLOCK, j // BLOCK, window)
         r = alloc_row[m]
         if r >= 0:
-            k = n // 2
-            if k > 0:
-                low, t = _lower_sum(ring, n, k, t, srt, tmp)  # srt: scratch until rebuilt
-                qv_out[r, s] = low / k
-            else:
-                qv_out[r, s] = 0.0
+            qv_out[r, s] = low / k if k > 0 else 0.0
             n_out[r, s] = n
-    _sort_values(ring, n, srt, tmp)
     count[s] = n
     head[s] = h
     started[s] = on
