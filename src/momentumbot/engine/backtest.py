@@ -199,9 +199,9 @@ def _prepare_chunk(
 
 
 def default_chunk_sessions(n_symbols: int, n_sessions: int) -> int:
-    """Sessions per chunk: about a million cells (tens of MB of matrices, two chunks alive
-    at once), and at least 8 chunks so that reading overlaps the minute loop."""
-    by_memory = 1_000_000 // (max(n_symbols, 1) * 390)
+    """Sessions per chunk: about two million cells (about 100 MB of matrices; two chunks
+    are alive at once), and at least 8 chunks so that reading overlaps the minute loop."""
+    by_memory = 2_000_000 // (max(n_symbols, 1) * 390)
     return int(max(2, min(by_memory, -(-n_sessions // 8), 250)))
 
 
