@@ -270,8 +270,6 @@ def quiet_volume_pass_columns(
     window: int,
     qv_out: np.ndarray,
     n_out: np.ndarray,
-    *,
-    all_cores: bool = True,
 ) -> None:
     """Walk a chunk of minutes symbol by symbol; volume and close are (symbols x minutes),
     NaN where a symbol has no bar.
@@ -279,14 +277,12 @@ def quiet_volume_pass_columns(
     A symbol's window starts at its first bar (or earlier, if `started` says its data
     began before the chunk); a minute without a bar counts as volume 0. At each minute
     with alloc_row[m] >= 0, quiet_volume and the window size go to that row of qv_out/n_out.
-    Symbols run on every core (numba's thread count), each symbol's window in one thread;
-    with all_cores=False all run in this thread (beside a minute loop on the other core).
+    Symbols run on every core (numba's thread count), each symbol's window in one thread.
     """
-    args = (volume, close, alloc_row, ring, srt, count, head, started, window, qv_out, n_out)
-    if all_cores:
-        in_parts(_walk_symbols, volume.shape[0], *args)
-    else:
-        _walk_symbols(0, volume.shape[0], *args)
+    in_parts(
+        _walk_symbols, volume.shape[0], volume, close, alloc_row, ring, srt, count, head,
+        started, window, qv_out, n_out,
+    )  # fmt: skip
 
 
 @jit()

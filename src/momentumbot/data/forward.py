@@ -17,7 +17,7 @@ COLUMNS = ("open", "close", "volume")
 class _Pending:
     """One symbol's decoded bars not handed out yet, and the next row group to decode."""
 
-    __slots__ = ("cols", "group", "hi", "lo", "ts")
+    __slots__ = ("base", "cols", "group", "hi", "lo", "ts")
 
     def __init__(self, lo: np.ndarray, hi: np.ndarray, start_ns: int) -> None:
         self.lo = lo
@@ -25,6 +25,7 @@ class _Pending:
         self.group = int(np.searchsorted(hi, start_ns, side="left"))  # groups end ascending
         self.ts = np.empty(0, np.int64)
         self.cols = [np.empty(0) for _ in COLUMNS]
+        self.base = 0  # rows of the arrays ts and cols are views of
 
 
 class ForwardReader:
@@ -65,12 +66,17 @@ class ForwardReader:
             if p.ts.shape[0]:
                 ts = np.concatenate([p.ts, ts])
                 cols = [np.concatenate([a, b]) for a, b in zip(p.cols, cols, strict=True)]
-            p.ts, p.cols, p.group = ts, cols, stop
+            p.ts, p.cols, p.group, p.base = ts, cols, stop, ts.shape[0]
         cut = int(np.searchsorted(p.ts, end_ns, side="left"))
         out = _frozen(p.ts[:cut], p.cols[0][:cut], p.cols[1][:cut], p.cols[2][:cut])
-        # the rest stays a view of the last decoded groups (freed at the next decode)
         p.ts = p.ts[cut:]
         p.cols = [c[cut:] for c in p.cols]
+        if 2 * p.ts.shape[0] < p.base:
+            # most of the decoded rows are handed out: keep a copy of the rest alone, so a
+            # wide run holds about half a row group per symbol (each row copied about once)
+            p.ts = p.ts.copy()
+            p.cols = [c.copy() for c in p.cols]
+            p.base = p.ts.shape[0]
         return out
 
 

@@ -70,16 +70,18 @@ def _scatter_row(
 
 
 def scatter_columns(
-    reader: ForwardReader, n_symbols: int, label_ns: np.ndarray
+    reader: ForwardReader,
+    n_symbols: int,
+    label_ns: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(symbols x minutes) open, close, volume on the grid from the reader's next bars (up
     to the last label); NaN where no bar. Bars off the grid (extended hours) are ignored.
-    Each symbol's minutes are contiguous, as the quiet-volume pass walks them."""
+    Each symbol's minutes are contiguous, as the quiet-volume pass walks them. Written into
+    `out` when given (every cell is written)."""
     n_m = label_ns.shape[0]
     shape = (n_symbols, n_m)
-    o = np.empty(shape)
-    c = np.empty(shape)
-    v = np.empty(shape)
+    o, c, v = out if out is not None else (np.empty(shape), np.empty(shape), np.empty(shape))
     hi = int(label_ns[-1]) + NS_PER_MINUTE if n_m else 0
     for j in range(n_symbols):
         ts, op, cl, vo = reader.take(j, hi) if n_m else _NO_BARS
@@ -110,16 +112,12 @@ def _transpose_blocks(b_lo: int, b_hi: int, src: np.ndarray, dst: np.ndarray) ->
                 dst[m, s] = src[s, m]
 
 
-def _transpose(src: np.ndarray, *, all_cores: bool = True) -> np.ndarray:
-    """(symbols x minutes) to a C-ordered (minutes x symbols) copy, in cache-sized blocks,
-    on every core (or in this thread only)."""
+def _transpose(src: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    """(symbols x minutes) to a C-ordered (minutes x symbols) copy (into dst when given), in
+    cache-sized blocks, on every core."""
     n_sym, n_min = src.shape
-    dst = np.empty((n_min, n_sym))
-    blocks = (n_min + 255) // 256
-    if all_cores:
-        in_parts(_transpose_blocks, blocks, src, dst)
-    else:
-        _transpose_blocks(0, blocks, src, dst)
+    dst = np.empty((n_min, n_sym)) if dst is None else dst
+    in_parts(_transpose_blocks, (n_min + 255) // 256, src, dst)
     return dst
 
 
@@ -151,6 +149,25 @@ class _Chunk:
     prep_s: float
 
 
+class _Buffers:
+    """Matrices reused from chunk to chunk: one set of symbol-major columns to read into
+    and two sets of minute-major ones (the chunk the loop runs and the next). A wide run
+    allocates them once, not per chunk, so the allocator never holds freed ones."""
+
+    def __init__(self, n_symbols: int, max_minutes: int) -> None:
+        cells = max(n_symbols * max_minutes, 1)
+        self.n = n_symbols
+        self._cols = [np.empty(cells) for _ in range(3)]
+        self._mats = [[np.empty(cells) for _ in range(3)] for _ in range(2)]
+
+    def columns(self, n_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        o, c, v = (b[: self.n * n_min].reshape(self.n, n_min) for b in self._cols)
+        return o, c, v
+
+    def matrices(self, slot: int, n_min: int) -> list[np.ndarray]:
+        return [b[: self.n * n_min].reshape(n_min, self.n) for b in self._mats[slot % 2]]
+
+
 def _prepare_chunk(
     reader: ForwardReader,
     plan: MinutePlan,
@@ -158,7 +175,8 @@ def _prepare_chunk(
     stop: int,
     st: k.State,
     quiet_window: int,
-    all_cores: bool = True,
+    buffers: _Buffers,
+    slot: int,
 ) -> _Chunk:
     """Read a chunk's bars (sessions [first, stop)), walk its quiet-volume windows (the
     state's windows carry from the previous chunk) and transpose it for the minute loop.
@@ -169,7 +187,7 @@ def _prepare_chunk(
     labels = grid.label_ns[lo:hi]
     n = st.position.shape[0]
     t0 = time.perf_counter()
-    o_cols, c_cols, v_cols = scatter_columns(reader, n, labels)
+    o_cols, c_cols, v_cols = scatter_columns(reader, n, labels, buffers.columns(hi - lo))
     t1 = time.perf_counter()
     flags = plan.flags[lo:hi]
     run_rows = (flags & k.F_WARMUP) == 0
@@ -183,15 +201,13 @@ def _prepare_chunk(
     t2 = time.perf_counter()
     quiet_volume_pass_columns(
         v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
-        st.qv_started, quiet_window, qv_at, qv_n, all_cores=all_cores,
+        st.qv_started, quiet_window, qv_at, qv_n,
     )  # fmt: skip
     t3 = time.perf_counter()
-    o = _transpose(o_cols, all_cores=all_cores)
-    del o_cols
-    c = _transpose(c_cols, all_cores=all_cores)
-    del c_cols
-    v = _transpose(v_cols, all_cores=all_cores)
-    del v_cols
+    o, c, v = (
+        _transpose(src, dst)
+        for src, dst in zip((o_cols, c_cols, v_cols), buffers.matrices(slot, hi - lo), strict=True)
+    )
     return _Chunk(
         lo, hi, stop, o, c, v, alloc_row, qv_at, qv_n, bars_used,
         t1 - t0, t3 - t2, time.perf_counter() - t0,
@@ -249,6 +265,8 @@ def run_backtest(
     per = chunk_sessions or default_chunk_sessions(n, n_sessions)
     bounds = [(f, min(f + per, n_sessions)) for f in range(0, n_sessions, per)]
     reader = ForwardReader(source, syms, int(grid.label_ns[0]) if grid.n_minutes else 0)
+    edges = np.searchsorted(grid.session, [b[0] for b in bounds] + [n_sessions], side="left")
+    buffers = _Buffers(n, int(np.diff(edges).max()) if len(bounds) else 0)
     tables = _Tables(
         k.new_orders(max(1024, 4 * n)),
         k.new_fills(max(1024, 4 * n)),
@@ -263,14 +281,15 @@ def run_backtest(
     # while the minute loop (which releases the GIL) runs the current one; allocation rows
     # are made into tables on another; the first chunk has nothing to overlap
     with ThreadPoolExecutor(max_workers=1) as worker, rows:
-        chunk = _prepare_chunk(reader, plan, *bounds[0], st, kp.quiet_window)
+        chunk = _prepare_chunk(reader, plan, *bounds[0], st, kp.quiet_window, buffers, 0)
         tm["exposed"] += chunk.load_s
         for i in range(len(bounds)):
             ahead = None
             if i + 1 < len(bounds):
                 ahead = worker.submit(
-                    _prepare_chunk, reader, plan, *bounds[i + 1], st, kp.quiet_window
-                )
+                    _prepare_chunk, reader, plan, *bounds[i + 1], st, kp.quiet_window,
+                    buffers, i + 1,
+                )  # fmt: skip
             tm["load"] += chunk.load_s
             tm["quiet_volume"] += chunk.qv_s
             bars_used += chunk.bars_used
