@@ -66,16 +66,18 @@ def test_chunking_source_and_sink_change_nothing(
     store: BarStore, bars: dict[str, pd.DataFrame]
 ) -> None:
     cfg = parse_config({"symbols": SYMBOLS, "allocation": {"quiet_window_minutes": 600}})
-    span = {"start": "2024-03-06", "end": "2024-03-21"}
-    ref = run_backtest(cfg, store, chunk_sessions=100, **span)  # one chunk: nothing overlaps
+    start, end = "2024-03-06", "2024-03-21"
+    ref = run_backtest(cfg, store, start=start, end=end, chunk_sessions=100)  # one chunk
     assert len(ref.fills) > 0 and len(ref.allocations) > 0
     assert ref.plan.n_warmup_sessions >= 1
     memory = MemoryBarSource(bars)
     for source in (store, memory):
         for chunk in (1, 2, 5, None):
-            _same(run_backtest(cfg, source, chunk_sessions=chunk, **span), ref)
+            _same(run_backtest(cfg, source, start=start, end=end, chunk_sessions=chunk), ref)
     parts: list[pd.DataFrame] = []
-    sunk = run_backtest(cfg, store, chunk_sessions=2, allocation_sink=parts.append, **span)
+    sunk = run_backtest(
+        cfg, store, start=start, end=end, chunk_sessions=2, allocation_sink=parts.append
+    )
     assert len(sunk.allocations) == 0
     assert len(parts) > 1  # handed on chunk by chunk, in order
     pd.testing.assert_frame_equal(

@@ -133,7 +133,7 @@ def test_quiet_volume_is_walked_once_per_window_for_every_parameter_set(
         original(*args)
 
     monkeypatch.setattr(fast, "quiet_volume_pass_columns", counting)
-    variants = [
+    variants: list[dict[str, Any]] = [
         {},
         {"allocation": {"rebalance_minutes": 1}},
         {"allocation": {"rebalance_minutes": 15}},
