@@ -4,16 +4,15 @@ does not depend on the swept parameters.
 `run_backtest` reads Parquet, plans the minutes and walks the quiet-volume windows on
 every call. Across a sweep those depend only on the bars, the sessions and a few session
 parameters, so `SweepData` keeps them: the (minutes x symbols) matrices of the whole span,
-loaded once; per window and plan parameters the minute plan; per window and quiet
-window the quiet-volume figures at every minute, walked once for every parameter set (they
-depend on volumes and `quiet_window_minutes`, never on trading; each allocator-minute
-pattern takes its rows). What is left per run is exactly what `run_backtest` does with them: the compiled
-minute loop `kernel.run_minutes` and the same `collect_result` into tables. The loop runs the
-whole span as one chunk (its state carries across chunks, so chunking never changes a
-result). tests/optimize/test_fast.py proves orders, fills, equity and every figure equal
-`run_backtest`'s, chunked or not, for parameters of every kind.
+loaded once; per window and plan parameters the minute plan; per window and quiet window
+the quiet-volume figures at every minute, walked once for every parameter set (they depend
+on volumes and `quiet_window_minutes`, never on trading; each allocator-minute pattern
+takes its rows). What is left per run is exactly what `run_backtest` does with them: the
+compiled minute loop `kernel.run_minutes` and the same `collect_result` into tables. The
+loop runs the whole span as one chunk (its state carries across chunks, so chunking never
+changes a result). tests/optimize/test_fast.py proves orders, fills, equity and every
+figure equal `run_backtest`'s, chunked or not, for parameters of every kind.
 """
-
 from __future__ import annotations
 
 import hashlib
