@@ -13,6 +13,7 @@ loop runs the whole span as one chunk (its state carries across chunks, so chunk
 changes a result). tests/optimize/test_fast.py proves orders, fills, equity and every
 figure equal `run_backtest`'s, chunked or not, for parameters of every kind.
 """
+
 from __future__ import annotations
 
 import hashlib
