@@ -3,9 +3,14 @@
 Each size runs in a fresh process (so peak memory is that run's own), after one warm-up
 run of the same process on a small slice so that compiled code is loaded, and reports:
 load (Parquet -> minute matrices), kernel (the engine), collect (tables), write (the run
-folder), total, bars per second on the engine and end to end, and peak RSS.
+folder), total, bars per second on the engine and end to end, and peak RSS (the child's
+own high-water mark, ru_maxrss, so each size's figure is its own run's).
 
-    .venv/bin/python bench/bench_backtest.py                       # 10x250, 100x250, 500x250
+The engine phase overlaps reading: `kernel` is its wall time less the reading the minute
+loop waited for; `load+engine wall` is the phase's wall time with reading included, `loop`
+the minute loop's own seconds and `waited` the seconds it waited for the next chunk.
+
+    .venv/bin/python bench/bench_backtest.py        # 10x250 ... 500x250, 1000x250, 3000x20
     .venv/bin/python bench/bench_backtest.py --sizes 10x250 --repeats 3
     .venv/bin/python bench/bench_backtest.py --sizes 100x250 --repeats 3 --before /tmp/old/src
 
@@ -93,6 +98,11 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
             "load_s": t["load"],
             "kernel_s": t["kernel"],
             "quiet_volume_s": t["quiet_volume"],
+            # the engine phase's parts (absent before issue 13's pipeline): the minute loop's
+            # own seconds, the seconds it waited for the next chunk, the phase's wall time
+            "loop_s": t.get("minute_loop", float("nan")),
+            "waited_s": t.get("waited", float("nan")),
+            "engine_wall_s": t.get("engine_wall", t["load"] + t["kernel"]),
             "collect_s": t["collect"],
             "write_s": t["write"],
             # formatting allocations.csv on its worker thread (overlapping the engine);
@@ -122,6 +132,8 @@ def line(size: str, rep: int, r: dict) -> str:
         f"{size:>8} #{rep}: {r['bars']:>10,} bars | load {r['load_s']:.3f} s | "
         f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s, "
         f"of which quiet volume {r['quiet_volume_s']:.3f} s) | "
+        f"load+engine wall {r['engine_wall_s']:.3f} s (loop {r['loop_s']:.3f} s, "
+        f"waited {r['waited_s']:.3f} s) | "
         f"collect {r['collect_s']:.3f} s | write {r['write_s']:.3f} s | "
         + (
             f"allocations.csv on its thread {r['allocations_s']:.3f} s | "
@@ -135,7 +147,10 @@ def line(size: str, rep: int, r: dict) -> str:
 
 def summarise(size: str, rows: list[dict]) -> None:
     """Medians of before and after, and whether every run folder file is the same."""
-    keys = ("load_s", "kernel_s", "quiet_volume_s", "collect_s", "write_s", "total_s")
+    keys = (
+        "load_s", "kernel_s", "quiet_volume_s", "engine_wall_s", "collect_s", "write_s",
+        "total_s", "peak_rss_mb",
+    )  # fmt: skip
     for label in ("before", "after"):
         mine = [r for r in rows if r["variant"] == label]
         med = {k: statistics.median(r[k] for r in mine) for k in keys}
@@ -151,7 +166,7 @@ def summarise(size: str, rows: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10x250,100x250,500x250")
+    ap.add_argument("--sizes", default="10x250,100x250,500x250,1000x250,3000x20")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--before", type=Path, help="an older checkout's src/ to run alternately")

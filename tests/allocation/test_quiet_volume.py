@@ -85,3 +85,54 @@ def test_the_chunk_pass_matches_a_direct_computation(
             assert n_out[alloc_row[m], 0] == len(last)
             assert qv_out[alloc_row[m], 0] == (sum(last[:k]) / k if k else 0.0)
     assert srt[0, : count[0]].tolist() == sorted(seen[-w:])
+
+
+def test_the_pass_is_exact_for_wide_volumes_and_far_apart_allocator_minutes() -> None:
+    """Large whole-number volumes (no ties to lean on), a 390-minute window, several
+    symbols, and allocator minutes from every minute to hundreds apart (the last figure is
+    then far from the new one), split over three chunks: every figure is the direct one."""
+    from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
+
+    rng = np.random.default_rng(4)
+    n_sym, n_min, w = 3, 2_400, 390
+    volume = np.floor(rng.lognormal(8.0, 1.5, (n_sym, n_min)))
+    volume[1, 700:1_500] = np.floor(volume[1, 700:1_500] * 50)  # a regime shift
+    close = np.ones((n_sym, n_min))
+    close[2, :300] = np.nan  # starts late
+    close[0, 1_000:1_100] = np.nan  # no bars for a while: volume 0
+    gaps = [1, 1, 5, 5, 30, 200, 7, 390, 2, 60, 1, 500, 3]
+    at = list(np.cumsum(np.tile(gaps, 10)))
+    at = [m for m in at if m < n_min]
+    ring = np.zeros((n_sym, w))
+    srt = np.zeros((n_sym, w))
+    count = np.zeros(n_sym, np.int64)
+    head = np.zeros(n_sym, np.int64)
+    started = np.zeros(n_sym, np.bool_)
+    got = np.full((len(at), n_sym), -1.0)
+    got_n = np.full((len(at), n_sym), -1, np.int64)
+    row = np.full(n_min, -1, np.int64)
+    row[at] = np.arange(len(at))
+    for lo, hi in ((0, 350), (350, 1_600), (1_600, n_min)):
+        qv = np.full((len(at), n_sym), -1.0)
+        qn = np.full((len(at), n_sym), -1, np.int64)
+        sub = row[lo:hi]
+        quiet_volume_pass_columns(
+            np.ascontiguousarray(volume[:, lo:hi]), np.ascontiguousarray(close[:, lo:hi]), sub,
+            ring, srt, count, head, started, w, qv, qn,
+        )  # fmt: skip
+        used = sub[sub >= 0]
+        got[used] = qv[used]
+        got_n[used] = qn[used]
+    for s in range(n_sym):
+        seen: list[float] = []
+        on = False
+        for m in range(n_min):
+            on = on or not np.isnan(close[s, m])
+            if on:
+                seen.append(0.0 if np.isnan(close[s, m]) else float(volume[s, m]))
+            if row[m] >= 0:
+                last = sorted(seen[-w:])
+                k = len(last) // 2
+                assert got_n[row[m], s] == len(last)
+                assert got[row[m], s] == (sum(last[:k]) / k if k else 0.0), (s, m)
+        assert srt[s, : count[s]].tolist() == sorted(seen[-w:])

@@ -113,3 +113,38 @@ def test_sweeps_apply_the_risk_limits(data: SweepData) -> None:
     acted = set(tight.risk_events.event)
     assert acted == {"cut", "refused", "halt"}, acted
     assert len(tight.orders) != len(free.orders) or not tight.orders.equals(free.orders)
+
+
+def test_quiet_volume_is_walked_once_per_window_for_every_parameter_set(
+    synthetic: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parameter sets that pick other allocator minutes (rebalance_minutes, flatten,
+    hold_overnight) share one walk of the window; another quiet window walks again."""
+    import momentumbot.optimize.fast as fast
+
+    store, symbols = synthetic
+    window = Window("2024-01-08", "2024-01-12")
+    data = SweepData.load(BarStore(store), symbols, [window], [390, 60])
+    walks: list[int] = []
+    original = fast.quiet_volume_pass_columns
+
+    def counting(*args: Any) -> None:
+        walks.append(int(args[8]))  # the window length
+        original(*args)
+
+    monkeypatch.setattr(fast, "quiet_volume_pass_columns", counting)
+    variants: list[dict[str, Any]] = [
+        {},
+        {"allocation": {"rebalance_minutes": 1}},
+        {"allocation": {"rebalance_minutes": 15}},
+        {"session": {"flatten_minutes": 20}},
+        {"strategy": {"hold_overnight": True, "step": 2.0}},
+    ]
+    for v in variants:
+        cfg = parse_config({"symbols": symbols, **v})
+        ref = run_backtest(cfg, BarStore(store), start=window.start, end=window.end)
+        _same(data.run(cfg, window, keep_allocations=True), ref)
+    assert walks == [390]
+    cfg = parse_config({"symbols": symbols, "allocation": {"quiet_window_minutes": 60}})
+    data.run(cfg, window)
+    assert walks == [390, 60]

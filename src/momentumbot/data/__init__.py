@@ -1,4 +1,5 @@
 """Bars: the Parquet store, imports and downloads, quality checks, the exchange calendar.
 
-Owns: the bar store (`store`), CSV and Alpha Vantage imports (`importers`, `alphavantage`),
-IB history (`ib_history`), the calendar (`calendar`), the synthetic generator (`synthetic`)."""
+Owns: the bar store (`store`), reading many symbols forward chunk by chunk (`forward`),
+CSV and Alpha Vantage imports (`importers`, `alphavantage`), IB history (`ib_history`), the
+calendar (`calendar`), the synthetic generator (`synthetic`)."""

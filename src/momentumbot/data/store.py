@@ -407,6 +407,29 @@ class BarStore:
             col("volume").astype(np.float64),
         )
 
+    def row_group_spans(self, symbol: str) -> tuple[np.ndarray, np.ndarray]:
+        """(first ts, last ts) of each row group of the symbol's file, in file order."""
+        lo, hi, _ = self._row_groups(symbol)
+        return lo, hi
+
+    def read_groups(
+        self, symbol: str, first: int, stop: int, columns: tuple[str, ...]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Row groups [first, stop) of the symbol's file: ts (int64 ns) and the named
+        columns as float64 arrays, decoding only those columns."""
+        path = self._require(symbol)
+        try:
+            table = pq.ParquetFile(path).read_row_groups(
+                list(range(first, stop)), columns=["ts", *columns]
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(
+                f"{path}: unreadable Parquet file ({exc}); re-import {symbol}"
+            ) from None
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        cols = [table.column(c).to_numpy().astype(np.float64, copy=False) for c in columns]
+        return ts, cols
+
     def read(
         self, symbol: str, start_ns: int | None = None, end_ns: int | None = None
     ) -> pd.DataFrame:

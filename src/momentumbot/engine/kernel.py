@@ -834,7 +834,7 @@ def _session_start(st: State, kp: KernelParams) -> None:
         )
 
 
-@jit()
+@jit(nogil=True)
 def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled function; its rules are split out where numba allows
     o: np.ndarray,
     c: np.ndarray,

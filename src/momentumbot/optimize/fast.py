@@ -4,13 +4,14 @@ does not depend on the swept parameters.
 `run_backtest` reads Parquet, plans the minutes and walks the quiet-volume windows on
 every call. Across a sweep those depend only on the bars, the sessions and a few session
 parameters, so `SweepData` keeps them: the (minutes x symbols) matrices of the whole span,
-loaded once; per window and plan parameters the minute plan; per allocator-minute pattern
-the quiet-volume figures (they depend on volumes and `quiet_window_minutes`, never on
-trading). What is left per run is exactly what `run_backtest` does with them: the compiled
-minute loop `kernel.run_minutes` and the same `collect_result` into tables. The loop runs the
-whole span as one chunk (its state carries across chunks, so chunking never changes a
-result). tests/optimize/test_fast.py proves orders, fills, equity and every figure equal
-`run_backtest`'s, chunked or not, for parameters of every kind.
+loaded once; per window and plan parameters the minute plan; per window and quiet window
+the quiet-volume figures at every minute, walked once for every parameter set (they depend
+on volumes and `quiet_window_minutes`, never on trading; each allocator-minute pattern
+takes its rows). What is left per run is exactly what `run_backtest` does with them: the
+compiled minute loop `kernel.run_minutes` and the same `collect_result` into tables. The
+loop runs the whole span as one chunk (its state carries across chunks, so chunking never
+changes a result). tests/optimize/test_fast.py proves orders, fills, equity and every
+figure equal `run_backtest`'s, chunked or not, for parameters of every kind.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from momentumbot.execution.costs import cost_params
 from momentumbot.reporting.metrics import compute_figures, daily_returns
 
 _CACHE_ENTRIES = 64
+# the quiet-volume figures at every minute are large (minutes x symbols): keep a few windows
+_CACHE_LIMITS = {"quiet_volume_all": 4}
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class SweepData:
     def _store(self, kind: str, key: Any, value: Any) -> Any:
         table = self._cache.setdefault(kind, OrderedDict())
         table[key] = value
-        while len(table) > _CACHE_ENTRIES:
+        while len(table) > _CACHE_LIMITS.get(kind, _CACHE_ENTRIES):
             table.popitem(last=False)
         return value
 
@@ -206,7 +209,8 @@ class SweepData:
     def _quiet_volume(
         self, plan: MinutePlan, mats: _Matrices, quiet_window: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """alloc_row, qv_at, qv_n exactly as run_backtest computes them (one chunk)."""
+        """alloc_row, qv_at, qv_n exactly as run_backtest computes them (one chunk): the
+        rows of this plan's allocator minutes, taken from the figures at every run minute."""
         run_rows = (plan.flags & k.F_WARMUP) == 0
         is_alloc = ((plan.flags & k.F_ALLOC) != 0) & run_rows
         digest = hashlib.blake2b(np.packbits(is_alloc).tobytes(), digest_size=16).hexdigest()
@@ -215,18 +219,37 @@ class SweepData:
         hit = self._cached("quiet_volume", key)
         if hit is not None:
             return hit
-        n = len(self.symbols)
+        qv_all, n_all = self._quiet_volume_all(plan, mats, quiet_window)
         alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
-        n_runs = int(is_alloc.sum())
-        qv_at = np.zeros((n_runs, n))
-        qv_n = np.zeros((n_runs, n), np.int64)
+        at = np.flatnonzero(is_alloc)  # every allocator minute is a run minute
+        qv_at = qv_all[at]
+        qv_n = n_all[at].astype(np.int64)
+        return self._store("quiet_volume", key, (alloc_row, qv_at, qv_n))
+
+    def _quiet_volume_all(
+        self, plan: MinutePlan, mats: _Matrices, quiet_window: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """quiet_volume and its window size at every minute of the plan (rows before the
+        run are left 0): one pass per window and quiet_window_minutes, whatever the swept
+        parameters that pick the allocator minutes (rebalance_minutes, flatten, hold)."""
+        first = int(plan.grid.label_ns[0])
+        key = (first, int(plan.flags.shape[0]), quiet_window)
+        hit = self._cached("quiet_volume_all", key)
+        if hit is not None:
+            return hit
+        n = len(self.symbols)
+        n_m = plan.flags.shape[0]
+        run_rows = (plan.flags & k.F_WARMUP) == 0
+        at_row = np.where(run_rows, np.arange(n_m), -1).astype(np.int64)
+        qv_all = np.zeros((n_m, n))
+        n_all = np.zeros((n_m, n), np.int64)
         st = k.new_state(n, quiet_window, 0.0)
         st.qv_started[:] = self.started[first]
         quiet_volume_pass_columns(
-            mats.v_cols, mats.c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
-            st.qv_started, quiet_window, qv_at, qv_n,
+            mats.v_cols, mats.c_cols, at_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
+            st.qv_started, quiet_window, qv_all, n_all,
         )  # fmt: skip
-        return self._store("quiet_volume", key, (alloc_row, qv_at, qv_n))
+        return self._store("quiet_volume_all", key, (qv_all, n_all.astype(np.int32)))
 
     # --------------------------------------------------------------------- runs
 
