@@ -78,7 +78,7 @@ def _fill_one(
     )
 
 
-@jit(inline=True)
+@jit()
 def book_fill(
     oid: int,
     qty: int,

@@ -67,7 +67,142 @@ def _session_start(st: State, kp: KernelParams) -> None:
 
 
 @jit()
-def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled function; its rules are split out where numba allows
+def _open_phase(
+    m: int,
+    o: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    fl: int,
+    month: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+    kp: KernelParams,
+    cp: CostParams,
+) -> None:
+    """1. A new session's resets, the month's share count, then the fills at this bar's open:
+    working orders, shadow orders and the benchmark's first buys."""
+    if (fl & F_FIRST) != 0:
+        _session_start(st, kp)
+        st.counters[C_STARTED_RUN] = 1
+    if month != st.counters[C_MONTH]:
+        st.counters[C_MONTH] = month
+        st.counters[C_MONTH_SHARES] = 0
+    if kp.simulate_fills:
+        _fill_working(m, o, v, t, st, orders, fills, cp)
+    for s in range(o.shape[1]):
+        if math.isnan(o[m, s]):
+            continue
+        if st.shadow_pending[s] != 0:
+            _fill_shadow(s, o[m, s], st, cp)
+        if not st.bench_bought[s]:
+            _bench_buy(s, o[m, s], t, st, kp, cp)
+
+
+@jit()
+def _band_phase(
+    m: int,
+    o: np.ndarray,
+    c: np.ndarray,
+    after_flatten: bool,
+    no_buys: bool,
+    signals: np.ndarray,
+    st: State,
+    kp: KernelParams,
+) -> None:
+    """3. Every symbol's band at this bar's close, its signal (into `signals`, 0 for a symbol
+    without a bar) and its shadow order."""
+    for s in range(c.shape[1]):
+        signals[s] = 0
+        if math.isnan(c[m, s]):
+            continue
+        sig, ref, level, long = band_bar(
+            st.band_has[s], st.band_ref[s], st.band_level[s], st.band_long[s], o[m, s],
+            c[m, s], kp.step, kp.buffer,
+        )  # fmt: skip
+        st.band_has[s] = True
+        st.band_ref[s] = ref
+        st.band_level[s] = level
+        st.band_long[s] = long
+        signals[s] = sig
+        if sig != 0 and not after_flatten:
+            st.shadow_pending[s] = shadow_order(
+                sig, no_buys, c[m, s], st.shadow_shares[s], st.shadow_pending[s],
+                kp.shadow_notional,
+            )  # fmt: skip
+
+
+@jit()
+def _decide_phase(
+    fl: int,
+    r: int,
+    decided: int,
+    no_buys: bool,
+    signals: np.ndarray,
+    qv_at: np.ndarray,
+    qv_n: np.ndarray,
+    st: State,
+    orders: OrderTable,
+    allocs: AllocTable,
+    kp: KernelParams,
+    cp: CostParams,
+) -> None:
+    """4. The allocator (at its minutes, from row `r` of qv_at/qv_n), then the flatten or
+    every symbol's order decision."""
+    n_sym = signals.shape[0]
+    is_alloc = (fl & F_ALLOC) != 0
+    if is_alloc:
+        _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
+    if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
+        _flatten(st, orders, decided)
+        for s in range(n_sym):
+            st.shadow_pending[s] = -st.shadow_shares[s]
+        st.counters[C_AFTER_FLATTEN] = 1
+        return
+    band_long = st.band_long
+    budget = st.budget
+    last_close = st.last_close
+    position = st.position
+    working = st.working
+    o_side = orders.side
+    o_quantity = orders.quantity
+    o_filled = orders.filled
+    for s in range(n_sym):
+        if signals[s] == 0:
+            if not is_alloc:
+                continue
+            if not _rebalance_may_act(
+                s, band_long, budget, last_close, position, working, o_side, o_quantity,
+                o_filled, kp.rebalance_tolerance,
+            ):  # fmt: skip
+                continue
+        _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
+
+
+@jit()
+def _mark(m: int, fl: int, st: State, orders: OrderTable, out: MinuteOut, kp: KernelParams) -> None:
+    """5. The books' marks at this bar's close; at a session's last bar, the flattens still
+    working (carried overnight)."""
+    n_sym = st.position.shape[0]
+    pv = 0.0
+    bench = st.counters[C_BENCH_CASH] / 1e6
+    for s in range(n_sym):
+        if st.position[s] != 0:
+            pv += st.position[s] * st.last_close[s]
+        if st.bench_shares[s] != 0:
+            bench += st.bench_shares[s] * st.last_close[s]
+    out.cash[m] = st.counters[C_CASH]
+    out.positions_value[m] = pv
+    out.bench_equity[m] = bench
+    if (fl & F_LAST) != 0 and not kp.hold_overnight:
+        for s in range(n_sym):
+            wid = st.working[s]
+            if wid >= 0 and orders.reason[wid] == R_FLATTEN:
+                st.counters[C_CARRIES] += 1
+
+
+@jit()
+def run_minutes(
     o: np.ndarray,
     c: np.ndarray,
     v: np.ndarray,
@@ -91,22 +226,20 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
 
     o, c, v are (minutes x symbols) opens, closes and volumes with NaN where a symbol has
     no bar; qv_at/qv_n hold quiet_volume and its window size at each allocator minute
-    (row alloc_row[m]), from allocation.quiet_volume.quiet_volume_pass_columns. Returns the index of the first minute not processed: m_stop, or earlier when a
-    table has too little room left for one more minute (grow it and call again).
+    (row alloc_row[m]), from allocation.quiet_volume.quiet_volume_pass_columns. Returns the
+    index of the first minute not processed: m_stop, or earlier when a table has too little
+    room left for one more minute (grow it and call again).
+
+    Each step of a minute is its own compiled function (called once a minute, compiled once
+    and cached apart), so a cold first run compiles them separately (and `compile_ahead`
+    compiles them in parallel processes).
     """
     n_sym = o.shape[1]
-    band_long = st.band_long
-    budget = st.budget
-    last_close = st.last_close
-    position = st.position
-    working = st.working
-    o_side = orders.side
-    o_quantity = orders.quantity
-    o_filled = orders.filled
     cut_limits = (
         kp.max_position_value > 0.0 or kp.max_gross_exposure > 0.0 or kp.max_orders_per_minute > 0
     )
     st.counters[C_SETTLE_T1] = 1 if kp.settle_t1 else 0
+    signals = np.zeros(n_sym, np.int64)
     for m in range(m_start, m_stop):
         if (
             orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
@@ -119,22 +252,7 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
         t = label_ns[m]
         decided = t + NS_MINUTE
         if not warm:
-            if (fl & F_FIRST) != 0:
-                _session_start(st, kp)
-                st.counters[C_STARTED_RUN] = 1
-            if month_id[m] != st.counters[C_MONTH]:
-                st.counters[C_MONTH] = month_id[m]
-                st.counters[C_MONTH_SHARES] = 0
-            # 1. fills at this bar's open
-            if kp.simulate_fills:
-                _fill_working(m, o, v, t, st, orders, fills, cp)
-            for s in range(n_sym):
-                if math.isnan(o[m, s]):
-                    continue
-                if st.shadow_pending[s] != 0:
-                    _fill_shadow(s, o[m, s], st, cp)
-                if not st.bench_bought[s]:
-                    _bench_buy(s, o[m, s], t, st, kp, cp)
+            _open_phase(m, o, v, t, fl, month_id[m], st, orders, fills, kp, cp)
         # 2. closes
         for s in range(n_sym):
             if not math.isnan(c[m, s]):
@@ -146,73 +264,18 @@ def run_minutes(  # noqa: C901 - the minute loop of STRATEGY.md in one compiled 
         after_flatten = st.counters[C_AFTER_FLATTEN] == 1
         no_buys = (fl & F_NO_BUYS) != 0
         # 3. bands, signals and shadow orders
-        signals = np.zeros(n_sym, np.int64)
-        for s in range(n_sym):
-            if math.isnan(c[m, s]):
-                continue
-            sig, ref, level, long = band_bar(
-                st.band_has[s], st.band_ref[s], st.band_level[s], st.band_long[s], o[m, s],
-                c[m, s], kp.step, kp.buffer,
-            )  # fmt: skip
-            st.band_has[s] = True
-            st.band_ref[s] = ref
-            st.band_level[s] = level
-            st.band_long[s] = long
-            signals[s] = sig
-            if sig != 0 and not after_flatten:
-                st.shadow_pending[s] = shadow_order(
-                    sig, no_buys, c[m, s], st.shadow_shares[s], st.shadow_pending[s],
-                    kp.shadow_notional,
-                )  # fmt: skip
+        _band_phase(m, o, c, after_flatten, no_buys, signals, st, kp)
         # 4. allocator, then orders, then the risk limits on the new ones
         first_new = st.counters[C_ORDERS]
         if not after_flatten:
-            if (fl & F_ALLOC) != 0:
-                r = alloc_row[m]
-                _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
-            if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
-                _flatten(st, orders, decided)
-                for s in range(n_sym):
-                    st.shadow_pending[s] = -st.shadow_shares[s]
-                st.counters[C_AFTER_FLATTEN] = 1
-            else:
-                is_alloc = (fl & F_ALLOC) != 0
-                for s in range(n_sym):
-                    if signals[s] == 0 and not (
-                        is_alloc
-                        and _rebalance_may_act(
-                            s,
-                            band_long,
-                            budget,
-                            last_close,
-                            position,
-                            working,
-                            o_side,
-                            o_quantity,
-                            o_filled,
-                            kp.rebalance_tolerance,
-                        )
-                    ):
-                        continue
-                    _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
+            _decide_phase(
+                fl, alloc_row[m], decided, no_buys, signals, qv_at, qv_n, st, orders, allocs,
+                kp, cp,
+            )  # fmt: skip
         if cut_limits and st.counters[C_ORDERS] > first_new:
             _cut_new_buys(first_new, st, orders, kp)
         if kp.settle_t1 and st.counters[C_ORDERS] > first_new:
             _cut_to_settled_cash(first_new, decided, st, orders, cp)
         # 5. marks
-        pv = 0.0
-        bench = st.counters[C_BENCH_CASH] / 1e6
-        for s in range(n_sym):
-            if st.position[s] != 0:
-                pv += st.position[s] * st.last_close[s]
-            if st.bench_shares[s] != 0:
-                bench += st.bench_shares[s] * st.last_close[s]
-        out.cash[m] = st.counters[C_CASH]
-        out.positions_value[m] = pv
-        out.bench_equity[m] = bench
-        if (fl & F_LAST) != 0 and not kp.hold_overnight:
-            for s in range(n_sym):
-                wid = st.working[s]
-                if wid >= 0 and orders.reason[wid] == R_FLATTEN:
-                    st.counters[C_CARRIES] += 1
+        _mark(m, fl, st, orders, out, kp)
     return m_stop
