@@ -66,7 +66,12 @@ def main() -> None:
                 shutil.rmtree(cache, ignore_errors=True)
                 times.setdefault((label, "cold"), []).append(cold)
                 times.setdefault((label, "warm"), []).append(warm)
-                print(f"round {r} {label:>6}: cold {cold:.1f} s, warm {warm:.1f} s", flush=True)
+                load = os.getloadavg()[0]
+                print(
+                    f"round {r} {label:>6}: cold {cold:.1f} s, warm {warm:.1f} s "
+                    f"(load average {load:.1f})",
+                    flush=True,
+                )
     for label, _ in variants:
         cold = statistics.median(times[(label, "cold")])
         warm = statistics.median(times[(label, "warm")])

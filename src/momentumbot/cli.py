@@ -74,7 +74,17 @@ def _run_backtest_cli(
     from momentumbot.reporting.console import summary_table
 
     cfg = load_config(cfg_path)
-    compile_ahead()  # an empty compiled-code cache is filled on every core first
+    said: list[str] = []
+
+    def first_run(line: str) -> None:
+        if not said:
+            said.append(line)
+            err_console.print(
+                "first run of this version: compiling the engine into the cache on every core "
+                "(`momentumbot precompile` does it ahead) ..."
+            )
+
+    compile_ahead(first_run)  # an empty compiled-code cache is filled on every core first
     store_dir = store if store is not None else Path(cfg.data.store)
     if not store_dir.is_dir():
         from momentumbot.domain.errors import DataError

@@ -1,11 +1,10 @@
 """Compile the backtest's kernels ahead, on every core, when the compiled-code cache lacks them.
 
 numba compiles one function at a time and holds the GIL while it does, so a cold first
-backtest compiles its thirty-odd functions one after another on one core. The minute loop
-is split into steps (`kernel.loop`) that are compiled apart; here they are compiled in
-parallel: worker processes compile some (each filling the on-disk cache), this process the
-rest, then the loop itself, whose callees now all load from the cache. Compiling never
-changes what a function computes (a test compares a cold and a warm run folder).
+backtest compiles its thirty-odd functions one after another on one core. Here a worker
+process compiles the minute loop (filling the on-disk cache) while this one compiles the
+functions the loop calls, and the rest of a backtest's; the two meet in the cache. Compiling
+never changes what a function computes (a test compares a cold and a warm run folder).
 
 The signatures are those a backtest passes (built from the same constructors, on two
 symbols); a mismatch would only cost a compile at the first call, never a wrong result.
@@ -64,44 +63,42 @@ def _samples() -> dict[str, Any]:
     }
 
 
-def _jobs(x: dict[str, Any]) -> list[list[Job]]:
-    """The loop's steps in groups of about equal compile time (their callees come along)."""
+def _callees(x: dict[str, Any]) -> list[Job]:
+    """The loop's compiled callees (not inlined), in the order its compilation first meets
+    them, with the types the loop passes (their own callees come along)."""
+    from momentumbot.engine.kernel import allocator, fills, limits, loop, orders
+
+    i, f = x["i64"], x["f64"]
+    st, ords, kp, cp = x["st"], x["orders"], x["kp"], x["cp"]
+    return [
+        (loop._session_start, (st, kp)),
+        (fills._fill_working, (i, x["o"], x["v"], i, st, ords, x["fills"], cp)),
+        (limits._check_daily_loss, (i, i, st, ords, x["out"], f)),
+        (allocator._run_allocator, (i, st, x["allocs"], kp, x["qv_at"][0], x["qv_n"][0])),
+        (orders._flatten, (st, ords, i)),
+        (limits._cut_new_buys, (i, st, ords, kp)),
+        (limits._cut_to_settled_cash, (i, i, st, ords, cp)),
+    ]
+
+
+def _others(x: dict[str, Any]) -> list[Job]:
+    """What else a backtest and its report compile: quiet volume, the transposes, a broker
+    fill (paper and live), the band plotted in the report."""
     from momentumbot.allocation.quiet_volume import _walk_symbols
     from momentumbot.engine.backtest import _transpose_blocks
-    from momentumbot.engine.kernel import fills, limits, loop
     from momentumbot.reporting.symbols import band_path
 
-    i, i32, f, b = x["i64"], x["i32"], x["f64"], x["b"]
-    st, orders, kp, cp = x["st"], x["orders"], x["kp"], x["cp"]
-    open_phase = (
-        loop._open_phase,
-        (i, x["o"], x["v"], i, i32, i, st, orders, x["fills"], kp, cp),
-    )
+    i, f, b, st = x["i64"], x["f64"], x["b"], x["st"]
     walk = (
         i, i, x["cols"], x["cols"], x["alloc_row"], st.qv_ring, st.qv_sorted, st.qv_count,
         st.qv_head, st.qv_started, i, x["qv_at"], x["qv_n"],
     )  # fmt: skip
-    decide_phase = (
-        loop._decide_phase,
-        (i32, i, i, b, x["signals"], x["qv_at"], x["qv_n"], st, orders, x["allocs"], kp, cp),
-    )
-    flags = np.zeros(2, np.bool_)
+    path = np.zeros(2)
     return [
-        [
-            decide_phase,
-            (loop._band_phase, (i, x["o"], x["c"], b, b, x["signals"], st, kp)),
-            (loop._mark, (i, i32, st, orders, x["out"], kp)),
-            (_walk_symbols, walk),
-        ],
-        [
-            open_phase,
-            (limits._check_daily_loss, (i, i, st, orders, x["out"], f)),
-            (limits._cut_to_settled_cash, (i, i, st, orders, cp)),
-            (limits._cut_new_buys, (i, st, orders, kp)),
-            (fills.apply_fill, (i, i, f, i, f, i, st, orders, x["fills"])),
-            (_transpose_blocks, (i, i, x["cols"], x["o"])),
-            (band_path, (x["labels"].astype(float), x["labels"].astype(float), flags, f, f, b)),
-        ],
+        (_walk_symbols, walk),
+        (_transpose_blocks, (i, i, x["cols"], x["o"])),
+        (k.apply_fill, (i, i, f, i, f, i, st, x["orders"], x["fills"])),
+        (band_path, (path, path, np.zeros(2, np.bool_), f, f, b)),
     ]
 
 
@@ -138,46 +135,46 @@ def is_cached(job: Job) -> bool:
         return True
 
 
-def _workers() -> int:
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 2))
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def compile_ahead(say: Callable[[str], None] | None = None) -> bool:
-    """Compile the backtest's kernels now, in parallel, unless the cache has them; returns
-    whether it compiled. `say` hears a line per step (the precompile command's progress)."""
+    """Compile the backtest's kernels now, on two cores, unless the cache has them; returns
+    whether it compiled. `say` hears a line per step (the precompile command's progress).
+
+    A worker process compiles the minute loop (its own code is the largest part); this one
+    compiles the loop's callees from the last the loop meets to the first, so that the
+    worker finds most of them in the cache when it gets there, then the rest of a
+    backtest's functions; then it loads the loop the worker cached."""
     x = _samples()
     top = _top(x)
     if is_cached(top):
         return False
-    groups = _jobs(x)
-    n_workers = _workers()
-    procs = []
-    if n_workers > 1:
-        for g in range(1, len(groups)):
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "momentumbot.engine.ahead", str(g)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-    mine = groups[0] if procs else [job for group in groups for job in group]
-    for job in mine:
+    worker = None
+    if _cores() > 1:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "momentumbot.engine.ahead"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if say is not None:
+            say("  compiling the minute loop (run_minutes) in a second process ...")
+    for job in [*reversed(_callees(x)), *_others(x)]:
         if say is not None:
             say(f"  compiling {job[0].py_func.__name__} ...")
         _compile(job)
-    for p in procs:
-        p.wait()  # a failed worker leaves its functions to be compiled below, on demand
+    if worker is not None:
+        worker.wait()  # if it failed, the loop is compiled below, here
     if say is not None:
-        say("  compiling the minute loop (run_minutes) ...")
+        say("  loading the minute loop (run_minutes) ...")
     _compile(top)
     return True
 
 
-def _main(group: int) -> None:
-    for job in _jobs(_samples())[group]:
-        _compile(job)
+def _main() -> None:
+    _compile(_top(_samples()))
 
 
 if __name__ == "__main__":
-    _main(int(sys.argv[1]))
+    _main()

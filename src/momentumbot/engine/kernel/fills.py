@@ -78,7 +78,7 @@ def _fill_one(
     )
 
 
-@jit()
+@jit(inline=True)
 def book_fill(
     oid: int,
     qty: int,

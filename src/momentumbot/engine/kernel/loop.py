@@ -66,7 +66,7 @@ def _session_start(st: State, kp: KernelParams) -> None:
         )
 
 
-@jit()
+@jit(inline=True)
 def _open_phase(
     m: int,
     o: np.ndarray,
@@ -99,7 +99,7 @@ def _open_phase(
             _bench_buy(s, o[m, s], t, st, kp, cp)
 
 
-@jit()
+@jit(inline=True)
 def _band_phase(
     m: int,
     o: np.ndarray,
@@ -132,7 +132,7 @@ def _band_phase(
             )  # fmt: skip
 
 
-@jit()
+@jit(inline=True)
 def _decide_phase(
     fl: int,
     r: int,
@@ -179,7 +179,7 @@ def _decide_phase(
         _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
 
 
-@jit()
+@jit(inline=True)
 def _mark(m: int, fl: int, st: State, orders: OrderTable, out: MinuteOut, kp: KernelParams) -> None:
     """5. The books' marks at this bar's close; at a session's last bar, the flattens still
     working (carried overnight)."""

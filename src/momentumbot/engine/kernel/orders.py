@@ -38,7 +38,7 @@ def _end_order(orders: OrderTable, oid: int, status: int) -> None:
         orders.status[oid] = status
 
 
-@jit()
+@jit(inline=True)
 def _new_order(
     st: State,
     orders: OrderTable,
@@ -78,7 +78,7 @@ def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
         st.working[s] = -1
 
 
-@jit()
+@jit(inline=True)
 def _passes_cost_filter(
     side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams
 ) -> bool:
@@ -128,7 +128,7 @@ def _rebalance_may_act(
     )
 
 
-@jit()
+@jit(inline=True)
 def _decide_symbol(
     s: int,
     signal: int,
