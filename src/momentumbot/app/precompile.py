@@ -83,7 +83,7 @@ def precompile(say: Callable[[str], None], extra: dict[str, Callable[[], object]
     cal = TradingCalendar("XNYS")
     source = _bars(cal)
     parts: dict[str, Callable[[], object]] = {
-        "backtest (on every core)": lambda: compile_ahead(say),
+        "backtest": lambda: compile_ahead(say),
         "backtest and report": backtest_kernels,
         "paper and live trading": lambda: live_kernels(cal, source),
         **extra,

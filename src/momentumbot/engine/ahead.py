@@ -63,22 +63,28 @@ def _samples() -> dict[str, Any]:
     }
 
 
-def _callees(x: dict[str, Any]) -> list[Job]:
-    """The loop's compiled callees (not inlined), in the order its compilation first meets
-    them, with the types the loop passes (their own callees come along)."""
+def _callees(x: dict[str, Any]) -> tuple[list[Job], list[Job]]:
+    """The loop's compiled callees (not inlined), with the types the loop passes, in two
+    groups of about equal compile time: the first holds those the loop's compilation meets
+    first (this process compiles them while the worker compiles the second group), and each
+    group holds what its functions call (`_flatten` before `_check_daily_loss`), so nothing
+    is compiled twice."""
     from momentumbot.engine.kernel import allocator, fills, limits, loop, orders
 
     i, f = x["i64"], x["f64"]
     st, ords, kp, cp = x["st"], x["orders"], x["kp"], x["cp"]
-    return [
+    first = [
         (loop._session_start, (st, kp)),
         (fills._fill_working, (i, x["o"], x["v"], i, st, ords, x["fills"], cp)),
-        (limits._check_daily_loss, (i, i, st, ords, x["out"], f)),
-        (allocator._run_allocator, (i, st, x["allocs"], kp, x["qv_at"][0], x["qv_n"][0])),
         (orders._flatten, (st, ords, i)),
+        (limits._check_daily_loss, (i, i, st, ords, x["out"], f)),
+    ]
+    second = [
+        (allocator._run_allocator, (i, st, x["allocs"], kp, x["qv_at"][0], x["qv_n"][0])),
         (limits._cut_new_buys, (i, st, ords, kp)),
         (limits._cut_to_settled_cash, (i, i, st, ords, cp)),
     ]
+    return first, second
 
 
 def _others(x: dict[str, Any]) -> list[Job]:
@@ -135,37 +141,54 @@ def is_cached(job: Job) -> bool:
         return True
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def _idle_cores() -> int:
+    """Cores with nothing to do (a second process only helps when one is idle: on a busy
+    machine it only adds its own start and the functions both need)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return int((cores or 1) - os.getloadavg()[0] + 0.5)
 
 
 def compile_ahead(say: Callable[[str], None] | None = None) -> bool:
     """Compile the backtest's kernels now, on two cores, unless the cache has them; returns
     whether it compiled. `say` hears a line per step (the precompile command's progress).
 
-    A worker process compiles the minute loop (its own code is the largest part); this one
-    compiles the loop's callees from the last the loop meets to the first, so that the
-    worker finds most of them in the cache when it gets there, then the rest of a
-    backtest's functions; then it loads the loop the worker cached."""
+    A worker process compiles half of the minute loop's callees, then the loop itself (its
+    own code is the largest part); this process compiles the other half, tells the worker
+    (by closing its stdin) that they are cached, compiles the rest of a backtest's
+    functions while the worker compiles the loop, and then loads the loop from the cache.
+    Nothing is compiled twice."""
     x = _samples()
     top = _top(x)
     if is_cached(top):
         return False
+    mine, theirs = _callees(x)
     worker = None
-    if _cores() > 1:
+    if _idle_cores() >= 2:
         worker = subprocess.Popen(
             [sys.executable, "-m", "momentumbot.engine.ahead"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         if say is not None:
-            say("  compiling the minute loop (run_minutes) in a second process ...")
-    for job in [*reversed(_callees(x)), *_others(x)]:
+            say(
+                f"  compiling {', '.join(j[0].py_func.__name__ for j in theirs)} and the minute "
+                "loop (run_minutes) in a second process ..."
+            )
+    else:
+        mine = mine + theirs
+    for job in mine:
+        if say is not None:
+            say(f"  compiling {job[0].py_func.__name__} ...")
+        _compile(job)
+    if worker is not None and worker.stdin is not None:
+        worker.stdin.close()  # the loop's first callees are in the cache: the worker goes on
+    for job in _others(x):
         if say is not None:
             say(f"  compiling {job[0].py_func.__name__} ...")
         _compile(job)
     if worker is not None:
-        worker.wait()  # if it failed, the loop is compiled below, here
+        worker.wait()  # if it failed, what it left is compiled below, here
     if say is not None:
         say("  loading the minute loop (run_minutes) ...")
     _compile(top)
@@ -173,7 +196,13 @@ def compile_ahead(say: Callable[[str], None] | None = None) -> bool:
 
 
 def _main() -> None:
-    _compile(_top(_samples()))
+    """The worker: its half of the callees, then (once the parent closed our stdin: its
+    half is cached, or it is gone) the loop."""
+    x = _samples()
+    for job in _callees(x)[1]:
+        _compile(job)
+    sys.stdin.read()
+    _compile(_top(x))
 
 
 if __name__ == "__main__":
