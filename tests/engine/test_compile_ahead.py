@@ -36,7 +36,7 @@ def test_after_compiling_ahead_a_backtest_compiles_nothing(tmp_path: Path) -> No
 
     assert run("-c", AHEAD).strip() == "True", "an empty cache is compiled into"
     compiled = cached()
-    assert any("run_minutes" in name for name in compiled), "the worker cached the minute loop"
+    assert any("run_minutes" in name for name in compiled), "the minute loop is cached"
     run("-m", "momentumbot", "backtest", "--store", str(tmp_path / "store"), "--symbols",
         ",".join(symbols), "--out", str(tmp_path / "run"))  # fmt: skip
     assert (tmp_path / "run" / "report.html").is_file()
