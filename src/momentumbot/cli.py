@@ -80,11 +80,14 @@ def _run_backtest_cli(
         if not said:
             said.append(line)
             err_console.print(
-                "first run of this version: compiling the engine into the cache on every core "
+                "first run of this version: compiling the engine into the cache "
                 "(`momentumbot precompile` does it ahead) ..."
             )
 
-    compile_ahead(first_run)  # an empty compiled-code cache is filled on every core first
+    from momentumbot.engine.backtest import kernel_params
+
+    # an empty compiled-code cache is filled first (on two cores when both are idle)
+    compile_ahead(first_run, kernel_params(cfg, 2))
     store_dir = store if store is not None else Path(cfg.data.store)
     if not store_dir.is_dir():
         from momentumbot.domain.errors import DataError

@@ -22,7 +22,7 @@ from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.memory import MemoryBarSource
 from momentumbot.data.synthetic import generate_bars
-from momentumbot.engine.ahead import compile_ahead
+from momentumbot.engine.ahead import compile_ahead, limits_params
 from momentumbot.engine.backtest import load_matrix
 from momentumbot.engine.live import LiveEngine
 
@@ -84,6 +84,7 @@ def precompile(say: Callable[[str], None], extra: dict[str, Callable[[], object]
     source = _bars(cal)
     parts: dict[str, Callable[[], object]] = {
         "backtest": lambda: compile_ahead(say),
+        "[risk] limits' loop": lambda: compile_ahead(say, limits_params()),
         "backtest and report": backtest_kernels,
         "paper and live trading": lambda: live_kernels(cal, source),
         **extra,

@@ -27,15 +27,16 @@ from momentumbot.engine import kernel as k
 Job = tuple[Any, tuple[Any, ...]]  # a compiled function and sample arguments of its call
 
 
-def _samples() -> dict[str, Any]:
-    """Arguments of the kernel's calls, with the types a backtest gives them."""
+def _samples(kp: k.KernelParams | None = None) -> dict[str, Any]:
+    """Arguments of the kernel's calls, with the types a backtest gives them (`kp`: the
+    run's parameters, which choose the loop; the default config's when None)."""
     from momentumbot.config.schema import AppConfig
     from momentumbot.engine.backtest import kernel_params
     from momentumbot.execution.costs import cost_params
 
     n, m = 2, 4
     cfg = AppConfig.model_validate({"symbols": ["A", "B"]})
-    kp = kernel_params(cfg, n)
+    kp = kernel_params(cfg, n) if kp is None else kp
     grid = np.zeros((m, n))
     return {
         "o": grid,
@@ -79,17 +80,21 @@ def _callees(x: dict[str, Any]) -> tuple[list[Job], list[Job]]:
         (orders._flatten, (st, ords, i)),
         (limits._check_daily_loss, (i, i, st, ords, x["out"], f)),
     ]
+    if not k.has_limits(kp):
+        first = [first[0], first[1], first[2]]
     second = [
         (allocator._run_allocator, (i, st, x["allocs"], kp, x["qv_at"][0], x["qv_n"][0])),
         (limits._cut_new_buys, (i, st, ords, kp)),
         (limits._cut_to_settled_cash, (i, i, st, ords, cp)),
     ]
+    if not k.has_limits(kp):  # run_minutes_plain calls none of the limits
+        second = second[:1]
     return first, second
 
 
 def _others(x: dict[str, Any]) -> list[Job]:
-    """What else a backtest and its report compile: quiet volume, the transposes, a broker
-    fill (paper and live), the band plotted in the report."""
+    """What else a backtest and its report compile: quiet volume, the transposes, the band
+    plotted in the report."""
     from momentumbot.allocation.quiet_volume import _walk_symbols
     from momentumbot.engine.backtest import _transpose_blocks
     from momentumbot.reporting.symbols import band_path
@@ -103,14 +108,13 @@ def _others(x: dict[str, Any]) -> list[Job]:
     return [
         (_walk_symbols, walk),
         (_transpose_blocks, (i, i, x["cols"], x["o"])),
-        (k.apply_fill, (i, i, f, i, f, i, st, x["orders"], x["fills"])),
         (band_path, (path, path, np.zeros(2, np.bool_), f, f, b)),
     ]
 
 
 def _top(x: dict[str, Any]) -> Job:
     return (
-        k.run_minutes,
+        k.minute_loop(x["kp"]),
         (x["o"], x["c"], x["v"], x["labels"], x["flags"], x["month_id"], x["alloc_row"],
          x["qv_at"], x["qv_n"], 0, 0, x["kp"], x["cp"], x["st"], x["orders"], x["fills"],
          x["allocs"], x["out"]),
@@ -148,7 +152,9 @@ def _idle_cores() -> int:
     return int((cores or 1) - os.getloadavg()[0] + 0.5)
 
 
-def compile_ahead(say: Callable[[str], None] | None = None) -> bool:
+def compile_ahead(
+    say: Callable[[str], None] | None = None, kp: k.KernelParams | None = None
+) -> bool:
     """Compile the backtest's kernels now, on two cores, unless the cache has them; returns
     whether it compiled. `say` hears a line per step (the precompile command's progress).
 
@@ -157,7 +163,7 @@ def compile_ahead(say: Callable[[str], None] | None = None) -> bool:
     (by closing its stdin) that they are cached, compiles the rest of a backtest's
     functions while the worker compiles the loop, and then loads the loop from the cache.
     Nothing is compiled twice."""
-    x = _samples()
+    x = _samples(kp)
     top = _top(x)
     if is_cached(top):
         return False
@@ -165,7 +171,12 @@ def compile_ahead(say: Callable[[str], None] | None = None) -> bool:
     worker = None
     if _idle_cores() >= 2:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "momentumbot.engine.ahead"],
+            [
+                sys.executable,
+                "-m",
+                "momentumbot.engine.ahead",
+                "limits" if k.has_limits(x["kp"]) else "plain",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -190,15 +201,25 @@ def compile_ahead(say: Callable[[str], None] | None = None) -> bool:
     if worker is not None:
         worker.wait()  # if it failed, what it left is compiled below, here
     if say is not None:
-        say("  loading the minute loop (run_minutes) ...")
+        say(f"  loading the minute loop ({top[0].py_func.__name__}) ...")
     _compile(top)
     return True
+
+
+def limits_params() -> k.KernelParams:
+    """Parameters of a run with [risk] limits (the loop `run_minutes_limits`)."""
+    from momentumbot.config.schema import AppConfig
+    from momentumbot.engine.backtest import kernel_params
+
+    return kernel_params(AppConfig.model_validate({"symbols": ["A", "B"]}), 2)._replace(
+        max_daily_loss=1.0
+    )
 
 
 def _main() -> None:
     """The worker: its half of the callees, then (once the parent closed our stdin: its
     half is cached, or it is gone) the loop."""
-    x = _samples()
+    x = _samples(limits_params() if sys.argv[1:] == ["limits"] else None)
     for job in _callees(x)[1]:
         _compile(job)
     sys.stdin.read()

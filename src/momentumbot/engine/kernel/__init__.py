@@ -4,7 +4,8 @@ live all drive this code, so they all apply the same limits (risk.checks).
 
 Owns: the kernel's tables and state (`tables`), the order rules (`orders`), fills and their
 booking (`fills`), the allocator's run (`allocator`), the [risk] limits in the loop
-(`limits`) and the minute loop itself (`loop`, `run_minutes`). Callers import every name
+(`limits`) and the minute loop itself (`loop`: `run_minutes` runs the compiled loop a run
+needs, with the [risk] limits or without them). Callers import every name
 from `momentumbot.engine.kernel`.
 
 The rules live where their names are and are called from here: the band and the shadow
@@ -19,7 +20,13 @@ when the kernel stops early for lack of room. Cash is integer micro-dollars.
 """
 
 from momentumbot.engine.kernel.fills import apply_fill, book_fill
-from momentumbot.engine.kernel.loop import run_minutes
+from momentumbot.engine.kernel.loop import (
+    has_limits,
+    minute_loop,
+    run_minutes,
+    run_minutes_limits,
+    run_minutes_plain,
+)
 from momentumbot.engine.kernel.orders import _flatten, _new_order
 from momentumbot.engine.kernel.tables import (
     C_AFTER_FLATTEN,
@@ -73,13 +80,62 @@ from momentumbot.engine.kernel.tables import (
 from momentumbot.execution.costs import BUY, SELL
 
 __all__ = [
-    "BUY", "C_AFTER_FLATTEN", "C_ALLOCS", "C_BENCH_CASH", "C_CARRIES", "C_CASH", "C_FILLS",
-    "C_FIRST_ALLOC_DONE", "C_HALTED", "C_MONTH", "C_MONTH_SHARES", "C_ORDERS", "C_PENDING",
-    "C_SETTLE_FROM", "C_SETTLE_T1", "C_STARTED_RUN", "F_ALLOC", "F_FIRST", "F_FLATTEN",
-    "F_LAST", "F_NO_BUYS", "F_WARMUP", "NS_MINUTE", "N_COUNTERS", "REASONS", "R_ENTER",
-    "R_EXIT", "R_FLATTEN", "R_REBALANCE", "SELL", "STATUSES", "S_CANCELLED", "S_FILLED",
-    "S_PARTIAL", "S_REPLACED", "S_SKIPPED", "S_WORKING", "AllocTable", "FillTable",
-    "KernelParams", "MinuteOut", "OrderTable", "State", "_flatten", "_new_order", "apply_fill",
-    "book_fill", "grow", "new_allocs", "new_fills", "new_minute_out", "new_orders",
-    "new_state", "run_minutes",
+    "BUY",
+    "C_AFTER_FLATTEN",
+    "C_ALLOCS",
+    "C_BENCH_CASH",
+    "C_CARRIES",
+    "C_CASH",
+    "C_FILLS",
+    "C_FIRST_ALLOC_DONE",
+    "C_HALTED",
+    "C_MONTH",
+    "C_MONTH_SHARES",
+    "C_ORDERS",
+    "C_PENDING",
+    "C_SETTLE_FROM",
+    "C_SETTLE_T1",
+    "C_STARTED_RUN",
+    "F_ALLOC",
+    "F_FIRST",
+    "F_FLATTEN",
+    "F_LAST",
+    "F_NO_BUYS",
+    "F_WARMUP",
+    "NS_MINUTE",
+    "N_COUNTERS",
+    "REASONS",
+    "R_ENTER",
+    "R_EXIT",
+    "R_FLATTEN",
+    "R_REBALANCE",
+    "SELL",
+    "STATUSES",
+    "S_CANCELLED",
+    "S_FILLED",
+    "S_PARTIAL",
+    "S_REPLACED",
+    "S_SKIPPED",
+    "S_WORKING",
+    "AllocTable",
+    "FillTable",
+    "KernelParams",
+    "MinuteOut",
+    "OrderTable",
+    "State",
+    "_flatten",
+    "_new_order",
+    "apply_fill",
+    "book_fill",
+    "grow",
+    "has_limits",
+    "minute_loop",
+    "new_allocs",
+    "new_fills",
+    "new_minute_out",
+    "new_orders",
+    "new_state",
+    "run_minutes",
+    "run_minutes_limits",
+    "run_minutes_plain",
 ]  # fmt: skip
