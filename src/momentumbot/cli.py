@@ -70,7 +70,7 @@ def _run_backtest_cli(
     from momentumbot.app.backtest import backtest_to_folder, default_run_dir
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
-    from momentumbot.engine.ahead import compile_ahead
+    from momentumbot.app.compile_ahead import compile_ahead
     from momentumbot.reporting.console import summary_table
 
     cfg = load_config(cfg_path)

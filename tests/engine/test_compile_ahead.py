@@ -1,4 +1,4 @@
-"""Compiling ahead on every core (`engine.ahead.compile_ahead`, which `backtest`, `demo` and
+"""Compiling ahead on every core (`app.compile_ahead.compile_ahead`, which `backtest`, `demo` and
 `precompile` call on an empty cache) compiles what a backtest runs, for the types it passes:
 a backtest after it compiles nothing more, and a second call finds everything cached."""
 
@@ -14,7 +14,7 @@ import pytest
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import default_symbols, write_synthetic
 
-AHEAD = "from momentumbot.engine.ahead import compile_ahead; print(compile_ahead())"
+AHEAD = "from momentumbot.app.compile_ahead import compile_ahead; print(compile_ahead())"
 
 
 @pytest.mark.slow

@@ -174,7 +174,7 @@ def compile_ahead(
             [
                 sys.executable,
                 "-m",
-                "momentumbot.engine.ahead",
+                "momentumbot.app.compile_ahead",
                 "limits" if k.has_limits(x["kp"]) else "plain",
             ],
             stdin=subprocess.PIPE,
