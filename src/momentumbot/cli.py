@@ -68,9 +68,9 @@ def _run_backtest_cli(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from momentumbot.app.backtest import backtest_to_folder, default_run_dir
+    from momentumbot.app.compile_ahead import compile_ahead
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
-    from momentumbot.app.compile_ahead import compile_ahead
     from momentumbot.reporting.console import summary_table
 
     cfg = load_config(cfg_path)

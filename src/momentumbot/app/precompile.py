@@ -3,10 +3,10 @@
 A backtest or a trading run whose compiled code is not cached compiles it first (about a
 minute on two cores), which a user would otherwise pay silently in their first command.
 `momentumbot precompile` (run by `make install`) pays it once, with a line per part: the
-backtest's kernels (`app.compile_ahead`: both minute loops, on two cores when both are idle),
-then a tiny backtest and
-a tiny paper-trading engine on built-in synthetic bars, of the same types the real runs
-pass (they compile what is left), so every later run loads the code from the cache.
+backtest's kernels (`app.compile_ahead`: both minute loops, on two cores when both are
+idle), then a tiny backtest and a tiny paper-trading engine on built-in synthetic bars, of
+the same types the real runs pass (they compile what is left), so every later run loads the
+code from the cache.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from momentumbot.app.compile_ahead import compile_ahead, limits_params
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.memory import MemoryBarSource
 from momentumbot.data.synthetic import generate_bars
-from momentumbot.app.compile_ahead import compile_ahead, limits_params
 from momentumbot.engine.backtest import load_matrix
 from momentumbot.engine.live import LiveEngine
 
