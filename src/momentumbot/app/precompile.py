@@ -85,7 +85,7 @@ def precompile(say: Callable[[str], None], extra: dict[str, Callable[[], object]
     source = _bars(cal)
     parts: dict[str, Callable[[], object]] = {
         "backtest": lambda: compile_ahead(say),
-        "[risk] limits' loop": lambda: compile_ahead(say, limits_params()),
+        "risk limits' loop": lambda: compile_ahead(say, limits_params()),
         "backtest and report": backtest_kernels,
         "paper and live trading": lambda: live_kernels(cal, source),
         **extra,
