@@ -201,7 +201,8 @@ def compile_ahead(
     if worker is not None:
         worker.wait()  # if it failed, what it left is compiled below, here
     if say is not None:
-        say(f"  loading the minute loop ({top[0].py_func.__name__}) ...")
+        verb = "loading" if worker is not None else "compiling"
+        say(f"  {verb} the minute loop ({top[0].py_func.__name__}) ...")
     _compile(top)
     return True
 
