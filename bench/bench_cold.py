@@ -1,6 +1,8 @@
 """The demo's first backtest with an empty compiled-code cache (cold) and again (warm).
 
-Each round runs `momentumbot demo` in a fresh process: first with a new, empty cache
+Each round runs `momentumbot demo` in a fresh process (wall seconds, and the CPU seconds of
+it and of the compile worker it starts: on a machine shared with other jobs the wall time
+swings, the CPU time much less): first with a new, empty cache
 directory (everything compiled on the spot), then a second time with that cache (loaded).
 The sample store is generated once beforehand, so the times are the backtest and its
 report. With --before SRC, an older checkout's src/ (on PYTHONPATH) runs in the same
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -23,19 +26,25 @@ import time
 from pathlib import Path
 
 
-def demo(src: Path | None, cache: Path, store: Path, out: Path) -> float:
+def demo(src: Path | None, cache: Path, store: Path, out: Path) -> tuple[float, float]:
+    """Wall seconds of `momentumbot demo` and the CPU seconds (user + system) of it and the
+    processes it waited for (the compile worker)."""
     env = dict(os.environ)
     env.pop("NUMBA_CACHE_DIR", None)
     env["XDG_CACHE_HOME"] = str(cache)
     if src is not None:
         env["PYTHONPATH"] = str(src)
     shutil.rmtree(out, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "momentumbot", "demo", "--store", str(store), "--out", str(out)],
         env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def main() -> None:
@@ -61,16 +70,25 @@ def main() -> None:
         for r in range(args.rounds):
             for label, src in variants:
                 cache = root / f"cache-{label}-{r}"
-                cold = demo(src, cache, store, root / "run")
-                warm = demo(src, cache, store, root / "run")
+                load = os.getloadavg()[0]
+                cold, cold_cpu = demo(src, cache, store, root / "run")
+                warm, warm_cpu = demo(src, cache, store, root / "run")
                 shutil.rmtree(cache, ignore_errors=True)
-                times.setdefault((label, "cold"), []).append(cold)
-                times.setdefault((label, "warm"), []).append(warm)
-                print(f"round {r} {label:>6}: cold {cold:.1f} s, warm {warm:.1f} s", flush=True)
+                for kind, value in (("cold", cold), ("warm", warm), ("cold cpu", cold_cpu),
+                                    ("warm cpu", warm_cpu)):  # fmt: skip
+                    times.setdefault((label, kind), []).append(value)
+                print(
+                    f"round {r} {label:>6}: cold {cold:.1f} s (cpu {cold_cpu:.1f} s), warm "
+                    f"{warm:.1f} s (cpu {warm_cpu:.1f} s); load average {load:.1f} at the start",
+                    flush=True,
+                )
     for label, _ in variants:
-        cold = statistics.median(times[(label, "cold")])
-        warm = statistics.median(times[(label, "warm")])
-        print(f"{label:>6} median of {args.rounds}: cold {cold:.1f} s, warm {warm:.1f} s")
+        med = {kind: statistics.median(times[(label, kind)]) for kind in
+               ("cold", "warm", "cold cpu", "warm cpu")}  # fmt: skip
+        print(
+            f"{label:>6} median of {args.rounds}: cold {med['cold']:.1f} s (cpu "
+            f"{med['cold cpu']:.1f} s), warm {med['warm']:.1f} s (cpu {med['warm cpu']:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

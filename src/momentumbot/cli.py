@@ -13,7 +13,7 @@ from rich.markup import escape
 from momentumbot.domain.errors import MomentumbotError
 from momentumbot.domain.symbols import parse_symbols_option
 
-app = typer.Typer(
+_app = typer.Typer(
     name="momentumbot",
     help="Intraday momentum-band trading for Interactive Brokers: backtest, simulate, trade.",
     no_args_is_help=True,
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 config_app = typer.Typer(help="Show and check configuration files.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+_app.add_typer(config_app, name="config")
 
 err_console = Console(stderr=True)
 
@@ -69,11 +69,26 @@ def _run_backtest_cli(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from momentumbot.app.backtest import backtest_to_folder, default_run_dir
+    from momentumbot.app.compile_ahead import compile_ahead
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
     from momentumbot.reporting.console import summary_table
 
     cfg = load_config(cfg_path)
+    said: list[str] = []
+
+    def first_run(line: str) -> None:
+        if not said:
+            said.append(line)
+            err_console.print(
+                "first run of this version: compiling the engine into the cache "
+                "(`momentumbot precompile` does it ahead) ..."
+            )
+
+    from momentumbot.engine.backtest import kernel_params
+
+    # an empty compiled-code cache is filled first (on two cores when both are idle)
+    compile_ahead(first_run, kernel_params(cfg, 2))
     store_dir = store if store is not None else Path(cfg.data.store)
     if not store_dir.is_dir():
         from momentumbot.domain.errors import DataError
@@ -136,7 +151,7 @@ StoreOpt = Annotated[
 ]
 
 
-@app.command("backtest")
+@_app.command("backtest")
 def backtest_command(
     config: ConfigOpt = None,
     store: StoreOpt = None,
@@ -160,7 +175,7 @@ def backtest_command(
     _run_backtest_cli(config, store, symbols, start, end, out, report=report)
 
 
-@app.command("demo")
+@_app.command("demo")
 def demo_command(
     store: Annotated[Path, typer.Option("--store", help="Where to put the sample bars.")] = Path(
         "sample_store"
@@ -186,7 +201,7 @@ def demo_command(
     _run_backtest_cli(None, store, ",".join(names), None, None, out, notes=(note,))
 
 
-@app.command("precompile")
+@_app.command("precompile")
 def precompile_command() -> None:
     """Compile the kernels into the on-disk cache now (about a minute, once per version), so
     the first backtest or trading run does not (`make install` runs this)."""
@@ -198,28 +213,95 @@ def precompile_command() -> None:
     err_console.print(f"compiled code is cached in {CACHE_DIR} ({seconds:.1f} s)")
 
 
-def _mount_subcommands() -> None:
-    from momentumbot.app.cli_trade import stop_command, trade_command
+def _data() -> None:
     from momentumbot.data.cli import data_app
-    from momentumbot.gateway.cli import gateway_command
-    from momentumbot.monitor.cli import dashboard_command
-    from momentumbot.monitor.status import status_command
-    from momentumbot.notify.cli import notify_app
-    from momentumbot.optimize.cli import optimize_command
+
+    _app.add_typer(data_app, name="data")
+
+
+def _report() -> None:
     from momentumbot.reporting.cli import report_app
 
-    app.add_typer(data_app, name="data")
-    app.add_typer(report_app, name="report")
-    app.add_typer(notify_app, name="notify")
-    app.command("gateway")(gateway_command)
-    app.command("trade")(trade_command)
-    app.command("stop")(stop_command)
-    app.command("status")(status_command)
-    app.command("dashboard")(dashboard_command)
-    app.command("optimize")(optimize_command)
+    _app.add_typer(report_app, name="report")
 
 
-_mount_subcommands()
+def _notify() -> None:
+    from momentumbot.notify.cli import notify_app
+
+    _app.add_typer(notify_app, name="notify")
+
+
+def _gateway() -> None:
+    from momentumbot.gateway.cli import gateway_command
+
+    _app.command("gateway")(gateway_command)
+
+
+def _trade() -> None:
+    from momentumbot.app.cli_trade import trade_command
+
+    _app.command("trade")(trade_command)
+
+
+def _stop() -> None:
+    from momentumbot.app.cli_trade import stop_command
+
+    _app.command("stop")(stop_command)
+
+
+def _status() -> None:
+    from momentumbot.monitor.status import status_command
+
+    _app.command("status")(status_command)
+
+
+def _dashboard() -> None:
+    from momentumbot.monitor.cli import dashboard_command
+
+    _app.command("dashboard")(dashboard_command)
+
+
+def _optimize() -> None:
+    from momentumbot.optimize.cli import optimize_command
+
+    _app.command("optimize")(optimize_command)
+
+
+# Subcommands whose modules are imported only when they run (or for --help): each pulls in
+# its own libraries (pandas, the gateway, aiohttp, ...), which `backtest` and `demo` do not need.
+_LAZY = {
+    "data": _data,
+    "report": _report,
+    "notify": _notify,
+    "gateway": _gateway,
+    "trade": _trade,
+    "stop": _stop,
+    "status": _status,
+    "dashboard": _dashboard,
+    "optimize": _optimize,
+}
+_EAGER = {"config", "backtest", "demo", "precompile"}
+_mounted: set[str] = set()
+
+
+def _mount_subcommands(argv: list[str] | None = None) -> None:
+    """Mount the subcommand that `argv` runs (every one for --help or an unknown word)."""
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    name = words[0] if words else ""
+    if name in _EAGER:
+        return
+    for key in [name] if name in _LAZY else list(_LAZY):
+        if key not in _mounted:
+            _mounted.add(key)
+            _LAZY[key]()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`from momentumbot.cli import app`: the app with every subcommand mounted."""
+    if name == "app":
+        _mount_subcommands(["--help"])
+        return _app
+    raise AttributeError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     errors become one line on stderr with the exit code of their kind; anything else is a
     bug and keeps its traceback.
     """
+    args = sys.argv[1:] if argv is None else argv
+    _mount_subcommands(args)
     try:
-        app(args=argv, standalone_mode=True, prog_name="momentumbot")
+        _app(args=args, standalone_mode=True, prog_name="momentumbot")
     except MomentumbotError as exc:
         # escaped: "[portfolio] initial_cash" is the config's section, not rich markup
         err_console.print(

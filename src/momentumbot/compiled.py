@@ -31,15 +31,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 PACKAGE = Path(__file__).resolve().parent
-# every module with a compiled function, and the domain modules whose constants compiled code
-# reads (order codes, time units): all are in the cache key (a test keeps this list complete)
+# every module with a compiled function, and the modules whose constants compiled code reads
+# (order codes, time units, the kernel's tables): all are in the cache key (a test keeps this
+# list complete)
 COMPILED_MODULES = (
     "domain/orders.py",
     "domain/units.py",
     "allocation/quiet_volume.py",
     "allocation/rotation.py",
     "engine/backtest.py",
-    "engine/kernel.py",
+    "engine/kernel/allocator.py",
+    "engine/kernel/fills.py",
+    "engine/kernel/limits.py",
+    "engine/kernel/loop.py",
+    "engine/kernel/orders.py",
+    "engine/kernel/tables.py",
     "execution/costs.py",
     "execution/matching.py",
     "reporting/symbols.py",

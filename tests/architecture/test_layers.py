@@ -39,7 +39,7 @@ def test_the_package_keeps_its_layers(tmp_path: Path) -> None:
 
 def test_an_import_that_breaks_a_layer_fails_the_lint(tmp_path: Path) -> None:
     pkg = _copy(tmp_path)
-    errors = pkg / "momentumbot" / "engine" / "kernel.py"
+    errors = pkg / "momentumbot" / "engine" / "kernel" / "__init__.py"
     errors.write_text(errors.read_text() + "\nfrom momentumbot.app import trade  # noqa\n")
     res = _lint(pkg)
     assert res.returncode != 0

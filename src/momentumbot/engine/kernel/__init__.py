@@ -1,0 +1,141 @@
+"""The compiled minute loop: band, shadow books, allocator, order rules, the [risk] limits
+and fills for every symbol at once (STRATEGY.md sections 1-5). Backtest, sweeps, paper and
+live all drive this code, so they all apply the same limits (risk.checks).
+
+Owns: the kernel's tables and state (`tables`), the order rules (`orders`), fills and their
+booking (`fills`), the allocator's run (`allocator`), the [risk] limits in the loop
+(`limits`) and the minute loop itself (`loop`: `run_minutes` runs the compiled loop a run
+needs, with the [risk] limits or without them). Callers import every name
+from `momentumbot.engine.kernel`.
+
+The rules live where their names are and are called from here: the band and the shadow
+books in `strategy`, scorers, eligibility and budgets in `allocation`, fills and costs in
+`execution`, the limits in `risk.checks`; the kernel keeps the order rules, the one
+fill-booking function (`book_fill`, also used for the broker's fills) and the loop.
+
+The kernel is time-major: it walks the minutes of a chunk of sessions and, at each minute,
+does a little vector work over the symbols. All state lives in arrays indexed by symbol
+(`State`); orders, fills and allocations go into preallocated tables that the caller grows
+when the kernel stops early for lack of room. Cash is integer micro-dollars.
+"""
+
+from momentumbot.engine.kernel.fills import apply_fill, book_fill
+from momentumbot.engine.kernel.loop import (
+    has_limits,
+    minute_loop,
+    run_minutes,
+    run_minutes_limits,
+    run_minutes_plain,
+)
+from momentumbot.engine.kernel.orders import _flatten, _new_order
+from momentumbot.engine.kernel.tables import (
+    C_AFTER_FLATTEN,
+    C_ALLOCS,
+    C_BENCH_CASH,
+    C_CARRIES,
+    C_CASH,
+    C_FILLS,
+    C_FIRST_ALLOC_DONE,
+    C_HALTED,
+    C_MONTH,
+    C_MONTH_SHARES,
+    C_ORDERS,
+    C_PENDING,
+    C_SETTLE_FROM,
+    C_SETTLE_T1,
+    C_STARTED_RUN,
+    F_ALLOC,
+    F_FIRST,
+    F_FLATTEN,
+    F_LAST,
+    F_NO_BUYS,
+    F_WARMUP,
+    N_COUNTERS,
+    NS_MINUTE,
+    R_ENTER,
+    R_EXIT,
+    R_FLATTEN,
+    R_REBALANCE,
+    REASONS,
+    S_CANCELLED,
+    S_FILLED,
+    S_PARTIAL,
+    S_REPLACED,
+    S_SKIPPED,
+    S_WORKING,
+    STATUSES,
+    AllocTable,
+    FillTable,
+    KernelParams,
+    MinuteOut,
+    OrderTable,
+    State,
+    grow,
+    new_allocs,
+    new_fills,
+    new_minute_out,
+    new_orders,
+    new_state,
+)
+from momentumbot.execution.costs import BUY, SELL
+
+__all__ = [
+    "BUY",
+    "C_AFTER_FLATTEN",
+    "C_ALLOCS",
+    "C_BENCH_CASH",
+    "C_CARRIES",
+    "C_CASH",
+    "C_FILLS",
+    "C_FIRST_ALLOC_DONE",
+    "C_HALTED",
+    "C_MONTH",
+    "C_MONTH_SHARES",
+    "C_ORDERS",
+    "C_PENDING",
+    "C_SETTLE_FROM",
+    "C_SETTLE_T1",
+    "C_STARTED_RUN",
+    "F_ALLOC",
+    "F_FIRST",
+    "F_FLATTEN",
+    "F_LAST",
+    "F_NO_BUYS",
+    "F_WARMUP",
+    "NS_MINUTE",
+    "N_COUNTERS",
+    "REASONS",
+    "R_ENTER",
+    "R_EXIT",
+    "R_FLATTEN",
+    "R_REBALANCE",
+    "SELL",
+    "STATUSES",
+    "S_CANCELLED",
+    "S_FILLED",
+    "S_PARTIAL",
+    "S_REPLACED",
+    "S_SKIPPED",
+    "S_WORKING",
+    "AllocTable",
+    "FillTable",
+    "KernelParams",
+    "MinuteOut",
+    "OrderTable",
+    "State",
+    "_flatten",
+    "_new_order",
+    "apply_fill",
+    "book_fill",
+    "grow",
+    "has_limits",
+    "minute_loop",
+    "new_allocs",
+    "new_fills",
+    "new_minute_out",
+    "new_orders",
+    "new_state",
+    "run_minutes",
+    "run_minutes_limits",
+    "run_minutes_plain",
+]  # fmt: skip

@@ -1,0 +1,242 @@
+"""Fills: the working orders at a bar's open (simulated), the one booking rule of every mode
+(`book_fill`; `apply_fill` for the broker's fills), the shadow books' fills, the benchmark's
+buy and what settlement T+1 leaves spendable."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from momentumbot.allocation.rotation import stable_order
+from momentumbot.compiled import jit
+from momentumbot.engine.kernel.tables import (
+    C_BENCH_CASH,
+    C_CASH,
+    C_FILLS,
+    C_MONTH_SHARES,
+    C_PENDING,
+    C_SETTLE_FROM,
+    C_SETTLE_T1,
+    R_FLATTEN,
+    S_FILLED,
+    S_WORKING,
+    FillTable,
+    KernelParams,
+    OrderTable,
+    State,
+)
+from momentumbot.execution.costs import (
+    BUY,
+    SELL,
+    CostParams,
+    affordable_buy,
+    fill_commission_micro,
+    fill_price,
+    order_commission,
+    slippage_per_share,
+    to_micro,
+)
+from momentumbot.execution.matching import match_in_bar
+from momentumbot.risk.checks import SETTLEMENT_GAP_NS
+from momentumbot.strategy.shadow import shadow_close, shadow_open
+
+
+@jit(inline=True)
+def _fill_one(
+    oid: int,
+    s: int,
+    bar_open: float,
+    bar_volume: float,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+    cp: CostParams,
+) -> None:
+    side = orders.side[oid]
+    remaining = orders.quantity[oid] - orders.filled[oid]
+    qty, price, value_micro, comm_micro, rated = match_in_bar(
+        side,
+        remaining,
+        st.position[s],
+        bar_open,
+        bar_volume,
+        orders.reason[oid] == R_FLATTEN,
+        _spendable_micro(st, label_ns),
+        float(st.counters[C_MONTH_SHARES]),
+        float(orders.filled[oid]),
+        orders.value[oid],
+        orders.rated[oid],
+        cp,
+    )
+    if qty <= 0:
+        return
+    slippage = qty * slippage_per_share(bar_open, cp)
+    book_fill(
+        oid, qty, price, value_micro, comm_micro, slippage, rated, label_ns, st, orders, fills
+    )
+
+
+@jit(inline=True)
+def book_fill(
+    oid: int,
+    qty: int,
+    price: float,
+    value_micro: int,
+    commission_micro: int,
+    slippage: float,
+    rated: float,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+) -> None:
+    """Book one fill of order `oid`: the fill row, cash, position, the month's shares and the
+    order's progress. The one booking rule of every mode (the kernel's simulated fills and
+    the broker's fills in paper and live trading)."""
+    s = orders.symbol[oid]
+    side = orders.side[oid]
+    fid = st.counters[C_FILLS]
+    fills.order_id[fid] = oid
+    fills.time_ns[fid] = label_ns
+    fills.symbol[fid] = s
+    fills.side[fid] = side
+    fills.quantity[fid] = qty
+    fills.price[fid] = price
+    fills.commission[fid] = commission_micro
+    fills.slippage[fid] = slippage
+    st.counters[C_FILLS] = fid + 1
+    if side == BUY:
+        st.counters[C_CASH] -= value_micro + commission_micro
+        st.position[s] += qty
+    else:
+        st.counters[C_CASH] += value_micro - commission_micro
+        st.position[s] -= qty
+        if st.counters[C_SETTLE_T1] == 1:
+            _settlement_day(st, label_ns)
+            st.counters[C_PENDING] += value_micro - commission_micro
+    st.counters[C_MONTH_SHARES] += qty
+    orders.filled[oid] += qty
+    orders.value[oid] += qty * price
+    orders.rated[oid] += rated
+    if orders.filled[oid] >= orders.quantity[oid]:
+        orders.status[oid] = S_FILLED
+        if st.working[s] == oid:
+            st.working[s] = -1
+
+
+@jit()
+def apply_fill(
+    oid: int,
+    qty: int,
+    price: float,
+    commission_micro: int,
+    slippage: float,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+) -> None:
+    """Book a fill the broker reported (paper/live) exactly as a simulated one is booked
+    (its tier rating is added by the caller, which knows the month's volume)."""
+    value_micro = to_micro(qty * price)
+    book_fill(
+        oid, qty, price, value_micro, commission_micro, slippage, 0.0, label_ns, st, orders, fills
+    )
+
+
+@jit()
+def _fill_working(
+    m: int,
+    o: np.ndarray,
+    v: np.ndarray,
+    label_ns: int,
+    st: State,
+    orders: OrderTable,
+    fills: FillTable,
+    cp: CostParams,
+) -> None:
+    """Fill the working orders of every symbol that has a bar: sells first, then buys, each
+    in order-id order."""
+    n_sym = st.working.shape[0]
+    ids = np.empty(n_sym, np.int64)
+    n = 0
+    for s in range(n_sym):
+        wid = st.working[s]
+        if wid >= 0 and not math.isnan(o[m, s]):
+            ids[n] = wid
+            n += 1
+    if n == 0:
+        return
+    key = np.empty(
+        n
+    )  # order ids (far below 2**53) ranked by stable_order: numba's sorts compile slowly
+    for i in range(n):
+        key[i] = ids[i]
+    rank = stable_order(key, False)
+    for pass_side in (SELL, BUY):
+        for i in range(n):
+            oid = ids[rank[i]]
+            if orders.side[oid] != pass_side or orders.status[oid] != S_WORKING:
+                continue
+            s = orders.symbol[oid]
+            _fill_one(oid, s, o[m, s], v[m, s], label_ns, st, orders, fills, cp)
+
+
+@jit(inline=True)
+def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
+    """Shadow orders fill in full at the next bar's open with slippage and commission."""
+    q = st.shadow_pending[s]
+    if q > 0:
+        price = fill_price(bar_open, BUY, cp)
+        value = q * price
+        comm = order_commission(BUY, q, value, q * cp.tier_rates[0], cp)
+        shadow_open(
+            s, q, bar_open, value + comm, st.shadow_shares, st.shadow_entry_open,
+            st.shadow_entry_cost,
+        )  # fmt: skip
+    elif q < 0:
+        n = -q
+        price = fill_price(bar_open, SELL, cp)
+        value = n * price
+        comm = order_commission(SELL, n, value, n * cp.tier_rates[0], cp)
+        shadow_close(s, value - comm, st.shadow_shares, st.shadow_entry_cost, st.shadow_realised)
+    st.shadow_pending[s] = 0
+
+
+@jit(inline=True)
+def _settlement_day(st: State, label_ns: int) -> None:
+    """Settlement T+1: a bar or fill of a later session settles the pending sale proceeds."""
+    start = st.counters[C_SETTLE_FROM]
+    if start < 0 or label_ns - start >= SETTLEMENT_GAP_NS:
+        st.counters[C_PENDING] = 0
+        st.counters[C_SETTLE_FROM] = label_ns
+
+
+@jit(inline=True)
+def _spendable_micro(st: State, label_ns: int) -> int:
+    """What buys may spend at `label_ns`: the cash, less unsettled proceeds under T+1."""
+    if st.counters[C_SETTLE_T1] != 1:
+        return st.counters[C_CASH]
+    _settlement_day(st, label_ns)
+    return st.counters[C_CASH] - st.counters[C_PENDING]
+
+
+@jit(inline=True)
+def _bench_buy(
+    s: int, bar_open: float, t: int, st: State, kp: KernelParams, cp: CostParams
+) -> None:
+    """Equal-weight buy-and-hold: spend the symbol's allotment at its first bar's open."""
+    price = fill_price(bar_open, BUY, cp)
+    rate = cp.tier_rates[0]
+    qty = affordable_buy(1 << 40, price, kp.bench_allotment_micro, 0.0, 0.0, 0.0, rate, cp)
+    st.bench_bought[s] = True
+    st.bench_time[s] = t
+    if qty <= 0:
+        return
+    comm = fill_commission_micro(BUY, 0.0, 0.0, 0.0, qty, qty * price, rate * qty, cp)
+    st.bench_shares[s] = qty
+    st.bench_price[s] = price
+    st.bench_commission[s] = comm
+    st.counters[C_BENCH_CASH] -= to_micro(qty * price) + comm

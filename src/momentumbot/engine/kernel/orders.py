@@ -1,0 +1,219 @@
+"""The order rules (STRATEGY.md section 5): a new order, cancelling and replacing the working
+one, the commission filter, the decision for one symbol at a bar close, and the flatten."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from momentumbot.compiled import jit
+from momentumbot.engine.kernel.tables import (
+    C_MONTH_SHARES,
+    C_ORDERS,
+    R_ENTER,
+    R_EXIT,
+    R_FLATTEN,
+    R_REBALANCE,
+    S_CANCELLED,
+    S_PARTIAL,
+    S_REPLACED,
+    S_SKIPPED,
+    S_WORKING,
+    KernelParams,
+    OrderTable,
+    State,
+)
+from momentumbot.execution.costs import BUY, SELL, CostParams, estimate_commission
+
+
+@jit(inline=True)
+def _end_order(orders: OrderTable, oid: int, status: int) -> None:
+    """Finish a working order: cancelled/replaced, or partially_filled if it had fills."""
+    if orders.status[oid] != S_WORKING:
+        return
+    if orders.filled[oid] > 0:
+        orders.status[oid] = S_PARTIAL
+    else:
+        orders.status[oid] = status
+
+
+@jit(inline=True)
+def _new_order(
+    st: State,
+    orders: OrderTable,
+    s: int,
+    side: int,
+    qty: int,
+    reason: int,
+    decided_ns: int,
+    status: int,
+) -> int:
+    oid = st.counters[C_ORDERS]
+    orders.decided_ns[oid] = decided_ns
+    orders.symbol[oid] = s
+    orders.side[oid] = side
+    orders.quantity[oid] = qty
+    orders.reason[oid] = reason
+    orders.status[oid] = status
+    orders.filled[oid] = 0
+    orders.value[oid] = 0.0
+    orders.rated[oid] = 0.0
+    orders.requested[oid] = qty
+    orders.risk[oid] = 0
+    st.counters[C_ORDERS] = oid + 1
+    if status == S_WORKING:
+        old = st.working[s]
+        if old >= 0:
+            _end_order(orders, old, S_REPLACED)
+        st.working[s] = oid
+    return oid
+
+
+@jit(inline=True)
+def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
+    oid = st.working[s]
+    if oid >= 0:
+        _end_order(orders, oid, S_CANCELLED)
+        st.working[s] = -1
+
+
+@jit(inline=True)
+def _passes_cost_filter(
+    side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams
+) -> bool:
+    est = estimate_commission(side, qty, price, st.counters[C_MONTH_SHARES], cp)
+    # "exceeds" in decimal terms: 0.005 x 360 at 10.00 is exactly 5 bp of 3,600 USD, which
+    # binary floats put 2e-16 apart; allow a micro-dollar of slack
+    return est <= kp.max_commission_bps * 1e-4 * qty * price + 1e-6
+
+
+@jit(inline=True)
+def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
+    oid = st.working[s]
+    if oid < 0:
+        return 0
+    return orders.side[oid] * (orders.quantity[oid] - orders.filled[oid])
+
+
+@jit(inline=True)
+def _rebalance_may_act(
+    s: int,
+    band_long: np.ndarray,
+    budget: np.ndarray,
+    last_close: np.ndarray,
+    position: np.ndarray,
+    working: np.ndarray,
+    o_side: np.ndarray,
+    o_quantity: np.ndarray,
+    o_filled: np.ndarray,
+    tolerance: float,
+) -> bool:
+    """False when the rebalance rule certainly decides nothing for this symbol (most
+    symbols at most allocator runs): a cheap test on arrays before the full rule."""
+    price = last_close[s]
+    if not (price > 0.0):
+        return False
+    target = 0
+    if band_long[s] and budget[s] > 0.0:
+        target = int(math.floor(budget[s] / price))
+    effective = position[s]
+    wid = working[s]
+    if wid >= 0:
+        effective += o_side[wid] * (o_quantity[wid] - o_filled[wid])
+    if target == effective:
+        return False
+    return not (
+        target != 0 and effective != 0 and abs(target - effective) * price < tolerance * budget[s]
+    )
+
+
+@jit(inline=True)
+def _decide_symbol(
+    s: int,
+    signal: int,
+    is_alloc: bool,
+    no_buys: bool,
+    decided_ns: int,
+    st: State,
+    orders: OrderTable,
+    kp: KernelParams,
+    cp: CostParams,
+) -> None:
+    """At most one new order for one symbol at one bar close (STRATEGY.md section 5)."""
+    price = st.last_close[s]
+    if not (price > 0.0):
+        return
+    pos = st.position[s]
+    target = 0
+    if st.band_long[s] and st.budget[s] > 0.0:
+        target = int(math.floor(st.budget[s] / price))
+    wid = st.working[s]
+    if signal == 1:
+        if pos == 0 and wid < 0 and not no_buys and target > 0:
+            ok = _passes_cost_filter(BUY, target, price, st, kp, cp)
+            _new_order(
+                st, orders, s, BUY, target, R_ENTER, decided_ns, S_WORKING if ok else S_SKIPPED
+            )
+            return
+    elif signal == -1:
+        if pos > 0:
+            _new_order(st, orders, s, SELL, pos, R_EXIT, decided_ns, S_WORKING)
+            return
+        if wid >= 0:
+            _cancel_working(st, orders, s)
+            return
+    if not is_alloc:
+        return
+    effective = pos + _remaining_signed(st, orders, s)
+    if target == effective:
+        return
+    if target == 0:
+        if pos > 0:
+            if (
+                wid >= 0
+                and orders.side[wid] == SELL
+                and orders.quantity[wid] - orders.filled[wid] == pos
+            ):
+                return
+            _new_order(st, orders, s, SELL, pos, R_REBALANCE, decided_ns, S_WORKING)
+        elif wid >= 0:
+            _cancel_working(st, orders, s)
+        return
+    delta = target - pos
+    if effective == 0 and delta > 0:
+        if no_buys:
+            return
+        ok = _passes_cost_filter(BUY, delta, price, st, kp, cp)
+        _new_order(
+            st, orders, s, BUY, delta, R_REBALANCE, decided_ns, S_WORKING if ok else S_SKIPPED
+        )
+        return
+    if effective != 0 and abs(target - effective) * price < kp.rebalance_tolerance * st.budget[s]:
+        return
+    if delta == 0:
+        _cancel_working(st, orders, s)
+        return
+    if delta > 0 and no_buys:
+        return
+    side = BUY if delta > 0 else SELL
+    if not _passes_cost_filter(side, abs(delta), price, st, kp, cp):
+        return
+    _new_order(st, orders, s, side, abs(delta), R_REBALANCE, decided_ns, S_WORKING)
+
+
+@jit()
+def _flatten(st: State, orders: OrderTable, decided_ns: int) -> None:
+    """Cancel every working order and sell every position, exempt from the volume cap."""
+    for s in range(st.position.shape[0]):
+        wid = st.working[s]
+        pos = st.position[s]
+        if (
+            wid >= 0
+            and orders.reason[wid] == R_FLATTEN
+            and orders.quantity[wid] - orders.filled[wid] == pos
+        ):
+            continue  # a flatten carried from an earlier session is still working
+        _cancel_working(st, orders, s)
+        if pos > 0:
+            _new_order(st, orders, s, SELL, pos, R_FLATTEN, decided_ns, S_WORKING)
