@@ -93,10 +93,11 @@ def _callees(x: dict[str, Any]) -> tuple[list[Job], list[Job]]:
 
 
 def _others(x: dict[str, Any]) -> list[Job]:
-    """What else a backtest and its report compile: quiet volume, the transposes, the band
-    plotted in the report."""
+    """What else a backtest and its report compile: the bars put on the minute grid, quiet
+    volume, the transposes, the band plotted in the report."""
     from momentumbot.allocation.quiet_volume import _walk_symbols
-    from momentumbot.engine.backtest import _transpose_blocks
+    from momentumbot.data.forward import _frozen
+    from momentumbot.engine.backtest import _scatter_row, _transpose_blocks
     from momentumbot.reporting.symbols import band_path
 
     i, f, b, st = x["i64"], x["f64"], x["b"], x["st"]
@@ -105,7 +106,9 @@ def _others(x: dict[str, Any]) -> list[Job]:
         st.qv_head, st.qv_started, i, x["qv_at"], x["qv_n"],
     )  # fmt: skip
     path = np.zeros(2)
+    bars = _frozen(x["labels"], x["labels"] * 1.0, x["labels"] * 1.0, x["labels"] * 1.0)
     return [
+        (_scatter_row, (i, *bars, x["labels"], x["cols"], x["cols"], x["cols"])),
         (_walk_symbols, walk),
         (_transpose_blocks, (i, i, x["cols"], x["o"])),
         (band_path, (path, path, np.zeros(2, np.bool_), f, f, b)),
