@@ -148,11 +148,14 @@ def is_cached(job: Job) -> bool:
         return True
 
 
-def _idle_cores() -> int:
-    """Cores with nothing to do (a second process only helps when one is idle: on a busy
-    machine it only adds its own start and the functions both need)."""
+def _second_core_free() -> bool:
+    """Whether a second process would get a core of its own: two cores or more, and the last
+    minute's load leaves at least one idle (on a machine busy with other work a second
+    process only adds its own start and the functions both need). The load average lags:
+    a backtest or an install that just ended still counts in it, so one idle core is enough."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return int((cores or 1) - os.getloadavg()[0] + 0.5)
+    cores = cores or 1
+    return cores >= 2 and int(cores - os.getloadavg()[0] + 0.5) >= 1
 
 
 def compile_ahead(
@@ -172,7 +175,7 @@ def compile_ahead(
         return False
     mine, theirs = _callees(x)
     worker = None
-    if _idle_cores() >= 2:
+    if _second_core_free():
         worker = subprocess.Popen(
             [
                 sys.executable,
