@@ -80,15 +80,11 @@ def _callees(x: dict[str, Any]) -> tuple[list[Job], list[Job]]:
         (orders._flatten, (st, ords, i)),
         (limits._check_daily_loss, (i, i, st, ords, x["out"], f)),
     ]
-    if not k.has_limits(kp):
-        first = [first[0], first[1], first[2]]
     second = [
         (allocator._run_allocator, (i, st, x["allocs"], kp, x["qv_at"][0], x["qv_n"][0])),
         (limits._cut_new_buys, (i, st, ords, kp)),
         (limits._cut_to_settled_cash, (i, i, st, ords, cp)),
     ]
-    if not k.has_limits(kp):  # run_minutes_plain calls none of the limits
-        second = second[:1]
     return first, second
 
 
@@ -177,12 +173,7 @@ def compile_ahead(
     worker = None
     if _second_core_free():
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "momentumbot.app.compile_ahead",
-                "limits" if k.has_limits(x["kp"]) else "plain",
-            ],
+            [sys.executable, "-m", "momentumbot.app.compile_ahead"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -213,20 +204,10 @@ def compile_ahead(
     return True
 
 
-def limits_params() -> k.KernelParams:
-    """Parameters of a run with [risk] limits (the loop `run_minutes_limits`)."""
-    from momentumbot.config.schema import AppConfig
-    from momentumbot.engine.backtest import kernel_params
-
-    return kernel_params(AppConfig.model_validate({"symbols": ["A", "B"]}), 2)._replace(
-        max_daily_loss=1.0
-    )
-
-
 def _main() -> None:
     """The worker: its half of the callees, then (once the parent closed our stdin: its
     half is cached, or it is gone) the loop."""
-    x = _samples(limits_params() if sys.argv[1:] == ["limits"] else None)
+    x = _samples()
     for job in _callees(x)[1]:
         _compile(job)
     sys.stdin.read()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from momentumbot.app.compile_ahead import compile_ahead, limits_params
+from momentumbot.app.compile_ahead import compile_ahead
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.memory import MemoryBarSource
@@ -85,7 +85,6 @@ def precompile(say: Callable[[str], None], extra: dict[str, Callable[[], object]
     source = _bars(cal)
     parts: dict[str, Callable[[], object]] = {
         "backtest": lambda: compile_ahead(say),
-        "risk limits' loop": lambda: compile_ahead(say, limits_params()),
         "backtest and report": backtest_kernels,
         "paper and live trading": lambda: live_kernels(cal, source),
         **extra,

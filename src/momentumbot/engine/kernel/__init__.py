@@ -4,8 +4,7 @@ live all drive this code, so they all apply the same limits (risk.checks).
 
 Owns: the kernel's tables and state (`tables`), the order rules (`orders`), fills and their
 booking (`fills`), the allocator's run (`allocator`), the [risk] limits in the loop
-(`limits`) and the minute loop itself (`loop`: `run_minutes` runs the compiled loop a run
-needs, with the [risk] limits or without them). Callers import every name
+(`limits`) and the minute loop itself (`loop`: `run_minutes` runs the compiled loop). Callers import every name
 from `momentumbot.engine.kernel`.
 
 The rules live where their names are and are called from here: the band and the shadow
@@ -20,13 +19,7 @@ when the kernel stops early for lack of room. Cash is integer micro-dollars.
 """
 
 from momentumbot.engine.kernel.fills import apply_fill, book_fill
-from momentumbot.engine.kernel.loop import (
-    has_limits,
-    minute_loop,
-    run_minutes,
-    run_minutes_limits,
-    run_minutes_plain,
-)
+from momentumbot.engine.kernel.loop import minute_loop, run_minutes, run_minutes_compiled
 from momentumbot.engine.kernel.orders import _flatten, _new_order
 from momentumbot.engine.kernel.tables import (
     C_AFTER_FLATTEN,
@@ -128,7 +121,6 @@ __all__ = [
     "apply_fill",
     "book_fill",
     "grow",
-    "has_limits",
     "minute_loop",
     "new_allocs",
     "new_fills",
@@ -136,6 +128,5 @@ __all__ = [
     "new_orders",
     "new_state",
     "run_minutes",
-    "run_minutes_limits",
-    "run_minutes_plain",
+    "run_minutes_compiled",
 ]  # fmt: skip
