@@ -113,7 +113,7 @@ def _others(x: dict[str, Any]) -> list[Job]:
 
 def _top(x: dict[str, Any]) -> Job:
     return (
-        k.minute_loop(x["kp"]),
+        k.run_minutes,
         (x["o"], x["c"], x["v"], x["labels"], x["flags"], x["month_id"], x["alloc_row"],
          x["qv_at"], x["qv_n"], 0, 0, x["kp"], x["cp"], x["st"], x["orders"], x["fills"],
          x["allocs"], x["out"]),

@@ -142,7 +142,7 @@ class LiveEngine:
             self._qv_n[0],
         )  # fmt: skip
         load(
-            k.minute_loop(self.kp), self._o, self._c, self._v, self._label, self._flag, self._month,
+            k.run_minutes, self._o, self._c, self._v, self._label, self._flag, self._month,
             self._alloc_row, self._qv_at, self._qv_n, 0, 1, self.kp, self.cp, st, self.orders,
             self.fills, self.allocs, self._out,
         )  # fmt: skip

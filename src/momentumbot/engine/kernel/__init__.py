@@ -4,7 +4,7 @@ live all drive this code, so they all apply the same limits (risk.checks).
 
 Owns: the kernel's tables and state (`tables`), the order rules (`orders`), fills and their
 booking (`fills`), the allocator's run (`allocator`), the [risk] limits in the loop
-(`limits`) and the minute loop itself (`loop`: `run_minutes` runs the compiled loop). Callers import every name
+(`limits`) and the minute loop itself (`loop`: `run_minutes`). Callers import every name
 from `momentumbot.engine.kernel`.
 
 The rules live where their names are and are called from here: the band and the shadow
@@ -19,7 +19,7 @@ when the kernel stops early for lack of room. Cash is integer micro-dollars.
 """
 
 from momentumbot.engine.kernel.fills import apply_fill, book_fill
-from momentumbot.engine.kernel.loop import minute_loop, run_minutes, run_minutes_compiled
+from momentumbot.engine.kernel.loop import run_minutes
 from momentumbot.engine.kernel.orders import _flatten, _new_order
 from momentumbot.engine.kernel.tables import (
     C_AFTER_FLATTEN,
@@ -121,12 +121,10 @@ __all__ = [
     "apply_fill",
     "book_fill",
     "grow",
-    "minute_loop",
     "new_allocs",
     "new_fills",
     "new_minute_out",
     "new_orders",
     "new_state",
     "run_minutes",
-    "run_minutes_compiled",
 ]  # fmt: skip

@@ -5,7 +5,6 @@ orders, applies the [risk] limits and marks the books (STRATEGY.md sections 1-5)
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -203,7 +202,7 @@ def _mark(m: int, fl: int, st: State, orders: OrderTable, out: MinuteOut, kp: Ke
 
 
 @jit(nogil=True)
-def run_minutes_compiled(
+def run_minutes(
     o: np.ndarray,
     c: np.ndarray,
     v: np.ndarray,
@@ -278,38 +277,3 @@ def run_minutes_compiled(
         # 5. marks
         _mark(m, fl, st, orders, out, kp)
     return m_stop
-
-
-def minute_loop(kp: KernelParams) -> Any:
-    """The compiled minute loop (its numba dispatcher) a run with parameters `kp` uses: one
-    loop for every run. (A copy without the [risk] limit checks, for runs without limits,
-    was measured: it saved as much compile time as its own compile added, so it is gone.)"""
-    return run_minutes_compiled
-
-
-def run_minutes(
-    o: np.ndarray,
-    c: np.ndarray,
-    v: np.ndarray,
-    label_ns: np.ndarray,
-    flags: np.ndarray,
-    month_id: np.ndarray,
-    alloc_row: np.ndarray,
-    qv_at: np.ndarray,
-    qv_n: np.ndarray,
-    m_start: int,
-    m_stop: int,
-    kp: KernelParams,
-    cp: CostParams,
-    st: State,
-    orders: OrderTable,
-    fills: FillTable,
-    allocs: AllocTable,
-    out: MinuteOut,
-) -> int:
-    """Advance the engine over minutes [m_start, m_stop) of a chunk (`run_minutes_compiled`
-    says how)."""
-    return run_minutes_compiled(
-        o, c, v, label_ns, flags, month_id, alloc_row, qv_at, qv_n, m_start, m_stop, kp, cp,
-        st, orders, fills, allocs, out,
-    )  # fmt: skip
