@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from momentumbot.optimize.sweep import SweepOutcome, SweepSpec
 
 
 def _scheduler_from_dask_config() -> str | None:
@@ -19,76 +22,82 @@ def _scheduler_from_dask_config() -> str | None:
     return str(address) if address else None
 
 
+_ParamOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--param",
+        help="NAME=LO:HI:STEP or NAME=A,B,C (repeat for each parameter; LO:HI with --method random).",
+    ),
+]
+_StartOpt = Annotated[str, typer.Option("--start", help="First session, YYYY-MM-DD.")]
+_EndOpt = Annotated[str, typer.Option("--end", help="Last session, YYYY-MM-DD.")]
+_OutOpt = Annotated[
+    Path, typer.Option("--out", help="Sweep folder (a rerun into it finishes what is left).")
+]
+_ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Base config (defaults apply if omitted)."),
+]
+_StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Bar store folder (default: data.store of the config)."),
+]
+_SymbolsOpt = Annotated[
+    str | None,
+    typer.Option("--symbols", help="Comma-separated tickers or 'all' (default: the config's)."),
+]
+_MethodOpt = Annotated[str, typer.Option("--method", help="grid or random.")]
+_TrialsOpt = Annotated[
+    int | None, typer.Option("--trials", help="Parameter sets to draw (--method random).")
+]
+_SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of --method random.")]
+_ObjectiveOpt = Annotated[
+    str, typer.Option("--objective", help="sharpe, total_return, calmar or sortino.")
+]
+_WalkForwardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--walk-forward", help="TRAIN,TEST sessions: choose on TRAIN, test on the next TEST."
+    ),
+]
+_WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Local processes (default: one per core).")
+]
+_SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler, tcp://HOST:PORT (default: Dask's scheduler-address setting, else local).",
+    ),
+]
+_ReportOpt = Annotated[
+    bool,
+    typer.Option("--report/--no-report", help="Write the best run's folder and report.html."),
+]
+
+
 def optimize_command(
-    param: Annotated[
-        list[str],
-        typer.Option(
-            "--param",
-            help="NAME=LO:HI:STEP or NAME=A,B,C (repeat for each parameter; LO:HI with --method random).",
-        ),
-    ],
-    start: Annotated[str, typer.Option("--start", help="First session, YYYY-MM-DD.")],
-    end: Annotated[str, typer.Option("--end", help="Last session, YYYY-MM-DD.")],
-    out: Annotated[
-        Path, typer.Option("--out", help="Sweep folder (a rerun into it finishes what is left).")
-    ],
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Base config (defaults apply if omitted)."),
-    ] = None,
-    store: Annotated[
-        Path | None,
-        typer.Option("--store", help="Bar store folder (default: data.store of the config)."),
-    ] = None,
-    symbols: Annotated[
-        str | None,
-        typer.Option("--symbols", help="Comma-separated tickers or 'all' (default: the config's)."),
-    ] = None,
-    method: Annotated[str, typer.Option("--method", help="grid or random.")] = "grid",
-    trials: Annotated[
-        int | None, typer.Option("--trials", help="Parameter sets to draw (--method random).")
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of --method random.")] = 0,
-    objective: Annotated[
-        str, typer.Option("--objective", help="sharpe, total_return, calmar or sortino.")
-    ] = "sharpe",
-    walk_forward: Annotated[
-        str | None,
-        typer.Option(
-            "--walk-forward", help="TRAIN,TEST sessions: choose on TRAIN, test on the next TEST."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Local processes (default: one per core).")
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help="Dask scheduler, tcp://HOST:PORT (default: Dask's scheduler-address setting, else local).",
-        ),
-    ] = None,
-    report: Annotated[
-        bool,
-        typer.Option("--report/--no-report", help="Write the best run's folder and report.html."),
-    ] = True,
+    param: _ParamOpt,
+    start: _StartOpt,
+    end: _EndOpt,
+    out: _OutOpt,
+    config: _ConfigOpt = None,
+    store: _StoreOpt = None,
+    symbols: _SymbolsOpt = None,
+    method: _MethodOpt = "grid",
+    trials: _TrialsOpt = None,
+    seed: _SeedOpt = 0,
+    objective: _ObjectiveOpt = "sharpe",
+    walk_forward: _WalkForwardOpt = None,
+    workers: _WorkersOpt = None,
+    scheduler: _SchedulerOpt = None,
+    report: _ReportOpt = True,
 ) -> None:
     """Sweep strategy and allocator parameters (grid or random, optionally walk-forward)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from momentumbot.config.loader import load_config
-    from momentumbot.data.store import BarStore
     from momentumbot.domain.errors import ConfigError
-    from momentumbot.domain.symbols import parse_symbols_option
     from momentumbot.optimize.space import parse_params
-    from momentumbot.optimize.sweep import SweepSpec, run_sweep
+    from momentumbot.optimize.sweep import SweepSpec
     from momentumbot.optimize.walkforward import parse_walk_forward
 
     err = Console(stderr=True)
@@ -96,16 +105,12 @@ def optimize_command(
     wf = parse_walk_forward(walk_forward) if walk_forward else None
     cfg = load_config(config)
     store_dir = store if store is not None else Path(cfg.data.store)
-    chosen = parse_symbols_option(symbols)
-    if chosen == ["ALL"]:
-        chosen = BarStore(store_dir).symbols() if store_dir.is_dir() else []
-    syms = chosen if chosen is not None else list(cfg.symbols)
     if scheduler is not None and not scheduler.strip():
         raise ConfigError("--scheduler: empty address; give tcp://HOST:PORT")
     spec = SweepSpec(
         base=cfg,
         store=store_dir,
-        symbols=syms,
+        symbols=_symbols(symbols, store_dir, list(cfg.symbols)),
         start=start,
         end=end,
         specs=specs,
@@ -119,6 +124,40 @@ def optimize_command(
         scheduler=scheduler or _scheduler_from_dask_config(),
         report=report,
     )
+    outcome = _run_with_progress(spec, err)
+    _print_outcome(outcome, objective)
+    if outcome.failed:
+        err.print(
+            f"[bold red]error:[/] {outcome.failed} runs failed (see {out / 'failures.csv'}); "
+            "rerun the same command to retry them"
+        )
+        raise typer.Exit(1)
+
+
+def _symbols(option: str | None, store_dir: Path, configured: list[str]) -> list[str]:
+    """--symbols as given ('all': every symbol in the store), else the config's."""
+    from momentumbot.data.store import BarStore
+    from momentumbot.domain.symbols import parse_symbols_option
+
+    chosen = parse_symbols_option(option)
+    if chosen == ["ALL"]:
+        chosen = BarStore(store_dir).symbols() if store_dir.is_dir() else []
+    return chosen if chosen is not None else configured
+
+
+def _run_with_progress(spec: SweepSpec, err: Console) -> SweepOutcome:
+    """The sweep with a progress bar on a terminal's stderr (none when it is not a terminal)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from momentumbot.optimize.sweep import run_sweep
+
     with Progress(
         TextColumn("[bold]optimize"),
         BarColumn(),
@@ -136,7 +175,10 @@ def optimize_command(
         def progress(done: int, total: int, phase: str) -> None:
             bar.update(task, completed=done, total=total)
 
-        outcome = run_sweep(spec, progress=progress)
+        return run_sweep(spec, progress=progress)
+
+
+def _print_outcome(outcome: SweepOutcome, objective: str) -> None:
     console = Console()
     console.print(
         f"[bold]{outcome.ran} runs[/] in {outcome.seconds:.1f} s on {outcome.runner}"
@@ -158,9 +200,3 @@ def optimize_command(
         console.print(f"best config: [bold]{outcome.best_config}[/]")
     if outcome.summary_html is not None:
         console.print(f"summary: [bold]{outcome.summary_html}[/]")
-    if outcome.failed:
-        err.print(
-            f"[bold red]error:[/] {outcome.failed} runs failed (see {out / 'failures.csv'}); "
-            "rerun the same command to retry them"
-        )
-        raise typer.Exit(1)
