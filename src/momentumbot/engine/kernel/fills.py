@@ -185,24 +185,31 @@ def _fill_working(
 
 
 @jit(inline=True)
-def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
-    """Shadow orders fill in full at the next bar's open with slippage and commission."""
-    q = st.shadow_pending[s]
+def _fill_shadow(
+    s: int,
+    bar_open: float,
+    pending: np.ndarray,
+    shares: np.ndarray,
+    entry_open: np.ndarray,
+    entry_cost: np.ndarray,
+    realised: np.ndarray,
+    cp: CostParams,
+) -> None:
+    """Shadow orders fill in full at the next bar's open with slippage and commission (the
+    shadow books' arrays, not the State tuple: this runs inside the per-symbol pass)."""
+    q = pending[s]
     if q > 0:
         price = fill_price(bar_open, BUY, cp)
         value = q * price
         comm = order_commission(BUY, q, value, q * cp.tier_rates[0], cp)
-        shadow_open(
-            s, q, bar_open, value + comm, st.shadow_shares, st.shadow_entry_open,
-            st.shadow_entry_cost,
-        )  # fmt: skip
+        shadow_open(s, q, bar_open, value + comm, shares, entry_open, entry_cost)
     elif q < 0:
         n = -q
         price = fill_price(bar_open, SELL, cp)
         value = n * price
         comm = order_commission(SELL, n, value, n * cp.tier_rates[0], cp)
-        shadow_close(s, value - comm, st.shadow_shares, st.shadow_entry_cost, st.shadow_realised)
-    st.shadow_pending[s] = 0
+        shadow_close(s, value - comm, shares, entry_cost, realised)
+    pending[s] = 0
 
 
 @jit(inline=True)
@@ -240,3 +247,17 @@ def _bench_buy(
     st.bench_price[s] = price
     st.bench_commission[s] = comm
     st.counters[C_BENCH_CASH] -= to_micro(qty * price) + comm
+
+
+@jit()
+def _bench_buys(
+    m: int, o: np.ndarray, t: int, st: State, kp: KernelParams, cp: CostParams
+) -> int:
+    """The benchmark's buys of the symbols not yet bought that have a bar at minute m;
+    returns how many were bought."""
+    bought = 0
+    for s in range(o.shape[1]):
+        if not st.bench_bought[s] and not math.isnan(o[m, s]):
+            _bench_buy(s, o[m, s], t, st, kp, cp)
+            bought += 1
+    return bought

@@ -10,7 +10,7 @@ import numpy as np
 
 from momentumbot.compiled import jit
 from momentumbot.engine.kernel.allocator import _run_allocator
-from momentumbot.engine.kernel.fills import _bench_buy, _fill_shadow, _fill_working
+from momentumbot.engine.kernel.fills import _bench_buys, _fill_shadow, _fill_working
 from momentumbot.engine.kernel.limits import (
     _check_daily_loss,
     _cut_new_buys,
@@ -66,139 +66,35 @@ def _session_start(st: State, kp: KernelParams) -> None:
         )
 
 
-@jit(inline=True)
-def _open_phase(
-    m: int,
-    o: np.ndarray,
-    v: np.ndarray,
-    t: int,
-    fl: int,
-    month: int,
-    st: State,
-    orders: OrderTable,
-    fills: FillTable,
-    kp: KernelParams,
-    cp: CostParams,
-) -> None:
-    """1. A new session's resets, the month's share count, then the fills at this bar's open:
-    working orders, shadow orders and the benchmark's first buys."""
-    if (fl & F_FIRST) != 0:
-        _session_start(st, kp)
-        st.counters[C_STARTED_RUN] = 1
-    if month != st.counters[C_MONTH]:
-        st.counters[C_MONTH] = month
-        st.counters[C_MONTH_SHARES] = 0
-    if kp.simulate_fills:
-        _fill_working(m, o, v, t, st, orders, fills, cp)
-    for s in range(o.shape[1]):
-        if math.isnan(o[m, s]):
-            continue
-        if st.shadow_pending[s] != 0:
-            _fill_shadow(s, o[m, s], st, cp)
-        if not st.bench_bought[s]:
-            _bench_buy(s, o[m, s], t, st, kp, cp)
+@jit()
+def _flatten_session(st: State, orders: OrderTable, decided_ns: int) -> None:
+    """The session's flatten at its decision minute: every working order cancelled, every
+    position sold, every shadow book closed at the next bar; nothing more is decided."""
+    _flatten(st, orders, decided_ns)
+    for s in range(st.shadow_pending.shape[0]):
+        st.shadow_pending[s] = -st.shadow_shares[s]
+    st.counters[C_AFTER_FLATTEN] = 1
 
 
 @jit(inline=True)
-def _band_phase(
-    m: int,
-    o: np.ndarray,
-    c: np.ndarray,
-    after_flatten: bool,
-    no_buys: bool,
-    signals: np.ndarray,
-    st: State,
-    kp: KernelParams,
-) -> None:
-    """3. Every symbol's band at this bar's close, its signal (into `signals`, 0 for a symbol
-    without a bar) and its shadow order."""
-    for s in range(c.shape[1]):
-        signals[s] = 0
-        if math.isnan(c[m, s]):
-            continue
-        sig, ref, level, long = band_bar(
-            st.band_has[s], st.band_ref[s], st.band_level[s], st.band_long[s], o[m, s],
-            c[m, s], kp.step, kp.buffer,
-        )  # fmt: skip
-        st.band_has[s] = True
-        st.band_ref[s] = ref
-        st.band_level[s] = level
-        st.band_long[s] = long
-        signals[s] = sig
-        if sig != 0 and not after_flatten:
-            st.shadow_pending[s] = shadow_order(
-                sig, no_buys, c[m, s], st.shadow_shares[s], st.shadow_pending[s],
-                kp.shadow_notional,
-            )  # fmt: skip
+def _needs_fills(m: int, o: np.ndarray, working: np.ndarray) -> bool:
+    """Whether a symbol with a bar at minute m has a working order (most minutes at a few
+    symbols have none: the fill pass and its call are skipped)."""
+    for s in range(working.shape[0]):
+        if working[s] >= 0 and not math.isnan(o[m, s]):
+            return True
+    return False
 
 
 @jit(inline=True)
-def _decide_phase(
-    fl: int,
-    r: int,
-    decided: int,
-    no_buys: bool,
-    signals: np.ndarray,
-    qv_at: np.ndarray,
-    qv_n: np.ndarray,
-    st: State,
-    orders: OrderTable,
-    allocs: AllocTable,
-    kp: KernelParams,
-    cp: CostParams,
-) -> None:
-    """4. The allocator (at its minutes, from row `r` of qv_at/qv_n), then the flatten or
-    every symbol's order decision."""
-    n_sym = signals.shape[0]
-    is_alloc = (fl & F_ALLOC) != 0
-    if is_alloc:
-        _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
-    if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
-        _flatten(st, orders, decided)
-        for s in range(n_sym):
-            st.shadow_pending[s] = -st.shadow_shares[s]
-        st.counters[C_AFTER_FLATTEN] = 1
-        return
-    band_long = st.band_long
-    budget = st.budget
-    last_close = st.last_close
-    position = st.position
-    working = st.working
-    o_side = orders.side
-    o_quantity = orders.quantity
-    o_filled = orders.filled
-    for s in range(n_sym):
-        if signals[s] == 0:
-            if not is_alloc:
-                continue
-            if not _rebalance_may_act(
-                s, band_long, budget, last_close, position, working, o_side, o_quantity,
-                o_filled, kp.rebalance_tolerance,
-            ):  # fmt: skip
-                continue
-        _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
-
-
-@jit(inline=True)
-def _mark(m: int, fl: int, st: State, orders: OrderTable, out: MinuteOut, kp: KernelParams) -> None:
-    """5. The books' marks at this bar's close; at a session's last bar, the flattens still
-    working (carried overnight)."""
-    n_sym = st.position.shape[0]
-    pv = 0.0
-    bench = st.counters[C_BENCH_CASH] / 1e6
-    for s in range(n_sym):
-        if st.position[s] != 0:
-            pv += st.position[s] * st.last_close[s]
-        if st.bench_shares[s] != 0:
-            bench += st.bench_shares[s] * st.last_close[s]
-    out.cash[m] = st.counters[C_CASH]
-    out.positions_value[m] = pv
-    out.bench_equity[m] = bench
-    if (fl & F_LAST) != 0 and not kp.hold_overnight:
-        for s in range(n_sym):
-            wid = st.working[s]
-            if wid >= 0 and orders.reason[wid] == R_FLATTEN:
-                st.counters[C_CARRIES] += 1
+def _carries(working: np.ndarray, reason: np.ndarray) -> int:
+    """Flattens still working at a session's last bar (carried overnight)."""
+    n = 0
+    for s in range(working.shape[0]):
+        wid = working[s]
+        if wid >= 0 and reason[wid] == R_FLATTEN:
+            n += 1
+    return n
 
 
 @jit(nogil=True)
@@ -236,44 +132,129 @@ def run_minutes(
     cut_limits = (
         kp.max_position_value > 0.0 or kp.max_gross_exposure > 0.0 or kp.max_orders_per_minute > 0
     )
-    st.counters[C_SETTLE_T1] = 1 if kp.settle_t1 else 0
+    counters = st.counters
+    counters[C_SETTLE_T1] = 1 if kp.settle_t1 else 0
+    # the arrays the per-minute passes read, taken out of the tuples once: a tuple handed to
+    # an inlined helper costs an atomic reference count on each of its arrays, every call
+    last_close, position, working = st.last_close, st.position, st.working
+    band_has, band_ref, band_level, band_long = st.band_has, st.band_ref, st.band_level, st.band_long
+    shadow_pending, shadow_shares = st.shadow_pending, st.shadow_shares
+    shadow_entry_open, shadow_entry_cost = st.shadow_entry_open, st.shadow_entry_cost
+    shadow_realised = st.shadow_realised
+    bench_bought, bench_shares = st.bench_bought, st.bench_shares
+    o_side, o_quantity, o_filled, o_reason = orders.side, orders.quantity, orders.filled, orders.reason
+    out_cash, out_pv, out_bench = out.cash, out.positions_value, out.bench_equity
+    room_orders = orders.symbol.shape[0] - n_sym - 1
+    room_fills = fills.symbol.shape[0] - n_sym - 1
+    room_allocs = allocs.symbol.shape[0] - n_sym - 1
+    unbought = 0
+    for s in range(n_sym):
+        if not bench_bought[s]:
+            unbought += 1
     signals = np.zeros(n_sym, np.int64)
+    signalled = np.zeros(n_sym, np.int64)  # the symbols with a signal this minute, in order
     for m in range(m_start, m_stop):
         if (
-            orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
-            or fills.symbol.shape[0] - st.counters[C_FILLS] < n_sym + 1
-            or allocs.symbol.shape[0] - st.counters[C_ALLOCS] < n_sym + 1
+            counters[C_ORDERS] > room_orders
+            or counters[C_FILLS] > room_fills
+            or counters[C_ALLOCS] > room_allocs
         ):
             return m
         fl = flags[m]
-        warm = (fl & F_WARMUP) != 0
+        if (fl & F_WARMUP) != 0:
+            for s in range(n_sym):
+                if not math.isnan(c[m, s]):
+                    last_close[s] = c[m, s]
+            continue
         t = label_ns[m]
         decided = t + NS_MINUTE
-        if not warm:
-            _open_phase(m, o, v, t, fl, month_id[m], st, orders, fills, kp, cp)
-        # 2. closes
+        # 1. a new session's resets, the month's share count, the fills at this bar's open
+        if (fl & F_FIRST) != 0:
+            _session_start(st, kp)
+            counters[C_STARTED_RUN] = 1
+        if month_id[m] != counters[C_MONTH]:
+            counters[C_MONTH] = month_id[m]
+            counters[C_MONTH_SHARES] = 0
+        if kp.simulate_fills and _needs_fills(m, o, working):
+            _fill_working(m, o, v, t, st, orders, fills, cp)
+        if unbought > 0:
+            unbought -= _bench_buys(m, o, t, st, kp, cp)
+        # shadow fills at the open; 2. the closes; 3. the bands and their signals
+        n_sig = 0
         for s in range(n_sym):
-            if not math.isnan(c[m, s]):
-                st.last_close[s] = c[m, s]
-        if warm:
-            continue
+            bar_open = o[m, s]
+            if shadow_pending[s] != 0 and not math.isnan(bar_open):
+                _fill_shadow(
+                    s, bar_open, shadow_pending, shadow_shares, shadow_entry_open, shadow_entry_cost,
+                    shadow_realised, cp,
+                )  # fmt: skip
+            close = c[m, s]
+            signals[s] = 0
+            if math.isnan(close):
+                continue
+            last_close[s] = close
+            sig, ref, level, long = band_bar(
+                band_has[s], band_ref[s], band_level[s], band_long[s], bar_open, close, kp.step,
+                kp.buffer,
+            )  # fmt: skip
+            band_has[s] = True
+            band_ref[s] = ref
+            band_level[s] = level
+            band_long[s] = long
+            if sig != 0:
+                signals[s] = sig
+                signalled[n_sig] = s
+                n_sig += 1
         if kp.max_daily_loss > 0.0:
             _check_daily_loss(m, decided, st, orders, out, kp.max_daily_loss)
-        after_flatten = st.counters[C_AFTER_FLATTEN] == 1
+        after_flatten = counters[C_AFTER_FLATTEN] == 1
         no_buys = (fl & F_NO_BUYS) != 0
-        # 3. bands, signals and shadow orders
-        _band_phase(m, o, c, after_flatten, no_buys, signals, st, kp)
-        # 4. allocator, then orders, then the risk limits on the new ones
-        first_new = st.counters[C_ORDERS]
+        # the shadow orders of the signals (none after the session's flatten)
         if not after_flatten:
-            _decide_phase(
-                fl, alloc_row[m], decided, no_buys, signals, qv_at, qv_n, st, orders, allocs,
-                kp, cp,
-            )  # fmt: skip
-        if cut_limits and st.counters[C_ORDERS] > first_new:
+            for i in range(n_sig):
+                s = signalled[i]
+                shadow_pending[s] = shadow_order(
+                    signals[s], no_buys, c[m, s], shadow_shares[s], shadow_pending[s],
+                    kp.shadow_notional,
+                )  # fmt: skip
+        # 4. the allocator (at its minutes), then the flatten or the orders, then the risk
+        # limits on the new ones
+        first_new = counters[C_ORDERS]
+        if not after_flatten:
+            is_alloc = (fl & F_ALLOC) != 0
+            if is_alloc:
+                r = alloc_row[m]
+                _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
+            if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
+                _flatten_session(st, orders, decided)
+            elif is_alloc:
+                budget = st.budget
+                for s in range(n_sym):
+                    if signals[s] == 0 and not _rebalance_may_act(
+                        s, band_long, budget, last_close, position, working, o_side, o_quantity,
+                        o_filled, kp.rebalance_tolerance,
+                    ):  # fmt: skip
+                        continue
+                    _decide_symbol(s, signals[s], True, no_buys, decided, st, orders, kp, cp)
+            else:
+                for i in range(n_sig):
+                    s = signalled[i]
+                    _decide_symbol(s, signals[s], False, no_buys, decided, st, orders, kp, cp)
+        if cut_limits and counters[C_ORDERS] > first_new:
             _cut_new_buys(first_new, st, orders, kp)
-        if kp.settle_t1 and st.counters[C_ORDERS] > first_new:
+        if kp.settle_t1 and counters[C_ORDERS] > first_new:
             _cut_to_settled_cash(first_new, decided, st, orders, cp)
-        # 5. marks
-        _mark(m, fl, st, orders, out, kp)
+        # 5. the books' marks at this bar's close
+        pv = 0.0
+        bench = counters[C_BENCH_CASH] / 1e6
+        for s in range(n_sym):
+            if position[s] != 0:
+                pv += position[s] * last_close[s]
+            if bench_shares[s] != 0:
+                bench += bench_shares[s] * last_close[s]
+        out_cash[m] = counters[C_CASH]
+        out_pv[m] = pv
+        out_bench[m] = bench
+        if (fl & F_LAST) != 0 and not kp.hold_overnight:
+            counters[C_CARRIES] += _carries(working, o_reason)
     return m_stop
