@@ -13,6 +13,14 @@ from momentumbot.engine.kernel.tables import (
     C_ALLOCS,
     C_CASH,
     C_FIRST_ALLOC_DONE,
+    SB_BAND_HAS,
+    SB_BAND_LONG,
+    SF_BUDGET,
+    SF_LAST_CLOSE,
+    SF_SHADOW_ENTRY_OPEN,
+    SF_SHADOW_REALISED,
+    SI_POSITION,
+    SI_SHADOW_SHARES,
     AllocTable,
     KernelParams,
     State,
@@ -29,19 +37,19 @@ def _run_allocator(
     qv: np.ndarray,
     window_n: np.ndarray,
 ) -> None:
-    n = st.position.shape[0]
+    n = st.ints[SI_POSITION].shape[0]
     ret = np.zeros(n)
     raw = np.zeros(n)
     eligible = np.zeros(n, np.bool_)
     caps = np.zeros(n)
     any_eligible = False
     equity = st.counters[C_CASH] / 1e6
-    last_close = st.last_close
-    position = st.position
-    band_has = st.band_has
-    realised = st.shadow_realised
-    shares = st.shadow_shares
-    entry_open = st.shadow_entry_open
+    last_close = st.floats[SF_LAST_CLOSE]
+    position = st.ints[SI_POSITION]
+    band_has = st.bools[SB_BAND_HAS]
+    realised = st.floats[SF_SHADOW_REALISED]
+    shares = st.ints[SI_SHADOW_SHARES]
+    entry_open = st.floats[SF_SHADOW_ENTRY_OPEN]
     for s in range(n):
         price = last_close[s]
         if position[s] != 0:
@@ -64,10 +72,10 @@ def _run_allocator(
     )
     row = st.counters[C_ALLOCS]
     for s in range(n):
-        st.budget[s] = budget[s]
-        price = st.last_close[s]
+        st.floats[SF_BUDGET, s] = budget[s]
+        price = st.floats[SF_LAST_CLOSE, s]
         target = 0
-        if st.band_long[s] and budget[s] > 0.0 and price > 0.0:
+        if st.bools[SB_BAND_LONG, s] and budget[s] > 0.0 and price > 0.0:
             target = int(math.floor(budget[s] / price))
         allocs.time_ns[row] = decided_ns
         allocs.symbol[row] = s

@@ -38,7 +38,25 @@ from momentumbot.engine.kernel.tables import (
     F_NO_BUYS,
     F_WARMUP,
     NS_MINUTE,
+    OI_FILLED,
+    OI_QUANTITY,
+    OI_REASON,
+    OI_SIDE,
     R_FLATTEN,
+    SB_BAND_HAS,
+    SB_BAND_LONG,
+    SB_BENCH_BOUGHT,
+    SF_BAND_LEVEL,
+    SF_BAND_REF,
+    SF_BUDGET,
+    SF_LAST_CLOSE,
+    SF_SHADOW_ENTRY_COST,
+    SF_SHADOW_REALISED,
+    SI_BENCH_SHARES,
+    SI_POSITION,
+    SI_SHADOW_PENDING,
+    SI_SHADOW_SHARES,
+    SI_WORKING,
     AllocTable,
     FillTable,
     KernelParams,
@@ -59,11 +77,12 @@ def _session_start(st: State, kp: KernelParams) -> None:
     st.day_start_equity[0] = np.nan
     if kp.hold_overnight and st.counters[C_STARTED_RUN] == 1:
         return
-    for s in range(st.position.shape[0]):
-        band_reset(s, st.band_has, st.band_long)
-        shadow_reset(
-            s, st.shadow_shares, st.shadow_pending, st.shadow_realised, st.shadow_entry_cost
-        )
+    has, long = st.bools[SB_BAND_HAS], st.bools[SB_BAND_LONG]
+    shares, pending = st.ints[SI_SHADOW_SHARES], st.ints[SI_SHADOW_PENDING]
+    realised, entry_cost = st.floats[SF_SHADOW_REALISED], st.floats[SF_SHADOW_ENTRY_COST]
+    for s in range(has.shape[0]):
+        band_reset(s, has, long)
+        shadow_reset(s, shares, pending, realised, entry_cost)
 
 
 @jit()
@@ -71,30 +90,163 @@ def _flatten_session(st: State, orders: OrderTable, decided_ns: int) -> None:
     """The session's flatten at its decision minute: every working order cancelled, every
     position sold, every shadow book closed at the next bar; nothing more is decided."""
     _flatten(st, orders, decided_ns)
-    for s in range(st.shadow_pending.shape[0]):
-        st.shadow_pending[s] = -st.shadow_shares[s]
+    for s in range(st.ints.shape[1]):
+        st.ints[SI_SHADOW_PENDING, s] = -st.ints[SI_SHADOW_SHARES, s]
     st.counters[C_AFTER_FLATTEN] = 1
 
 
 @jit(inline=True)
-def _needs_fills(m: int, o: np.ndarray, working: np.ndarray) -> bool:
-    """Whether a symbol with a bar at minute m has a working order (most minutes at a few
-    symbols have none: the fill pass and its call are skipped)."""
-    for s in range(working.shape[0]):
-        if working[s] >= 0 and not math.isnan(o[m, s]):
+def _needs_fills(m: int, o: np.ndarray, ints: np.ndarray) -> bool:
+    """Whether a symbol with a bar at minute m has a working order (when none has, the
+    fill pass and its call are skipped)."""
+    for s in range(o.shape[1]):  # noqa: SIM110 (a loop numba compiles plainly)
+        if ints[SI_WORKING, s] >= 0 and not math.isnan(o[m, s]):
             return True
     return False
 
 
 @jit(inline=True)
-def _carries(working: np.ndarray, reason: np.ndarray) -> int:
-    """Flattens still working at a session's last bar (carried overnight)."""
-    n = 0
-    for s in range(working.shape[0]):
-        wid = working[s]
-        if wid >= 0 and reason[wid] == R_FLATTEN:
-            n += 1
-    return n
+def _bar_pass(
+    m: int,
+    o: np.ndarray,
+    c: np.ndarray,
+    floats: np.ndarray,
+    ints: np.ndarray,
+    bools: np.ndarray,
+    signals: np.ndarray,
+    signalled: np.ndarray,
+    kp: KernelParams,
+    cp: CostParams,
+) -> int:
+    """One pass over the symbols: the shadow fills at this bar's open, the closes, and each
+    band at this close (STRATEGY.md sections 2-3). Writes each symbol's signal into
+    `signals` (0 without a bar) and the symbols with one, in order, into `signalled`;
+    returns how many. State is read through its packed arrays (no tuple per symbol)."""
+    n_sig = 0
+    for s in range(o.shape[1]):
+        bar_open = o[m, s]
+        if ints[SI_SHADOW_PENDING, s] != 0 and not math.isnan(bar_open):
+            _fill_shadow(s, bar_open, floats, ints, cp)
+        close = c[m, s]
+        signals[s] = 0
+        if math.isnan(close):
+            continue
+        floats[SF_LAST_CLOSE, s] = close
+        sig, ref, level, long = band_bar(
+            bools[SB_BAND_HAS, s], floats[SF_BAND_REF, s], floats[SF_BAND_LEVEL, s],
+            bools[SB_BAND_LONG, s], bar_open, close, kp.step, kp.buffer,
+        )  # fmt: skip
+        bools[SB_BAND_HAS, s] = True
+        floats[SF_BAND_REF, s] = ref
+        floats[SF_BAND_LEVEL, s] = level
+        bools[SB_BAND_LONG, s] = long
+        if sig != 0:
+            signals[s] = sig
+            signalled[n_sig] = s
+            n_sig += 1
+    return n_sig
+
+
+@jit(inline=True)
+def _shadow_orders(
+    closes: np.ndarray,
+    n_sig: int,
+    signalled: np.ndarray,
+    signals: np.ndarray,
+    no_buys: bool,
+    ints: np.ndarray,
+    shadow_notional: float,
+) -> None:
+    """The shadow books' orders after this minute's signals (none after the flatten)."""
+    for i in range(n_sig):
+        s = signalled[i]
+        ints[SI_SHADOW_PENDING, s] = shadow_order(
+            signals[s], no_buys, closes[s], ints[SI_SHADOW_SHARES, s], ints[SI_SHADOW_PENDING, s],
+            shadow_notional,
+        )  # fmt: skip
+
+
+@jit(inline=True)
+def _decide_phase(
+    fl: int,
+    r: int,
+    decided: int,
+    no_buys: bool,
+    n_sig: int,
+    signals: np.ndarray,
+    signalled: np.ndarray,
+    qv_at: np.ndarray,
+    qv_n: np.ndarray,
+    st: State,
+    orders: OrderTable,
+    allocs: AllocTable,
+    kp: KernelParams,
+    cp: CostParams,
+) -> None:
+    """4. The allocator (at its minutes, from row `r` of qv_at/qv_n), then the flatten or
+    the order decisions: every symbol at an allocator minute (those the rebalance rule
+    certainly leaves alone skipped by a cheap test), else the symbols with a signal."""
+    is_alloc = (fl & F_ALLOC) != 0
+    if is_alloc:
+        _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
+    if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
+        _flatten_session(st, orders, decided)
+        return
+    if not is_alloc:
+        for i in range(n_sig):
+            s = signalled[i]
+            _decide_symbol(s, signals[s], False, no_buys, decided, st, orders, kp, cp)
+        return
+    band_long, budget = st.bools[SB_BAND_LONG], st.floats[SF_BUDGET]
+    last_close, position, working = (
+        st.floats[SF_LAST_CLOSE],
+        st.ints[SI_POSITION],
+        st.ints[SI_WORKING],
+    )
+    o_side, o_quantity, o_filled = (
+        orders.ints[OI_SIDE],
+        orders.ints[OI_QUANTITY],
+        orders.ints[OI_FILLED],
+    )
+    for s in range(signals.shape[0]):
+        if signals[s] == 0 and not _rebalance_may_act(
+            s, band_long, budget, last_close, position, working, o_side, o_quantity, o_filled,
+            kp.rebalance_tolerance,
+        ):  # fmt: skip
+            continue
+        _decide_symbol(s, signals[s], True, no_buys, decided, st, orders, kp, cp)
+
+
+@jit(inline=True)
+def _mark(
+    m: int,
+    fl: int,
+    counters: np.ndarray,
+    floats: np.ndarray,
+    ints: np.ndarray,
+    o_reason: np.ndarray,
+    out: MinuteOut,
+    hold_overnight: bool,
+) -> None:
+    """5. The books' marks at this bar's close (summed in symbol order, as always); at a
+    session's last bar, the flattens still working (carried overnight)."""
+    pv = 0.0
+    bench = counters[C_BENCH_CASH] / 1e6
+    for s in range(ints.shape[1]):
+        pos = ints[SI_POSITION, s]
+        if pos != 0:
+            pv += pos * floats[SF_LAST_CLOSE, s]
+        held = ints[SI_BENCH_SHARES, s]
+        if held != 0:
+            bench += held * floats[SF_LAST_CLOSE, s]
+    out.cash[m] = counters[C_CASH]
+    out.positions_value[m] = pv
+    out.bench_equity[m] = bench
+    if (fl & F_LAST) != 0 and not hold_overnight:
+        for s in range(ints.shape[1]):
+            wid = ints[SI_WORKING, s]
+            if wid >= 0 and o_reason[wid] == R_FLATTEN:
+                counters[C_CARRIES] += 1
 
 
 @jit(nogil=True)
@@ -126,45 +278,35 @@ def run_minutes(
     index of the first minute not processed: m_stop, or earlier when a table has too little
     room left for one more minute (grow it and call again).
 
-    The [risk] limits and settlement T+1 apply when `kp` sets them.
+    The [risk] limits and settlement T+1 apply when `kp` sets them. Each tuple handed to a
+    helper (compiled apart or inlined) costs an atomic reference count on each of its
+    arrays, so the per-symbol passes take the State's packed arrays, and the calls that
+    take the tuples are made only when there is work (a fill, a signal, an allocator run).
     """
     n_sym = o.shape[1]
     cut_limits = (
         kp.max_position_value > 0.0 or kp.max_gross_exposure > 0.0 or kp.max_orders_per_minute > 0
     )
-    counters = st.counters
+    counters, floats, ints, bools = st.counters, st.floats, st.ints, st.bools
     counters[C_SETTLE_T1] = 1 if kp.settle_t1 else 0
-    # the arrays the per-minute passes read, taken out of the tuples once: a tuple handed to
-    # an inlined helper costs an atomic reference count on each of its arrays, every call
-    last_close, position, working = st.last_close, st.position, st.working
-    band_has, band_ref, band_level, band_long = st.band_has, st.band_ref, st.band_level, st.band_long
-    shadow_pending, shadow_shares = st.shadow_pending, st.shadow_shares
-    shadow_entry_open, shadow_entry_cost = st.shadow_entry_open, st.shadow_entry_cost
-    shadow_realised = st.shadow_realised
-    bench_bought, bench_shares = st.bench_bought, st.bench_shares
-    o_side, o_quantity, o_filled, o_reason = orders.side, orders.quantity, orders.filled, orders.reason
-    out_cash, out_pv, out_bench = out.cash, out.positions_value, out.bench_equity
-    room_orders = orders.symbol.shape[0] - n_sym - 1
-    room_fills = fills.symbol.shape[0] - n_sym - 1
-    room_allocs = allocs.symbol.shape[0] - n_sym - 1
-    unbought = 0
-    for s in range(n_sym):
-        if not bench_bought[s]:
-            unbought += 1
+    room = (
+        orders.ints.shape[1] - n_sym - 1,
+        fills.ints.shape[1] - n_sym - 1,
+        allocs.symbol.shape[0] - n_sym - 1,
+    )
+    unbought = n_sym - np.count_nonzero(bools[SB_BENCH_BOUGHT])
     signals = np.zeros(n_sym, np.int64)
-    signalled = np.zeros(n_sym, np.int64)  # the symbols with a signal this minute, in order
+    signalled = np.zeros(n_sym, np.int64)
     for m in range(m_start, m_stop):
         if (
-            counters[C_ORDERS] > room_orders
-            or counters[C_FILLS] > room_fills
-            or counters[C_ALLOCS] > room_allocs
+            counters[C_ORDERS] > room[0]
+            or counters[C_FILLS] > room[1]
+            or counters[C_ALLOCS] > room[2]
         ):
             return m
         fl = flags[m]
         if (fl & F_WARMUP) != 0:
-            for s in range(n_sym):
-                if not math.isnan(c[m, s]):
-                    last_close[s] = c[m, s]
+            _closes(m, c, floats)
             continue
         t = label_ns[m]
         decided = t + NS_MINUTE
@@ -175,86 +317,35 @@ def run_minutes(
         if month_id[m] != counters[C_MONTH]:
             counters[C_MONTH] = month_id[m]
             counters[C_MONTH_SHARES] = 0
-        if kp.simulate_fills and _needs_fills(m, o, working):
+        if kp.simulate_fills and _needs_fills(m, o, ints):
             _fill_working(m, o, v, t, st, orders, fills, cp)
         if unbought > 0:
             unbought -= _bench_buys(m, o, t, st, kp, cp)
-        # shadow fills at the open; 2. the closes; 3. the bands and their signals
-        n_sig = 0
-        for s in range(n_sym):
-            bar_open = o[m, s]
-            if shadow_pending[s] != 0 and not math.isnan(bar_open):
-                _fill_shadow(
-                    s, bar_open, shadow_pending, shadow_shares, shadow_entry_open, shadow_entry_cost,
-                    shadow_realised, cp,
-                )  # fmt: skip
-            close = c[m, s]
-            signals[s] = 0
-            if math.isnan(close):
-                continue
-            last_close[s] = close
-            sig, ref, level, long = band_bar(
-                band_has[s], band_ref[s], band_level[s], band_long[s], bar_open, close, kp.step,
-                kp.buffer,
-            )  # fmt: skip
-            band_has[s] = True
-            band_ref[s] = ref
-            band_level[s] = level
-            band_long[s] = long
-            if sig != 0:
-                signals[s] = sig
-                signalled[n_sig] = s
-                n_sig += 1
+        # the shadow fills at the open, 2. the closes, 3. the bands and their signals
+        n_sig = _bar_pass(m, o, c, floats, ints, bools, signals, signalled, kp, cp)
         if kp.max_daily_loss > 0.0:
             _check_daily_loss(m, decided, st, orders, out, kp.max_daily_loss)
-        after_flatten = counters[C_AFTER_FLATTEN] == 1
-        no_buys = (fl & F_NO_BUYS) != 0
-        # the shadow orders of the signals (none after the session's flatten)
-        if not after_flatten:
-            for i in range(n_sig):
-                s = signalled[i]
-                shadow_pending[s] = shadow_order(
-                    signals[s], no_buys, c[m, s], shadow_shares[s], shadow_pending[s],
-                    kp.shadow_notional,
-                )  # fmt: skip
-        # 4. the allocator (at its minutes), then the flatten or the orders, then the risk
-        # limits on the new ones
         first_new = counters[C_ORDERS]
-        if not after_flatten:
-            is_alloc = (fl & F_ALLOC) != 0
-            if is_alloc:
-                r = alloc_row[m]
-                _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
-            if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
-                _flatten_session(st, orders, decided)
-            elif is_alloc:
-                budget = st.budget
-                for s in range(n_sym):
-                    if signals[s] == 0 and not _rebalance_may_act(
-                        s, band_long, budget, last_close, position, working, o_side, o_quantity,
-                        o_filled, kp.rebalance_tolerance,
-                    ):  # fmt: skip
-                        continue
-                    _decide_symbol(s, signals[s], True, no_buys, decided, st, orders, kp, cp)
-            else:
-                for i in range(n_sig):
-                    s = signalled[i]
-                    _decide_symbol(s, signals[s], False, no_buys, decided, st, orders, kp, cp)
+        if counters[C_AFTER_FLATTEN] != 1:
+            no_buys = (fl & F_NO_BUYS) != 0
+            _shadow_orders(c[m], n_sig, signalled, signals, no_buys, ints, kp.shadow_notional)
+            # 4. the allocator, then the orders, then the risk limits on the new ones
+            _decide_phase(
+                fl, alloc_row[m], decided, no_buys, n_sig, signals, signalled, qv_at, qv_n, st,
+                orders, allocs, kp, cp,
+            )  # fmt: skip
         if cut_limits and counters[C_ORDERS] > first_new:
             _cut_new_buys(first_new, st, orders, kp)
         if kp.settle_t1 and counters[C_ORDERS] > first_new:
             _cut_to_settled_cash(first_new, decided, st, orders, cp)
-        # 5. the books' marks at this bar's close
-        pv = 0.0
-        bench = counters[C_BENCH_CASH] / 1e6
-        for s in range(n_sym):
-            if position[s] != 0:
-                pv += position[s] * last_close[s]
-            if bench_shares[s] != 0:
-                bench += bench_shares[s] * last_close[s]
-        out_cash[m] = counters[C_CASH]
-        out_pv[m] = pv
-        out_bench[m] = bench
-        if (fl & F_LAST) != 0 and not kp.hold_overnight:
-            counters[C_CARRIES] += _carries(working, o_reason)
+        # 5. marks
+        _mark(m, fl, counters, floats, ints, orders.ints[OI_REASON], out, kp.hold_overnight)
     return m_stop
+
+
+@jit(inline=True)
+def _closes(m: int, c: np.ndarray, floats: np.ndarray) -> None:
+    """A warm-up minute: only the closes (quiet volume's history is gathered elsewhere)."""
+    for s in range(c.shape[1]):
+        if not math.isnan(c[m, s]):
+            floats[SF_LAST_CLOSE, s] = c[m, s]

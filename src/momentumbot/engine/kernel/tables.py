@@ -79,59 +79,243 @@ class KernelParams(NamedTuple):
     settle_t1: bool  # [portfolio] settlement = "T+1": buys only with settled cash
 
 
+# The State's per-symbol fields, packed by type into three (fields x symbols) arrays so that
+# a compiled call passing the State pays reference counting on ten arrays, not twenty-five:
+# row constants of State.floats ...
+SF_BAND_REF = 0  # the band's reference price
+SF_BAND_LEVEL = 1  # the band's level, percent
+SF_LAST_CLOSE = 2  # NaN until the symbol's first bar
+SF_BUDGET = 3  # USD, from the latest allocator run
+SF_SHADOW_ENTRY_OPEN = 4  # open of the shadow book's entry fill bar
+SF_SHADOW_ENTRY_COST = 5  # buy value + buy commission of the shadow book's open position
+SF_SHADOW_REALISED = 6  # the shadow book's closed round trips today, net of costs
+SF_BENCH_PRICE = 7  # fill price of the benchmark's buy (NaN until bought)
+N_FLOATS = 8
+# ... of State.ints ...
+SI_POSITION = 0  # shares
+SI_WORKING = 1  # order id of the working order, -1 if none
+SI_SHADOW_SHARES = 2  # the shadow book's shares
+SI_SHADOW_PENDING = 3  # signed shares the shadow book fills at the next bar (0 none)
+SI_BENCH_SHARES = 4  # the benchmark's shares
+SI_BENCH_COMMISSION = 5  # the benchmark buy's commission, micro-USD
+SI_BENCH_TIME = 6  # ns, label of the benchmark's fill bar
+N_INTS = 7
+# ... and of State.bools
+SB_BAND_HAS = 0  # the symbol has a band (saw a bar this session)
+SB_BAND_LONG = 1  # the band is long
+SB_BENCH_BOUGHT = 2  # the benchmark bought the symbol
+N_BOOLS = 3
+
+
 class State(NamedTuple):
-    """Everything the engine knows between minutes, as arrays indexed by symbol."""
+    """Everything the engine knows between minutes, indexed by symbol: the per-symbol fields
+    packed in `floats`, `ints` and `bools` (rows SF_*, SI_*, SB_*; compiled code indexes
+    them, e.g. `st.ints[SI_POSITION, s]`), the quiet-volume windows (allocation.quiet_volume)
+    as their own fields. Python code reads a field by its name (`st.position`: a view of
+    its row, writable)."""
 
     counters: np.ndarray  # int64 (N_COUNTERS,)
-    band_has: np.ndarray  # bool: the symbol has a band (saw a bar this session)
-    band_ref: np.ndarray  # float64
-    band_level: np.ndarray  # float64, percent
-    band_long: np.ndarray  # bool
-    last_close: np.ndarray  # float64, NaN until the first bar
-    position: np.ndarray  # int64 shares
-    working: np.ndarray  # int64 order id of the working order, -1 if none
-    budget: np.ndarray  # float64 USD, from the latest allocator run
-    shadow_shares: np.ndarray  # int64
-    shadow_pending: np.ndarray  # int64 signed shares to fill at the next bar (0 none)
-    shadow_entry_open: np.ndarray  # float64 open of the entry fill bar
-    shadow_entry_cost: np.ndarray  # float64 buy value + buy commission of the open position
-    shadow_realised: np.ndarray  # float64 today's closed round trips, net of costs
+    floats: np.ndarray  # float64 (N_FLOATS, S), rows SF_*
+    ints: np.ndarray  # int64 (N_INTS, S), rows SI_*
+    bools: np.ndarray  # bool (N_BOOLS, S), rows SB_*
     qv_started: np.ndarray  # bool: the symbol's first regular-session bar has been seen
     qv_count: np.ndarray  # int64 minutes in the window
     qv_head: np.ndarray  # int64 ring index of the oldest minute once full
     qv_ring: np.ndarray  # float64 (S, W) volumes in arrival order
     qv_sorted: np.ndarray  # float64 (S, W) the same volumes, sorted ascending
-    bench_shares: np.ndarray  # int64
-    bench_bought: np.ndarray  # bool
-    bench_price: np.ndarray  # float64 fill price of the benchmark buy
-    bench_commission: np.ndarray  # int64 micro-USD
-    bench_time: np.ndarray  # int64 ns, label of the fill bar
     day_start_equity: np.ndarray  # float64 (1,): equity at this session's first bar close
+
+    @property
+    def band_has(self) -> np.ndarray:
+        return self.bools[SB_BAND_HAS]
+
+    @property
+    def band_ref(self) -> np.ndarray:
+        return self.floats[SF_BAND_REF]
+
+    @property
+    def band_level(self) -> np.ndarray:
+        return self.floats[SF_BAND_LEVEL]
+
+    @property
+    def band_long(self) -> np.ndarray:
+        return self.bools[SB_BAND_LONG]
+
+    @property
+    def last_close(self) -> np.ndarray:
+        return self.floats[SF_LAST_CLOSE]
+
+    @property
+    def position(self) -> np.ndarray:
+        return self.ints[SI_POSITION]
+
+    @property
+    def working(self) -> np.ndarray:
+        return self.ints[SI_WORKING]
+
+    @property
+    def budget(self) -> np.ndarray:
+        return self.floats[SF_BUDGET]
+
+    @property
+    def shadow_shares(self) -> np.ndarray:
+        return self.ints[SI_SHADOW_SHARES]
+
+    @property
+    def shadow_pending(self) -> np.ndarray:
+        return self.ints[SI_SHADOW_PENDING]
+
+    @property
+    def shadow_entry_open(self) -> np.ndarray:
+        return self.floats[SF_SHADOW_ENTRY_OPEN]
+
+    @property
+    def shadow_entry_cost(self) -> np.ndarray:
+        return self.floats[SF_SHADOW_ENTRY_COST]
+
+    @property
+    def shadow_realised(self) -> np.ndarray:
+        return self.floats[SF_SHADOW_REALISED]
+
+    @property
+    def bench_shares(self) -> np.ndarray:
+        return self.ints[SI_BENCH_SHARES]
+
+    @property
+    def bench_bought(self) -> np.ndarray:
+        return self.bools[SB_BENCH_BOUGHT]
+
+    @property
+    def bench_price(self) -> np.ndarray:
+        return self.floats[SF_BENCH_PRICE]
+
+    @property
+    def bench_commission(self) -> np.ndarray:
+        return self.ints[SI_BENCH_COMMISSION]
+
+    @property
+    def bench_time(self) -> np.ndarray:
+        return self.ints[SI_BENCH_TIME]
+
+
+# The order and fill tables are packed the same way: one int64 and one float64 array of
+# (fields x rows), row constants OI_*/OF_* and FI_*/FF_*; Python reads a column by its name.
+OI_DECIDED_NS = 0  # close time of the decision bar
+OI_SYMBOL = 1
+OI_SIDE = 2  # +1 BUY, -1 SELL
+OI_QUANTITY = 3
+OI_REASON = 4  # R_*
+OI_STATUS = 5  # S_*
+OI_FILLED = 6
+OI_REQUESTED = 7  # the quantity the strategy decided, before any risk cut
+OI_RISK = 8  # risk.checks code of the limit that cut or sent it (0 none)
+N_ORDER_INTS = 9
+OF_VALUE = 0  # filled value (commission basis)
+OF_RATED = 1  # sum(rate x shares) over fills (tiered)
+N_ORDER_FLOATS = 2
+
+FI_ORDER_ID = 0
+FI_TIME_NS = 1  # label (start) of the fill bar
+FI_SYMBOL = 2
+FI_SIDE = 3
+FI_QUANTITY = 4
+FI_COMMISSION = 5  # micro-USD
+N_FILL_INTS = 6
+FF_PRICE = 0
+FF_SLIPPAGE = 1  # USD
+N_FILL_FLOATS = 2
 
 
 class OrderTable(NamedTuple):
-    decided_ns: np.ndarray  # int64: close time of the decision bar
-    symbol: np.ndarray  # int32
-    side: np.ndarray  # int8 (+1 BUY, -1 SELL)
-    quantity: np.ndarray  # int64
-    reason: np.ndarray  # int8
-    status: np.ndarray  # int8
-    filled: np.ndarray  # int64
-    value: np.ndarray  # float64 filled value (commission basis)
-    rated: np.ndarray  # float64 sum(rate x shares) over fills (tiered)
-    requested: np.ndarray  # int64 quantity the strategy decided, before any risk cut
-    risk: np.ndarray  # int8 risk.checks code of the limit that cut or sent it (0 none)
+    """One row per order: `ints` (N_ORDER_INTS, capacity) and `floats` (N_ORDER_FLOATS,
+    capacity); `orders.side` etc. are views of their rows."""
+
+    ints: np.ndarray  # int64, rows OI_*
+    floats: np.ndarray  # float64, rows OF_*
+
+    @property
+    def decided_ns(self) -> np.ndarray:
+        return self.ints[OI_DECIDED_NS]
+
+    @property
+    def symbol(self) -> np.ndarray:
+        return self.ints[OI_SYMBOL]
+
+    @property
+    def side(self) -> np.ndarray:
+        return self.ints[OI_SIDE]
+
+    @property
+    def quantity(self) -> np.ndarray:
+        return self.ints[OI_QUANTITY]
+
+    @property
+    def reason(self) -> np.ndarray:
+        return self.ints[OI_REASON]
+
+    @property
+    def status(self) -> np.ndarray:
+        return self.ints[OI_STATUS]
+
+    @property
+    def filled(self) -> np.ndarray:
+        return self.ints[OI_FILLED]
+
+    @property
+    def requested(self) -> np.ndarray:
+        return self.ints[OI_REQUESTED]
+
+    @property
+    def risk(self) -> np.ndarray:
+        return self.ints[OI_RISK]
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.floats[OF_VALUE]
+
+    @property
+    def rated(self) -> np.ndarray:
+        return self.floats[OF_RATED]
 
 
 class FillTable(NamedTuple):
-    order_id: np.ndarray  # int64
-    time_ns: np.ndarray  # int64: label (start) of the fill bar
-    symbol: np.ndarray  # int32
-    side: np.ndarray  # int8
-    quantity: np.ndarray  # int64
-    price: np.ndarray  # float64
-    commission: np.ndarray  # int64 micro-USD
-    slippage: np.ndarray  # float64 USD
+    """One row per fill: `ints` (N_FILL_INTS, capacity) and `floats` (N_FILL_FLOATS,
+    capacity); `fills.price` etc. are views of their rows."""
+
+    ints: np.ndarray  # int64, rows FI_*
+    floats: np.ndarray  # float64, rows FF_*
+
+    @property
+    def order_id(self) -> np.ndarray:
+        return self.ints[FI_ORDER_ID]
+
+    @property
+    def time_ns(self) -> np.ndarray:
+        return self.ints[FI_TIME_NS]
+
+    @property
+    def symbol(self) -> np.ndarray:
+        return self.ints[FI_SYMBOL]
+
+    @property
+    def side(self) -> np.ndarray:
+        return self.ints[FI_SIDE]
+
+    @property
+    def quantity(self) -> np.ndarray:
+        return self.ints[FI_QUANTITY]
+
+    @property
+    def commission(self) -> np.ndarray:
+        return self.ints[FI_COMMISSION]
+
+    @property
+    def price(self) -> np.ndarray:
+        return self.floats[FF_PRICE]
+
+    @property
+    def slippage(self) -> np.ndarray:
+        return self.floats[FF_SLIPPAGE]
 
 
 class AllocTable(NamedTuple):
@@ -166,61 +350,36 @@ def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
     counters[C_BENCH_CASH] = counters[C_CASH]
     counters[C_MONTH] = -1
     counters[C_SETTLE_FROM] = -1
+    floats = np.zeros((N_FLOATS, s))
+    floats[SF_LAST_CLOSE] = np.nan
+    floats[SF_BENCH_PRICE] = np.nan
+    ints = np.zeros((N_INTS, s), np.int64)
+    ints[SI_WORKING] = -1
     return State(
         counters=counters,
-        band_has=np.zeros(s, np.bool_),
-        band_ref=np.zeros(s),
-        band_level=np.zeros(s),
-        band_long=np.zeros(s, np.bool_),
-        last_close=np.full(s, np.nan),
-        position=np.zeros(s, np.int64),
-        working=np.full(s, -1, np.int64),
-        budget=np.zeros(s),
-        shadow_shares=np.zeros(s, np.int64),
-        shadow_pending=np.zeros(s, np.int64),
-        shadow_entry_open=np.zeros(s),
-        shadow_entry_cost=np.zeros(s),
-        shadow_realised=np.zeros(s),
+        floats=floats,
+        ints=ints,
+        bools=np.zeros((N_BOOLS, s), np.bool_),
         qv_started=np.zeros(s, np.bool_),
         qv_count=np.zeros(s, np.int64),
         qv_head=np.zeros(s, np.int64),
         qv_ring=np.zeros((s, quiet_window)),
         qv_sorted=np.zeros((s, quiet_window)),
-        bench_shares=np.zeros(s, np.int64),
-        bench_bought=np.zeros(s, np.bool_),
-        bench_price=np.full(s, np.nan),
-        bench_commission=np.zeros(s, np.int64),
-        bench_time=np.zeros(s, np.int64),
         day_start_equity=np.full(1, np.nan),
     )
 
 
 def new_orders(capacity: int) -> OrderTable:
     return OrderTable(
-        decided_ns=np.zeros(capacity, np.int64),
-        symbol=np.zeros(capacity, np.int32),
-        side=np.zeros(capacity, np.int8),
-        quantity=np.zeros(capacity, np.int64),
-        reason=np.zeros(capacity, np.int8),
-        status=np.zeros(capacity, np.int8),
-        filled=np.zeros(capacity, np.int64),
-        value=np.zeros(capacity),
-        rated=np.zeros(capacity),
-        requested=np.zeros(capacity, np.int64),
-        risk=np.zeros(capacity, np.int8),
+        ints=np.zeros((N_ORDER_INTS, capacity), np.int64),
+        floats=np.zeros((N_ORDER_FLOATS, capacity)),
     )
 
 
 def new_fills(capacity: int) -> FillTable:
     return FillTable(
-        order_id=np.zeros(capacity, np.int64),
-        time_ns=np.zeros(capacity, np.int64),
-        symbol=np.zeros(capacity, np.int32),
-        side=np.zeros(capacity, np.int8),
-        quantity=np.zeros(capacity, np.int64),
-        price=np.zeros(capacity),
-        commission=np.zeros(capacity, np.int64),
-        slippage=np.zeros(capacity),
+        ints=np.zeros((N_FILL_INTS, capacity), np.int64),
+        floats=np.zeros((N_FILL_FLOATS, capacity)),
     )
 
 
@@ -249,10 +408,11 @@ def new_minute_out(n_minutes: int) -> MinuteOut:
 
 
 def grow(table: _Table, capacity: int) -> _Table:
-    """A copy of a table (OrderTable, FillTable, AllocTable) with more rows."""
+    """A copy of a table (OrderTable, FillTable, AllocTable) with more rows (the packed
+    tables' arrays grow along their second axis)."""
     cols = []
     for col in table:
-        bigger = np.zeros(capacity, dtype=col.dtype)
-        bigger[: col.shape[0]] = col
+        bigger = np.zeros((*col.shape[:-1], capacity), dtype=col.dtype)
+        bigger[..., : col.shape[-1]] = col
         cols.append(bigger)
     return type(table)(*cols)
