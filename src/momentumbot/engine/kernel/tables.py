@@ -407,12 +407,18 @@ def new_minute_out(n_minutes: int) -> MinuteOut:
     )
 
 
-def grow(table: _Table, capacity: int) -> _Table:
-    """A copy of a table (OrderTable, FillTable, AllocTable) with more rows (the packed
-    tables' arrays grow along their second axis)."""
+def capacity(table: _Table) -> int:
+    """How many rows a table (OrderTable, FillTable, AllocTable) has room for."""
+    return int(table[0].shape[-1])
+
+
+def grow(table: _Table, rows: int) -> _Table:
+    """A copy of a table (OrderTable, FillTable, AllocTable) with room for `rows` rows (the
+    packed tables' arrays grow along their second axis)."""
+    arrays: tuple[np.ndarray, ...] = tuple(table)
     cols = []
-    for col in table:
-        bigger = np.zeros((*col.shape[:-1], capacity), dtype=col.dtype)
+    for col in arrays:
+        bigger = np.zeros((*col.shape[:-1], rows), dtype=col.dtype)
         bigger[..., : col.shape[-1]] = col
         cols.append(bigger)
     return type(table)(*cols)
