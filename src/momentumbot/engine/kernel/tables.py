@@ -415,10 +415,10 @@ def capacity(table: _Table) -> int:
 def grow(table: _Table, rows: int) -> _Table:
     """A copy of a table (OrderTable, FillTable, AllocTable) with room for `rows` rows (the
     packed tables' arrays grow along their second axis)."""
-    arrays: tuple[np.ndarray, ...] = tuple(table)
     cols = []
-    for col in arrays:
-        bigger = np.zeros((*col.shape[:-1], rows), dtype=col.dtype)
-        bigger[..., : col.shape[-1]] = col
+    for i in range(len(table)):
+        old: np.ndarray = table[i]
+        bigger = np.zeros((*old.shape[:-1], rows), dtype=old.dtype)
+        bigger[..., : old.shape[-1]] = old
         cols.append(bigger)
     return type(table)(*cols)
