@@ -16,7 +16,11 @@ from momentumbot.engine.kernel.limits import (
     _cut_new_buys,
     _cut_to_settled_cash,
 )
-from momentumbot.engine.kernel.orders import _decide_symbol, _flatten, _rebalance_may_act
+from momentumbot.engine.kernel.orders import (
+    _decide_symbol,
+    _flatten,
+    _rebalance_may_act,
+)
 from momentumbot.engine.kernel.tables import (
     C_AFTER_FLATTEN,
     C_ALLOCS,
@@ -79,7 +83,10 @@ def _session_start(st: State, kp: KernelParams) -> None:
         return
     has, long = st.bools[SB_BAND_HAS], st.bools[SB_BAND_LONG]
     shares, pending = st.ints[SI_SHADOW_SHARES], st.ints[SI_SHADOW_PENDING]
-    realised, entry_cost = st.floats[SF_SHADOW_REALISED], st.floats[SF_SHADOW_ENTRY_COST]
+    realised, entry_cost = (
+        st.floats[SF_SHADOW_REALISED],
+        st.floats[SF_SHADOW_ENTRY_COST],
+    )
     for s in range(has.shape[0]):
         band_reset(s, has, long)
         shadow_reset(s, shares, pending, realised, entry_cost)
@@ -99,7 +106,7 @@ def _flatten_session(st: State, orders: OrderTable, decided_ns: int) -> None:
 def _needs_fills(m: int, o: np.ndarray, ints: np.ndarray) -> bool:
     """Whether a symbol with a bar at minute m has a working order (when none has, the
     fill pass and its call are skipped)."""
-    for s in range(o.shape[1]):  # noqa: SIM110 (a loop numba compiles plainly)
+    for s in range(o.shape[1]):
         if ints[SI_WORKING, s] >= 0 and not math.isnan(o[m, s]):
             return True
     return False
@@ -166,33 +173,26 @@ def _shadow_orders(
         )  # fmt: skip
 
 
-@jit(inline=True)
+@jit()
 def _decide_phase(
     fl: int,
-    r: int,
     decided: int,
     no_buys: bool,
     n_sig: int,
     signals: np.ndarray,
     signalled: np.ndarray,
-    qv_at: np.ndarray,
-    qv_n: np.ndarray,
     st: State,
     orders: OrderTable,
-    allocs: AllocTable,
     kp: KernelParams,
     cp: CostParams,
 ) -> None:
-    """4. The allocator (at its minutes, from row `r` of qv_at/qv_n), then the flatten or
-    the order decisions: every symbol at an allocator minute (those the rebalance rule
-    certainly leaves alone skipped by a cheap test), else the symbols with a signal."""
-    is_alloc = (fl & F_ALLOC) != 0
-    if is_alloc:
-        _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
+    """4. After the allocator: the flatten, or the order decisions: every symbol at an
+    allocator minute (those the rebalance rule certainly leaves alone skipped by a cheap
+    test), else the symbols with a signal. Compiled apart; called when there is work."""
     if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
         _flatten_session(st, orders, decided)
         return
-    if not is_alloc:
+    if (fl & F_ALLOC) == 0:
         for i in range(n_sig):
             s = signalled[i]
             _decide_symbol(s, signals[s], False, no_buys, decided, st, orders, kp, cp)
@@ -330,16 +330,26 @@ def run_minutes(
             no_buys = (fl & F_NO_BUYS) != 0
             _shadow_orders(c[m], n_sig, signalled, signals, no_buys, ints, kp.shadow_notional)
             # 4. the allocator, then the orders, then the risk limits on the new ones
-            _decide_phase(
-                fl, alloc_row[m], decided, no_buys, n_sig, signals, signalled, qv_at, qv_n, st,
-                orders, allocs, kp, cp,
-            )  # fmt: skip
+            if (fl & F_ALLOC) != 0:
+                r = alloc_row[m]
+                _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
+            if n_sig > 0 or (fl & (F_ALLOC | F_FLATTEN)) != 0:
+                _decide_phase(fl, decided, no_buys, n_sig, signals, signalled, st, orders, kp, cp)
         if cut_limits and counters[C_ORDERS] > first_new:
             _cut_new_buys(first_new, st, orders, kp)
         if kp.settle_t1 and counters[C_ORDERS] > first_new:
             _cut_to_settled_cash(first_new, decided, st, orders, cp)
         # 5. marks
-        _mark(m, fl, counters, floats, ints, orders.ints[OI_REASON], out, kp.hold_overnight)
+        _mark(
+            m,
+            fl,
+            counters,
+            floats,
+            ints,
+            orders.ints[OI_REASON],
+            out,
+            kp.hold_overnight,
+        )
     return m_stop
 
 
