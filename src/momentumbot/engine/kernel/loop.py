@@ -106,7 +106,7 @@ def _flatten_session(st: State, orders: OrderTable, decided_ns: int) -> None:
 def _needs_fills(m: int, o: np.ndarray, ints: np.ndarray) -> bool:
     """Whether a symbol with a bar at minute m has a working order (when none has, the
     fill pass and its call are skipped)."""
-    for s in range(o.shape[1]):
+    for s in range(o.shape[1]):  # noqa: SIM110 (a plain loop for numba)
         if ints[SI_WORKING, s] >= 0 and not math.isnan(o[m, s]):
             return True
     return False
