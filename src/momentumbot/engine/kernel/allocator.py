@@ -25,7 +25,7 @@ from momentumbot.engine.kernel.tables import (
     KernelParams,
     State,
 )
-from momentumbot.strategy.shadow import shadow_return_today
+from momentumbot.strategy.shadow import shadow_return
 
 
 @jit()
@@ -54,8 +54,8 @@ def _run_allocator(
         price = last_close[s]
         if position[s] != 0:
             equity += position[s] * price
-        ret[s] = shadow_return_today(
-            band_has, realised, shares, entry_open, last_close, s, kp.shadow_notional
+        ret[s] = shadow_return(
+            band_has[s], realised[s], shares[s], entry_open[s], price, kp.shadow_notional
         )
         raw[s] = raw_score(kp.scorer, ret[s], qv[s], price)
         if is_eligible(window_n[s], qv[s], price, kp.min_history_bars, kp.min_quiet_volume):

@@ -197,23 +197,20 @@ def _decide_phase(
             s = signalled[i]
             _decide_symbol(s, signals[s], False, no_buys, decided, st, orders, kp, cp)
         return
-    band_long, budget = st.bools[SB_BAND_LONG], st.floats[SF_BUDGET]
-    last_close, position, working = (
-        st.floats[SF_LAST_CLOSE],
-        st.ints[SI_POSITION],
-        st.ints[SI_WORKING],
-    )
-    o_side, o_quantity, o_filled = (
-        orders.ints[OI_SIDE],
-        orders.ints[OI_QUANTITY],
-        orders.ints[OI_FILLED],
-    )
+    floats, ints, bools, o_ints = st.floats, st.ints, st.bools, orders.ints
     for s in range(signals.shape[0]):
-        if signals[s] == 0 and not _rebalance_may_act(
-            s, band_long, budget, last_close, position, working, o_side, o_quantity, o_filled,
-            kp.rebalance_tolerance,
-        ):  # fmt: skip
-            continue
+        if signals[s] == 0:
+            effective = ints[SI_POSITION, s]
+            wid = ints[SI_WORKING, s]
+            if wid >= 0:
+                effective += o_ints[OI_SIDE, wid] * (
+                    o_ints[OI_QUANTITY, wid] - o_ints[OI_FILLED, wid]
+                )
+            if not _rebalance_may_act(
+                floats[SF_LAST_CLOSE, s], bools[SB_BAND_LONG, s], floats[SF_BUDGET, s],
+                effective, kp.rebalance_tolerance,
+            ):  # fmt: skip
+                continue
         _decide_symbol(s, signals[s], True, no_buys, decided, st, orders, kp, cp)
 
 

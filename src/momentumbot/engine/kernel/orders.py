@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from momentumbot.compiled import jit
 from momentumbot.engine.kernel.tables import (
     C_MONTH_SHARES,
@@ -114,33 +112,21 @@ def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
 
 @jit(inline=True)
 def _rebalance_may_act(
-    s: int,
-    band_long: np.ndarray,
-    budget: np.ndarray,
-    last_close: np.ndarray,
-    position: np.ndarray,
-    working: np.ndarray,
-    o_side: np.ndarray,
-    o_quantity: np.ndarray,
-    o_filled: np.ndarray,
-    tolerance: float,
+    price: float, long: bool, budget: float, effective: int, tolerance: float
 ) -> bool:
-    """False when the rebalance rule certainly decides nothing for this symbol (most
-    symbols at most allocator runs): a cheap test on arrays before the full rule."""
-    price = last_close[s]
+    """False when the rebalance rule certainly decides nothing for a symbol (most symbols
+    at most allocator runs): a cheap test before the full rule, on the symbol's latest
+    close, band side, budget and position plus what its working order still has to do
+    (scalars: it runs for every symbol at every allocator run)."""
     if not (price > 0.0):
         return False
     target = 0
-    if band_long[s] and budget[s] > 0.0:
-        target = int(math.floor(budget[s] / price))
-    effective = position[s]
-    wid = working[s]
-    if wid >= 0:
-        effective += o_side[wid] * (o_quantity[wid] - o_filled[wid])
+    if long and budget > 0.0:
+        target = int(math.floor(budget / price))
     if target == effective:
         return False
     return not (
-        target != 0 and effective != 0 and abs(target - effective) * price < tolerance * budget[s]
+        target != 0 and effective != 0 and abs(target - effective) * price < tolerance * budget
     )
 
 
