@@ -9,10 +9,7 @@ import numpy as np
 
 from momentumbot.allocation.rotation import allocate, is_eligible, raw_score
 from momentumbot.compiled import jit
-from momentumbot.engine.kernel.tables import (
-    C_ALLOCS,
-    C_CASH,
-    C_FIRST_ALLOC_DONE,
+from momentumbot.engine.kernel.state import (
     SB_BAND_HAS,
     SB_BAND_LONG,
     SF_BUDGET,
@@ -21,9 +18,14 @@ from momentumbot.engine.kernel.tables import (
     SF_SHADOW_REALISED,
     SI_POSITION,
     SI_SHADOW_SHARES,
+    State,
+)
+from momentumbot.engine.kernel.tables import (
+    C_ALLOCS,
+    C_CASH,
+    C_FIRST_ALLOC_DONE,
     AllocTable,
     KernelParams,
-    State,
 )
 from momentumbot.strategy.shadow import shadow_return
 

@@ -10,6 +10,21 @@ import numpy as np
 
 from momentumbot.allocation.rotation import stable_order
 from momentumbot.compiled import jit
+from momentumbot.engine.kernel.state import (
+    SB_BENCH_BOUGHT,
+    SF_BENCH_PRICE,
+    SF_SHADOW_ENTRY_COST,
+    SF_SHADOW_ENTRY_OPEN,
+    SF_SHADOW_REALISED,
+    SI_BENCH_COMMISSION,
+    SI_BENCH_SHARES,
+    SI_BENCH_TIME,
+    SI_POSITION,
+    SI_SHADOW_PENDING,
+    SI_SHADOW_SHARES,
+    SI_WORKING,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_BENCH_CASH,
     C_CASH,
@@ -37,22 +52,9 @@ from momentumbot.engine.kernel.tables import (
     R_FLATTEN,
     S_FILLED,
     S_WORKING,
-    SB_BENCH_BOUGHT,
-    SF_BENCH_PRICE,
-    SF_SHADOW_ENTRY_COST,
-    SF_SHADOW_ENTRY_OPEN,
-    SF_SHADOW_REALISED,
-    SI_BENCH_COMMISSION,
-    SI_BENCH_SHARES,
-    SI_BENCH_TIME,
-    SI_POSITION,
-    SI_SHADOW_PENDING,
-    SI_SHADOW_SHARES,
-    SI_WORKING,
     FillTable,
     KernelParams,
     OrderTable,
-    State,
 )
 from momentumbot.execution.costs import (
     BUY,

@@ -8,6 +8,12 @@ import math
 from momentumbot.compiled import jit
 from momentumbot.engine.kernel.fills import _spendable_micro
 from momentumbot.engine.kernel.orders import _flatten
+from momentumbot.engine.kernel.state import (
+    SF_LAST_CLOSE,
+    SI_POSITION,
+    SI_WORKING,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_AFTER_FLATTEN,
     C_CASH,
@@ -23,13 +29,9 @@ from momentumbot.engine.kernel.tables import (
     OI_SYMBOL,
     S_SKIPPED,
     S_WORKING,
-    SF_LAST_CLOSE,
-    SI_POSITION,
-    SI_WORKING,
     KernelParams,
     MinuteOut,
     OrderTable,
-    State,
 )
 from momentumbot.execution.costs import (
     BUY,

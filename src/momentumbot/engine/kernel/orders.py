@@ -6,6 +6,14 @@ from __future__ import annotations
 import math
 
 from momentumbot.compiled import jit
+from momentumbot.engine.kernel.state import (
+    SB_BAND_LONG,
+    SF_BUDGET,
+    SF_LAST_CLOSE,
+    SI_POSITION,
+    SI_WORKING,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_MONTH_SHARES,
     C_ORDERS,
@@ -29,14 +37,8 @@ from momentumbot.engine.kernel.tables import (
     S_REPLACED,
     S_SKIPPED,
     S_WORKING,
-    SB_BAND_LONG,
-    SF_BUDGET,
-    SF_LAST_CLOSE,
-    SI_POSITION,
-    SI_WORKING,
     KernelParams,
     OrderTable,
-    State,
 )
 from momentumbot.execution.costs import BUY, SELL, CostParams, estimate_commission
 
