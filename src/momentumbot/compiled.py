@@ -45,6 +45,7 @@ COMPILED_MODULES = (
     "engine/kernel/limits.py",
     "engine/kernel/loop.py",
     "engine/kernel/orders.py",
+    "engine/kernel/state.py",
     "engine/kernel/tables.py",
     "execution/costs.py",
     "execution/matching.py",

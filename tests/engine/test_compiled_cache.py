@@ -33,13 +33,13 @@ def test_every_compiled_module_is_in_the_key() -> None:
             r"^from momentumbot\.compiled import .*\bjit\b", p.read_text(encoding="utf-8"), re.M
         )
     }
-    # the domain modules and the kernel's tables they import: compiled code reads their
-    # constants at compile time
+    # the domain modules and the kernel's tables and state they import: compiled code reads
+    # their constants at compile time
     constants = {
         m.replace(".", "/") + ".py"
         for u in users
         for m in re.findall(
-            r"^from momentumbot\.(domain\.\w+|engine\.kernel\.tables) import",
+            r"^from momentumbot\.(domain\.\w+|engine\.kernel\.(?:tables|state)) import",
             (PACKAGE / u).read_text(),
             re.M,
         )

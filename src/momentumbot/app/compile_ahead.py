@@ -78,12 +78,14 @@ def _callees(x: dict[str, Any]) -> tuple[list[Job], list[Job]]:
         (loop._session_start, (st, kp)),
         (fills._fill_working, (i, x["o"], x["v"], i, st, ords, x["fills"], cp)),
         (orders._flatten, (st, ords, i)),
+        (loop._flatten_session, (st, ords, i)),
         (limits._check_daily_loss, (i, i, st, ords, x["out"], f)),
     ]
     second = [
         (allocator._run_allocator, (i, st, x["allocs"], kp, x["qv_at"][0], x["qv_n"][0])),
         (limits._cut_new_buys, (i, st, ords, kp)),
         (limits._cut_to_settled_cash, (i, i, st, ords, cp)),
+        (fills._bench_buys, (i, x["o"], i, st, kp, cp)),
     ]
     return first, second
 

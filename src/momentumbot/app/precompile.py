@@ -3,8 +3,8 @@
 A backtest or a trading run whose compiled code is not cached compiles it first (about a
 minute on two cores), which a user would otherwise pay silently in their first command.
 `momentumbot precompile` (run by `make install`) pays it once, with a line per part: the
-backtest's kernels (`app.compile_ahead`: both minute loops, on two cores when both are
-idle), then a tiny backtest and a tiny paper-trading engine on built-in synthetic bars, of
+backtest's kernels (`app.compile_ahead`: the minute loop and its callees, on two cores
+when one is free), then a tiny backtest and a tiny paper-trading engine on built-in synthetic bars, of
 the same types the real runs pass (they compile what is left), so every later run loads the
 code from the cache.
 """

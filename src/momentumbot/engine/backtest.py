@@ -410,7 +410,7 @@ def _run_chunk(
 
 
 def _grown(table: _T, used: int, n: int) -> _T:
-    cap = table[0].shape[0]
+    cap = k.capacity(table)
     if cap - used >= n + 1:
         return table
     return k.grow(table, max(2 * cap, used + 4 * (n + 1)))

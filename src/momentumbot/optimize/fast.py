@@ -344,7 +344,7 @@ def warm_compiled_code() -> float:
 
 
 def _room(table: Any, used: int, n: int) -> Any:
-    cap = table[0].shape[0]
+    cap = k.capacity(table)
     if cap - used >= n + 1:
         return table
     return k.grow(table, max(2 * cap, used + 4 * (n + 1)))

@@ -73,6 +73,26 @@ def shadow_reset(
 
 
 @jit(inline=True)
+def shadow_return(
+    has_band: bool,
+    realised: float,
+    shares: int,
+    entry_open: float,
+    last_close: float,
+    shadow_notional: float,
+) -> float:
+    """100 x (today's closed shadow round trips net of costs + open position's move from
+    the open of its fill bar to the latest close) / shadow_notional, from one symbol's
+    values (the kernel's allocator calls this for every symbol: scalars, no arrays)."""
+    if not has_band:
+        return 0.0
+    pnl = realised
+    if shares > 0:
+        pnl += shares * (last_close - entry_open)
+    return 100.0 * pnl / shadow_notional
+
+
+@jit(inline=True)
 def shadow_return_today(
     band_has: np.ndarray,
     realised: np.ndarray,
@@ -82,11 +102,7 @@ def shadow_return_today(
     s: int,
     shadow_notional: float,
 ) -> float:
-    """100 x (today's closed shadow round trips net of costs + open position's move from
-    the open of its fill bar to the latest close) / shadow_notional."""
-    if not band_has[s]:
-        return 0.0
-    pnl = realised[s]
-    if shares[s] > 0:
-        pnl += shares[s] * (last_close[s] - entry_open[s])
-    return 100.0 * pnl / shadow_notional
+    """`shadow_return` of symbol s, read from the books' arrays."""
+    return shadow_return(
+        band_has[s], realised[s], shares[s], entry_open[s], last_close[s], shadow_notional
+    )

@@ -9,15 +9,25 @@ import numpy as np
 
 from momentumbot.allocation.rotation import allocate, is_eligible, raw_score
 from momentumbot.compiled import jit
+from momentumbot.engine.kernel.state import (
+    SB_BAND_HAS,
+    SB_BAND_LONG,
+    SF_BUDGET,
+    SF_LAST_CLOSE,
+    SF_SHADOW_ENTRY_OPEN,
+    SF_SHADOW_REALISED,
+    SI_POSITION,
+    SI_SHADOW_SHARES,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_ALLOCS,
     C_CASH,
     C_FIRST_ALLOC_DONE,
     AllocTable,
     KernelParams,
-    State,
 )
-from momentumbot.strategy.shadow import shadow_return_today
+from momentumbot.strategy.shadow import shadow_return
 
 
 @jit()
@@ -29,25 +39,25 @@ def _run_allocator(
     qv: np.ndarray,
     window_n: np.ndarray,
 ) -> None:
-    n = st.position.shape[0]
+    n = st.ints[SI_POSITION].shape[0]
     ret = np.zeros(n)
     raw = np.zeros(n)
     eligible = np.zeros(n, np.bool_)
     caps = np.zeros(n)
     any_eligible = False
     equity = st.counters[C_CASH] / 1e6
-    last_close = st.last_close
-    position = st.position
-    band_has = st.band_has
-    realised = st.shadow_realised
-    shares = st.shadow_shares
-    entry_open = st.shadow_entry_open
+    last_close = st.floats[SF_LAST_CLOSE]
+    position = st.ints[SI_POSITION]
+    band_has = st.bools[SB_BAND_HAS]
+    realised = st.floats[SF_SHADOW_REALISED]
+    shares = st.ints[SI_SHADOW_SHARES]
+    entry_open = st.floats[SF_SHADOW_ENTRY_OPEN]
     for s in range(n):
         price = last_close[s]
         if position[s] != 0:
             equity += position[s] * price
-        ret[s] = shadow_return_today(
-            band_has, realised, shares, entry_open, last_close, s, kp.shadow_notional
+        ret[s] = shadow_return(
+            band_has[s], realised[s], shares[s], entry_open[s], price, kp.shadow_notional
         )
         raw[s] = raw_score(kp.scorer, ret[s], qv[s], price)
         if is_eligible(window_n[s], qv[s], price, kp.min_history_bars, kp.min_quiet_volume):
@@ -64,10 +74,10 @@ def _run_allocator(
     )
     row = st.counters[C_ALLOCS]
     for s in range(n):
-        st.budget[s] = budget[s]
-        price = st.last_close[s]
+        st.floats[SF_BUDGET, s] = budget[s]
+        price = st.floats[SF_LAST_CLOSE, s]
         target = 0
-        if st.band_long[s] and budget[s] > 0.0 and price > 0.0:
+        if st.bools[SB_BAND_LONG, s] and budget[s] > 0.0 and price > 0.0:
             target = int(math.floor(budget[s] / price))
         allocs.time_ns[row] = decided_ns
         allocs.symbol[row] = s

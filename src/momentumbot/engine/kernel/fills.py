@@ -10,6 +10,21 @@ import numpy as np
 
 from momentumbot.allocation.rotation import stable_order
 from momentumbot.compiled import jit
+from momentumbot.engine.kernel.state import (
+    SB_BENCH_BOUGHT,
+    SF_BENCH_PRICE,
+    SF_SHADOW_ENTRY_COST,
+    SF_SHADOW_ENTRY_OPEN,
+    SF_SHADOW_REALISED,
+    SI_BENCH_COMMISSION,
+    SI_BENCH_SHARES,
+    SI_BENCH_TIME,
+    SI_POSITION,
+    SI_SHADOW_PENDING,
+    SI_SHADOW_SHARES,
+    SI_WORKING,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_BENCH_CASH,
     C_CASH,
@@ -18,13 +33,28 @@ from momentumbot.engine.kernel.tables import (
     C_PENDING,
     C_SETTLE_FROM,
     C_SETTLE_T1,
+    FF_PRICE,
+    FF_SLIPPAGE,
+    FI_COMMISSION,
+    FI_ORDER_ID,
+    FI_QUANTITY,
+    FI_SIDE,
+    FI_SYMBOL,
+    FI_TIME_NS,
+    OF_RATED,
+    OF_VALUE,
+    OI_FILLED,
+    OI_QUANTITY,
+    OI_REASON,
+    OI_SIDE,
+    OI_STATUS,
+    OI_SYMBOL,
     R_FLATTEN,
     S_FILLED,
     S_WORKING,
     FillTable,
     KernelParams,
     OrderTable,
-    State,
 )
 from momentumbot.execution.costs import (
     BUY,
@@ -54,20 +84,20 @@ def _fill_one(
     fills: FillTable,
     cp: CostParams,
 ) -> None:
-    side = orders.side[oid]
-    remaining = orders.quantity[oid] - orders.filled[oid]
+    side = orders.ints[OI_SIDE, oid]
+    remaining = orders.ints[OI_QUANTITY, oid] - orders.ints[OI_FILLED, oid]
     qty, price, value_micro, comm_micro, rated = match_in_bar(
         side,
         remaining,
-        st.position[s],
+        st.ints[SI_POSITION, s],
         bar_open,
         bar_volume,
-        orders.reason[oid] == R_FLATTEN,
+        orders.ints[OI_REASON, oid] == R_FLATTEN,
         _spendable_micro(st, label_ns),
         float(st.counters[C_MONTH_SHARES]),
-        float(orders.filled[oid]),
-        orders.value[oid],
-        orders.rated[oid],
+        float(orders.ints[OI_FILLED, oid]),
+        orders.floats[OF_VALUE, oid],
+        orders.floats[OF_RATED, oid],
         cp,
     )
     if qty <= 0:
@@ -95,35 +125,35 @@ def book_fill(
     """Book one fill of order `oid`: the fill row, cash, position, the month's shares and the
     order's progress. The one booking rule of every mode (the kernel's simulated fills and
     the broker's fills in paper and live trading)."""
-    s = orders.symbol[oid]
-    side = orders.side[oid]
+    s = orders.ints[OI_SYMBOL, oid]
+    side = orders.ints[OI_SIDE, oid]
     fid = st.counters[C_FILLS]
-    fills.order_id[fid] = oid
-    fills.time_ns[fid] = label_ns
-    fills.symbol[fid] = s
-    fills.side[fid] = side
-    fills.quantity[fid] = qty
-    fills.price[fid] = price
-    fills.commission[fid] = commission_micro
-    fills.slippage[fid] = slippage
+    fills.ints[FI_ORDER_ID, fid] = oid
+    fills.ints[FI_TIME_NS, fid] = label_ns
+    fills.ints[FI_SYMBOL, fid] = s
+    fills.ints[FI_SIDE, fid] = side
+    fills.ints[FI_QUANTITY, fid] = qty
+    fills.floats[FF_PRICE, fid] = price
+    fills.ints[FI_COMMISSION, fid] = commission_micro
+    fills.floats[FF_SLIPPAGE, fid] = slippage
     st.counters[C_FILLS] = fid + 1
     if side == BUY:
         st.counters[C_CASH] -= value_micro + commission_micro
-        st.position[s] += qty
+        st.ints[SI_POSITION, s] += qty
     else:
         st.counters[C_CASH] += value_micro - commission_micro
-        st.position[s] -= qty
+        st.ints[SI_POSITION, s] -= qty
         if st.counters[C_SETTLE_T1] == 1:
             _settlement_day(st, label_ns)
             st.counters[C_PENDING] += value_micro - commission_micro
     st.counters[C_MONTH_SHARES] += qty
-    orders.filled[oid] += qty
-    orders.value[oid] += qty * price
-    orders.rated[oid] += rated
-    if orders.filled[oid] >= orders.quantity[oid]:
-        orders.status[oid] = S_FILLED
-        if st.working[s] == oid:
-            st.working[s] = -1
+    orders.ints[OI_FILLED, oid] += qty
+    orders.floats[OF_VALUE, oid] += qty * price
+    orders.floats[OF_RATED, oid] += rated
+    if orders.ints[OI_FILLED, oid] >= orders.ints[OI_QUANTITY, oid]:
+        orders.ints[OI_STATUS, oid] = S_FILLED
+        if st.ints[SI_WORKING, s] == oid:
+            st.ints[SI_WORKING, s] = -1
 
 
 @jit()
@@ -159,11 +189,11 @@ def _fill_working(
 ) -> None:
     """Fill the working orders of every symbol that has a bar: sells first, then buys, each
     in order-id order."""
-    n_sym = st.working.shape[0]
+    n_sym = st.ints[SI_WORKING].shape[0]
     ids = np.empty(n_sym, np.int64)
     n = 0
     for s in range(n_sym):
-        wid = st.working[s]
+        wid = st.ints[SI_WORKING, s]
         if wid >= 0 and not math.isnan(o[m, s]):
             ids[n] = wid
             n += 1
@@ -178,31 +208,37 @@ def _fill_working(
     for pass_side in (SELL, BUY):
         for i in range(n):
             oid = ids[rank[i]]
-            if orders.side[oid] != pass_side or orders.status[oid] != S_WORKING:
+            if orders.ints[OI_SIDE, oid] != pass_side or orders.ints[OI_STATUS, oid] != S_WORKING:
                 continue
-            s = orders.symbol[oid]
+            s = orders.ints[OI_SYMBOL, oid]
             _fill_one(oid, s, o[m, s], v[m, s], label_ns, st, orders, fills, cp)
 
 
 @jit(inline=True)
-def _fill_shadow(s: int, bar_open: float, st: State, cp: CostParams) -> None:
-    """Shadow orders fill in full at the next bar's open with slippage and commission."""
-    q = st.shadow_pending[s]
+def _fill_shadow(
+    s: int, bar_open: float, floats: np.ndarray, ints: np.ndarray, cp: CostParams
+) -> None:
+    """Shadow orders fill in full at the next bar's open with slippage and commission (the
+    State's packed arrays, not its tuple: this runs inside the per-symbol pass)."""
+    q = ints[SI_SHADOW_PENDING, s]
     if q > 0:
         price = fill_price(bar_open, BUY, cp)
         value = q * price
         comm = order_commission(BUY, q, value, q * cp.tier_rates[0], cp)
         shadow_open(
-            s, q, bar_open, value + comm, st.shadow_shares, st.shadow_entry_open,
-            st.shadow_entry_cost,
+            s, q, bar_open, value + comm, ints[SI_SHADOW_SHARES], floats[SF_SHADOW_ENTRY_OPEN],
+            floats[SF_SHADOW_ENTRY_COST],
         )  # fmt: skip
     elif q < 0:
         n = -q
         price = fill_price(bar_open, SELL, cp)
         value = n * price
         comm = order_commission(SELL, n, value, n * cp.tier_rates[0], cp)
-        shadow_close(s, value - comm, st.shadow_shares, st.shadow_entry_cost, st.shadow_realised)
-    st.shadow_pending[s] = 0
+        shadow_close(
+            s, value - comm, ints[SI_SHADOW_SHARES], floats[SF_SHADOW_ENTRY_COST],
+            floats[SF_SHADOW_REALISED],
+        )  # fmt: skip
+    ints[SI_SHADOW_PENDING, s] = 0
 
 
 @jit(inline=True)
@@ -231,12 +267,24 @@ def _bench_buy(
     price = fill_price(bar_open, BUY, cp)
     rate = cp.tier_rates[0]
     qty = affordable_buy(1 << 40, price, kp.bench_allotment_micro, 0.0, 0.0, 0.0, rate, cp)
-    st.bench_bought[s] = True
-    st.bench_time[s] = t
+    st.bools[SB_BENCH_BOUGHT, s] = True
+    st.ints[SI_BENCH_TIME, s] = t
     if qty <= 0:
         return
     comm = fill_commission_micro(BUY, 0.0, 0.0, 0.0, qty, qty * price, rate * qty, cp)
-    st.bench_shares[s] = qty
-    st.bench_price[s] = price
-    st.bench_commission[s] = comm
+    st.ints[SI_BENCH_SHARES, s] = qty
+    st.floats[SF_BENCH_PRICE, s] = price
+    st.ints[SI_BENCH_COMMISSION, s] = comm
     st.counters[C_BENCH_CASH] -= to_micro(qty * price) + comm
+
+
+@jit()
+def _bench_buys(m: int, o: np.ndarray, t: int, st: State, kp: KernelParams, cp: CostParams) -> int:
+    """The benchmark's buys of the symbols not yet bought that have a bar at minute m;
+    returns how many were bought."""
+    bought = 0
+    for s in range(o.shape[1]):
+        if not st.bools[SB_BENCH_BOUGHT, s] and not math.isnan(o[m, s]):
+            _bench_buy(s, o[m, s], t, st, kp, cp)
+            bought += 1
+    return bought

@@ -8,6 +8,12 @@ import math
 from momentumbot.compiled import jit
 from momentumbot.engine.kernel.fills import _spendable_micro
 from momentumbot.engine.kernel.orders import _flatten
+from momentumbot.engine.kernel.state import (
+    SF_LAST_CLOSE,
+    SI_POSITION,
+    SI_WORKING,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_AFTER_FLATTEN,
     C_CASH,
@@ -15,12 +21,17 @@ from momentumbot.engine.kernel.tables import (
     C_MONTH_SHARES,
     C_ORDERS,
     NS_MINUTE,
+    OI_FILLED,
+    OI_QUANTITY,
+    OI_RISK,
+    OI_SIDE,
+    OI_STATUS,
+    OI_SYMBOL,
     S_SKIPPED,
     S_WORKING,
     KernelParams,
     MinuteOut,
     OrderTable,
-    State,
 )
 from momentumbot.execution.costs import (
     BUY,
@@ -45,9 +56,9 @@ def _check_daily_loss(
     """At a bar close, before anything is decided: remember the session's first equity; when
     equity is `limit` USD or more below it, flatten and decide nothing more this session."""
     equity = st.counters[C_CASH] / 1e6
-    for s in range(st.position.shape[0]):
-        if st.position[s] != 0:
-            equity += st.position[s] * st.last_close[s]
+    for s in range(st.ints[SI_POSITION].shape[0]):
+        if st.ints[SI_POSITION, s] != 0:
+            equity += st.ints[SI_POSITION, s] * st.floats[SF_LAST_CLOSE, s]
     if math.isnan(st.day_start_equity[0]):
         st.day_start_equity[0] = equity
     if st.counters[C_HALTED] == 1:
@@ -59,7 +70,7 @@ def _check_daily_loss(
     first_new = st.counters[C_ORDERS]
     _flatten(st, orders, decided_ns)
     for oid in range(first_new, st.counters[C_ORDERS]):
-        orders.risk[oid] = RISK_DAILY_LOSS
+        orders.ints[OI_RISK, oid] = RISK_DAILY_LOSS
     st.counters[C_AFTER_FLATTEN] = 1
 
 
@@ -67,8 +78,8 @@ def _check_daily_loss(
 def _cut_new_buys(first_new: int, st: State, orders: OrderTable, kp: KernelParams) -> None:
     cut_new_buys(
         first_new, st.counters[C_ORDERS], kp.max_position_value, kp.max_gross_exposure,
-        kp.max_orders_per_minute, st.position, st.last_close, st.working, orders.symbol,
-        orders.side, orders.quantity, orders.filled, orders.status, orders.risk,
+        kp.max_orders_per_minute, st.ints[SI_POSITION], st.floats[SF_LAST_CLOSE], st.ints[SI_WORKING], orders.ints[OI_SYMBOL],
+        orders.ints[OI_SIDE], orders.ints[OI_QUANTITY], orders.ints[OI_FILLED], orders.ints[OI_STATUS], orders.ints[OI_RISK],
     )  # fmt: skip
 
 
@@ -82,28 +93,32 @@ def _cut_to_settled_cash(
     room = _spendable_micro(st, decided_ns - NS_MINUTE)
     rate = cp.tier_rates[0]
     month = float(st.counters[C_MONTH_SHARES])
-    for s in range(st.position.shape[0]):
-        wid = st.working[s]
-        if 0 <= wid < first_new and orders.side[wid] == BUY and st.last_close[s] > 0.0:
-            q = orders.quantity[wid] - orders.filled[wid]
-            px = fill_price(st.last_close[s], BUY, cp)
+    for s in range(st.ints[SI_POSITION].shape[0]):
+        wid = st.ints[SI_WORKING, s]
+        if (
+            0 <= wid < first_new
+            and orders.ints[OI_SIDE, wid] == BUY
+            and st.floats[SF_LAST_CLOSE, s] > 0.0
+        ):
+            q = orders.ints[OI_QUANTITY, wid] - orders.ints[OI_FILLED, wid]
+            px = fill_price(st.floats[SF_LAST_CLOSE, s], BUY, cp)
             room -= to_micro(q * px) + to_micro(estimate_commission(BUY, q, px, month, cp))
     for oid in range(first_new, st.counters[C_ORDERS]):
-        if orders.side[oid] != BUY or orders.status[oid] != S_WORKING:
+        if orders.ints[OI_SIDE, oid] != BUY or orders.ints[OI_STATUS, oid] != S_WORKING:
             continue
-        s = orders.symbol[oid]
-        if not (st.last_close[s] > 0.0):
+        s = orders.ints[OI_SYMBOL, oid]
+        if not (st.floats[SF_LAST_CLOSE, s] > 0.0):
             continue
-        px = fill_price(st.last_close[s], BUY, cp)
-        asked = orders.quantity[oid]
+        px = fill_price(st.floats[SF_LAST_CLOSE, s], BUY, cp)
+        asked = orders.ints[OI_QUANTITY, oid]
         q = affordable_buy(asked, px, max(room, 0), month, 0.0, 0.0, rate, cp) if room > 0 else 0
         room -= to_micro(q * px) + to_micro(estimate_commission(BUY, q, px, month, cp))
         if q == asked:
             continue
-        orders.risk[oid] = RISK_SETTLED_CASH
+        orders.ints[OI_RISK, oid] = RISK_SETTLED_CASH
         if q > 0:
-            orders.quantity[oid] = q
+            orders.ints[OI_QUANTITY, oid] = q
         else:
-            orders.status[oid] = S_SKIPPED
-            if st.working[s] == oid:
-                st.working[s] = -1
+            orders.ints[OI_STATUS, oid] = S_SKIPPED
+            if st.ints[SI_WORKING, s] == oid:
+                st.ints[SI_WORKING, s] = -1

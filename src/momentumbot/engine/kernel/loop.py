@@ -10,13 +10,34 @@ import numpy as np
 
 from momentumbot.compiled import jit
 from momentumbot.engine.kernel.allocator import _run_allocator
-from momentumbot.engine.kernel.fills import _bench_buy, _fill_shadow, _fill_working
+from momentumbot.engine.kernel.fills import _bench_buys, _fill_shadow, _fill_working
 from momentumbot.engine.kernel.limits import (
     _check_daily_loss,
     _cut_new_buys,
     _cut_to_settled_cash,
 )
-from momentumbot.engine.kernel.orders import _decide_symbol, _flatten, _rebalance_may_act
+from momentumbot.engine.kernel.orders import (
+    _decide_symbol,
+    _flatten,
+    _rebalance_may_act,
+)
+from momentumbot.engine.kernel.state import (
+    SB_BAND_HAS,
+    SB_BAND_LONG,
+    SB_BENCH_BOUGHT,
+    SF_BAND_LEVEL,
+    SF_BAND_REF,
+    SF_BUDGET,
+    SF_LAST_CLOSE,
+    SF_SHADOW_ENTRY_COST,
+    SF_SHADOW_REALISED,
+    SI_BENCH_SHARES,
+    SI_POSITION,
+    SI_SHADOW_PENDING,
+    SI_SHADOW_SHARES,
+    SI_WORKING,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_AFTER_FLATTEN,
     C_ALLOCS,
@@ -38,13 +59,16 @@ from momentumbot.engine.kernel.tables import (
     F_NO_BUYS,
     F_WARMUP,
     NS_MINUTE,
+    OI_FILLED,
+    OI_QUANTITY,
+    OI_REASON,
+    OI_SIDE,
     R_FLATTEN,
     AllocTable,
     FillTable,
     KernelParams,
     MinuteOut,
     OrderTable,
-    State,
 )
 from momentumbot.execution.costs import CostParams
 from momentumbot.strategy.band import band_bar, band_reset
@@ -59,146 +83,169 @@ def _session_start(st: State, kp: KernelParams) -> None:
     st.day_start_equity[0] = np.nan
     if kp.hold_overnight and st.counters[C_STARTED_RUN] == 1:
         return
-    for s in range(st.position.shape[0]):
-        band_reset(s, st.band_has, st.band_long)
-        shadow_reset(
-            s, st.shadow_shares, st.shadow_pending, st.shadow_realised, st.shadow_entry_cost
-        )
+    has, long = st.bools[SB_BAND_HAS], st.bools[SB_BAND_LONG]
+    shares, pending = st.ints[SI_SHADOW_SHARES], st.ints[SI_SHADOW_PENDING]
+    realised, entry_cost = (
+        st.floats[SF_SHADOW_REALISED],
+        st.floats[SF_SHADOW_ENTRY_COST],
+    )
+    for s in range(has.shape[0]):
+        band_reset(s, has, long)
+        shadow_reset(s, shares, pending, realised, entry_cost)
+
+
+@jit()
+def _flatten_session(st: State, orders: OrderTable, decided_ns: int) -> None:
+    """The session's flatten at its decision minute: every working order cancelled, every
+    position sold, every shadow book closed at the next bar; nothing more is decided."""
+    _flatten(st, orders, decided_ns)
+    for s in range(st.ints.shape[1]):
+        st.ints[SI_SHADOW_PENDING, s] = -st.ints[SI_SHADOW_SHARES, s]
+    st.counters[C_AFTER_FLATTEN] = 1
 
 
 @jit(inline=True)
-def _open_phase(
-    m: int,
-    o: np.ndarray,
-    v: np.ndarray,
-    t: int,
-    fl: int,
-    month: int,
-    st: State,
-    orders: OrderTable,
-    fills: FillTable,
-    kp: KernelParams,
-    cp: CostParams,
-) -> None:
-    """1. A new session's resets, the month's share count, then the fills at this bar's open:
-    working orders, shadow orders and the benchmark's first buys."""
-    if (fl & F_FIRST) != 0:
-        _session_start(st, kp)
-        st.counters[C_STARTED_RUN] = 1
-    if month != st.counters[C_MONTH]:
-        st.counters[C_MONTH] = month
-        st.counters[C_MONTH_SHARES] = 0
-    if kp.simulate_fills:
-        _fill_working(m, o, v, t, st, orders, fills, cp)
-    for s in range(o.shape[1]):
-        if math.isnan(o[m, s]):
-            continue
-        if st.shadow_pending[s] != 0:
-            _fill_shadow(s, o[m, s], st, cp)
-        if not st.bench_bought[s]:
-            _bench_buy(s, o[m, s], t, st, kp, cp)
+def _needs_fills(m: int, o: np.ndarray, ints: np.ndarray) -> bool:
+    """Whether a symbol with a bar at minute m has a working order (when none has, the
+    fill pass and its call are skipped)."""
+    for s in range(o.shape[1]):  # noqa: SIM110 (a plain loop for numba)
+        if ints[SI_WORKING, s] >= 0 and not math.isnan(o[m, s]):
+            return True
+    return False
 
 
 @jit(inline=True)
-def _band_phase(
+def _bar_pass(
     m: int,
     o: np.ndarray,
     c: np.ndarray,
-    after_flatten: bool,
-    no_buys: bool,
+    floats: np.ndarray,
+    ints: np.ndarray,
+    bools: np.ndarray,
     signals: np.ndarray,
-    st: State,
+    signalled: np.ndarray,
     kp: KernelParams,
-) -> None:
-    """3. Every symbol's band at this bar's close, its signal (into `signals`, 0 for a symbol
-    without a bar) and its shadow order."""
-    for s in range(c.shape[1]):
+    cp: CostParams,
+) -> int:
+    """One pass over the symbols: the shadow fills at this bar's open, the closes, and each
+    band at this close (STRATEGY.md sections 2-3). Writes each symbol's signal into
+    `signals` (0 without a bar) and the symbols with one, in order, into `signalled`;
+    returns how many. State is read through its packed arrays (no tuple per symbol)."""
+    n_sig = 0
+    for s in range(o.shape[1]):
+        bar_open = o[m, s]
+        if ints[SI_SHADOW_PENDING, s] != 0 and not math.isnan(bar_open):
+            _fill_shadow(s, bar_open, floats, ints, cp)
+        close = c[m, s]
         signals[s] = 0
-        if math.isnan(c[m, s]):
+        if math.isnan(close):
             continue
+        floats[SF_LAST_CLOSE, s] = close
         sig, ref, level, long = band_bar(
-            st.band_has[s], st.band_ref[s], st.band_level[s], st.band_long[s], o[m, s],
-            c[m, s], kp.step, kp.buffer,
+            bools[SB_BAND_HAS, s], floats[SF_BAND_REF, s], floats[SF_BAND_LEVEL, s],
+            bools[SB_BAND_LONG, s], bar_open, close, kp.step, kp.buffer,
         )  # fmt: skip
-        st.band_has[s] = True
-        st.band_ref[s] = ref
-        st.band_level[s] = level
-        st.band_long[s] = long
-        signals[s] = sig
-        if sig != 0 and not after_flatten:
-            st.shadow_pending[s] = shadow_order(
-                sig, no_buys, c[m, s], st.shadow_shares[s], st.shadow_pending[s],
-                kp.shadow_notional,
-            )  # fmt: skip
+        bools[SB_BAND_HAS, s] = True
+        floats[SF_BAND_REF, s] = ref
+        floats[SF_BAND_LEVEL, s] = level
+        bools[SB_BAND_LONG, s] = long
+        if sig != 0:
+            signals[s] = sig
+            signalled[n_sig] = s
+            n_sig += 1
+    return n_sig
 
 
 @jit(inline=True)
+def _shadow_orders(
+    closes: np.ndarray,
+    n_sig: int,
+    signalled: np.ndarray,
+    signals: np.ndarray,
+    no_buys: bool,
+    ints: np.ndarray,
+    shadow_notional: float,
+) -> None:
+    """The shadow books' orders after this minute's signals (none after the flatten)."""
+    for i in range(n_sig):
+        s = signalled[i]
+        ints[SI_SHADOW_PENDING, s] = shadow_order(
+            signals[s], no_buys, closes[s], ints[SI_SHADOW_SHARES, s], ints[SI_SHADOW_PENDING, s],
+            shadow_notional,
+        )  # fmt: skip
+
+
+@jit()
 def _decide_phase(
     fl: int,
-    r: int,
     decided: int,
     no_buys: bool,
+    n_sig: int,
     signals: np.ndarray,
-    qv_at: np.ndarray,
-    qv_n: np.ndarray,
+    signalled: np.ndarray,
     st: State,
     orders: OrderTable,
-    allocs: AllocTable,
     kp: KernelParams,
     cp: CostParams,
 ) -> None:
-    """4. The allocator (at its minutes, from row `r` of qv_at/qv_n), then the flatten or
-    every symbol's order decision."""
-    n_sym = signals.shape[0]
-    is_alloc = (fl & F_ALLOC) != 0
-    if is_alloc:
-        _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
+    """4. After the allocator: the flatten, or the order decisions: every symbol at an
+    allocator minute (those the rebalance rule certainly leaves alone skipped by a cheap
+    test), else the symbols with a signal. Compiled apart; called when there is work."""
     if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
-        _flatten(st, orders, decided)
-        for s in range(n_sym):
-            st.shadow_pending[s] = -st.shadow_shares[s]
-        st.counters[C_AFTER_FLATTEN] = 1
+        _flatten_session(st, orders, decided)
         return
-    band_long = st.band_long
-    budget = st.budget
-    last_close = st.last_close
-    position = st.position
-    working = st.working
-    o_side = orders.side
-    o_quantity = orders.quantity
-    o_filled = orders.filled
-    for s in range(n_sym):
+    if (fl & F_ALLOC) == 0:
+        for i in range(n_sig):
+            s = signalled[i]
+            _decide_symbol(s, signals[s], False, no_buys, decided, st, orders, kp, cp)
+        return
+    floats, ints, bools, o_ints = st.floats, st.ints, st.bools, orders.ints
+    for s in range(signals.shape[0]):
         if signals[s] == 0:
-            if not is_alloc:
-                continue
+            effective = ints[SI_POSITION, s]
+            wid = ints[SI_WORKING, s]
+            if wid >= 0:
+                effective += o_ints[OI_SIDE, wid] * (
+                    o_ints[OI_QUANTITY, wid] - o_ints[OI_FILLED, wid]
+                )
             if not _rebalance_may_act(
-                s, band_long, budget, last_close, position, working, o_side, o_quantity,
-                o_filled, kp.rebalance_tolerance,
+                floats[SF_LAST_CLOSE, s], bools[SB_BAND_LONG, s], floats[SF_BUDGET, s],
+                effective, kp.rebalance_tolerance,
             ):  # fmt: skip
                 continue
-        _decide_symbol(s, signals[s], is_alloc, no_buys, decided, st, orders, kp, cp)
+        _decide_symbol(s, signals[s], True, no_buys, decided, st, orders, kp, cp)
 
 
 @jit(inline=True)
-def _mark(m: int, fl: int, st: State, orders: OrderTable, out: MinuteOut, kp: KernelParams) -> None:
-    """5. The books' marks at this bar's close; at a session's last bar, the flattens still
-    working (carried overnight)."""
-    n_sym = st.position.shape[0]
+def _mark(
+    m: int,
+    fl: int,
+    counters: np.ndarray,
+    floats: np.ndarray,
+    ints: np.ndarray,
+    o_reason: np.ndarray,
+    out: MinuteOut,
+    hold_overnight: bool,
+) -> None:
+    """5. The books' marks at this bar's close (summed in symbol order, as always); at a
+    session's last bar, the flattens still working (carried overnight)."""
     pv = 0.0
-    bench = st.counters[C_BENCH_CASH] / 1e6
-    for s in range(n_sym):
-        if st.position[s] != 0:
-            pv += st.position[s] * st.last_close[s]
-        if st.bench_shares[s] != 0:
-            bench += st.bench_shares[s] * st.last_close[s]
-    out.cash[m] = st.counters[C_CASH]
+    bench = counters[C_BENCH_CASH] / 1e6
+    for s in range(ints.shape[1]):
+        pos = ints[SI_POSITION, s]
+        if pos != 0:
+            pv += pos * floats[SF_LAST_CLOSE, s]
+        held = ints[SI_BENCH_SHARES, s]
+        if held != 0:
+            bench += held * floats[SF_LAST_CLOSE, s]
+    out.cash[m] = counters[C_CASH]
     out.positions_value[m] = pv
     out.bench_equity[m] = bench
-    if (fl & F_LAST) != 0 and not kp.hold_overnight:
-        for s in range(n_sym):
-            wid = st.working[s]
-            if wid >= 0 and orders.reason[wid] == R_FLATTEN:
-                st.counters[C_CARRIES] += 1
+    if (fl & F_LAST) != 0 and not hold_overnight:
+        for s in range(ints.shape[1]):
+            wid = ints[SI_WORKING, s]
+            if wid >= 0 and o_reason[wid] == R_FLATTEN:
+                counters[C_CARRIES] += 1
 
 
 @jit(nogil=True)
@@ -230,50 +277,84 @@ def run_minutes(
     index of the first minute not processed: m_stop, or earlier when a table has too little
     room left for one more minute (grow it and call again).
 
-    The [risk] limits and settlement T+1 apply when `kp` sets them.
+    The [risk] limits and settlement T+1 apply when `kp` sets them. Each tuple handed to a
+    helper (compiled apart or inlined) costs an atomic reference count on each of its
+    arrays, so the per-symbol passes take the State's packed arrays, and the calls that
+    take the tuples are made only when there is work (a fill, a signal, an allocator run).
     """
     n_sym = o.shape[1]
     cut_limits = (
         kp.max_position_value > 0.0 or kp.max_gross_exposure > 0.0 or kp.max_orders_per_minute > 0
     )
-    st.counters[C_SETTLE_T1] = 1 if kp.settle_t1 else 0
+    counters, floats, ints, bools = st.counters, st.floats, st.ints, st.bools
+    counters[C_SETTLE_T1] = 1 if kp.settle_t1 else 0
+    room = (
+        orders.ints.shape[1] - n_sym - 1,
+        fills.ints.shape[1] - n_sym - 1,
+        allocs.symbol.shape[0] - n_sym - 1,
+    )
+    unbought = n_sym - np.count_nonzero(bools[SB_BENCH_BOUGHT])
     signals = np.zeros(n_sym, np.int64)
+    signalled = np.zeros(n_sym, np.int64)
     for m in range(m_start, m_stop):
         if (
-            orders.symbol.shape[0] - st.counters[C_ORDERS] < n_sym + 1
-            or fills.symbol.shape[0] - st.counters[C_FILLS] < n_sym + 1
-            or allocs.symbol.shape[0] - st.counters[C_ALLOCS] < n_sym + 1
+            counters[C_ORDERS] > room[0]
+            or counters[C_FILLS] > room[1]
+            or counters[C_ALLOCS] > room[2]
         ):
             return m
         fl = flags[m]
-        warm = (fl & F_WARMUP) != 0
+        if (fl & F_WARMUP) != 0:
+            _closes(m, c, floats)
+            continue
         t = label_ns[m]
         decided = t + NS_MINUTE
-        if not warm:
-            _open_phase(m, o, v, t, fl, month_id[m], st, orders, fills, kp, cp)
-        # 2. closes
-        for s in range(n_sym):
-            if not math.isnan(c[m, s]):
-                st.last_close[s] = c[m, s]
-        if warm:
-            continue
+        # 1. a new session's resets, the month's share count, the fills at this bar's open
+        if (fl & F_FIRST) != 0:
+            _session_start(st, kp)
+            counters[C_STARTED_RUN] = 1
+        if month_id[m] != counters[C_MONTH]:
+            counters[C_MONTH] = month_id[m]
+            counters[C_MONTH_SHARES] = 0
+        if kp.simulate_fills and _needs_fills(m, o, ints):
+            _fill_working(m, o, v, t, st, orders, fills, cp)
+        if unbought > 0:
+            unbought -= _bench_buys(m, o, t, st, kp, cp)
+        # the shadow fills at the open, 2. the closes, 3. the bands and their signals
+        n_sig = _bar_pass(m, o, c, floats, ints, bools, signals, signalled, kp, cp)
         if kp.max_daily_loss > 0.0:
             _check_daily_loss(m, decided, st, orders, out, kp.max_daily_loss)
-        after_flatten = st.counters[C_AFTER_FLATTEN] == 1
-        no_buys = (fl & F_NO_BUYS) != 0
-        # 3. bands, signals and shadow orders
-        _band_phase(m, o, c, after_flatten, no_buys, signals, st, kp)
-        # 4. allocator, then orders, then the risk limits on the new ones
-        first_new = st.counters[C_ORDERS]
-        if not after_flatten:
-            _decide_phase(
-                fl, alloc_row[m], decided, no_buys, signals, qv_at, qv_n, st, orders, allocs,
-                kp, cp,
-            )  # fmt: skip
-        if cut_limits and st.counters[C_ORDERS] > first_new:
+        first_new = counters[C_ORDERS]
+        if counters[C_AFTER_FLATTEN] != 1:
+            no_buys = (fl & F_NO_BUYS) != 0
+            _shadow_orders(c[m], n_sig, signalled, signals, no_buys, ints, kp.shadow_notional)
+            # 4. the allocator, then the orders, then the risk limits on the new ones
+            if (fl & F_ALLOC) != 0:
+                r = alloc_row[m]
+                _run_allocator(decided, st, allocs, kp, qv_at[r], qv_n[r])
+            if n_sig > 0 or (fl & (F_ALLOC | F_FLATTEN)) != 0:
+                _decide_phase(fl, decided, no_buys, n_sig, signals, signalled, st, orders, kp, cp)
+        if cut_limits and counters[C_ORDERS] > first_new:
             _cut_new_buys(first_new, st, orders, kp)
-        if kp.settle_t1 and st.counters[C_ORDERS] > first_new:
+        if kp.settle_t1 and counters[C_ORDERS] > first_new:
             _cut_to_settled_cash(first_new, decided, st, orders, cp)
         # 5. marks
-        _mark(m, fl, st, orders, out, kp)
+        _mark(
+            m,
+            fl,
+            counters,
+            floats,
+            ints,
+            orders.ints[OI_REASON],
+            out,
+            kp.hold_overnight,
+        )
     return m_stop
+
+
+@jit(inline=True)
+def _closes(m: int, c: np.ndarray, floats: np.ndarray) -> None:
+    """A warm-up minute: only the closes (quiet volume's history is gathered elsewhere)."""
+    for s in range(c.shape[1]):
+        if not math.isnan(c[m, s]):
+            floats[SF_LAST_CLOSE, s] = c[m, s]

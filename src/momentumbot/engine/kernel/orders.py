@@ -5,12 +5,29 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from momentumbot.compiled import jit
+from momentumbot.engine.kernel.state import (
+    SB_BAND_LONG,
+    SF_BUDGET,
+    SF_LAST_CLOSE,
+    SI_POSITION,
+    SI_WORKING,
+    State,
+)
 from momentumbot.engine.kernel.tables import (
     C_MONTH_SHARES,
     C_ORDERS,
+    OF_RATED,
+    OF_VALUE,
+    OI_DECIDED_NS,
+    OI_FILLED,
+    OI_QUANTITY,
+    OI_REASON,
+    OI_REQUESTED,
+    OI_RISK,
+    OI_SIDE,
+    OI_STATUS,
+    OI_SYMBOL,
     R_ENTER,
     R_EXIT,
     R_FLATTEN,
@@ -22,7 +39,6 @@ from momentumbot.engine.kernel.tables import (
     S_WORKING,
     KernelParams,
     OrderTable,
-    State,
 )
 from momentumbot.execution.costs import BUY, SELL, CostParams, estimate_commission
 
@@ -30,12 +46,12 @@ from momentumbot.execution.costs import BUY, SELL, CostParams, estimate_commissi
 @jit(inline=True)
 def _end_order(orders: OrderTable, oid: int, status: int) -> None:
     """Finish a working order: cancelled/replaced, or partially_filled if it had fills."""
-    if orders.status[oid] != S_WORKING:
+    if orders.ints[OI_STATUS, oid] != S_WORKING:
         return
-    if orders.filled[oid] > 0:
-        orders.status[oid] = S_PARTIAL
+    if orders.ints[OI_FILLED, oid] > 0:
+        orders.ints[OI_STATUS, oid] = S_PARTIAL
     else:
-        orders.status[oid] = status
+        orders.ints[OI_STATUS, oid] = status
 
 
 @jit(inline=True)
@@ -50,32 +66,32 @@ def _new_order(
     status: int,
 ) -> int:
     oid = st.counters[C_ORDERS]
-    orders.decided_ns[oid] = decided_ns
-    orders.symbol[oid] = s
-    orders.side[oid] = side
-    orders.quantity[oid] = qty
-    orders.reason[oid] = reason
-    orders.status[oid] = status
-    orders.filled[oid] = 0
-    orders.value[oid] = 0.0
-    orders.rated[oid] = 0.0
-    orders.requested[oid] = qty
-    orders.risk[oid] = 0
+    orders.ints[OI_DECIDED_NS, oid] = decided_ns
+    orders.ints[OI_SYMBOL, oid] = s
+    orders.ints[OI_SIDE, oid] = side
+    orders.ints[OI_QUANTITY, oid] = qty
+    orders.ints[OI_REASON, oid] = reason
+    orders.ints[OI_STATUS, oid] = status
+    orders.ints[OI_FILLED, oid] = 0
+    orders.floats[OF_VALUE, oid] = 0.0
+    orders.floats[OF_RATED, oid] = 0.0
+    orders.ints[OI_REQUESTED, oid] = qty
+    orders.ints[OI_RISK, oid] = 0
     st.counters[C_ORDERS] = oid + 1
     if status == S_WORKING:
-        old = st.working[s]
+        old = st.ints[SI_WORKING, s]
         if old >= 0:
             _end_order(orders, old, S_REPLACED)
-        st.working[s] = oid
+        st.ints[SI_WORKING, s] = oid
     return oid
 
 
 @jit(inline=True)
 def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
-    oid = st.working[s]
+    oid = st.ints[SI_WORKING, s]
     if oid >= 0:
         _end_order(orders, oid, S_CANCELLED)
-        st.working[s] = -1
+        st.ints[SI_WORKING, s] = -1
 
 
 @jit(inline=True)
@@ -90,41 +106,29 @@ def _passes_cost_filter(
 
 @jit(inline=True)
 def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
-    oid = st.working[s]
+    oid = st.ints[SI_WORKING, s]
     if oid < 0:
         return 0
-    return orders.side[oid] * (orders.quantity[oid] - orders.filled[oid])
+    return orders.ints[OI_SIDE, oid] * (orders.ints[OI_QUANTITY, oid] - orders.ints[OI_FILLED, oid])
 
 
 @jit(inline=True)
 def _rebalance_may_act(
-    s: int,
-    band_long: np.ndarray,
-    budget: np.ndarray,
-    last_close: np.ndarray,
-    position: np.ndarray,
-    working: np.ndarray,
-    o_side: np.ndarray,
-    o_quantity: np.ndarray,
-    o_filled: np.ndarray,
-    tolerance: float,
+    price: float, long: bool, budget: float, effective: int, tolerance: float
 ) -> bool:
-    """False when the rebalance rule certainly decides nothing for this symbol (most
-    symbols at most allocator runs): a cheap test on arrays before the full rule."""
-    price = last_close[s]
+    """False when the rebalance rule certainly decides nothing for a symbol (most symbols
+    at most allocator runs): a cheap test before the full rule, on the symbol's latest
+    close, band side, budget and position plus what its working order still has to do
+    (scalars: it runs for every symbol at every allocator run)."""
     if not (price > 0.0):
         return False
     target = 0
-    if band_long[s] and budget[s] > 0.0:
-        target = int(math.floor(budget[s] / price))
-    effective = position[s]
-    wid = working[s]
-    if wid >= 0:
-        effective += o_side[wid] * (o_quantity[wid] - o_filled[wid])
+    if long and budget > 0.0:
+        target = int(math.floor(budget / price))
     if target == effective:
         return False
     return not (
-        target != 0 and effective != 0 and abs(target - effective) * price < tolerance * budget[s]
+        target != 0 and effective != 0 and abs(target - effective) * price < tolerance * budget
     )
 
 
@@ -141,14 +145,14 @@ def _decide_symbol(
     cp: CostParams,
 ) -> None:
     """At most one new order for one symbol at one bar close (STRATEGY.md section 5)."""
-    price = st.last_close[s]
+    price = st.floats[SF_LAST_CLOSE, s]
     if not (price > 0.0):
         return
-    pos = st.position[s]
+    pos = st.ints[SI_POSITION, s]
     target = 0
-    if st.band_long[s] and st.budget[s] > 0.0:
-        target = int(math.floor(st.budget[s] / price))
-    wid = st.working[s]
+    if st.bools[SB_BAND_LONG, s] and st.floats[SF_BUDGET, s] > 0.0:
+        target = int(math.floor(st.floats[SF_BUDGET, s] / price))
+    wid = st.ints[SI_WORKING, s]
     if signal == 1:
         if pos == 0 and wid < 0 and not no_buys and target > 0:
             ok = _passes_cost_filter(BUY, target, price, st, kp, cp)
@@ -172,8 +176,8 @@ def _decide_symbol(
         if pos > 0:
             if (
                 wid >= 0
-                and orders.side[wid] == SELL
-                and orders.quantity[wid] - orders.filled[wid] == pos
+                and orders.ints[OI_SIDE, wid] == SELL
+                and orders.ints[OI_QUANTITY, wid] - orders.ints[OI_FILLED, wid] == pos
             ):
                 return
             _new_order(st, orders, s, SELL, pos, R_REBALANCE, decided_ns, S_WORKING)
@@ -189,7 +193,10 @@ def _decide_symbol(
             st, orders, s, BUY, delta, R_REBALANCE, decided_ns, S_WORKING if ok else S_SKIPPED
         )
         return
-    if effective != 0 and abs(target - effective) * price < kp.rebalance_tolerance * st.budget[s]:
+    if (
+        effective != 0
+        and abs(target - effective) * price < kp.rebalance_tolerance * st.floats[SF_BUDGET, s]
+    ):
         return
     if delta == 0:
         _cancel_working(st, orders, s)
@@ -205,13 +212,13 @@ def _decide_symbol(
 @jit()
 def _flatten(st: State, orders: OrderTable, decided_ns: int) -> None:
     """Cancel every working order and sell every position, exempt from the volume cap."""
-    for s in range(st.position.shape[0]):
-        wid = st.working[s]
-        pos = st.position[s]
+    for s in range(st.ints[SI_POSITION].shape[0]):
+        wid = st.ints[SI_WORKING, s]
+        pos = st.ints[SI_POSITION, s]
         if (
             wid >= 0
-            and orders.reason[wid] == R_FLATTEN
-            and orders.quantity[wid] - orders.filled[wid] == pos
+            and orders.ints[OI_REASON, wid] == R_FLATTEN
+            and orders.ints[OI_QUANTITY, wid] - orders.ints[OI_FILLED, wid] == pos
         ):
             continue  # a flatten carried from an earlier session is still working
         _cancel_working(st, orders, s)

@@ -1,6 +1,6 @@
 """The kernel's data: minute flags, order reasons and statuses as ints, the counters, the
-parameter tuple, the engine state and the order, fill and allocation tables (with their
-constructors and `grow`). Cash is integer micro-dollars. Nothing here is compiled; the
+parameter tuple and the order, fill and allocation tables (with their constructors,
+`capacity` and `grow`; the engine state is in `state`). Cash is integer micro-dollars. Nothing here is compiled; the
 compiled modules read these constants and types.
 """
 
@@ -12,7 +12,6 @@ import numpy as np
 
 from momentumbot.domain.orders import OrderStatus, Reason
 from momentumbot.domain.units import NS_PER_MINUTE
-from momentumbot.execution.costs import to_micro
 
 # Minute flags (bit field, one int32 per minute).
 F_FIRST = 1  # first minute of a session
@@ -79,59 +78,124 @@ class KernelParams(NamedTuple):
     settle_t1: bool  # [portfolio] settlement = "T+1": buys only with settled cash
 
 
-class State(NamedTuple):
-    """Everything the engine knows between minutes, as arrays indexed by symbol."""
+# The order and fill tables are packed the same way: one int64 and one float64 array of
+# (fields x rows), row constants OI_*/OF_* and FI_*/FF_*; Python reads a column by its name.
+OI_DECIDED_NS = 0  # close time of the decision bar
+OI_SYMBOL = 1
+OI_SIDE = 2  # +1 BUY, -1 SELL
+OI_QUANTITY = 3
+OI_REASON = 4  # R_*
+OI_STATUS = 5  # S_*
+OI_FILLED = 6
+OI_REQUESTED = 7  # the quantity the strategy decided, before any risk cut
+OI_RISK = 8  # risk.checks code of the limit that cut or sent it (0 none)
+N_ORDER_INTS = 9
+OF_VALUE = 0  # filled value (commission basis)
+OF_RATED = 1  # sum(rate x shares) over fills (tiered)
+N_ORDER_FLOATS = 2
 
-    counters: np.ndarray  # int64 (N_COUNTERS,)
-    band_has: np.ndarray  # bool: the symbol has a band (saw a bar this session)
-    band_ref: np.ndarray  # float64
-    band_level: np.ndarray  # float64, percent
-    band_long: np.ndarray  # bool
-    last_close: np.ndarray  # float64, NaN until the first bar
-    position: np.ndarray  # int64 shares
-    working: np.ndarray  # int64 order id of the working order, -1 if none
-    budget: np.ndarray  # float64 USD, from the latest allocator run
-    shadow_shares: np.ndarray  # int64
-    shadow_pending: np.ndarray  # int64 signed shares to fill at the next bar (0 none)
-    shadow_entry_open: np.ndarray  # float64 open of the entry fill bar
-    shadow_entry_cost: np.ndarray  # float64 buy value + buy commission of the open position
-    shadow_realised: np.ndarray  # float64 today's closed round trips, net of costs
-    qv_started: np.ndarray  # bool: the symbol's first regular-session bar has been seen
-    qv_count: np.ndarray  # int64 minutes in the window
-    qv_head: np.ndarray  # int64 ring index of the oldest minute once full
-    qv_ring: np.ndarray  # float64 (S, W) volumes in arrival order
-    qv_sorted: np.ndarray  # float64 (S, W) the same volumes, sorted ascending
-    bench_shares: np.ndarray  # int64
-    bench_bought: np.ndarray  # bool
-    bench_price: np.ndarray  # float64 fill price of the benchmark buy
-    bench_commission: np.ndarray  # int64 micro-USD
-    bench_time: np.ndarray  # int64 ns, label of the fill bar
-    day_start_equity: np.ndarray  # float64 (1,): equity at this session's first bar close
+FI_ORDER_ID = 0
+FI_TIME_NS = 1  # label (start) of the fill bar
+FI_SYMBOL = 2
+FI_SIDE = 3
+FI_QUANTITY = 4
+FI_COMMISSION = 5  # micro-USD
+N_FILL_INTS = 6
+FF_PRICE = 0
+FF_SLIPPAGE = 1  # USD
+N_FILL_FLOATS = 2
 
 
 class OrderTable(NamedTuple):
-    decided_ns: np.ndarray  # int64: close time of the decision bar
-    symbol: np.ndarray  # int32
-    side: np.ndarray  # int8 (+1 BUY, -1 SELL)
-    quantity: np.ndarray  # int64
-    reason: np.ndarray  # int8
-    status: np.ndarray  # int8
-    filled: np.ndarray  # int64
-    value: np.ndarray  # float64 filled value (commission basis)
-    rated: np.ndarray  # float64 sum(rate x shares) over fills (tiered)
-    requested: np.ndarray  # int64 quantity the strategy decided, before any risk cut
-    risk: np.ndarray  # int8 risk.checks code of the limit that cut or sent it (0 none)
+    """One row per order: `ints` (N_ORDER_INTS, capacity) and `floats` (N_ORDER_FLOATS,
+    capacity); `orders.side` etc. are views of their rows."""
+
+    ints: np.ndarray  # int64, rows OI_*
+    floats: np.ndarray  # float64, rows OF_*
+
+    @property
+    def decided_ns(self) -> np.ndarray:
+        return self.ints[OI_DECIDED_NS]
+
+    @property
+    def symbol(self) -> np.ndarray:
+        return self.ints[OI_SYMBOL]
+
+    @property
+    def side(self) -> np.ndarray:
+        return self.ints[OI_SIDE]
+
+    @property
+    def quantity(self) -> np.ndarray:
+        return self.ints[OI_QUANTITY]
+
+    @property
+    def reason(self) -> np.ndarray:
+        return self.ints[OI_REASON]
+
+    @property
+    def status(self) -> np.ndarray:
+        return self.ints[OI_STATUS]
+
+    @property
+    def filled(self) -> np.ndarray:
+        return self.ints[OI_FILLED]
+
+    @property
+    def requested(self) -> np.ndarray:
+        return self.ints[OI_REQUESTED]
+
+    @property
+    def risk(self) -> np.ndarray:
+        return self.ints[OI_RISK]
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.floats[OF_VALUE]
+
+    @property
+    def rated(self) -> np.ndarray:
+        return self.floats[OF_RATED]
 
 
 class FillTable(NamedTuple):
-    order_id: np.ndarray  # int64
-    time_ns: np.ndarray  # int64: label (start) of the fill bar
-    symbol: np.ndarray  # int32
-    side: np.ndarray  # int8
-    quantity: np.ndarray  # int64
-    price: np.ndarray  # float64
-    commission: np.ndarray  # int64 micro-USD
-    slippage: np.ndarray  # float64 USD
+    """One row per fill: `ints` (N_FILL_INTS, capacity) and `floats` (N_FILL_FLOATS,
+    capacity); `fills.price` etc. are views of their rows."""
+
+    ints: np.ndarray  # int64, rows FI_*
+    floats: np.ndarray  # float64, rows FF_*
+
+    @property
+    def order_id(self) -> np.ndarray:
+        return self.ints[FI_ORDER_ID]
+
+    @property
+    def time_ns(self) -> np.ndarray:
+        return self.ints[FI_TIME_NS]
+
+    @property
+    def symbol(self) -> np.ndarray:
+        return self.ints[FI_SYMBOL]
+
+    @property
+    def side(self) -> np.ndarray:
+        return self.ints[FI_SIDE]
+
+    @property
+    def quantity(self) -> np.ndarray:
+        return self.ints[FI_QUANTITY]
+
+    @property
+    def commission(self) -> np.ndarray:
+        return self.ints[FI_COMMISSION]
+
+    @property
+    def price(self) -> np.ndarray:
+        return self.floats[FF_PRICE]
+
+    @property
+    def slippage(self) -> np.ndarray:
+        return self.floats[FF_SLIPPAGE]
 
 
 class AllocTable(NamedTuple):
@@ -158,69 +222,17 @@ NS_MINUTE = NS_PER_MINUTE
 _Table = TypeVar("_Table", OrderTable, FillTable, AllocTable)
 
 
-def new_state(n_symbols: int, quiet_window: int, initial_cash: float) -> State:
-    """A fresh engine state: all cash, no bands, empty windows."""
-    s = n_symbols
-    counters = np.zeros(N_COUNTERS, dtype=np.int64)
-    counters[C_CASH] = to_micro(initial_cash)
-    counters[C_BENCH_CASH] = counters[C_CASH]
-    counters[C_MONTH] = -1
-    counters[C_SETTLE_FROM] = -1
-    return State(
-        counters=counters,
-        band_has=np.zeros(s, np.bool_),
-        band_ref=np.zeros(s),
-        band_level=np.zeros(s),
-        band_long=np.zeros(s, np.bool_),
-        last_close=np.full(s, np.nan),
-        position=np.zeros(s, np.int64),
-        working=np.full(s, -1, np.int64),
-        budget=np.zeros(s),
-        shadow_shares=np.zeros(s, np.int64),
-        shadow_pending=np.zeros(s, np.int64),
-        shadow_entry_open=np.zeros(s),
-        shadow_entry_cost=np.zeros(s),
-        shadow_realised=np.zeros(s),
-        qv_started=np.zeros(s, np.bool_),
-        qv_count=np.zeros(s, np.int64),
-        qv_head=np.zeros(s, np.int64),
-        qv_ring=np.zeros((s, quiet_window)),
-        qv_sorted=np.zeros((s, quiet_window)),
-        bench_shares=np.zeros(s, np.int64),
-        bench_bought=np.zeros(s, np.bool_),
-        bench_price=np.full(s, np.nan),
-        bench_commission=np.zeros(s, np.int64),
-        bench_time=np.zeros(s, np.int64),
-        day_start_equity=np.full(1, np.nan),
-    )
-
-
 def new_orders(capacity: int) -> OrderTable:
     return OrderTable(
-        decided_ns=np.zeros(capacity, np.int64),
-        symbol=np.zeros(capacity, np.int32),
-        side=np.zeros(capacity, np.int8),
-        quantity=np.zeros(capacity, np.int64),
-        reason=np.zeros(capacity, np.int8),
-        status=np.zeros(capacity, np.int8),
-        filled=np.zeros(capacity, np.int64),
-        value=np.zeros(capacity),
-        rated=np.zeros(capacity),
-        requested=np.zeros(capacity, np.int64),
-        risk=np.zeros(capacity, np.int8),
+        ints=np.zeros((N_ORDER_INTS, capacity), np.int64),
+        floats=np.zeros((N_ORDER_FLOATS, capacity)),
     )
 
 
 def new_fills(capacity: int) -> FillTable:
     return FillTable(
-        order_id=np.zeros(capacity, np.int64),
-        time_ns=np.zeros(capacity, np.int64),
-        symbol=np.zeros(capacity, np.int32),
-        side=np.zeros(capacity, np.int8),
-        quantity=np.zeros(capacity, np.int64),
-        price=np.zeros(capacity),
-        commission=np.zeros(capacity, np.int64),
-        slippage=np.zeros(capacity),
+        ints=np.zeros((N_FILL_INTS, capacity), np.int64),
+        floats=np.zeros((N_FILL_FLOATS, capacity)),
     )
 
 
@@ -248,11 +260,18 @@ def new_minute_out(n_minutes: int) -> MinuteOut:
     )
 
 
-def grow(table: _Table, capacity: int) -> _Table:
-    """A copy of a table (OrderTable, FillTable, AllocTable) with more rows."""
+def capacity(table: _Table) -> int:
+    """How many rows a table (OrderTable, FillTable, AllocTable) has room for."""
+    return int(table[0].shape[-1])
+
+
+def grow(table: _Table, rows: int) -> _Table:
+    """A copy of a table (OrderTable, FillTable, AllocTable) with room for `rows` rows (the
+    packed tables' arrays grow along their second axis)."""
     cols = []
-    for col in table:
-        bigger = np.zeros(capacity, dtype=col.dtype)
-        bigger[: col.shape[0]] = col
+    for i in range(len(table)):
+        old: np.ndarray = table[i]
+        bigger = np.zeros((*old.shape[:-1], rows), dtype=old.dtype)
+        bigger[..., : old.shape[-1]] = old
         cols.append(bigger)
     return type(table)(*cols)
