@@ -9,18 +9,22 @@ CLIENTS_BIN := $(CLIENTS_VENV)/bin
 
 # Installs the versions pinned in requirements.lock (a constraints file: `make lock` renews it
 # from pyproject.toml, tests/test_lock.py keeps the two in step). uv installs in seconds; where
-# uv cannot be had, pip installs the same versions. Then the kernels are compiled into the
-# cache once (`momentumbot precompile`, about a minute), so the first backtest does not.
+# uv cannot be had, pip installs the same versions. Both write the packages' bytecode at install
+# (pip does by default; uv with --compile-bytecode), and the project's own modules are
+# byte-compiled too, so no later process compiles Python source (where PYTHONDONTWRITEBYTECODE
+# is set, every process would, about 2-3 s each). Then the kernels are compiled into the cache
+# once (`momentumbot precompile`, about a minute), so the first backtest does not.
 $(BIN)/momentumbot: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	@if $(BIN)/pip install --quiet uv >/dev/null 2>&1; then \
 		echo "installing with uv (requirements.lock)"; \
-		$(BIN)/uv pip install --python $(BIN)/python --quiet -c requirements.lock -e '.[dev]'; \
+		$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c requirements.lock -e '.[dev]'; \
 	else \
 		echo "uv unavailable: installing with pip (requirements.lock)"; \
 		$(BIN)/pip install --quiet --upgrade pip && \
 		$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'; \
 	fi
+	$(BIN)/python -m compileall -q src
 	$(BIN)/momentumbot precompile
 	@touch $(BIN)/momentumbot
 
@@ -33,7 +37,7 @@ $(CLIENTS_BIN)/installed: requirements-clients.txt
 	$(PY) -m venv $(CLIENTS_VENV)
 	@if $(CLIENTS_BIN)/pip install --quiet uv >/dev/null 2>&1; then \
 		echo "installing the other TWS clients with uv (requirements-clients.txt)"; \
-		$(CLIENTS_BIN)/uv pip install --python $(CLIENTS_BIN)/python --quiet -r requirements-clients.txt; \
+		$(CLIENTS_BIN)/uv pip install --python $(CLIENTS_BIN)/python --quiet --compile-bytecode -r requirements-clients.txt; \
 	else \
 		echo "uv unavailable: installing the other TWS clients with pip (requirements-clients.txt)"; \
 		$(CLIENTS_BIN)/pip install --quiet -r requirements-clients.txt; \
