@@ -19,6 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from momentumbot.reporting.chart_data import (
+    CapitalBuckets,
+    SymbolChart,
+    allocation_layers,
+    pnl_rows,
+    session_ffill,
+)
 from momentumbot.reporting.console import count, figure_label, format_figure, percent, ratio, usd
 from momentumbot.reporting.downsample import minmax_indices, step_changes, step_points
 from momentumbot.reporting.metrics import (
@@ -27,13 +34,6 @@ from momentumbot.reporting.metrics import (
     daily_returns,
     drawdown,
     monthly_returns,
-)
-from momentumbot.reporting.plots import (
-    CapitalBuckets,
-    SymbolChart,
-    allocation_layers,
-    pnl_rows,
-    session_ffill,
 )
 from momentumbot.reporting.run_data import MinuteAxis, RunData
 

@@ -17,6 +17,7 @@ import numpy as np
 from momentumbot.data.store import BarStore
 from momentumbot.domain.errors import MomentumbotError
 from momentumbot.reporting import plots
+from momentumbot.reporting.chart_worker import GENERAL_FILES, ChartWorker
 from momentumbot.reporting.console import count, usd
 from momentumbot.reporting.downsample import bucket_means
 from momentumbot.reporting.run_data import RunData, load_run
@@ -196,17 +197,15 @@ def run_notices(run: RunData) -> list[str]:
     return lines
 
 
-def write_plots(
+def _symbol_plots(
     run: RunData,
-    on_chart: Callable[[plots.SymbolChart], None] | None = None,
-    *,
-    symbol_plots: bool = True,
-) -> tuple[list[Path], SymbolPass, plots.CapitalBuckets]:
-    """Write plots/*.png and (unless ``symbol_plots`` is false) plots/symbols/<SYM>.png;
-    returns their paths, the symbol pass and the capital buckets. ``on_chart`` also sees
-    each symbol's chart data."""
-    plot_dir = run.run_dir / PLOTS_DIR
-    symbol_dir = plot_dir / SYMBOLS_DIR
+    on_chart: Callable[[plots.SymbolChart], None] | None,
+    symbol_plots: bool,
+) -> tuple[list[Path], SymbolPass, plots.CapitalBuckets, str | None]:
+    """The pass over the symbols, drawing plots/symbols/<SYM>.png unless ``symbol_plots``
+    is false; returns their paths, the pass, the capital buckets and the allocation
+    chart's note."""
+    symbol_dir = run.run_dir / PLOTS_DIR / SYMBOLS_DIR
     bounds = plots.capital_buckets(run.axis)
     written: list[Path] = []
     if symbol_dir.is_dir():
@@ -232,49 +231,88 @@ def write_plots(
     note = None
     if run.traded_symbols and any(n.startswith("Prices are not drawn") for n in sweep.notices):
         note = "capital marked at the last fill price (no bar store)"
-    general = [
+    return written, sweep, capital, note
+
+
+def _general_plots(run: RunData, capital: plots.CapitalBuckets, note: str | None) -> list[Path]:
+    plot_dir = run.run_dir / PLOTS_DIR
+    return [
         plots.equity_png(run, plot_dir / "equity.png"),
         plots.allocation_png(run, capital, plot_dir / "allocation.png", note),
         plots.pnl_by_symbol_png(run, plot_dir / "pnl_by_symbol.png"),
         plots.returns_by_day_png(run, plot_dir / "returns_by_day.png"),
     ]
-    return general + written, sweep, capital
 
 
-def write_report(run_dir: Path, *, symbol_plots: bool = True) -> Path:
+def write_plots(
+    run: RunData,
+    on_chart: Callable[[plots.SymbolChart], None] | None = None,
+    *,
+    symbol_plots: bool = True,
+) -> tuple[list[Path], SymbolPass, plots.CapitalBuckets]:
+    """Write plots/*.png and (unless ``symbol_plots`` is false) plots/symbols/<SYM>.png;
+    returns their paths, the symbol pass and the capital buckets. ``on_chart`` also sees
+    each symbol's chart data."""
+    written, sweep, capital, note = _symbol_plots(run, on_chart, symbol_plots)
+    return _general_plots(run, capital, note) + written, sweep, capital
+
+
+def write_report(
+    run_dir: Path, *, symbol_plots: bool = True, worker: ChartWorker | None = None
+) -> Path:
     """Write every plot and report.html into ``run_dir``; returns report.html's path.
 
     Never raises for a run with no trades, of one session, with missing bars or without
     its bar store: the report says so instead. Raises DataError when ``run_dir`` is not a
     run folder. ``symbol_plots=False`` skips plots/symbols/*.png (the slow part of a wide
-    run; report.html still has every symbol's interactive chart).
+    run; report.html still has every symbol's interactive chart). With a ``worker``
+    (:meth:`ChartWorker.start`, ended here), the four run charts are drawn in that
+    process while this one draws the symbols and builds the page; the files are the same.
     """
     t0 = time.perf_counter()
     from momentumbot.reporting.html import render_report, symbol_payload
 
-    run = load_run(Path(run_dir))
-    symbol_data: dict[str, Any] = {}
+    try:
+        if worker is not None and Path(run_dir).is_dir():
+            worker.begin(Path(run_dir))
+        run = load_run(Path(run_dir))
+        symbol_data: dict[str, Any] = {}
 
-    def keep(chart: plots.SymbolChart) -> None:
-        symbol_data[chart.symbol] = symbol_payload(chart, run.axis)
+        def keep(chart: plots.SymbolChart) -> None:
+            symbol_data[chart.symbol] = symbol_payload(chart, run.axis)
 
-    written, sweep, capital = write_plots(run, keep, symbol_plots=symbol_plots)
+        written, sweep, capital, note = _symbol_plots(run, keep, symbol_plots)
+        general = [run.run_dir / PLOTS_DIR / name for name in GENERAL_FILES]
+        if worker is not None:
+            worker.allocation(capital.bounds, capital.by_symbol, note)
+        else:
+            general = _general_plots(run, capital, note)
+        notices = [
+            *run.notices,
+            *run_notices(run),
+            *sweep.notices,
+            *missing_bar_notices(sweep.missing),
+        ]
+        text = render_report(
+            run,
+            capital=capital,
+            symbol_data=symbol_data,
+            notices=notices,
+            plot_files=general + written,
+        )
+        if worker is not None and worker.finish() is None:
+            general = _general_plots(run, capital, note)
+    finally:
+        if worker is not None:
+            worker.close()
     t_plots = time.perf_counter() - t0
-    notices = [
-        *run.notices,
-        *run_notices(run),
-        *sweep.notices,
-        *missing_bar_notices(sweep.missing),
-    ]
-    text = render_report(
-        run, capital=capital, symbol_data=symbol_data, notices=notices, plot_files=written
-    )
     path = run.run_dir / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     log.info(
-        "report written to %s (%d plots, %.1f MB) in %.2f s (reading and plots %.2f s)",
-        path, len(written), path.stat().st_size / 1e6, time.perf_counter() - t0, t_plots,
+        "report written to %s (%d plots, %.1f MB) in %.2f s (plots and page %.2f s)",
+        path, len(general) + len(written), path.stat().st_size / 1e6,
+        time.perf_counter() - t0, t_plots,
     )  # fmt: skip
     return path

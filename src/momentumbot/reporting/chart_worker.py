@@ -1,0 +1,196 @@
+"""The run's four charts drawn in a second process while this one draws the symbols' charts
+and builds report.html.
+
+matplotlib draws with the GIL held, so a thread would not use the second core; a process
+does. Started before the backtest (``ChartWorker.start()``), the worker imports numpy,
+pandas and matplotlib while the backtest runs, then waits. ``begin(run_dir)`` has it read
+the run folder and draw equity.png, pnl_by_symbol.png and returns_by_day.png;
+``allocation(capital, note)`` gives it the capital by symbol that this process's pass over
+the symbols computed, for allocation.png; ``finish()`` waits for the four files.
+
+Requests and answers are pickled over the worker's stdin and stdout. If the worker cannot
+start, dies or fails, ``finish()`` says so (``None``) and the caller draws the charts itself,
+so the report is the same either way.
+
+    python -m momentumbot.reporting.chart_worker   (started by ChartWorker.start())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger("momentumbot.report")
+
+GENERAL_FILES = ("equity.png", "allocation.png", "pnl_by_symbol.png", "returns_by_day.png")
+
+
+# "1": always start a worker (on two cores or more), "0": never; unset: when a core is free
+WORKER_ENV = "MOMENTUMBOT_CHART_WORKER"
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worth_a_worker() -> bool:
+    """Whether a second process would draw beside this one: two cores or more, and one of
+    them free by the load average (on a busy machine the worker's own start, about a CPU
+    second of imports, would cost more than drawing here), unless MOMENTUMBOT_CHART_WORKER
+    says otherwise."""
+    cores = _usable_cores()
+    choice = os.environ.get(WORKER_ENV, "").strip()
+    if choice == "0" or cores < 2:
+        return False
+    if choice == "1":
+        return True
+    return int(cores - os.getloadavg()[0] + 0.5) >= 1
+
+
+class ChartWorker:
+    """The parent's handle on a chart worker process."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._failed = False
+        # a worker never used (the backtest failed) ends with its handle
+        self._ended = weakref.finalize(self, _end, proc)
+
+    @classmethod
+    def start(cls) -> ChartWorker | None:
+        """A worker on its way up, or None when :func:`worth_a_worker` says no."""
+        if not worth_a_worker():
+            return None
+        src = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "momentumbot.reporting.chart_worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env=env,
+            )  # fmt: skip
+        except OSError as exc:
+            log.warning("charts drawn in this process: no worker (%s)", exc)
+            return None
+        return cls(proc)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if self._failed:
+            return
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
+        except (OSError, ValueError):
+            self._failed = True
+
+    def begin(self, run_dir: Path) -> None:
+        """Read ``run_dir`` and draw the charts that need only the run folder."""
+        self._send(("begin", str(run_dir)))
+
+    def allocation(self, bounds: Any, by_symbol: dict[str, Any], note: str | None) -> None:
+        """Draw allocation.png from the capital buckets of the pass over the symbols."""
+        self._send(("allocation", bounds, by_symbol, note))
+
+    def finish(self) -> list[Path] | None:
+        """The four charts' paths once written, or None when the worker failed (the
+        caller then draws them)."""
+        answer: Any = None
+        if not self._failed:
+            stdout = self._proc.stdout
+            assert stdout is not None
+            try:
+                answer = pickle.load(stdout)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                answer = ("error", "the chart worker ended without an answer")
+        self.close()
+        if not isinstance(answer, tuple) or answer[0] != "done":
+            why = answer[1] if isinstance(answer, tuple) else "it could not be reached"
+            log.warning("chart worker failed (%s); drawing its charts here", why)
+            return None
+        return [Path(p) for p in answer[1]]
+
+    def close(self) -> None:
+        """End the worker (it ends by itself when its input closes)."""
+        self._ended()
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# ----------------------------------------------------------------------- the worker side
+
+
+def _read(stdin: IO[bytes]) -> tuple[Any, ...] | None:
+    try:
+        message = pickle.load(stdin)
+    except (EOFError, OSError, pickle.UnpicklingError):
+        return None
+    return message if isinstance(message, tuple) else None
+
+
+def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    from momentumbot.reporting import run_charts
+    from momentumbot.reporting.chart_data import CapitalBuckets
+    from momentumbot.reporting.run_data import load_run
+
+    begin = _read(stdin)
+    if begin is None or begin[0] != "begin":
+        return
+    try:
+        run = load_run(Path(begin[1]))
+        plot_dir = run.run_dir / "plots"
+        paths = {name: plot_dir / name for name in GENERAL_FILES}
+        run_charts.equity_png(run, paths["equity.png"])
+        run_charts.pnl_by_symbol_png(run, paths["pnl_by_symbol.png"])
+        run_charts.returns_by_day_png(run, paths["returns_by_day.png"])
+        alloc = _read(stdin)
+        if alloc is None or alloc[0] != "allocation":
+            return
+        capital = CapitalBuckets(bounds=alloc[1], by_symbol=alloc[2])
+        run_charts.allocation_png(run, capital, paths["allocation.png"], alloc[3])
+        answer: tuple[Any, ...] = ("done", [str(paths[name]) for name in GENERAL_FILES])
+    except Exception as exc:
+        answer = ("error", f"{type(exc).__name__}: {exc}")
+    pickle.dump(answer, stdout, protocol=pickle.HIGHEST_PROTOCOL)
+    stdout.flush()
+    # nothing left to do: skip tearing the interpreter down (the parent may wait for it)
+    os._exit(0)
+
+
+def main() -> None:
+    """The worker: import what drawing needs now (while the parent backtests), then serve
+    one report."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but answers on the answer pipe
+    from momentumbot.reporting import plot_kit
+
+    # fonts found and loaded once, before the run folder is there
+    fig = plot_kit.figure(1.0)
+    fig.text(0.5, 0.5, "$0123456789 Jan Feb -.,%", fontsize=10)
+    fig.canvas.draw()
+    _serve(stdin, stdout)
+
+
+if __name__ == "__main__":
+    main()
