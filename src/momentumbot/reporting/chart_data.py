@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from momentumbot.reporting.downsample import bucket_bounds, bucket_means, minmax_indices
 from momentumbot.reporting.run_data import MinuteAxis, RunData
-from momentumbot.reporting.symbols import BandLine, SymbolFills
+
+if TYPE_CHECKING:  # the bar store and the compiled band are not needed to draw
+    from momentumbot.reporting.symbols import BandLine, SymbolFills
 
 MAX_LINE_POINTS = 3000
 MAX_AREA_POINTS = 600

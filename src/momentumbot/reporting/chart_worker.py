@@ -3,8 +3,8 @@ and builds report.html.
 
 matplotlib draws with the GIL held, so a thread would not use the second core; a process
 does. Started before the backtest (``ChartWorker.start()``), the worker imports numpy,
-pandas and matplotlib while the backtest runs, then waits. ``begin(run_dir)`` has it read
-the run folder and draw equity.png, pnl_by_symbol.png and returns_by_day.png;
+pandas and matplotlib while the backtest runs, then waits. ``begin(run)`` hands it the run's
+tables (as read here) to draw equity.png, pnl_by_symbol.png and returns_by_day.png;
 ``allocation(capital, note)`` gives it the capital by symbol that this process's pass over
 the symbols computed, for allocation.png; ``finish()`` waits for the four files.
 
@@ -18,6 +18,7 @@ so the report is the same either way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import pickle
@@ -25,7 +26,10 @@ import subprocess
 import sys
 import weakref
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from momentumbot.reporting.run_data import RunData
 
 log = logging.getLogger("momentumbot.report")
 
@@ -95,9 +99,10 @@ class ChartWorker:
         except (OSError, ValueError):
             self._failed = True
 
-    def begin(self, run_dir: Path) -> None:
-        """Read ``run_dir`` and draw the charts that need only the run folder."""
-        self._send(("begin", str(run_dir)))
+    def begin(self, run: RunData) -> None:
+        """Draw the charts that need only the run's tables (its config stays here: the
+        worker then needs neither the config's nor the engine's modules)."""
+        self._send(("begin", dataclasses.replace(run, config=None)))
 
     def allocation(self, bounds: Any, by_symbol: dict[str, Any], note: str | None) -> None:
         """Draw allocation.png from the capital buckets of the pass over the symbols."""
@@ -152,13 +157,12 @@ def _read(stdin: IO[bytes]) -> tuple[Any, ...] | None:
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     from momentumbot.reporting import run_charts
     from momentumbot.reporting.chart_data import CapitalBuckets
-    from momentumbot.reporting.run_data import load_run
 
     begin = _read(stdin)
     if begin is None or begin[0] != "begin":
         return
     try:
-        run = load_run(Path(begin[1]))
+        run = begin[1]
         plot_dir = run.run_dir / "plots"
         paths = {name: plot_dir / name for name in GENERAL_FILES}
         run_charts.equity_png(run, paths["equity.png"])

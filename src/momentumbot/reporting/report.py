@@ -273,9 +273,9 @@ def write_report(
     from momentumbot.reporting.html import render_report, symbol_payload
 
     try:
-        if worker is not None and Path(run_dir).is_dir():
-            worker.begin(Path(run_dir))
         run = load_run(Path(run_dir))
+        if worker is not None:
+            worker.begin(run)
         symbol_data: dict[str, Any] = {}
 
         def keep(chart: plots.SymbolChart) -> None:
