@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from momentumbot.reporting.downsample import bucket_bounds, bucket_means, minmax_indices
+from momentumbot.reporting.console import count, usd
+from momentumbot.reporting.downsample import (
+    bucket_bounds,
+    bucket_means,
+    minmax_indices,
+    step_points,
+)
 from momentumbot.reporting.run_data import MinuteAxis, RunData
 
 if TYPE_CHECKING:  # the bar store and the compiled band are not needed to draw
@@ -147,3 +153,80 @@ def session_ffill(values: np.ndarray, axis: MinuteAxis) -> np.ndarray:
         return values
     frame = pd.Series(values)
     return np.asarray(frame.groupby(axis.session).ffill().to_numpy(dtype=float), dtype=float)
+
+
+FILL_KINDS = ("entry", "add", "trim", "exit")
+_PLURALS = {"entry": "entries", "add": "adds", "trim": "trims", "exit": "exits"}
+
+
+@dataclass(frozen=True)
+class SymbolLines:
+    """One symbol's chart as drawn: thinned lines, marks, axis ranges and texts (a few
+    thousand points, whatever the run's length: what a chart worker is sent)."""
+
+    price: tuple[np.ndarray, np.ndarray]
+    level: tuple[np.ndarray, np.ndarray]
+    exit_line: tuple[np.ndarray, np.ndarray]
+    marks: dict[str, np.ndarray]  # kind -> (n, 2) minute index and price
+    price_range: tuple[float, float] | None
+    note: str
+    shares: tuple[np.ndarray, np.ndarray]
+    shares_top: float
+    title: str
+    subtitle: str
+
+
+_NO_LINE = (np.empty(0), np.empty(0))
+
+
+def _span(values: list[np.ndarray]) -> tuple[float, float] | None:
+    finite = [v[np.isfinite(v)] for v in values]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return None
+    low = min(float(v.min()) for v in finite)
+    high = max(float(v.max()) for v in finite)
+    pad = max((high - low) * 0.04, abs(high) * 0.001, 0.01)
+    return low - pad, high + pad
+
+
+def symbol_lines(chart: SymbolChart, axis: MinuteAxis, run_name: str) -> SymbolLines:
+    """What :class:`~momentumbot.reporting.symbol_chart.SymbolFigure` draws of ``chart``."""
+    spans: list[np.ndarray] = []
+    price = _NO_LINE
+    if chart.close is not None:
+        price = thin(session_ffill(chart.close, axis))
+        spans.append(price[1])
+    level = exit_line = _NO_LINE
+    if chart.band is not None:
+        keep = step_points(chart.band.level, MAX_LINE_POINTS)
+        level = (keep, chart.band.level[keep])
+        exit_line = thin(chart.band.lower)
+        spans.append(chart.band.level)
+    f = chart.fills
+    marks: dict[str, np.ndarray] = {}
+    counts = []
+    for kind in FILL_KINDS:
+        chosen = f.kind == kind
+        marks[kind] = np.column_stack((f.index[chosen], f.price[chosen]))
+        n = int(np.count_nonzero(chosen))
+        counts.append(f"{n} {_PLURALS[kind] if n != 1 else kind}")
+    spans.append(np.asarray(f.price, dtype=float))
+    keep = step_points(chart.position.astype(float), MAX_LINE_POINTS)
+    parts = [f"{count(f.n)} fills ({', '.join(counts)})"]
+    if chart.realised_pnl is not None:
+        parts.append(f"realised P&L {usd(chart.realised_pnl)}")
+    if chart.missing_minutes:
+        parts.append(f"no bar in {count(chart.missing_minutes)} of {count(axis.n_minutes)} minutes")
+    return SymbolLines(
+        price=price,
+        level=level,
+        exit_line=exit_line,
+        marks=marks,
+        price_range=_span(spans),
+        note=(chart.note or "") if chart.close is None else "",
+        shares=(keep, chart.position[keep].astype(float)),
+        shares_top=max(1.0, float(chart.position.max(initial=0)) * 1.1),
+        title=f"{chart.symbol} ({run_name}): price, band and trades",
+        subtitle="; ".join(parts),
+    )

@@ -1,12 +1,13 @@
-"""The run's four charts drawn in a second process while this one draws the symbols' charts
-and builds report.html.
+"""The report's PNGs drawn in a second process while this one reads the bars and builds
+report.html.
 
 matplotlib draws with the GIL held, so a thread would not use the second core; a process
 does. Started before the backtest (``ChartWorker.start()``), the worker imports numpy,
 pandas and matplotlib while the backtest runs, then waits. ``begin(run)`` hands it the run's
 tables (as read here) to draw equity.png, pnl_by_symbol.png and returns_by_day.png;
-``allocation(capital, note)`` gives it the capital by symbol that this process's pass over
-the symbols computed, for allocation.png; ``finish()`` waits for the four files.
+``symbol(chart, path)`` each traded symbol's chart as this process's pass over the symbols
+makes it; ``allocation(...)`` the capital by symbol that pass computed, for allocation.png;
+``finish()`` waits for every file.
 
 Requests and answers are pickled over the worker's stdin and stdout. If the worker cannot
 start, dies or fails, ``finish()`` says so (``None``) and the caller draws the charts itself,
@@ -22,13 +23,21 @@ import dataclasses
 import logging
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 import weakref
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
+    from momentumbot.reporting.chart_data import SymbolLines
     from momentumbot.reporting.run_data import RunData
 
 log = logging.getLogger("momentumbot.report")
@@ -60,6 +69,16 @@ def worth_a_worker() -> bool:
     return int(cores - os.getloadavg()[0] + 0.5) >= 1
 
 
+def _widen(pipe: IO[bytes] | None) -> None:
+    """A 1 MB pipe where Linux allows it: a symbol's chart is then one write and one read
+    (with 64 kB the worker's reader waits for the GIL once per 64 kB while it draws)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if pipe is None or set_size is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), set_size, 1 << 20)
+
+
 class ChartWorker:
     """The parent's handle on a chart worker process."""
 
@@ -86,6 +105,7 @@ class ChartWorker:
         except OSError as exc:
             log.warning("charts drawn in this process: no worker (%s)", exc)
             return None
+        _widen(proc.stdin)
         return cls(proc)
 
     def _send(self, message: tuple[Any, ...]) -> None:
@@ -103,6 +123,10 @@ class ChartWorker:
         """Draw the charts that need only the run's tables (its config stays here: the
         worker then needs neither the config's nor the engine's modules)."""
         self._send(("begin", dataclasses.replace(run, config=None)))
+
+    def symbol(self, lines: SymbolLines, path: Path) -> None:
+        """Draw one symbol's chart (as :func:`chart_data.symbol_lines` made it) into ``path``."""
+        self._send(("symbol", lines, str(path)))
 
     def allocation(self, bounds: Any, by_symbol: dict[str, Any], note: str | None) -> None:
         """Draw allocation.png from the capital buckets of the pass over the symbols."""
@@ -146,21 +170,29 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
 # ----------------------------------------------------------------------- the worker side
 
 
-def _read(stdin: IO[bytes]) -> tuple[Any, ...] | None:
-    try:
-        message = pickle.load(stdin)
-    except (EOFError, OSError, pickle.UnpicklingError):
-        return None
-    return message if isinstance(message, tuple) else None
+def _reader(stdin: IO[bytes], inbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+    """Take every request off the pipe as it comes (so the parent never waits to write
+    while a chart is being drawn); None at the end."""
+    while True:
+        try:
+            message = pickle.load(stdin)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            inbox.put(None)
+            return
+        inbox.put(message if isinstance(message, tuple) else None)
 
 
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     from momentumbot.reporting import run_charts
     from momentumbot.reporting.chart_data import CapitalBuckets
+    from momentumbot.reporting.symbol_chart import SymbolFigure
 
-    begin = _read(stdin)
+    inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+    threading.Thread(target=_reader, args=(stdin, inbox), daemon=True).start()
+    begin = inbox.get()
     if begin is None or begin[0] != "begin":
         return
+    figure: SymbolFigure | None = None
     try:
         run = begin[1]
         plot_dir = run.run_dir / "plots"
@@ -168,14 +200,24 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         run_charts.equity_png(run, paths["equity.png"])
         run_charts.pnl_by_symbol_png(run, paths["pnl_by_symbol.png"])
         run_charts.returns_by_day_png(run, paths["returns_by_day.png"])
-        alloc = _read(stdin)
-        if alloc is None or alloc[0] != "allocation":
+        while (message := inbox.get()) is not None and message[0] == "symbol":
+            if figure is None:
+                figure = SymbolFigure(run.axis, run.run_dir.name)
+            figure.render(message[1], Path(message[2]))
+        if message is None or message[0] != "allocation":
             return
-        capital = CapitalBuckets(bounds=alloc[1], by_symbol=alloc[2])
-        run_charts.allocation_png(run, capital, paths["allocation.png"], alloc[3])
+        capital = CapitalBuckets(bounds=message[1], by_symbol=message[2])
+        run_charts.allocation_png(run, capital, paths["allocation.png"], message[3])
+        if figure is not None:
+            figure.close()  # every symbol's PNG written
+            figure = None
         answer: tuple[Any, ...] = ("done", [str(paths[name]) for name in GENERAL_FILES])
     except Exception as exc:
         answer = ("error", f"{type(exc).__name__}: {exc}")
+    finally:
+        if figure is not None:
+            with contextlib.suppress(Exception):
+                figure.close()
     pickle.dump(answer, stdout, protocol=pickle.HIGHEST_PROTOCOL)
     stdout.flush()
     # nothing left to do: skip tearing the interpreter down (the parent may wait for it)

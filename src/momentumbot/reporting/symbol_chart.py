@@ -9,18 +9,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from momentumbot.reporting import plot_kit as kit
-from momentumbot.reporting.chart_data import MAX_LINE_POINTS, SymbolChart, session_ffill, thin
-from momentumbot.reporting.console import count, usd
-from momentumbot.reporting.downsample import step_points
+from momentumbot.reporting.chart_data import SymbolChart, SymbolLines, symbol_lines
 from momentumbot.reporting.run_data import MinuteAxis
 
-_PLURALS = {"entry": "entries", "add": "adds", "trim": "trims", "exit": "exits"}
 _FILL_STYLES: dict[str, tuple[str, str, float, str]] = {
     # kind -> (marker, colour, size, legend)
     "entry": ("^", kit.GAIN_COLOUR, 70.0, "Entry (buy from flat)"),
@@ -130,62 +126,28 @@ class SymbolFigure:
 
     def draw(self, chart: SymbolChart, path: Path) -> Path:
         """Price with entries and exits marked, the band level under it, and the position."""
-        lows: list[float] = []
-        highs: list[float] = []
+        return self.render(symbol_lines(chart, self.axis, self.run_name), path)
 
-        def span(values: np.ndarray) -> None:
-            finite = values[np.isfinite(values)]
-            if finite.size:
-                lows.append(float(finite.min()))
-                highs.append(float(finite.max()))
-
-        if chart.close is not None:
-            px, py = thin(session_ffill(chart.close, self.axis))
-            self.price.set_data(px, py)
-            span(py)
-        else:
-            self.price.set_data([], [])
-        if chart.band is not None:
-            keep = step_points(chart.band.level, MAX_LINE_POINTS)
-            self.level.set_data(keep, chart.band.level[keep])
-            lx, lower = thin(chart.band.lower)
-            self.exit_line.set_data(lx, lower)
-            span(chart.band.level)
-        else:
-            self.level.set_data([], [])
-            self.exit_line.set_data([], [])
-        f = chart.fills
-        counts = []
+    def render(self, lines: SymbolLines, path: Path) -> Path:
+        """Draw ``lines`` over the shared background and write the PNG (on a thread)."""
+        self.price.set_data(*lines.price)
+        self.level.set_data(*lines.level)
+        self.exit_line.set_data(*lines.exit_line)
         for kind, scatter in self.marks.items():
-            chosen = f.kind == kind
-            scatter.set_offsets(np.column_stack((f.index[chosen], f.price[chosen])))
-            n = int(np.count_nonzero(chosen))
-            counts.append(f"{n} {_PLURALS[kind] if n != 1 else kind}")
-        span(f.price)
-        self.note.set_text((chart.note or "") if chart.close is None else "")
-        if lows:
-            low, high = min(lows), max(highs)
-            pad = max((high - low) * 0.04, abs(high) * 0.001, 0.01)
-            self.top.set_ylim(low - pad, high + pad)
-        keep = step_points(chart.position.astype(float), MAX_LINE_POINTS)
-        shares = chart.position[keep].astype(float)
-        self.shares.set_data(keep, shares)
+            scatter.set_offsets(lines.marks[kind])
+        self.note.set_text(lines.note)
+        if lines.price_range is not None:
+            self.top.set_ylim(*lines.price_range)
+        self.shares.set_data(*lines.shares)
         if self.shares_fill is not None:
             self.shares_fill.remove()
         self.shares_fill = self.bottom.fill_between(
-            keep, shares, 0, step="post", color=kit.STRATEGY_COLOUR, alpha=0.35, linewidth=0
+            *lines.shares, 0, step="post", color=kit.STRATEGY_COLOUR, alpha=0.35, linewidth=0
         )
         self.shares_fill.set_animated(True)
-        self.bottom.set_ylim(0, max(1.0, float(chart.position.max(initial=0)) * 1.1))
-        parts = [f"{count(f.n)} fills ({', '.join(counts)})"]
-        if chart.realised_pnl is not None:
-            parts.append(f"realised P&L {usd(chart.realised_pnl)}")
-        if chart.missing_minutes:
-            parts.append(
-                f"no bar in {count(chart.missing_minutes)} of {count(self.axis.n_minutes)} minutes"
-            )
-        self.title.set_text(f"{chart.symbol} ({self.run_name}): price, band and trades")
-        self.subtitle.set_text("; ".join(parts))
+        self.bottom.set_ylim(0, lines.shares_top)
+        self.title.set_text(lines.title)
+        self.subtitle.set_text(lines.subtitle)
         self.canvas.restore_region(self.background)
         for artist in self._own_artists():
             self.fig.draw_artist(artist)
