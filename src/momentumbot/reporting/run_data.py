@@ -124,7 +124,7 @@ class RunData:
     @property
     def traded_symbols(self) -> list[str]:
         """Symbols with at least one fill, in the run's symbol order."""
-        traded = set(self.fills["symbol"].astype(str)) if len(self.fills) else set()
+        traded = {str(s) for s in pd.unique(self.fills["symbol"])} if len(self.fills) else set()
         ordered = [s for s in self.symbols if s in traded]
         return ordered + sorted(traded - set(ordered))
 
