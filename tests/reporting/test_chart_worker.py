@@ -118,3 +118,16 @@ def test_the_worker_draws_without_the_engine_or_the_config() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_worker_never_used_is_stopped_with_its_handle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backtest that fails leaves its worker unused: closing it (or dropping it) ends the
+    process at once instead of waiting for its imports."""
+    worker = _forced_worker(monkeypatch)
+    proc = worker._proc
+    worker.close()
+    assert proc.poll() is not None
+    dropped = _forced_worker(monkeypatch)
+    proc = dropped._proc
+    del dropped
+    assert proc.poll() is not None

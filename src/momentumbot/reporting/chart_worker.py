@@ -85,8 +85,9 @@ class ChartWorker:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
         self._failed = False
+        self._answered: list[bool] = []  # [True] once it answered
         # a worker never used (the backtest failed) ends with its handle
-        self._ended = weakref.finalize(self, _end, proc)
+        self._ended = weakref.finalize(self, _end, proc, self._answered)
 
     @classmethod
     def start(cls) -> ChartWorker | None:
@@ -141,6 +142,7 @@ class ChartWorker:
             assert stdout is not None
             try:
                 answer = pickle.load(stdout)
+                self._answered.append(True)
             except (EOFError, OSError, pickle.UnpicklingError):
                 answer = ("error", "the chart worker ended without an answer")
         self.close()
@@ -151,17 +153,20 @@ class ChartWorker:
         return [Path(p) for p in answer[1]]
 
     def close(self) -> None:
-        """End the worker (it ends by itself when its input closes)."""
+        """End the worker: after its answer it has ended by itself; before (the backtest
+        failed, or the worker did), it is stopped rather than waited for."""
         self._ended()
 
 
-def _end(proc: subprocess.Popen[bytes]) -> None:
+def _end(proc: subprocess.Popen[bytes], answered: list[bool]) -> None:
+    if not answered and proc.poll() is None:
+        proc.kill()  # our own worker, still importing or drawing for nobody
     for stream in (proc.stdin, proc.stdout):
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=1.0)  # it ends at the end of its input
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -236,6 +241,7 @@ def main() -> None:
     fig.text(0.5, 0.5, "$0123456789 Jan Feb -.,%", fontsize=10)
     fig.canvas.draw()
     _serve(stdin, stdout)
+    os._exit(0)  # the parent ended without a report (its backtest failed): nothing to tidy
 
 
 if __name__ == "__main__":
