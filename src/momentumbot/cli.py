@@ -78,7 +78,7 @@ def _run_backtest_cli(
     from momentumbot.reporting.console import summary_table
 
     cfg = load_config(cfg_path)
-    # the report's run charts: a second process imports matplotlib during the backtest
+    # the report's PNGs: a second process imports matplotlib during the backtest, then draws
     worker = _chart_worker() if report else None
     said: list[str] = []
 
