@@ -23,6 +23,10 @@ load their compiled code from their caches, as a user's second run does):
 
     .venv/bin/python bench/bench_peers.py --whole 10x250:report,100x250 \
         --peers-venv /tmp/peers-venv --rounds 5
+
+--chart-worker on|off|both sets MOMENTUMBOT_CHART_WORKER for this checkout's processes (the
+report's PNGs drawn in a second process; by default only when a core is free); `both` adds
+"momentumbot, no worker" as a contender, alternated with the others.
 """
 
 from __future__ import annotations
@@ -102,7 +106,9 @@ def ensure_peer_data(out: Path, symbols: int, days: int) -> tuple[Path, Path]:
     return data_dir, store_dir
 
 
-def _timed(cmd: list[str], src: Path | None = None) -> tuple[float, float]:
+def _timed(
+    cmd: list[str], src: Path | None = None, env_extra: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Wall and CPU seconds (user + system, all its threads) of one fresh process, which
     must succeed (``src``: an older checkout's src/ to run instead of this one). On a
     shared machine the CPU seconds move far less than the wall seconds."""
@@ -112,6 +118,7 @@ def _timed(cmd: list[str], src: Path | None = None) -> tuple[float, float]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if src is not None:
         env["PYTHONPATH"] = str(src)
+    env.update(env_extra or {})
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -140,21 +147,26 @@ def whole_process(args: argparse.Namespace, peer_python: str) -> None:
                 "--report" if report else "--no-report"]  # fmt: skip
         theirs = [peer_python, str(PEERS / "run_peer.py"), "--peer", "vectorbt", "--data",
                   str(data_dir), "--repeats", "1", "--json", str(args.out / "whole_vbt.json")]  # fmt: skip
-        contenders: dict[str, tuple[list[str], Path | None]] = {
-            "momentumbot": (ours, None),
-            "vectorbt": (theirs, None),
+        worker = {"on": "1", "off": "0", "both": "1"}.get(args.chart_worker)
+        mine = {} if worker is None else {"MOMENTUMBOT_CHART_WORKER": worker}
+        contenders: dict[str, tuple[list[str], Path | None, dict[str, str]]] = {
+            "momentumbot": (ours, None, mine),
+            "vectorbt": (theirs, None, {}),
         }
+        if args.chart_worker == "both":
+            alone = [*ours[:-2], str(args.out / f"whole_run_{symbols}_alone"), ours[-1]]
+            contenders["momentumbot, no worker"] = (alone, None, {"MOMENTUMBOT_CHART_WORKER": "0"})
         if args.before:
             before = [*ours[:-2], str(args.out / f"whole_run_{symbols}_before"), ours[-1]]
-            contenders["momentumbot before"] = (before, args.before)
-        for cmd, src in contenders.values():  # warm-up: compiled-code caches, files cached
-            _timed(cmd, src)
+            contenders["momentumbot before"] = (before, args.before, {})
+        for cmd, src, extra in contenders.values():  # warm-up: compiled-code caches, files
+            _timed(cmd, src, extra)
         times: dict[str, list[float]] = {name: [] for name in contenders}
         cpus: dict[str, list[float]] = {name: [] for name in contenders}
         loads = [os.getloadavg()[0]]
         for _ in range(args.rounds):
-            for name, (cmd, src) in contenders.items():
-                wall, cpu = _timed(cmd, src)
+            for name, (cmd, src, extra) in contenders.items():
+                wall, cpu = _timed(cmd, src, extra)
                 times[name].append(wall)
                 cpus[name].append(cpu)
             loads.append(os.getloadavg()[0])
@@ -207,6 +219,13 @@ def main() -> None:
         "(SYMBOLSxDAYS, ':report' to include momentumbot's report)",
     )
     ap.add_argument("--before", type=Path, help="with --whole: also time an older checkout's src/")
+    ap.add_argument(
+        "--chart-worker",
+        choices=("auto", "on", "off", "both"),
+        default="auto",
+        help="with --whole: the report's chart worker (MOMENTUMBOT_CHART_WORKER) for this "
+        "checkout; auto: when a core is free; both: on, and off as another contender",
+    )
     args = ap.parse_args()
     if not PEERS.is_dir():
         sys.exit(f"{PEERS} not found: this benchmark needs ../shared/peers-bench beside the repo")

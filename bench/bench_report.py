@@ -144,11 +144,14 @@ def run_case(
     }
 
 
-def _report_seconds(run: Path, src: Path | None) -> float:
-    """`momentumbot report RUN` in a fresh process (``src``: an older checkout's src/)."""
+def _report_seconds(run: Path, src: Path | None, worker: str | None = None) -> float:
+    """`momentumbot report RUN` in a fresh process (``src``: an older checkout's src/;
+    ``worker``: MOMENTUMBOT_CHART_WORKER for it)."""
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
+    if worker is not None:
+        env["MOMENTUMBOT_CHART_WORKER"] = worker
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "momentumbot", "report", str(run)],
@@ -157,12 +160,20 @@ def _report_seconds(run: Path, src: Path | None) -> float:
     return time.perf_counter() - t0
 
 
-def before_after(workdir: Path, n_symbols: int, n_sessions: int, src: Path, rounds: int) -> None:
+def before_after(
+    workdir: Path, n_symbols: int, n_sessions: int, src: Path, rounds: int, worker: str
+) -> None:
     run = workdir / f"run_{n_symbols}x{n_sessions}"
-    times: dict[str, list[float]] = {"before": [], "after": []}
+    variants: dict[str, tuple[Path | None, str | None]] = {"before": (src, None)}
+    if worker == "both":
+        variants["after, worker"] = (None, "1")
+        variants["after, no worker"] = (None, "0")
+    else:
+        variants["after"] = (None, {"on": "1", "off": "0"}.get(worker))
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
-        times["before"].append(_report_seconds(run, src))
-        times["after"].append(_report_seconds(run, None))
+        for name, (source, flag) in variants.items():
+            times[name].append(_report_seconds(run, source, flag))
     load = os.getloadavg()[0]
     print(
         f"{n_symbols}x{n_sessions} report, fresh process, median of {rounds}: "
@@ -182,6 +193,13 @@ def main() -> None:
     parser.add_argument("--dense", action="store_true", help="also a 100x250 run with ~30k trips")
     parser.add_argument("--before", type=Path, help="an older checkout's src/ to time alongside")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --before timings")
+    parser.add_argument(
+        "--chart-worker",
+        choices=("auto", "on", "off", "both"),
+        default="auto",
+        help="with --before: this checkout's chart worker (MOMENTUMBOT_CHART_WORKER); "
+        "auto: when a core is free; both: on and off, alternated",
+    )
     args = parser.parse_args()
     cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
@@ -190,7 +208,7 @@ def main() -> None:
         rows = [run_case(workdir, s, n) for s, n in cases]
         if args.before:
             for s, n in cases:
-                before_after(workdir, s, n, args.before, args.rounds)
+                before_after(workdir, s, n, args.before, args.rounds, args.chart_worker)
         if args.dense:
             rows.append(run_case(workdir, 100, 250, dense=True))
     print(f"report benchmark ({os.cpu_count()} cores)")

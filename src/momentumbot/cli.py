@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.markup import escape
 
 from momentumbot.domain.errors import MomentumbotError
 from momentumbot.domain.symbols import parse_symbols_option
+
+if TYPE_CHECKING:
+    from momentumbot.reporting.chart_worker import ChartWorker
 
 _app = typer.Typer(
     name="momentumbot",
@@ -75,6 +78,8 @@ def _run_backtest_cli(
     from momentumbot.reporting.console import summary_table
 
     cfg = load_config(cfg_path)
+    # the report's PNGs: a second process imports matplotlib during the backtest, then draws
+    worker = _chart_worker() if report else None
     said: list[str] = []
 
     def first_run(line: str) -> None:
@@ -140,9 +145,15 @@ def _run_backtest_cli(
         from momentumbot.reporting.report import write_report
 
         # symbol PNGs are the slow part of a wide run; report.html has every symbol anyway
-        html = write_report(out_dir, symbol_plots=len(r["symbols"]) <= 50)
+        html = write_report(out_dir, symbol_plots=len(r["symbols"]) <= 50, worker=worker)
         console.print(f"report: [bold]{html}[/]")
     return out_dir
+
+
+def _chart_worker() -> ChartWorker | None:
+    from momentumbot.reporting.chart_worker import ChartWorker
+
+    return ChartWorker.start()
 
 
 StoreOpt = Annotated[

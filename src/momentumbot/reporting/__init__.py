@@ -1,4 +1,6 @@
 """Run folders and what is read from them: metrics, plots, the HTML report, comparisons.
 
-Owns: the run folder contract (`run_folder`), figures (`metrics`), plots (`plots`), the
-page (`html`, `report`), the console summary (`console`)."""
+Owns: the run folder contract (`run_folder`), figures (`metrics`, with `equity_figures`,
+`trade_figures`, `metric_columns`), plots (`plots`: `chart_data`, `plot_kit`, `run_charts`,
+`symbol_chart`; drawn in a second process by `chart_worker`), the page (`html`, `report`),
+the console summary (`console`)."""

@@ -51,10 +51,13 @@ def report_run(
     """Write RUN_DIR/plots/*.png and RUN_DIR/report.html (the same as `report RUN_DIR`)."""
     import time
 
-    from momentumbot.reporting.report import write_report
+    from momentumbot.reporting.chart_worker import ChartWorker
 
     t0 = time.perf_counter()
-    path = write_report(run_dir, symbol_plots=symbol_plots)
+    worker = ChartWorker.start()  # its imports overlap this process's
+    from momentumbot.reporting.report import write_report
+
+    path = write_report(run_dir, symbol_plots=symbol_plots, worker=worker)
     size = path.stat().st_size / 1e6
     Console().print(
         f"report: [bold]{path}[/] ({size:.1f} MB, {time.perf_counter() - t0:.1f} s); "

@@ -19,6 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from momentumbot.reporting.chart_data import (
+    CapitalBuckets,
+    SymbolChart,
+    allocation_layers,
+    pnl_rows,
+    session_ffill,
+)
 from momentumbot.reporting.console import count, figure_label, format_figure, percent, ratio, usd
 from momentumbot.reporting.downsample import minmax_indices, step_changes, step_points
 from momentumbot.reporting.metrics import (
@@ -27,13 +34,6 @@ from momentumbot.reporting.metrics import (
     daily_returns,
     drawdown,
     monthly_returns,
-)
-from momentumbot.reporting.plots import (
-    CapitalBuckets,
-    SymbolChart,
-    allocation_layers,
-    pnl_rows,
-    session_ffill,
 )
 from momentumbot.reporting.run_data import MinuteAxis, RunData
 
@@ -221,6 +221,16 @@ def _money_cell(value: Any) -> str:
     return _cell(usd(number), "" if math.isnan(number) else f"{number:.6f}", cls)
 
 
+def _plain_money_cell(number: float) -> str:
+    """:func:`_money_cell` of a float, without escaping (digits, "$", ",", "-", "." and
+    "n/a" need none): the same markup for the trade list's thousands of rows."""
+    if not math.isfinite(number):
+        return _money_cell(number)
+    cents = round(number, 2)
+    cls = ' class="gain"' if cents > 0 else ' class="loss"' if cents < 0 else ""
+    return f'<td data-v="{number:.6f}"{cls}>{usd(number)}</td>'
+
+
 def _header(columns: Sequence[tuple[str, str]]) -> str:
     cells = "".join(
         f'<th data-type="{kind}" class="{"l" if kind == "text" else ""}" title="click to sort">'
@@ -262,12 +272,12 @@ def trades_table(trips: pd.DataFrame, limit: int = MAX_TRADE_ROWS) -> tuple[str,
             f'<td data-v="{entry_ns[i]}" class="l">{entry_ny[i]}</td>'
             f'<td data-v="{exit_ns[i]}" class="l">{exit_ny[i]}</td>'
             f'<td data-v="{held[i]}">{held[i]:,.0f}</td>'
-            + _cell(count(quantity[i]), int(quantity[i]))
-            + f'<td data-v="{entry_price[i]}">{entry_price[i]:,.4f}</td>'
+            f'<td data-v="{int(quantity[i])}">{count(quantity[i])}</td>'
+            f'<td data-v="{entry_price[i]}">{entry_price[i]:,.4f}</td>'
             f'<td data-v="{exit_price[i]}">{exit_price[i]:,.4f}</td>'
-            + _money_cell(pnl[i])
-            + _cell(usd(commissions[i]), commissions[i])
-            + f'<td data-v="{int(fills[i])}">{int(fills[i])}</td></tr>'
+            + _plain_money_cell(pnl[i])
+            + f'<td data-v="{commissions[i]}">{usd(commissions[i])}</td>'
+            f'<td data-v="{int(fills[i])}">{int(fills[i])}</td></tr>'
         )
     table = (
         f'<table class="sortable trades" id="trades">{_header(columns)}<tbody>'

@@ -16,7 +16,13 @@ import numpy as np
 
 from momentumbot.data.store import BarStore
 from momentumbot.domain.errors import MomentumbotError
-from momentumbot.reporting import plots
+from momentumbot.reporting.chart_data import (
+    CapitalBuckets,
+    SymbolChart,
+    capital_buckets,
+    symbol_lines,
+)
+from momentumbot.reporting.chart_worker import GENERAL_FILES, ChartWorker
 from momentumbot.reporting.console import count, usd
 from momentumbot.reporting.downsample import bucket_means
 from momentumbot.reporting.run_data import RunData, load_run
@@ -50,7 +56,7 @@ class SymbolPass:
 def pass_over_symbols(
     run: RunData,
     bounds: np.ndarray,
-    on_chart: Callable[[plots.SymbolChart], None],
+    on_chart: Callable[[SymbolChart], None],
 ) -> SymbolPass:
     """Read each symbol's bars once: count missing minutes, build the chart of each traded
     symbol (handed to ``on_chart`` and then dropped, so memory stays flat) and average its
@@ -92,7 +98,7 @@ def pass_over_symbols(
             mark = np.where(np.isnan(last_close), mark, last_close)
         value = np.where(position != 0, position * mark, 0.0)
         out.capital[symbol] = bucket_means(value, bounds)
-        chart = plots.SymbolChart(
+        chart = SymbolChart(
             symbol=symbol,
             close=close,
             band=band,
@@ -196,30 +202,51 @@ def run_notices(run: RunData) -> list[str]:
     return lines
 
 
-def write_plots(
-    run: RunData,
-    on_chart: Callable[[plots.SymbolChart], None] | None = None,
-    *,
-    symbol_plots: bool = True,
-) -> tuple[list[Path], SymbolPass, plots.CapitalBuckets]:
-    """Write plots/*.png and (unless ``symbol_plots`` is false) plots/symbols/<SYM>.png;
-    returns their paths, the symbol pass and the capital buckets. ``on_chart`` also sees
-    each symbol's chart data."""
-    plot_dir = run.run_dir / PLOTS_DIR
-    symbol_dir = plot_dir / SYMBOLS_DIR
-    bounds = plots.capital_buckets(run.axis)
-    written: list[Path] = []
+def _clear_symbol_pngs(run: RunData) -> Path:
+    symbol_dir = run.run_dir / PLOTS_DIR / SYMBOLS_DIR
     if symbol_dir.is_dir():
         for old in symbol_dir.glob("*.png"):
             old.unlink()
-    figure: plots.SymbolFigure | None = None
+    return symbol_dir
 
-    def draw(chart: plots.SymbolChart) -> None:
+
+def _capital(
+    run: RunData, bounds: np.ndarray, sweep: SymbolPass
+) -> tuple[CapitalBuckets, str | None]:
+    """The allocation chart's capital buckets and its note."""
+    note = None
+    if run.traded_symbols and any(n.startswith("Prices are not drawn") for n in sweep.notices):
+        note = "capital marked at the last fill price (no bar store)"
+    return CapitalBuckets(bounds=bounds, by_symbol=sweep.capital), note
+
+
+def _symbol_plots(
+    run: RunData,
+    on_chart: Callable[[SymbolChart], None] | None,
+    symbol_plots: bool,
+    worker: ChartWorker | None = None,
+) -> tuple[list[Path], SymbolPass, CapitalBuckets, str | None]:
+    """The pass over the symbols, each one's plots/symbols/<SYM>.png drawn here or handed
+    to ``worker`` (none when ``symbol_plots`` is false); returns their paths, the pass, the
+    capital buckets and the allocation chart's note."""
+    symbol_dir = _clear_symbol_pngs(run)
+    bounds = capital_buckets(run.axis)
+    written: list[Path] = []
+    figure: Any = None
+
+    def draw(chart: SymbolChart) -> None:
         nonlocal figure
         if symbol_plots:
-            if figure is None:
-                figure = plots.SymbolFigure(run.axis, run.run_dir.name)
-            written.append(figure.draw(chart, symbol_dir / f"{chart.symbol}.png"))
+            path = symbol_dir / f"{chart.symbol}.png"
+            if worker is not None:
+                worker.symbol(symbol_lines(chart, run.axis, run.run_dir.name), path)
+            else:
+                if figure is None:
+                    from momentumbot.reporting.symbol_chart import SymbolFigure
+
+                    figure = SymbolFigure(run.axis, run.run_dir.name)
+                figure.draw(chart, path)
+            written.append(path)
         if on_chart is not None:
             on_chart(chart)
 
@@ -228,53 +255,92 @@ def write_plots(
     finally:
         if figure is not None:
             figure.close()
-    capital = plots.CapitalBuckets(bounds=bounds, by_symbol=sweep.capital)
-    note = None
-    if run.traded_symbols and any(n.startswith("Prices are not drawn") for n in sweep.notices):
-        note = "capital marked at the last fill price (no bar store)"
-    general = [
-        plots.equity_png(run, plot_dir / "equity.png"),
-        plots.allocation_png(run, capital, plot_dir / "allocation.png", note),
-        plots.pnl_by_symbol_png(run, plot_dir / "pnl_by_symbol.png"),
-        plots.returns_by_day_png(run, plot_dir / "returns_by_day.png"),
+    return (written, sweep, *_capital(run, bounds, sweep))
+
+
+def _general_plots(run: RunData, capital: CapitalBuckets, note: str | None) -> list[Path]:
+    from momentumbot.reporting import run_charts
+
+    plot_dir = run.run_dir / PLOTS_DIR
+    return [
+        run_charts.equity_png(run, plot_dir / "equity.png"),
+        run_charts.allocation_png(run, capital, plot_dir / "allocation.png", note),
+        run_charts.pnl_by_symbol_png(run, plot_dir / "pnl_by_symbol.png"),
+        run_charts.returns_by_day_png(run, plot_dir / "returns_by_day.png"),
     ]
-    return general + written, sweep, capital
 
 
-def write_report(run_dir: Path, *, symbol_plots: bool = True) -> Path:
+def write_plots(
+    run: RunData,
+    on_chart: Callable[[SymbolChart], None] | None = None,
+    *,
+    symbol_plots: bool = True,
+) -> tuple[list[Path], SymbolPass, CapitalBuckets]:
+    """Write plots/*.png and (unless ``symbol_plots`` is false) plots/symbols/<SYM>.png;
+    returns their paths, the symbol pass and the capital buckets. ``on_chart`` also sees
+    each symbol's chart data."""
+    written, sweep, capital, note = _symbol_plots(run, on_chart, symbol_plots)
+    return _general_plots(run, capital, note) + written, sweep, capital
+
+
+def write_report(
+    run_dir: Path, *, symbol_plots: bool = True, worker: ChartWorker | None = None
+) -> Path:
     """Write every plot and report.html into ``run_dir``; returns report.html's path.
 
     Never raises for a run with no trades, of one session, with missing bars or without
     its bar store: the report says so instead. Raises DataError when ``run_dir`` is not a
     run folder. ``symbol_plots=False`` skips plots/symbols/*.png (the slow part of a wide
-    run; report.html still has every symbol's interactive chart).
+    run; report.html still has every symbol's interactive chart). With a ``worker``
+    (:meth:`ChartWorker.start`, ended here), every PNG is drawn in that process while this
+    one reads the bars and builds the page (and never imports matplotlib); the files are
+    the same, and if the worker fails they are drawn here.
     """
     t0 = time.perf_counter()
     from momentumbot.reporting.html import render_report, symbol_payload
 
-    run = load_run(Path(run_dir))
-    symbol_data: dict[str, Any] = {}
+    try:
+        run = load_run(Path(run_dir))
+        if worker is not None:
+            worker.begin(run)
+        symbol_data: dict[str, Any] = {}
 
-    def keep(chart: plots.SymbolChart) -> None:
-        symbol_data[chart.symbol] = symbol_payload(chart, run.axis)
+        def keep(chart: SymbolChart) -> None:
+            symbol_data[chart.symbol] = symbol_payload(chart, run.axis)
 
-    written, sweep, capital = write_plots(run, keep, symbol_plots=symbol_plots)
+        written, sweep, capital, note = _symbol_plots(run, keep, symbol_plots, worker)
+        general = [run.run_dir / PLOTS_DIR / name for name in GENERAL_FILES]
+        if worker is not None:
+            worker.allocation(capital.bounds, capital.by_symbol, note)
+        else:
+            general = _general_plots(run, capital, note)
+        notices = [
+            *run.notices,
+            *run_notices(run),
+            *sweep.notices,
+            *missing_bar_notices(sweep.missing),
+        ]
+        text = render_report(
+            run,
+            capital=capital,
+            symbol_data=symbol_data,
+            notices=notices,
+            plot_files=general + written,
+        )
+        if worker is not None and worker.finish() is None:
+            written = _symbol_plots(run, None, symbol_plots)[0]
+            general = _general_plots(run, capital, note)
+    finally:
+        if worker is not None:
+            worker.close()
     t_plots = time.perf_counter() - t0
-    notices = [
-        *run.notices,
-        *run_notices(run),
-        *sweep.notices,
-        *missing_bar_notices(sweep.missing),
-    ]
-    text = render_report(
-        run, capital=capital, symbol_data=symbol_data, notices=notices, plot_files=written
-    )
     path = run.run_dir / REPORT_FILE
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     log.info(
-        "report written to %s (%d plots, %.1f MB) in %.2f s (reading and plots %.2f s)",
-        path, len(written), path.stat().st_size / 1e6, time.perf_counter() - t0, t_plots,
+        "report written to %s (%d plots, %.1f MB) in %.2f s (plots and page %.2f s)",
+        path, len(general) + len(written), path.stat().st_size / 1e6,
+        time.perf_counter() - t0, t_plots,
     )  # fmt: skip
     return path

@@ -15,17 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from momentumbot.config.loader import parse_config
-from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import DataError, MomentumbotError
 from momentumbot.domain.units import EXCHANGE_TZ, NS_PER_MINUTE
 from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips
-from momentumbot.reporting.run_folder import FILLS_COLUMNS, read_table
+
+if TYPE_CHECKING:
+    from momentumbot.config.schema import AppConfig
+
+# The config's loader and the run folder's readers (which import the engine and numba) are
+# imported where a folder is read, so a process that only draws a RunData it was given
+# (reporting.chart_worker) does without them.
 
 _NS_PER_MINUTE_TD = pd.Timedelta(minutes=1)
 
@@ -120,7 +124,7 @@ class RunData:
     @property
     def traded_symbols(self) -> list[str]:
         """Symbols with at least one fill, in the run's symbol order."""
-        traded = set(self.fills["symbol"].astype(str)) if len(self.fills) else set()
+        traded = {str(s) for s in pd.unique(self.fills["symbol"])} if len(self.fills) else set()
         ordered = [s for s in self.symbols if s in traded]
         return ordered + sorted(traded - set(ordered))
 
@@ -156,6 +160,8 @@ def _read_config(run_dir: Path, notices: list[str]) -> tuple[AppConfig | None, s
         notices.append("config.toml is missing: the band level cannot be drawn.")
         return None, ""
     text = path.read_text(encoding="utf-8")
+    from momentumbot.config.loader import parse_config
+
     try:
         return parse_config(tomllib.loads(text), str(path)), redact_secrets(text)
     except (tomllib.TOMLDecodeError, MomentumbotError) as exc:
@@ -164,6 +170,8 @@ def _read_config(run_dir: Path, notices: list[str]) -> tuple[AppConfig | None, s
 
 
 def _optional_table(run_dir: Path, name: str) -> pd.DataFrame | None:
+    from momentumbot.reporting.run_folder import read_table
+
     if not (run_dir / name).is_file():
         return None
     return read_table(run_dir, name)
@@ -221,6 +229,8 @@ def load_run(run_dir: Path) -> RunData:
         raise DataError(f"{run_dir}: no such folder; give a run folder written by a backtest")
     if not (run_dir / "equity.csv").is_file():
         raise DataError(f"{run_dir}: no equity.csv here; is it a momentumbot run folder?")
+    from momentumbot.reporting.run_folder import FILLS_COLUMNS, read_table
+
     notices: list[str] = []
     summary = _read_summary(run_dir, notices)
     config, config_text = _read_config(run_dir, notices)

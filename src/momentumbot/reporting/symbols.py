@@ -138,10 +138,12 @@ class SymbolFills:
 
 def symbol_fills(fills: pd.DataFrame, symbol: str, axis: MinuteAxis) -> SymbolFills:
     mine = fills[fills["symbol"].astype(str) == symbol]
-    if len(mine):
-        order = np.lexsort((mine["fill_id"].to_numpy(), mine["time"].to_numpy()))
-        mine = mine.iloc[order]
+    # the times as UTC nanoseconds (not as an array of Timestamps: a Python object each)
     ns = np.asarray(pd.DatetimeIndex(mine["time"]).as_unit("ns").asi8, dtype=np.int64)
+    if len(mine):
+        order = np.lexsort((mine["fill_id"].to_numpy(), ns))
+        mine = mine.iloc[order]
+        ns = ns[order]
     idx = axis.index_of_labels(ns)
     side = np.where(mine["side"].astype(str).to_numpy() == "BUY", 1, -1)
     signed = side * mine["quantity"].to_numpy(dtype=np.int64)

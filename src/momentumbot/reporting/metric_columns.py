@@ -1,0 +1,103 @@
+"""The run's tables read as arrays for the figures: times as UTC nanoseconds (categorical
+columns parsed one category at a time), strings, the equity table sorted by time, and each
+row's New York session."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from momentumbot.domain.errors import DataError
+from momentumbot.domain.units import EXCHANGE_TZ
+
+_EQUITY_COLUMNS = ("positions_value", "equity")
+MINUTE = pd.Timedelta(minutes=1)
+MINUTE_NS = 60_000_000_000
+
+
+def utc_times(values: Any) -> pd.DatetimeIndex:
+    """Any column or index of times (tz-aware, naive UTC, or ISO strings) as a UTC index.
+
+    A categorical column (the engine's tables hold each distinct time once) is parsed one
+    category at a time and expanded by its codes: the same times, without a Python call
+    per row.
+    """
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        cat = pd.Categorical(values)
+        parsed = utc_times(cat.categories)
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        ns = np.asarray(parsed.asi8, dtype=np.int64)[codes]
+        ns[codes < 0] = np.iinfo(np.int64).min  # NaT
+        return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+    index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+    return index.as_unit("ns")
+
+
+def str_values(column: pd.Series, *, upper: bool = False) -> np.ndarray:
+    """A column's values as Python strings (object array), upper-cased if asked; a
+    categorical column converts each category once and expands it by its codes."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        cat = column.array
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        if not (codes < 0).any():
+            names = cat.categories.astype(str)
+            if upper:
+                names = names.str.upper()
+            return np.asarray(names, dtype=object)[codes]
+    text = column.astype(str)
+    if upper:
+        text = text.str.upper()
+    return np.asarray(text, dtype=object)
+
+
+def times_ns(index: pd.DatetimeIndex) -> np.ndarray:
+    return np.asarray(index.asi8, dtype=np.int64)
+
+
+def iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
+
+
+def finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def equity_frame(equity: pd.DataFrame) -> tuple[pd.DatetimeIndex, pd.DataFrame]:
+    """The equity table's bar-close times (UTC) and rows, sorted by time."""
+    if "time" in equity.columns:
+        times = utc_times(equity["time"])
+    elif isinstance(equity.index, pd.DatetimeIndex):
+        times = utc_times(equity.index)
+    else:
+        raise DataError("equity table has no 'time' column or DatetimeIndex")
+    missing = [c for c in _EQUITY_COLUMNS if c not in equity.columns]
+    if missing:
+        raise DataError(f"equity table lacks column(s) {', '.join(missing)}")
+    values = np.asarray(times.asi8)
+    if values.size > 1 and not bool(np.all(values[1:] > values[:-1])):
+        order = np.argsort(values, kind="stable")
+        return times[order], equity.iloc[order]
+    return times, equity
+
+
+def session_dates(closes: pd.DatetimeIndex) -> np.ndarray:
+    """New York date (datetime64[D]) of each bar, from its close time."""
+    starts = (closes - MINUTE).tz_convert(EXCHANGE_TZ).tz_localize(None)
+    return np.asarray(starts.values.astype("datetime64[D]"))
+
+
+def session_last_rows(closes: pd.DatetimeIndex) -> np.ndarray:
+    """Positions of the last row of each session in a time-sorted index."""
+    dates = session_dates(closes)
+    if dates.size == 0:
+        return np.empty(0, dtype=np.int64)
+    changes = np.flatnonzero(dates[1:] != dates[:-1])
+    return np.append(changes, dates.size - 1)
