@@ -1,9 +1,24 @@
 """quiet_volume (STRATEGY.md section 4.1): the mean of the quieter half of a symbol's last
-n regular-session minute volumes, kept as a ring of arrivals plus the same values sorted.
+n regular-session minute volumes.
+
+State per symbol (the engine's `State.qv_*`): the window's volumes in arrival order (a ring,
+`count` of them, the oldest at `head` once full), whether the symbol's history has started,
+and the same volumes sorted ascending (`sorted`), kept current at the end of every call here.
 
 It depends on volumes alone, never on trading, so the engine computes it for a whole chunk
-of minutes before walking them: one pass per symbol (its window stays in the CPU's nearest
-cache; symbols run on all cores), recording the figure only at allocator minutes.
+of minutes before walking them: one walk per symbol (symbols on both cores), recording the
+figure only at allocator minutes. Within a walk the window is split into two heaps, the
+floor(n/2) smallest (a max-heap) and the rest (a min-heap), with the sum of the smaller half
+kept as volumes come and go: O(log n) a minute, O(1) an allocator minute. The heaps are
+built from the sorted copy at the walk's start and sorted back into it at its end
+(O(n log n) a symbol and walk); the backtest's walks are thousands of minutes long, the live
+engine's one minute (about ten microseconds a symbol).
+
+Exactness: volumes are whole numbers stored as float64, whose sums (below 2**53) are exact
+in any order, so the running sum equals the sorted sum of the smallest half to the bit.
+While the window holds a volume that is not a whole number, the figure at an allocator
+minute is instead summed afresh from the smaller half (in heap order): within rounding of
+the exact mean, never drifting from one minute to the next.
 """
 
 from __future__ import annotations
@@ -11,146 +26,196 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import uint64
 
 from momentumbot.compiled import in_parts, jit
 
 
 @jit(inline=True)
-def _bisect_pair(a: np.ndarray, x: float, y: float, n: int) -> tuple[int, int]:
-    """Leftmost insertion points of x and y in sorted a[:n], branch-free and interleaved."""
-    bx = 0
-    by = 0
-    length = n
-    while length > 1:
-        half = length >> 1
-        bx += half * (a[bx + half - 1] < x)
-        by += half * (a[by + half - 1] < y)
-        length -= half
-    return bx + (a[bx] < x), by + (a[by] < y)
-
-
-BLOCK = 16  # the full window's search: block ends first, then one block
-
-
-@jit(inline=True)
-def _refresh_tops(srt: np.ndarray, top: np.ndarray, lo: int, hi: int, n: int) -> None:
-    """top[b] = the last value of block b (of BLOCK sorted slots), for blocks lo..hi."""
-    for b in range(lo, hi + 1):
-        top[b] = srt[min(b * BLOCK + BLOCK - 1, n - 1)]
+def _sift_up(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, i: int, off: int) -> None:
+    """Move entry i of the min-heap (hv values, hid ring slots) up to its place;
+    pos[slot] = its index + off."""
+    v = hv[i]
+    d = hid[i]
+    while i > 0:
+        p = (i - 1) >> 1
+        if hv[p] <= v:
+            break
+        hv[i] = hv[p]
+        hid[i] = hid[p]
+        pos[hid[i]] = i + off
+        i = p
+    hv[i] = v
+    hid[i] = d
+    pos[d] = i + off
 
 
 @jit(inline=True)
-def _count_less_pair(
-    srt: np.ndarray, top: np.ndarray, x: float, y: float, n: int
-) -> tuple[int, int]:
-    """Leftmost insertion points of x and y in sorted srt[:n] (n full, tops current): count
-    the blocks ending below each, then the values below it in its block. Both steps are
-    short vector loops, about twice as fast as a binary search's chain of dependent loads."""
-    cx = 0
-    cy = 0
-    for b in range(top.shape[0]):
-        t = top[b]
-        cx += t < x
-        cy += t < y
-    bx = cx * BLOCK
-    by = cy * BLOCK
-    ix = 0
-    iy = 0
-    for i in range(BLOCK):
-        ix += bx + i < n and srt[min(bx + i, n - 1)] < x
-        iy += by + i < n and srt[min(by + i, n - 1)] < y
-    return min(bx + ix, n), min(by + iy, n)
-
-
-@jit(inline=True)
-def _shift_left(a: np.ndarray, lo: int, hi: int) -> None:
-    """a[lo:hi] = a[lo + 1:hi + 1]; unsigned indexes let the loop vectorise."""
-    i = uint64(lo)
-    end = uint64(hi)
-    while i < end:
-        a[i] = a[i + uint64(1)]
-        i += uint64(1)
-
-
-@jit(inline=True)
-def _shift_right(a: np.ndarray, lo: int, hi: int) -> None:
-    """a[lo + 1:hi + 1] = a[lo:hi], walking down."""
-    i = uint64(hi)
-    end = uint64(lo)
-    while i > end:
-        a[i] = a[i - uint64(1)]
-        i -= uint64(1)
-
-
-@jit(inline=True)
-def qv_push(
-    ring_all: np.ndarray,
-    sorted_all: np.ndarray,
-    count: np.ndarray,
-    head: np.ndarray,
-    s: int,
-    x: float,
-    window: int,
+def _sift_down(
+    hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, i: int, size: int, off: int
 ) -> None:
-    """Add one minute's volume to a symbol's window, dropping the oldest once full."""
-    srt = sorted_all[s]
-    ring = ring_all[s]
-    n = count[s]
-    if n < window:
-        ring[n] = x
-        p, _ = _bisect_pair(srt, x, x, n) if n > 0 else (0, 0)
-        _shift_right(srt, p, n)
-        srt[p] = x
-        count[s] = n + 1
-        return
-    h = head[s]
-    old = ring[h]
-    ring[h] = x
-    head[s] = h + 1 if h + 1 < window else 0
-    if old == x:
-        return
-    j, p = _bisect_pair(srt, old, x, window)  # j: a slot holding `old`
-    if x > old:
-        p -= 1
-        _shift_left(srt, j, p)
+    """Move entry i of the min-heap of `size` entries down to its place."""
+    v = hv[i]
+    d = hid[i]
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and hv[c + 1] < hv[c]:
+            c += 1
+        if hv[c] >= v:
+            break
+        hv[i] = hv[c]
+        hid[i] = hid[c]
+        pos[hid[i]] = i + off
+        i = c
+    hv[i] = v
+    hid[i] = d
+    pos[d] = i + off
+
+
+@jit(inline=True)
+def _sift(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, i: int, size: int, off: int) -> None:
+    """Entry i changed value: move it up or down to its place."""
+    if i > 0 and hv[(i - 1) >> 1] > hv[i]:
+        _sift_up(hv, hid, pos, i, off)
     else:
-        _shift_right(srt, p, j)
-    srt[p] = x
-
-
-@jit(inline=True, fastmath=True)
-def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
-    """Mean of the floor(n/2) smallest volumes of the window (0 when that is none).
-    Volumes are whole numbers, so the sum is exact in any order."""
-    k = count[s] // 2
-    if k == 0:
-        return 0.0
-    total = 0.0
-    srt = sorted_all[s]
-    for i in range(k):
-        total += srt[i]
-    return total / k
+        _sift_down(hv, hid, pos, i, size, off)
 
 
 @jit(inline=True)
-def _advance(
-    volume: float,
-    close: float,
-    s: int,
-    ring: np.ndarray,
-    srt: np.ndarray,
-    count: np.ndarray,
-    head: np.ndarray,
-    started: np.ndarray,
-    window: int,
-) -> None:
-    """One symbol-minute: its window starts at its first bar; no bar counts as volume 0."""
-    bar = not math.isnan(close)
-    if bar:
-        started[s] = True
-    if started[s]:
-        qv_push(ring, srt, count, head, s, volume if bar else 0.0, window)
+def _push(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, size: int, v: float, d: int,
+          off: int) -> None:  # fmt: skip
+    hv[size] = v
+    hid[size] = d
+    _sift_up(hv, hid, pos, size, off)
+
+
+@jit(inline=True)
+def _pop(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, size: int, off: int) -> None:
+    """Drop the top of a heap of `size` entries (its caller read it first)."""
+    last = size - 1
+    if last > 0:
+        hv[0] = hv[last]
+        hid[0] = hid[last]
+        _sift_down(hv, hid, pos, 0, last, off)
+
+
+@jit(inline=True)
+def _build(
+    ring: np.ndarray, srt: np.ndarray, n: int, k: int, lv: np.ndarray, li: np.ndarray,
+    uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int,
+) -> int:  # fmt: skip
+    """Split the window (ring slots 0..n-1, sorted copy srt[:n]) into the lower heap (the k
+    smallest, values negated so both heaps are min-heaps) and the upper one. Returns the
+    number of volumes in the window that are not whole numbers."""
+    t = srt[k - 1] if k > 0 else -np.inf  # the k-th smallest
+    ties = 0  # how many values equal to t the lower half holds
+    for i in range(k):
+        ties += 1 if srt[i] == t else 0
+    nl = 0
+    nu = 0
+    frac = 0
+    for j in range(n):
+        v = ring[j]
+        frac += 0 if v == math.floor(v) else 1
+        if v < t or (v == t and ties > 0):
+            ties -= 1 if v == t else 0
+            lv[nl] = -v
+            li[nl] = j
+            nl += 1
+        else:
+            uv[nu] = v
+            ui[nu] = j
+            nu += 1
+    for i in range(nl // 2 - 1, -1, -1):
+        _sift_down(lv, li, pos, i, nl, 0)
+    for i in range(nu // 2 - 1, -1, -1):
+        _sift_down(uv, ui, pos, i, nu, window)
+    for i in range(nl):
+        pos[li[i]] = i
+    for i in range(nu):
+        pos[ui[i]] = i + window
+    return frac
+
+
+@jit(inline=True)
+def _unload(srt: np.ndarray, n: int, k: int, lv: np.ndarray, li: np.ndarray,
+            uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int) -> None:  # fmt: skip
+    """Sort the heaps back into srt[:n] (emptying them)."""
+    for i in range(k - 1, -1, -1):
+        srt[i] = -lv[0]
+        _pop(lv, li, pos, i + 1, 0)
+    for i in range(n - k):
+        srt[k + i] = uv[0]
+        _pop(uv, ui, pos, n - k - i, window)
+
+
+@jit(inline=True)
+def _grow(x: float, slot: int, n: int, k: int, low: float, lv: np.ndarray, li: np.ndarray,
+          uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int) -> float:  # fmt: skip
+    """Add volume x (ring slot `slot`) to a window of n < window volumes whose lower heap
+    holds its k = n // 2 smallest; returns the new sum of the (n + 1) // 2 smallest."""
+    nu = n - k
+    if k > 0 and x < -lv[0]:
+        _push(lv, li, pos, k, -x, slot, 0)
+        low += x
+        nl = k + 1
+    else:
+        _push(uv, ui, pos, nu, x, slot, window)
+        nl = k
+        nu += 1
+    want = (n + 1) // 2
+    if nl > want:  # the largest of the lower half moves up
+        top = -lv[0]
+        d = li[0]
+        _pop(lv, li, pos, nl, 0)
+        _push(uv, ui, pos, nu, top, d, window)
+        low -= top
+    elif nl < want:  # the smallest of the upper half moves down
+        top = uv[0]
+        d = ui[0]
+        _pop(uv, ui, pos, nu, window)
+        _push(lv, li, pos, nl, -top, d, 0)
+        low += top
+    return low
+
+
+@jit(inline=True)
+def _replace(x: float, old: float, slot: int, k: int, low: float, lv: np.ndarray,
+             li: np.ndarray, uv: np.ndarray, ui: np.ndarray, pos: np.ndarray,
+             window: int) -> float:  # fmt: skip
+    """The full window's volume `old` at ring slot `slot` becomes x; the lower heap keeps
+    its k entries. Returns the new sum of the k smallest."""
+    nu = window - k
+    e = pos[slot]
+    if e < window:  # old is in the lower half
+        if nu == 0 or x <= uv[0]:
+            lv[e] = -x
+            _sift(lv, li, pos, e, k, 0)
+            return low + (x - old)
+        m = uv[0]  # x belongs above: the upper half's smallest comes down in old's place
+        md = ui[0]
+        lv[e] = -m
+        li[e] = md
+        _sift(lv, li, pos, e, k, 0)
+        uv[0] = x
+        ui[0] = slot
+        _sift_down(uv, ui, pos, 0, nu, window)
+        return low + (m - old)
+    i = e - window  # old is in the upper half
+    if k == 0 or x >= -lv[0]:
+        uv[i] = x
+        _sift(uv, ui, pos, i, nu, window)
+        return low
+    big = -lv[0]  # x belongs below: the lower half's largest goes up in old's place
+    bd = li[0]
+    uv[i] = big
+    ui[i] = bd
+    _sift(uv, ui, pos, i, nu, window)
+    lv[0] = -x
+    li[0] = slot
+    _sift_down(lv, li, pos, 0, k, 0)
+    return low + (x - big)
 
 
 @jit(nogil=True)
@@ -169,32 +234,24 @@ def _walk_symbols(
     qv_out: np.ndarray,
     n_out: np.ndarray,
 ) -> None:
-    """Symbols [lo, hi), each over every minute of the chunk: the same window as `qv_push`
-    (ring and sorted copy), with the sum of its floor(n/2) smallest kept as it changes (O(1)
-    a minute) so an allocator minute costs no summing. Volumes are whole numbers, so the
-    running sum is exact and equals `quiet_volume`'s sum to the bit (while below 2**53)."""
+    """Symbols [lo, hi), each over every minute of the chunk (see the module's docstring)."""
+    lv = np.empty(window)
+    uv = np.empty(window)
+    li = np.empty(window, np.int64)
+    ui = np.empty(window, np.int64)
+    pos = np.empty(window, np.int64)
     for s in range(lo, hi):
-        _walk_symbol(s, volume, close, alloc_row, ring_all, srt_all, count, head, started,
-                     window, qv_out, n_out)  # fmt: skip
+        _walk_symbol(s, volume[s], close[s], alloc_row, ring_all[s], srt_all[s], count, head,
+                     started, window, qv_out, n_out, lv, li, uv, ui, pos)  # fmt: skip
 
 
 @jit(inline=True)
 def _walk_symbol(
-    s: int,
-    volume: np.ndarray,
-    close: np.ndarray,
-    alloc_row: np.ndarray,
-    ring_all: np.ndarray,
-    srt_all: np.ndarray,
-    count: np.ndarray,
-    head: np.ndarray,
-    started: np.ndarray,
-    window: int,
-    qv_out: np.ndarray,
-    n_out: np.ndarray,
-) -> None:
-    srt = srt_all[s]
-    ring = ring_all[s]
+    s: int, volume: np.ndarray, close: np.ndarray, alloc_row: np.ndarray, ring: np.ndarray,
+    srt: np.ndarray, count: np.ndarray, head: np.ndarray, started: np.ndarray, window: int,
+    qv_out: np.ndarray, n_out: np.ndarray, lv: np.ndarray, li: np.ndarray, uv: np.ndarray,
+    ui: np.ndarray, pos: np.ndarray,
+) -> None:  # fmt: skip
     n = count[s]
     h = head[s]
     on = started[s]
@@ -202,57 +259,38 @@ def _walk_symbol(
     low = 0.0
     for i in range(k):
         low += srt[i]
-    top = np.empty((window + BLOCK - 1) // BLOCK)
-    if n == window:
-        _refresh_tops(srt, top, 0, top.shape[0] - 1, n)
-    n_min = volume.shape[1]
-    for m in range(n_min):
-        c = close[s, m]
-        bar = not math.isnan(c)
-        if bar:
-            on = True
+    frac = _build(ring, srt, n, k, lv, li, uv, ui, pos, window)
+    stale = frac > 0  # low may carry rounding: sum afresh at the next allocator minute
+    for m in range(volume.shape[0]):
+        bar = not math.isnan(close[m])
+        on = on or bar
         if on:
-            x = volume[s, m] if bar else 0.0
+            x = volume[m] if bar else 0.0
+            whole = x == math.floor(x)
             if n < window:
                 ring[n] = x
-                p, _ = _bisect_pair(srt, x, x, n) if n > 0 else (0, 0)
-                k2 = (n + 1) // 2
-                if k2 == k:
-                    if p < k:
-                        low += x - srt[k - 1]
-                elif p <= k:
-                    low += x
-                else:
-                    low += srt[k]
-                _shift_right(srt, p, n)
-                srt[p] = x
+                low = _grow(x, n, n, k, low, lv, li, uv, ui, pos, window)
                 n += 1
-                k = k2
-                if n == window:
-                    _refresh_tops(srt, top, 0, top.shape[0] - 1, n)
+                k = n // 2
             else:
                 old = ring[h]
                 ring[h] = x
-                h = h + 1 if h + 1 < window else 0
                 if old != x:
-                    j, p = _count_less_pair(srt, top, old, x, window)  # j: a slot holding `old`
-                    if x > old:
-                        p -= 1
-                        if j < k:
-                            low += (x if p < k else srt[k]) - old
-                        _shift_left(srt, j, p)
-                        srt[p] = x
-                        _refresh_tops(srt, top, j // BLOCK, p // BLOCK, window)
-                    else:
-                        if p < k:
-                            low += x - (old if j < k else srt[k - 1])
-                        _shift_right(srt, p, j)
-                        srt[p] = x
-                        _refresh_tops(srt, top, p // BLOCK, j // BLOCK, window)
+                    low = _replace(x, old, h, k, low, lv, li, uv, ui, pos, window)
+                h = h + 1 if h + 1 < window else 0
+                frac -= 0 if old == math.floor(old) else 1
+            frac += 0 if whole else 1
+            stale = stale or frac > 0
         r = alloc_row[m]
         if r >= 0:
+            if stale:
+                low = 0.0
+                for i in range(k):
+                    low -= lv[i]
+                stale = frac > 0
             qv_out[r, s] = low / k if k > 0 else 0.0
             n_out[r, s] = n
+    _unload(srt, n, k, lv, li, uv, ui, pos, window)
     count[s] = n
     head[s] = h
     started[s] = on
@@ -277,7 +315,7 @@ def quiet_volume_pass_columns(
     A symbol's window starts at its first bar (or earlier, if `started` says its data
     began before the chunk); a minute without a bar counts as volume 0. At each minute
     with alloc_row[m] >= 0, quiet_volume and the window size go to that row of qv_out/n_out.
-    Symbols run on every core (numba's thread count), each symbol's window in one thread.
+    Symbols run on both cores (`in_parts`), each symbol's window in one thread.
     """
     in_parts(
         _walk_symbols, volume.shape[0], volume, close, alloc_row, ring, srt, count, head,
@@ -299,11 +337,44 @@ def quiet_volume_minute(
     qv_out: np.ndarray,
     n_out: np.ndarray,
 ) -> None:
-    """One minute (volume and close per symbol) on one core, for paper and live trading:
-    the pass's own per-symbol rule without its thread-pool start-up, which costs more than
-    a minute's work. qv_out/n_out get the figures when is_alloc."""
-    for s in range(volume.shape[0]):
-        _advance(volume[s], close[s], s, ring, srt, count, head, started, window)
-        if is_alloc:
-            qv_out[s] = quiet_volume(srt, count, s)
-            n_out[s] = count[s]
+    """One minute (volume and close per symbol) for paper and live trading: the pass's own
+    walk over a one-minute chunk, on this thread (a thread pool's start costs more than a
+    minute's work). qv_out/n_out get the figures when is_alloc."""
+    n_sym = volume.shape[0]
+    row = np.full(1, 0 if is_alloc else -1, np.int64)
+    _walk_symbols(
+        0, n_sym, volume.reshape((n_sym, 1)), close.reshape((n_sym, 1)), row, ring, srt,
+        count, head, started, window, qv_out.reshape((1, n_sym)), n_out.reshape((1, n_sym)),
+    )  # fmt: skip
+
+
+@jit()
+def qv_push(
+    ring: np.ndarray,
+    srt: np.ndarray,
+    count: np.ndarray,
+    head: np.ndarray,
+    s: int,
+    x: float,
+    window: int,
+) -> None:
+    """Add one minute's volume to symbol s's window, dropping the oldest once full."""
+    one = np.full((count.shape[0], 1), x)
+    started = np.ones(count.shape[0], np.bool_)
+    none = np.full(1, -1, np.int64)
+    _walk_symbols(s, s + 1, one, one, none, ring, srt, count, head, started, window,
+                  np.zeros((0, count.shape[0])), np.zeros((0, count.shape[0]), np.int64))  # fmt: skip
+
+
+@jit(inline=True, fastmath=True)
+def quiet_volume(sorted_all: np.ndarray, count: np.ndarray, s: int) -> float:
+    """Mean of the floor(n/2) smallest volumes of the window (0 when that is none), read
+    from the sorted copy."""
+    k = count[s] // 2
+    if k == 0:
+        return 0.0
+    total = 0.0
+    srt = sorted_all[s]
+    for i in range(k):
+        total += srt[i]
+    return total / k
