@@ -3,6 +3,7 @@ STRATEGY.md section 4.1 computed directly from the list of a symbol's minute vol
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -49,13 +50,15 @@ class Windows:
         self.started = started.copy()
         self.window = window
 
-    def walk(self, volume: np.ndarray, close: np.ndarray, cuts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    def walk(
+        self, volume: np.ndarray, close: np.ndarray, cuts: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The pass over the series in chunks cut at `cuts`, the figures at every minute."""
         n_sym, n_min = volume.shape
         qv = np.full((n_min, n_sym), -1.0)
         nn = np.full((n_min, n_sym), -1, np.int64)
         bounds = [0, *sorted(set(cuts)), n_min]
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             rows = np.arange(lo, hi, dtype=np.int64)
             quiet_volume_pass_columns(
                 np.ascontiguousarray(volume[:, lo:hi]), np.ascontiguousarray(close[:, lo:hi]),
