@@ -9,25 +9,24 @@ It depends on volumes alone, never on trading, so the engine computes it for a w
 of minutes before walking them: one walk per symbol (symbols on both cores), recording the
 figure only at allocator minutes (the sweeps: at every minute).
 
-Within a walk, the k = floor(n/2)-th smallest volume sits in a *band*: about 64 consecutive
-values of the sorted window around it, held sorted (every value equal to the band's ends
-included). Below the band only a count and a sum are kept; above it, nothing. A minute
-compares the arriving and the leaving volume with the band's ends (O(1)); only a volume
-inside the band is inserted or removed there (a binary search and a short move; about one
-minute in six for each). When the k-th smallest leaves the band, the window is sorted and
-the band re-centred on it (O(n log n); on market volumes once in thousands of minutes, on a
-steady trend every ~32 minutes). The figure is the sum below plus the band's first values:
-no summing of the window at an allocator minute. The sorted copy is the walk's start
-(no sort) and is sorted afresh at its end (O(n log n) a symbol and walk: the backtest's
-walks are thousands of minutes long, the live engine's one minute, about 10 us a symbol).
-Cost: expected O(1) a minute on stationary volumes; at worst amortised O(64 + n log n / 32).
+Within a walk the window is split into two indexed heaps: the floor(n/2) smallest (a
+max-heap, stored negated so that both are min-heaps) and the rest (a min-heap), each entry
+with its ring slot, and `pos` giving each ring slot's place in its heap. A minute replaces
+the leaving volume's entry with the arriving one in place and moves it to its heap's order;
+when it belongs to the other half, the other heap's top crosses over (O(log n) a minute,
+no allocation, no search). The sum of the smaller half is kept as entries come and go, so
+an allocator minute costs one division. The heaps are built from the sorted copy at the
+walk's start (a partition at the k-th smallest, O(n)) and sorted back into it at its end
+(O(n log n) a symbol and walk): the backtest's walks are thousands of minutes long, paper
+and live trading's one minute (`quiet_volume_minute`, the same walk).
 
 Exactness: volumes are whole numbers stored as float64, whose sums (below 2**53) are exact
-in any order, so the running sum below the band plus the band's head equals the sorted sum
-of the smallest half to the bit. While the window holds a volume that is not a whole number
-(a CSV import may have them), the sum below the band is instead added afresh from the window
-at each allocator minute: within rounding of the exact mean (one sum of n/2 values: relative error below 1e-13), never drifting
-from one minute to the next; once the window is whole numbers again, exact again.
+in any order, so the running sum equals the sorted sum of the smallest half to the bit.
+While the window holds a volume that is not a whole number (a CSV import may have them),
+the figure at an allocator minute is instead summed afresh from the smaller half (in heap
+order): within rounding of the exact mean (one sum of n/2 values: about 2e-14 relative at
+390 minutes), never drifting from one minute to the next; once the window holds whole
+numbers only again, exact again.
 """
 
 from __future__ import annotations
@@ -35,116 +34,201 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import uint64
 
 from momentumbot.compiled import in_parts, jit
 
 
 @jit(inline=True)
-def _sort(a: np.ndarray, n: int, tmp: np.ndarray) -> None:
-    """Sort a[:n] ascending in place (bottom-up merge sort through tmp; numba's own sorts
-    cost seconds of compiling)."""
-    src = a
-    dst = tmp
-    width = 1
-    swapped = False
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            i = lo
-            j = mid
-            for o in range(lo, hi):
-                if j < hi and (i >= mid or src[j] < src[i]):
-                    dst[o] = src[j]
-                    j += 1
-                else:
-                    dst[o] = src[i]
-                    i += 1
-        src, dst = dst, src
-        swapped = not swapped
-        width *= 2
-    if swapped:
-        for i in range(n):
-            a[i] = tmp[i]
+def _sift_up(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, i: int, off: int) -> None:
+    """Move entry i of the min-heap (hv values, hid ring slots) up to its place;
+    pos[slot] = its index + off."""
+    v = hv[i]
+    d = hid[i]
+    while i > 0:
+        p = (i - 1) >> 1
+        if hv[p] <= v:
+            break
+        hv[i] = hv[p]
+        hid[i] = hid[p]
+        pos[hid[i]] = i + off
+        i = p
+    hv[i] = v
+    hid[i] = d
+    pos[d] = i + off
 
 
 @jit(inline=True)
-def _center(srt: np.ndarray, n: int, k: int, band: np.ndarray, half: int) -> tuple[int, int, float]:
-    """Cut the sorted window srt[:n] into: the values below the band, the band (about 2 *
-    `half` consecutive values around the k-th smallest, widened to take every value equal to
-    its ends; copied to band[:size]) and the values above it. Returns (how many below, the
-    band's size, the sum of the values below)."""
-    if n == 0:
-        return 0, 0, 0.0
-    lo = min(max(k - 1 - half, 0), n - 1)
-    hi = min(lo + 2 * half, n)
-    while lo > 0 and srt[lo - 1] == srt[lo]:
-        lo -= 1
-    while hi < n and srt[hi] == srt[hi - 1]:
-        hi += 1
-    below = 0.0
-    for i in range(lo):
-        below += srt[i]
-    for i in range(lo, hi):
-        band[i - lo] = srt[i]
-    return lo, hi - lo, below
+def _sift_down(
+    hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, i: int, size: int, off: int
+) -> None:
+    """Move entry i of the min-heap of `size` entries down to its place."""
+    v = hv[i]
+    d = hid[i]
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        c += hv[c + 1] < hv[c]  # branch-free: hv[size] is +inf
+        if hv[c] >= v:
+            break
+        hv[i] = hv[c]
+        hid[i] = hid[c]
+        pos[hid[i]] = i + off
+        i = c
+    hv[i] = v
+    hid[i] = d
+    pos[d] = i + off
 
 
 @jit(inline=True)
-def _count_le(a: np.ndarray, size: int, x: float) -> int:
-    """How many of the sorted a[:size] are <= x: a branch-free binary search (scalar loads,
-    which the band's just-moved values forward to at once; a vector count would wait)."""
-    if size == 0:
-        return 0
-    base = 0
-    length = size
-    while length > 1:
-        half = length >> 1
-        base += half * (a[base + half - 1] <= x)
-        length -= half
-    return base + (a[base] <= x)
+def _sift(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, i: int, size: int, off: int) -> None:
+    """Entry i changed value: move it up or down to its place."""
+    if i > 0 and hv[(i - 1) >> 1] > hv[i]:
+        _sift_up(hv, hid, pos, i, off)
+    else:
+        _sift_down(hv, hid, pos, i, size, off)
 
 
 @jit(inline=True)
-def _band_insert(band: np.ndarray, size: int, x: float) -> None:
-    """Insert x into the sorted band[:size], after the values equal to it."""
-    p = _count_le(band, size, x)
-    i = uint64(size)
-    end = uint64(p)
-    while i > end:  # unsigned indexes let the move vectorise
-        band[i] = band[i - uint64(1)]
-        i -= uint64(1)
-    band[p] = x
+def _push(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, size: int, v: float, d: int,
+          off: int) -> None:  # fmt: skip
+    hv[size] = v
+    hid[size] = d
+    hv[size + 1] = np.inf
+    _sift_up(hv, hid, pos, size, off)
 
 
 @jit(inline=True)
-def _band_remove(band: np.ndarray, size: int, x: float) -> None:
-    """Remove one x (the last of its equals) from the sorted band[:size]."""
-    p = _count_le(band, size, x) - 1
-    i = uint64(p)
-    end = uint64(size - 1)
-    while i < end:
-        band[i] = band[i + uint64(1)]
-        i += uint64(1)
+def _pop(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, size: int, off: int) -> None:
+    """Drop the top of a heap of `size` entries (its caller read it first)."""
+    last = size - 1
+    if last > 0:
+        hv[0] = hv[last]
+        hid[0] = hid[last]
+        hv[last] = np.inf
+        _sift_down(hv, hid, pos, 0, last, off)
+    else:
+        hv[0] = np.inf
 
 
 @jit(inline=True)
-def _head_sum(a: np.ndarray, j: int) -> float:
-    """a[0] + ... + a[j - 1] in four interleaved sums (exact in any order for whole numbers)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    q = j - j % 4
-    for i in range(0, q, 4):
-        s0 += a[i]
-        s1 += a[i + 1]
-        s2 += a[i + 2]
-        s3 += a[i + 3]
-    for i in range(q, j):
-        s0 += a[i]
-    return (s0 + s1) + (s2 + s3)
+def _build(
+    ring: np.ndarray, srt: np.ndarray, n: int, k: int, lv: np.ndarray, li: np.ndarray,
+    uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int,
+) -> int:  # fmt: skip
+    """Split the window (ring slots 0..n-1, sorted copy srt[:n]) into the lower heap (the k
+    smallest, values negated so both heaps are min-heaps) and the upper one. Returns the
+    number of volumes in the window that are not whole numbers."""
+    t = srt[k - 1] if k > 0 else -np.inf  # the k-th smallest
+    ties = 0  # how many values equal to t the lower half holds
+    for i in range(k):
+        ties += 1 if srt[i] == t else 0
+    nl = 0
+    nu = 0
+    frac = 0
+    for j in range(n):
+        v = ring[j]
+        frac += 0 if v == np.floor(v) else 1
+        if v < t or (v == t and ties > 0):
+            ties -= 1 if v == t else 0
+            lv[nl] = -v
+            li[nl] = j
+            nl += 1
+        else:
+            uv[nu] = v
+            ui[nu] = j
+            nu += 1
+    lv[nl] = np.inf  # each heap's sentinel, one past its last entry
+    uv[nu] = np.inf
+    for i in range(nl // 2 - 1, -1, -1):
+        _sift_down(lv, li, pos, i, nl, 0)
+    for i in range(nu // 2 - 1, -1, -1):
+        _sift_down(uv, ui, pos, i, nu, window)
+    for i in range(nl):
+        pos[li[i]] = i
+    for i in range(nu):
+        pos[ui[i]] = i + window
+    return frac
+
+
+@jit(inline=True)
+def _unload(srt: np.ndarray, n: int, k: int, lv: np.ndarray, li: np.ndarray,
+            uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int) -> None:  # fmt: skip
+    """Sort the heaps back into srt[:n] (emptying them)."""
+    for i in range(k - 1, -1, -1):
+        srt[i] = -lv[0]
+        _pop(lv, li, pos, i + 1, 0)
+    for i in range(n - k):
+        srt[k + i] = uv[0]
+        _pop(uv, ui, pos, n - k - i, window)
+
+
+@jit(inline=True)
+def _grow(x: float, slot: int, n: int, k: int, low: float, lv: np.ndarray, li: np.ndarray,
+          uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int) -> float:  # fmt: skip
+    """Add volume x (ring slot `slot`) to a window of n < window volumes whose lower heap
+    holds its k = n // 2 smallest; returns the new sum of the (n + 1) // 2 smallest."""
+    nu = n - k
+    if k > 0 and x < -lv[0]:
+        _push(lv, li, pos, k, -x, slot, 0)
+        low += x
+        nl = k + 1
+    else:
+        _push(uv, ui, pos, nu, x, slot, window)
+        nl = k
+        nu += 1
+    want = (n + 1) // 2
+    if nl > want:  # the largest of the lower half moves up
+        top = -lv[0]
+        d = li[0]
+        _pop(lv, li, pos, nl, 0)
+        _push(uv, ui, pos, nu, top, d, window)
+        low -= top
+    elif nl < want:  # the smallest of the upper half moves down
+        top = uv[0]
+        d = ui[0]
+        _pop(uv, ui, pos, nu, window)
+        _push(lv, li, pos, nl, -top, d, 0)
+        low += top
+    return low
+
+
+@jit(inline=True)
+def _replace(x: float, old: float, slot: int, k: int, low: float, lv: np.ndarray,
+             li: np.ndarray, uv: np.ndarray, ui: np.ndarray, pos: np.ndarray,
+             window: int) -> float:  # fmt: skip
+    """The full window's volume `old` at ring slot `slot` becomes x; the lower heap keeps
+    its k entries. Returns the new sum of the k smallest."""
+    nu = window - k
+    e = pos[slot]
+    if e < window:  # old is in the lower half
+        if nu == 0 or x <= uv[0]:
+            lv[e] = -x
+            _sift(lv, li, pos, e, k, 0)
+            return low + (x - old)
+        m = uv[0]  # x belongs above: the upper half's smallest comes down in old's place
+        md = ui[0]
+        lv[e] = -m
+        li[e] = md
+        _sift(lv, li, pos, e, k, 0)
+        uv[0] = x
+        ui[0] = slot
+        _sift_down(uv, ui, pos, 0, nu, window)
+        return low + (m - old)
+    i = e - window  # old is in the upper half
+    if k == 0 or x >= -lv[0]:
+        uv[i] = x
+        _sift(uv, ui, pos, i, nu, window)
+        return low
+    big = -lv[0]  # x belongs below: the lower half's largest goes up in old's place
+    bd = li[0]
+    uv[i] = big
+    ui[i] = bd
+    _sift(uv, ui, pos, i, nu, window)
+    lv[0] = -x
+    li[0] = slot
+    _sift_down(lv, li, pos, 0, k, 0)
+    return low + (x - big)
 
 
 @jit(nogil=True)
@@ -164,90 +248,65 @@ def _walk_symbols(
     n_out: np.ndarray,
 ) -> None:
     """Symbols [lo, hi), each over every minute of the chunk (see the module's docstring)."""
-    band = np.empty(window + 1)
-    tmp = np.empty(window)
-    half = max(8, window // 12)
+    lv = np.empty(window + 2)
+    uv = np.empty(window + 2)
+    li = np.empty(window, np.int64)
+    ui = np.empty(window, np.int64)
+    pos = np.empty(window, np.int64)
     for s in range(lo, hi):
         _walk_symbol(s, volume[s], close[s], alloc_row, ring_all[s], srt_all[s], count, head,
-                     started, window, qv_out, n_out, band, tmp, half)  # fmt: skip
+                     started, window, qv_out, n_out, lv, li, uv, ui, pos)  # fmt: skip
 
 
 @jit(inline=True)
 def _walk_symbol(
     s: int, volume: np.ndarray, close: np.ndarray, alloc_row: np.ndarray, ring: np.ndarray,
     srt: np.ndarray, count: np.ndarray, head: np.ndarray, started: np.ndarray, window: int,
-    qv_out: np.ndarray, n_out: np.ndarray, band: np.ndarray, tmp: np.ndarray, half: int,
+    qv_out: np.ndarray, n_out: np.ndarray, lv: np.ndarray, li: np.ndarray, uv: np.ndarray,
+    ui: np.ndarray, pos: np.ndarray,
 ) -> None:  # fmt: skip
     n = count[s]
     h = head[s]
     on = started[s]
     k = n // 2
-    n_lo, size, sum_lo = _center(srt, n, k, band, half)
-    a = band[0] if size > 0 else np.inf  # the band's ends: below a, above b, band in [a, b]
-    b = band[size - 1] if size > 0 else -np.inf
-    frac = 0  # volumes in the window that are not whole numbers
-    for j in range(n):
-        frac += ring[j] != np.floor(ring[j])
-    stale = frac > 0  # sum_lo may carry rounding: add afresh at allocator minutes
+    low = 0.0
+    for i in range(k):
+        low += srt[i]
+    frac = _build(ring, srt, n, k, lv, li, uv, ui, pos, window)
+    stale = frac > 0  # low may carry rounding: sum afresh at the next allocator minute
     for m in range(volume.shape[0]):
         bar = not math.isnan(close[m])
         on = on or bar
         if on:
             x = volume[m] if bar else 0.0
-            frac += x != np.floor(x)
+            whole = x == np.floor(x)
             if n < window:
                 ring[n] = x
+                low = _grow(x, n, n, k, low, lv, li, uv, ui, pos, window)
                 n += 1
                 k = n // 2
-                old = x
-                gone = False
             else:
                 old = ring[h]
                 ring[h] = x
+                if old != x:
+                    low = _replace(x, old, h, k, low, lv, li, uv, ui, pos, window)
                 h = h + 1 if h + 1 < window else 0
-                gone = True
-                frac -= old != np.floor(old)
-            if not gone or old != x:
-                x_lo = x < a
-                n_lo += x_lo
-                sum_lo += x if x_lo else 0.0
-                if a <= x <= b:
-                    _band_insert(band, size, x)
-                    size += 1
-                if gone:
-                    old_lo = old < a
-                    n_lo -= old_lo
-                    sum_lo -= old if old_lo else 0.0
-                    if a <= old <= b:
-                        _band_remove(band, size, old)
-                        size -= 1
-                if k > 0 and not (n_lo < k <= n_lo + size):  # the k-th left the band
-                    _window_sorted(ring, n, h, srt, tmp)
-                    n_lo, size, sum_lo = _center(srt, n, k, band, half)
-                    a = band[0]
-                    b = band[size - 1]
+                frac -= 0 if old == np.floor(old) else 1
+            frac += 0 if whole else 1
             stale = stale or frac > 0
         r = alloc_row[m]
         if r >= 0:
-            if stale:  # not all whole numbers: the sum below the band afresh
-                sum_lo = 0.0
-                for j in range(n):
-                    sum_lo += ring[j] if ring[j] < a else 0.0
+            if stale:
+                low = 0.0
+                for i in range(k):
+                    low -= lv[i]
                 stale = frac > 0
-            qv_out[r, s] = (sum_lo + _head_sum(band, k - n_lo)) / k if k > 0 else 0.0
+            qv_out[r, s] = low / k if k > 0 else 0.0
             n_out[r, s] = n
-    _window_sorted(ring, n, h, srt, tmp)
+    _unload(srt, n, k, lv, li, uv, ui, pos, window)
     count[s] = n
     head[s] = h
     started[s] = on
-
-
-@jit(inline=True)
-def _window_sorted(ring: np.ndarray, n: int, h: int, srt: np.ndarray, tmp: np.ndarray) -> None:
-    """srt[:n] = the window's n volumes, sorted."""
-    for j in range(n):
-        srt[j] = ring[j]
-    _sort(srt, n, tmp)
 
 
 def quiet_volume_pass_columns(
