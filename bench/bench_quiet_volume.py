@@ -34,6 +34,7 @@ EVERY = 5  # the default rebalance_minutes
 def matrices(n_sym: int, n_sessions: int) -> tuple[Path, Path]:
     """(volume, close) as symbols x minutes .npy files, made once."""
     import numpy as np
+    import pandas as pd
 
     from momentumbot.data.calendar import TradingCalendar
     from momentumbot.data.synthetic import default_symbols, generate_bars, synthetic_sessions
@@ -53,9 +54,7 @@ def matrices(n_sym: int, n_sessions: int) -> tuple[Path, Path]:
         bars = generate_bars(names[i : i + 20], sessions, seed=7, calendar=cal)
         for j, name in enumerate(names[i : i + 20]):
             frame = bars[name]
-            at = np.searchsorted(
-                labels, frame["ts"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-            )
+            at = np.searchsorted(labels, pd.DatetimeIndex(frame["ts"]).asi8)
             volume[i + j, at] = frame["volume"].to_numpy(np.float64)
             close[i + j, at] = frame["close"].to_numpy()
     np.save(v_path, volume)
