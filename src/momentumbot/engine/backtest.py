@@ -5,11 +5,13 @@ minute loop runs the current one), and collects the run's tables (`engine.result
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,8 +35,6 @@ from momentumbot.engine.results import MinutePlan as MinutePlan
 from momentumbot.engine.results import alloc_frame as alloc_frame
 from momentumbot.engine.results import collect_result as collect_result
 from momentumbot.execution.costs import CostParams, cost_params
-
-_T = TypeVar("_T", k.OrderTable, k.FillTable, k.AllocTable)
 
 
 @jit(nogil=True)
@@ -150,15 +150,19 @@ class _Chunk:
 
 
 class _Buffers:
-    """Matrices reused from chunk to chunk: one set of symbol-major columns to read into
-    and two sets of minute-major ones (the chunk the loop runs and the next). A wide run
-    allocates them once, not per chunk, so the allocator never holds freed ones."""
+    """Arrays reused from chunk to chunk: one set of symbol-major columns to read into, and
+    two sets (the chunk the loop runs and the next) of minute-major matrices and of the
+    allocator minutes' quiet volumes. A wide run allocates them once, not per chunk: no
+    fresh pages to fault in and zero for every chunk, and no freed ones for the allocator
+    to hold."""
 
-    def __init__(self, n_symbols: int, max_minutes: int) -> None:
+    def __init__(self, n_symbols: int, max_minutes: int, max_runs: int) -> None:
         cells = max(n_symbols * max_minutes, 1)
+        runs = max(n_symbols * max_runs, 1)
         self.n = n_symbols
         self._cols = [np.empty(cells) for _ in range(3)]
         self._mats = [[np.empty(cells) for _ in range(3)] for _ in range(2)]
+        self._qv = [(np.empty(runs), np.empty(runs, np.int64)) for _ in range(2)]
 
     def columns(self, n_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         o, c, v = (b[: self.n * n_min].reshape(self.n, n_min) for b in self._cols)
@@ -166,6 +170,13 @@ class _Buffers:
 
     def matrices(self, slot: int, n_min: int) -> list[np.ndarray]:
         return [b[: self.n * n_min].reshape(n_min, self.n) for b in self._mats[slot % 2]]
+
+    def quiet_volumes(self, slot: int, n_runs: int) -> tuple[np.ndarray, np.ndarray]:
+        """(allocator minutes x symbols) quiet volume and window size, zeroed."""
+        at, count = (b[: self.n * n_runs].reshape(n_runs, self.n) for b in self._qv[slot % 2])
+        at.fill(0.0)
+        count.fill(0)
+        return at, count
 
 
 def _prepare_chunk(
@@ -195,9 +206,7 @@ def _prepare_chunk(
     bars_used = int(np.count_nonzero(~np.isnan(c_cols[:, first_run:])))
     is_alloc = ((flags & k.F_ALLOC) != 0) & run_rows
     alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
-    n_runs = int(is_alloc.sum())
-    qv_at = np.zeros((n_runs, n))
-    qv_n = np.zeros((n_runs, n), np.int64)
+    qv_at, qv_n = buffers.quiet_volumes(slot, int(is_alloc.sum()))
     t2 = time.perf_counter()
     quiet_volume_pass_columns(
         v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
@@ -215,9 +224,10 @@ def _prepare_chunk(
 
 
 def default_chunk_sessions(n_symbols: int, n_sessions: int) -> int:
-    """Sessions per chunk: about two million cells (about 100 MB of matrices; two chunks
-    are alive at once), and at least 8 chunks so that reading overlaps the minute loop."""
-    by_memory = 2_000_000 // (max(n_symbols, 1) * 390)
+    """Sessions per chunk: about a million cells (nine matrices of 8 MB: one set read into,
+    two transposed, as two chunks are alive at once; and the chunk's allocation rows in
+    flight), and at least 8 chunks so that reading overlaps the minute loop."""
+    by_memory = 1_000_000 // (max(n_symbols, 1) * 390)
     return int(max(2, min(by_memory, -(-n_sessions // 8), 250)))
 
 
@@ -264,19 +274,82 @@ def run_backtest(
     n_sessions = len(grid.sessions)
     per = chunk_sessions or default_chunk_sessions(n, n_sessions)
     bounds = [(f, min(f + per, n_sessions)) for f in range(0, n_sessions, per)]
-    reader = ForwardReader(source, syms, int(grid.label_ns[0]) if grid.n_minutes else 0)
-    edges = np.searchsorted(grid.session, [b[0] for b in bounds] + [n_sessions], side="left")
-    buffers = _Buffers(n, int(np.diff(edges).max()) if len(bounds) else 0)
     tables = _Tables(
         k.new_orders(max(1024, 4 * n)),
         k.new_fills(max(1024, 4 * n)),
         k.new_allocs(max(1024, 4 * n)),
         k.new_minute_out(grid.n_minutes),
     )
+    t_start = time.perf_counter()
+    with _gc_frozen():
+        bars_used, tm, parts = _run_chunks(
+            source, syms, plan, bounds, kp, cp, st, tables, allocation_sink, progress
+        )
+    t_engine = time.perf_counter() - t_start
+    # the allocation table's rows were all handed on chunk by chunk (none are left in it)
+    tables.allocs = k.AllocTable(*(col[:0] for col in tables.allocs))
+    t0 = time.perf_counter()
+    result = collect_result(
+        cfg, syms, plan, st, tables.orders, tables.fills, tables.allocs, tables.out, cp,
+        bars_used, parts,
+    )  # fmt: skip
+    # kernel: the engine phase's wall time less the reading the minute loop waited for
+    result.timings.update(
+        load=tm["load"],
+        kernel=t_engine - tm["exposed"],
+        quiet_volume=tm["quiet_volume"],
+        minute_loop=tm["minute_loop"],
+        waited=tm["waited"],
+        engine_wall=t_engine,
+        collect=time.perf_counter() - t0,
+    )
+    return result
+
+
+@contextlib.contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """The objects alive before the engine phase (every imported module's) left out of the
+    cyclic collector's passes while it runs: the phase makes few objects and no garbage
+    cycles, and a full pass over a process with pandas, numba and pyarrow loaded is what
+    the collector's time was spent on."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _run_chunks(
+    source: BarSource,
+    syms: list[str],
+    plan: MinutePlan,
+    bounds: list[tuple[int, int]],
+    kp: k.KernelParams,
+    cp: CostParams,
+    st: k.State,
+    tables: _Tables,
+    allocation_sink: Callable[[pd.DataFrame], None] | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[int, dict[str, float], list[pd.DataFrame]]:
+    """The engine phase: every chunk read, walked and run; returns the bars used, the
+    phase's timings and the allocation rows kept (none when a sink took them). The reader
+    and the chunk buffers are its own, so they are freed before the tables are collected."""
+    grid = plan.grid
+    n = len(syms)
+    n_sessions = len(grid.sessions)
+    reader = ForwardReader(source, syms, int(grid.label_ns[0]) if grid.n_minutes else 0)
+    edges = np.searchsorted(grid.session, [b[0] for b in bounds] + [n_sessions], side="left")
+    alloc_runs = np.concatenate(
+        [[0], np.cumsum(((plan.flags & k.F_ALLOC) != 0) & ((plan.flags & k.F_WARMUP) == 0))]
+    )
+    buffers = _Buffers(
+        n,
+        int(np.diff(edges).max()) if len(bounds) else 0,
+        int(np.diff(alloc_runs[edges]).max()) if len(bounds) else 0,
+    )
     rows = _Rows(np.array(syms, dtype=object), allocation_sink)
     tm = dict.fromkeys(("load", "quiet_volume", "minute_loop", "waited", "exposed"), 0.0)
     bars_used = 0
-    t_start = time.perf_counter()
     # the next chunk is read, its quiet volume walked and transposed on a worker thread
     # while the minute loop (which releases the GIL) runs the current one; allocation rows
     # are made into tables on another; the first chunk has nothing to overlap
@@ -308,23 +381,8 @@ def run_backtest(
                 waited = time.perf_counter() - t_wait
                 tm["waited"] += waited
                 tm["exposed"] += waited * chunk.load_s / max(chunk.prep_s, 1e-9)
-    t_engine = time.perf_counter() - t_start
-    t0 = time.perf_counter()
-    result = collect_result(
-        cfg, syms, plan, st, tables.orders, tables.fills, tables.allocs, tables.out, cp,
-        bars_used, rows.parts,
-    )  # fmt: skip
-    # kernel: the engine phase's wall time less the reading the minute loop waited for
-    result.timings.update(
-        load=tm["load"],
-        kernel=t_engine - tm["exposed"],
-        quiet_volume=tm["quiet_volume"],
-        minute_loop=tm["minute_loop"],
-        waited=tm["waited"],
-        engine_wall=t_engine,
-        collect=time.perf_counter() - t0,
-    )
-    return result
+    reader.close()
+    return bars_used, tm, rows.parts
 
 
 @dataclass
@@ -404,13 +462,27 @@ def _run_chunk(
             sub_out,
         )  # fmt: skip
         if m < hi - lo:
-            tables.orders = _grown(tables.orders, int(st.counters[k.C_ORDERS]), n)
-            tables.fills = _grown(tables.fills, int(st.counters[k.C_FILLS]), n)
-            tables.allocs = _grown(tables.allocs, int(st.counters[k.C_ALLOCS]), n)
+            tables.orders = _grown(tables, "orders", int(st.counters[k.C_ORDERS]), n)
+            tables.fills = _grown(tables, "fills", int(st.counters[k.C_FILLS]), n)
+            tables.allocs = _grown(tables, "allocs", int(st.counters[k.C_ALLOCS]), n)
 
 
-def _grown(table: _T, used: int, n: int) -> _T:
+def _grown(tables: _Tables, name: str, used: int, n: int) -> Any:
+    """The table `name` of `tables`, or a copy with twice the rows when fewer than n + 1
+    are free (as kernel.grow). Copied column by column, each old column freed as soon as
+    it is copied: the copy needs one column's room more, not a whole second table."""
+    table = getattr(tables, name)
     cap = table[0].shape[0]
     if cap - used >= n + 1:
         return table
-    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))
+    capacity = max(2 * cap, used + 4 * (n + 1))
+    kind = type(table)
+    cols = list(table)
+    setattr(tables, name, None)  # the table's last references are `cols`
+    del table
+    for i, col in enumerate(cols):
+        bigger = np.zeros(capacity, dtype=col.dtype)
+        bigger[: col.shape[0]] = col
+        cols[i] = bigger
+        del col
+    return kind(*cols)
