@@ -110,7 +110,7 @@ def test_tables_grown_many_times_change_nothing(
     start, end = "2024-03-06", "2024-03-21"
     ref = run_backtest(cfg, store, start=start, end=end, chunk_sessions=3)
     grows: list[int] = []
-    real_grown = backtest_mod._grown
+    real_grown = backtest_mod.grown
 
     def counting(tables: object, name: str, used: int, n: int) -> object:
         before = getattr(tables, name)[0].shape[0]
@@ -122,7 +122,7 @@ def test_tables_grown_many_times_change_nothing(
     for make in ("new_orders", "new_fills", "new_allocs"):
         real = getattr(k, make)
         monkeypatch.setattr(k, make, lambda capacity, real=real: real(8))
-    monkeypatch.setattr(backtest_mod, "_grown", counting)
+    monkeypatch.setattr(backtest_mod, "grown", counting)
     tiny = run_backtest(cfg, store, start=start, end=end, chunk_sessions=3)
     assert len(grows) >= 6  # each table grew, several times
     assert len(ref.orders) > 64 and len(ref.fills) > 64
@@ -144,3 +144,14 @@ def test_the_collector_is_not_left_frozen(store: BarStore) -> None:
         run_backtest(cfg, store, start="2024-03-06", end="2024-03-21", chunk_sessions=2,
                      allocation_sink=sink)  # fmt: skip
     assert gc.get_freeze_count() == 0
+
+
+def test_a_process_that_froze_its_objects_keeps_them_frozen(store: BarStore) -> None:
+    cfg = parse_config({"symbols": SYMBOLS})
+    gc.freeze()
+    try:
+        assert gc.get_freeze_count() > 0
+        run_backtest(cfg, store, start="2024-03-06", end="2024-03-08")
+        assert gc.get_freeze_count() > 0  # not unfrozen by the run (that would leave 0)
+    finally:
+        gc.unfreeze()

@@ -5,13 +5,10 @@ minute loop runs the current one), and collects the run's tables (`engine.result
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +22,7 @@ from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.engine import kernel as k
+from momentumbot.engine.pipeline import AllocationRows, ChunkBuffers, Tables, gc_frozen, grown
 from momentumbot.engine.plan import kernel_params as kernel_params
 from momentumbot.engine.plan import minute_flags as minute_flags
 from momentumbot.engine.plan import plan_minutes as plan_minutes
@@ -149,36 +147,6 @@ class _Chunk:
     prep_s: float
 
 
-class _Buffers:
-    """Arrays reused from chunk to chunk: one set of symbol-major columns to read into, and
-    two sets (the chunk the loop runs and the next) of minute-major matrices and of the
-    allocator minutes' quiet volumes. A wide run allocates them once, not per chunk: no
-    fresh pages to fault in and zero for every chunk, and no freed ones for the allocator
-    to hold."""
-
-    def __init__(self, n_symbols: int, max_minutes: int, max_runs: int) -> None:
-        cells = max(n_symbols * max_minutes, 1)
-        runs = max(n_symbols * max_runs, 1)
-        self.n = n_symbols
-        self._cols = [np.empty(cells) for _ in range(3)]
-        self._mats = [[np.empty(cells) for _ in range(3)] for _ in range(2)]
-        self._qv = [(np.empty(runs), np.empty(runs, np.int64)) for _ in range(2)]
-
-    def columns(self, n_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        o, c, v = (b[: self.n * n_min].reshape(self.n, n_min) for b in self._cols)
-        return o, c, v
-
-    def matrices(self, slot: int, n_min: int) -> list[np.ndarray]:
-        return [b[: self.n * n_min].reshape(n_min, self.n) for b in self._mats[slot % 2]]
-
-    def quiet_volumes(self, slot: int, n_runs: int) -> tuple[np.ndarray, np.ndarray]:
-        """(allocator minutes x symbols) quiet volume and window size, zeroed."""
-        at, count = (b[: self.n * n_runs].reshape(n_runs, self.n) for b in self._qv[slot % 2])
-        at.fill(0.0)
-        count.fill(0)
-        return at, count
-
-
 def _prepare_chunk(
     reader: ForwardReader,
     plan: MinutePlan,
@@ -186,7 +154,7 @@ def _prepare_chunk(
     stop: int,
     st: k.State,
     quiet_window: int,
-    buffers: _Buffers,
+    buffers: ChunkBuffers,
     slot: int,
 ) -> _Chunk:
     """Read a chunk's bars (sessions [first, stop)), walk its quiet-volume windows (the
@@ -274,14 +242,14 @@ def run_backtest(
     n_sessions = len(grid.sessions)
     per = chunk_sessions or default_chunk_sessions(n, n_sessions)
     bounds = [(f, min(f + per, n_sessions)) for f in range(0, n_sessions, per)]
-    tables = _Tables(
+    tables = Tables(
         k.new_orders(max(1024, 4 * n)),
         k.new_fills(max(1024, 4 * n)),
         k.new_allocs(max(1024, 4 * n)),
         k.new_minute_out(grid.n_minutes),
     )
     t_start = time.perf_counter()
-    with _gc_frozen():
+    with gc_frozen():
         bars_used, tm, parts = _run_chunks(
             source, syms, plan, bounds, kp, cp, st, tables, allocation_sink, progress
         )
@@ -306,19 +274,6 @@ def run_backtest(
     return result
 
 
-@contextlib.contextmanager
-def _gc_frozen() -> Iterator[None]:
-    """The objects alive before the engine phase (every imported module's) left out of the
-    cyclic collector's passes while it runs: the phase makes few objects and no garbage
-    cycles, and a full pass over a process with pandas, numba and pyarrow loaded is what
-    the collector's time was spent on."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def _run_chunks(
     source: BarSource,
     syms: list[str],
@@ -327,7 +282,7 @@ def _run_chunks(
     kp: k.KernelParams,
     cp: CostParams,
     st: k.State,
-    tables: _Tables,
+    tables: Tables,
     allocation_sink: Callable[[pd.DataFrame], None] | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[int, dict[str, float], list[pd.DataFrame]]:
@@ -342,12 +297,12 @@ def _run_chunks(
     alloc_runs = np.concatenate(
         [[0], np.cumsum(((plan.flags & k.F_ALLOC) != 0) & ((plan.flags & k.F_WARMUP) == 0))]
     )
-    buffers = _Buffers(
+    buffers = ChunkBuffers(
         n,
         int(np.diff(edges).max()) if len(bounds) else 0,
         int(np.diff(alloc_runs[edges]).max()) if len(bounds) else 0,
     )
-    rows = _Rows(np.array(syms, dtype=object), allocation_sink)
+    rows = AllocationRows(np.array(syms, dtype=object), allocation_sink)
     tm = dict.fromkeys(("load", "quiet_volume", "minute_loop", "waited", "exposed"), 0.0)
     bars_used = 0
     # the next chunk is read, its quiet volume walked and transposed on a worker thread
@@ -385,67 +340,13 @@ def _run_chunks(
     return bars_used, tm, rows.parts
 
 
-@dataclass
-class _Tables:
-    """The kernel's output tables; grown (replaced) when a chunk runs out of room."""
-
-    orders: k.OrderTable
-    fills: k.FillTable
-    allocs: k.AllocTable
-    out: k.MinuteOut
-
-
-class _Rows:
-    """Allocation rows of each chunk, made into a table and handed to the sink (or kept) on
-    a thread of their own, in order, at most one chunk behind the minute loop."""
-
-    def __init__(self, sym_arr: np.ndarray, sink: Callable[[pd.DataFrame], None] | None) -> None:
-        self._sym_arr = sym_arr
-        self._sink = sink
-        self._pool = ThreadPoolExecutor(max_workers=1)
-        self._pending: Future[None] | None = None
-        self.parts: list[pd.DataFrame] = []
-
-    def hand_on(self, allocs: k.AllocTable, st: k.State) -> None:
-        """Take the rows written so far (copied: the table is reused from row 0)."""
-        n = int(st.counters[k.C_ALLOCS])
-        if not n:
-            return
-        rows = k.AllocTable(*(col[:n].copy() for col in allocs))
-        st.counters[k.C_ALLOCS] = 0
-        self._wait()
-        self._pending = self._pool.submit(self._write, rows, n)
-
-    def _write(self, rows: k.AllocTable, n: int) -> None:
-        part = alloc_frame(rows, n, self._sym_arr)
-        if self._sink is not None:
-            self._sink(part)
-        else:
-            self.parts.append(part)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-
-    def __enter__(self) -> _Rows:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if exc[0] is None:
-                self._wait()
-        finally:
-            self._pool.shutdown(wait=True)
-
-
 def _run_chunk(
     chunk: _Chunk,
     plan: MinutePlan,
     kp: k.KernelParams,
     cp: CostParams,
     st: k.State,
-    tables: _Tables,
+    tables: Tables,
     n: int,
 ) -> None:
     """The minute loop over one chunk, growing the tables when it stops for room."""
@@ -462,27 +363,6 @@ def _run_chunk(
             sub_out,
         )  # fmt: skip
         if m < hi - lo:
-            tables.orders = _grown(tables, "orders", int(st.counters[k.C_ORDERS]), n)
-            tables.fills = _grown(tables, "fills", int(st.counters[k.C_FILLS]), n)
-            tables.allocs = _grown(tables, "allocs", int(st.counters[k.C_ALLOCS]), n)
-
-
-def _grown(tables: _Tables, name: str, used: int, n: int) -> Any:
-    """The table `name` of `tables`, or a copy with twice the rows when fewer than n + 1
-    are free (as kernel.grow). Copied column by column, each old column freed as soon as
-    it is copied: the copy needs one column's room more, not a whole second table."""
-    table = getattr(tables, name)
-    cap = table[0].shape[0]
-    if cap - used >= n + 1:
-        return table
-    capacity = max(2 * cap, used + 4 * (n + 1))
-    kind = type(table)
-    cols = list(table)
-    setattr(tables, name, None)  # the table's last references are `cols`
-    del table
-    for i, col in enumerate(cols):
-        bigger = np.zeros(capacity, dtype=col.dtype)
-        bigger[: col.shape[0]] = col
-        cols[i] = bigger
-        del col
-    return kind(*cols)
+            tables.orders = grown(tables, "orders", int(st.counters[k.C_ORDERS]), n)
+            tables.fills = grown(tables, "fills", int(st.counters[k.C_FILLS]), n)
+            tables.allocs = grown(tables, "allocs", int(st.counters[k.C_ALLOCS]), n)
