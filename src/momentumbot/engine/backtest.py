@@ -307,9 +307,13 @@ def _run_chunks(
     bars_used = 0
     # the next chunk is read, its quiet volume walked and transposed on a worker thread
     # while the minute loop (which releases the GIL) runs the current one; allocation rows
-    # are made into tables on another; the first chunk has nothing to overlap
+    # are made into tables on another; the first chunk has nothing to overlap, but it is
+    # read on the worker too: Arrow's allocator keeps a thread's pages for that thread, so
+    # rows decoded here and freed there would stay held until the run ends
     with ThreadPoolExecutor(max_workers=1) as worker, rows:
-        chunk = _prepare_chunk(reader, plan, *bounds[0], st, kp.quiet_window, buffers, 0)
+        chunk = worker.submit(
+            _prepare_chunk, reader, plan, *bounds[0], st, kp.quiet_window, buffers, 0
+        ).result()
         tm["exposed"] += chunk.load_s
         for i in range(len(bounds)):
             ahead = None
