@@ -92,7 +92,9 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
         day = pd.Timestamp(first, tz="UTC").tz_convert("America/New_York").date()
         backtest_to_folder(cfg, source, Path(tmp) / "warm", start=str(day), end=str(day))
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         run = backtest_to_folder(cfg, source, Path(tmp) / "run")
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
         # the run's high-water mark, taken before the run folder is hashed below
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t = run.result.timings
@@ -115,6 +117,9 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
             # None before it was streamed in the background
             "allocations_s": t.get("allocations_seconds"),
             "total_s": t["total"],
+            # CPU seconds of the run, every thread (user + system): moves far less than the
+            # wall seconds when other processes share the cores
+            "cpu_s": ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime,
             "kernel_bars_per_s": run.result.bars_used / t["kernel"],
             "total_bars_per_s": run.result.bars_used / t["total"],
             "rss_before_mb": rss_before,
@@ -147,7 +152,8 @@ def line(size: str, rep: int, r: dict) -> str:
             else ""
         )
         + f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
-        f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
+        + (f"cpu {r['cpu_s']:.2f} s | " if "cpu_s" in r else "")
+        + f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
     )
 
 
@@ -155,7 +161,7 @@ def summarise(size: str, rows: list[dict]) -> None:
     """Medians of before and after, and whether every run folder file is the same."""
     keys = (
         "load_s", "kernel_s", "quiet_volume_s", "engine_wall_s", "collect_s", "write_s",
-        "total_s", "peak_rss_mb",
+        "total_s", "cpu_s", "peak_rss_mb",
     )  # fmt: skip
     for label in ("before", "after"):
         mine = [r for r in rows if r["variant"] == label]
