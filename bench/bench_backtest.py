@@ -1,7 +1,11 @@
 """Backtest speed and memory on synthetic minute bars from the project's generator.
 
 Each size runs in a fresh process (so peak memory is that run's own), after one warm-up
-run of the same process on a small slice so that compiled code is loaded, and reports:
+run of the same process on a small slice so that compiled code is loaded (and, before the
+measured runs, one such slice per checkout in a process of its own, so that no measured
+process compiles: a checkout's first run after a change otherwise compiles the kernel in
+its warm-up, and that compiling's memory lands in its peak RSS: 100-250 MB more at
+500 x 250 in the runs measured), and reports:
 load (Parquet -> minute matrices), kernel (the engine), collect (tables), write (the run
 folder), total, bars per second on the engine and end to end, and peak RSS (the child's
 own high-water mark, ru_maxrss, so each size's figure is its own run's; taken when the run
@@ -127,14 +131,38 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
         }
 
 
-def run_child(store: Path, n_sym: int, cash: float, src: Path | None) -> dict:
+def prime(store: Path, n_sym: str, cash: float) -> None:
+    """Only the warm-up slice (in a process of its own): compiles what the compiled-code
+    cache lacks for this checkout, so no measured process compiles (compiling's memory
+    would be in its peak RSS, and its seconds in nothing measured)."""
+    from momentumbot.app.backtest import backtest_to_folder
+    from momentumbot.config.schema import AppConfig
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import default_symbols
+
+    source = BarStore(store)
+    names = source.symbols() if n_sym == "all" else default_symbols(int(n_sym))
+    cfg = AppConfig(symbols=names, portfolio={"initial_cash": cash})
+    import pandas as pd
+
+    first = source.info(names[0]).first_ns
+    day = pd.Timestamp(first, tz="UTC").tz_convert("America/New_York").date()
+    with tempfile.TemporaryDirectory() as tmp:
+        backtest_to_folder(cfg, source, Path(tmp) / "warm", start=str(day), end=str(day))
+
+
+def run_child(
+    store: Path, n_sym: int, cash: float, src: Path | None, mode: str = "--child"
+) -> dict:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(store), str(n_sym), str(cash)],
+        [sys.executable, __file__, mode, str(store), str(n_sym), str(cash)],
         capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
+    if mode != "--child":
+        return {}
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -185,10 +213,17 @@ def main() -> None:
     ap.add_argument(
         "--child", nargs=3, metavar=("STORE", "SYMBOLS", "CASH"), help=argparse.SUPPRESS
     )
+    ap.add_argument(
+        "--prime", nargs=3, metavar=("STORE", "SYMBOLS", "CASH"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     if args.child:
         store, n_sym, cash = args.child
         print(json.dumps(child(Path(store), n_sym, float(cash))))
+        return
+    if args.prime:
+        store, n_sym, cash = args.prime
+        prime(Path(store), n_sym, float(cash))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -197,6 +232,8 @@ def main() -> None:
         store = ensure_store(args.out, n_sym, n_sessions)
         cash = 10_000.0 * n_sym  # 10k USD a symbol: budgets large enough to trade
         variants = [("before", args.before), ("after", None)] if args.before else [("", None)]
+        for _, src in variants:  # compile what the cache lacks, outside the measured runs
+            run_child(store, n_sym, cash, src, mode="--prime")
         for rep in range(args.repeats):
             for label, src in variants:
                 r = run_child(store, n_sym, cash, src)
