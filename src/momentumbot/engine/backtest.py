@@ -22,7 +22,14 @@ from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.engine import kernel as k
-from momentumbot.engine.pipeline import AllocationRows, ChunkBuffers, Tables, gc_frozen, grown
+from momentumbot.engine.pipeline import (
+    AllocationRows,
+    ChunkBuffers,
+    Tables,
+    gc_frozen,
+    grown,
+    trim_heap,
+)
 from momentumbot.engine.plan import kernel_params as kernel_params
 from momentumbot.engine.plan import minute_flags as minute_flags
 from momentumbot.engine.plan import plan_minutes as plan_minutes
@@ -256,6 +263,7 @@ def run_backtest(
     t_engine = time.perf_counter() - t_start
     # the allocation table's rows were all handed on chunk by chunk (none are left in it)
     tables.allocs = k.AllocTable(*(col[:0] for col in tables.allocs))
+    trim_heap()  # the chunk buffers', the reader's and the allocation rows' pages
     t0 = time.perf_counter()
     result = collect_result(
         cfg, syms, plan, st, tables.orders, tables.fills, tables.allocs, tables.out, cp,

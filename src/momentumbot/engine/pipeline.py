@@ -5,7 +5,9 @@ of their own, and the cyclic collector kept off the objects alive before the pha
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +18,28 @@ import pandas as pd
 
 from momentumbot.engine import kernel as k
 from momentumbot.engine.results import alloc_frame
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only (not musl)
+    except OSError:
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def trim_heap() -> None:
+    """Give the pages of freed memory back to the system (glibc: `malloc_trim`; a no-op
+    elsewhere). glibc keeps arrays freed in its heaps (below its mmap threshold, which it
+    raises up to 32 MB as large blocks are freed) and in each thread's heap: after the
+    engine phase that was 300-400 MB of a 500-symbol run's RSS, held through collecting
+    and writing."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class ChunkBuffers:
