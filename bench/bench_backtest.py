@@ -1,10 +1,15 @@
 """Backtest speed and memory on synthetic minute bars from the project's generator.
 
 Each size runs in a fresh process (so peak memory is that run's own), after one warm-up
-run of the same process on a small slice so that compiled code is loaded, and reports:
+run of the same process on a small slice so that compiled code is loaded (and, before the
+measured runs, one such slice per checkout in a process of its own, so that no measured
+process compiles: a checkout's first run after a change otherwise compiles the kernel in
+its warm-up, and that compiling's memory lands in its peak RSS: 100-250 MB more at
+500 x 250 in the runs measured), and reports:
 load (Parquet -> minute matrices), kernel (the engine), collect (tables), write (the run
 folder), total, bars per second on the engine and end to end, and peak RSS (the child's
-own high-water mark, ru_maxrss, so each size's figure is its own run's).
+own high-water mark, ru_maxrss, so each size's figure is its own run's; taken when the run
+returns, before the run folder is hashed for the comparison).
 
 The engine phase overlaps reading: `kernel` is its wall time less the reading the minute
 loop waited for; `load+engine wall` is the phase's wall time with reading included, `loop`
@@ -59,13 +64,16 @@ def folder_digests(folder: Path) -> dict[str, str]:
     for p in sorted(folder.rglob("*")):
         if not p.is_file() or p.name == "run.log":
             continue
-        data = p.read_bytes()
         if p.name == "summary.json":
-            doc = json.loads(data)
+            doc = json.loads(p.read_bytes())
             doc.get("run", {}).pop("engine_seconds", None)
             doc.get("run", {}).pop("store", None)
-            data = json.dumps(doc, sort_keys=True).encode()
-        out[str(p.relative_to(folder))] = hashlib.sha256(data).hexdigest()
+            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode())
+        else:
+            # streamed: allocations.csv is 0.7-1.4 GB at 500-1000 symbols x 250 sessions
+            with p.open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256")
+        out[str(p.relative_to(folder))] = digest.hexdigest()
     return out
 
 
@@ -88,7 +96,11 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
         day = pd.Timestamp(first, tz="UTC").tz_convert("America/New_York").date()
         backtest_to_folder(cfg, source, Path(tmp) / "warm", start=str(day), end=str(day))
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         run = backtest_to_folder(cfg, source, Path(tmp) / "run")
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        # the run's high-water mark, taken before the run folder is hashed below
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t = run.result.timings
         return {
             "digests": folder_digests(Path(tmp) / "run"),
@@ -109,21 +121,48 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
             # None before it was streamed in the background
             "allocations_s": t.get("allocations_seconds"),
             "total_s": t["total"],
+            # CPU seconds of the run, every thread (user + system): moves far less than the
+            # wall seconds when other processes share the cores
+            "cpu_s": ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime,
             "kernel_bars_per_s": run.result.bars_used / t["kernel"],
             "total_bars_per_s": run.result.bars_used / t["total"],
             "rss_before_mb": rss_before,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss,
         }
 
 
-def run_child(store: Path, n_sym: int, cash: float, src: Path | None) -> dict:
+def prime(store: Path, n_sym: str, cash: float) -> None:
+    """Only the warm-up slice (in a process of its own): compiles what the compiled-code
+    cache lacks for this checkout, so no measured process compiles (compiling's memory
+    would be in its peak RSS, and its seconds in nothing measured)."""
+    from momentumbot.app.backtest import backtest_to_folder
+    from momentumbot.config.schema import AppConfig
+    from momentumbot.data.store import BarStore
+    from momentumbot.data.synthetic import default_symbols
+
+    source = BarStore(store)
+    names = source.symbols() if n_sym == "all" else default_symbols(int(n_sym))
+    cfg = AppConfig(symbols=names, portfolio={"initial_cash": cash})
+    import pandas as pd
+
+    first = source.info(names[0]).first_ns
+    day = pd.Timestamp(first, tz="UTC").tz_convert("America/New_York").date()
+    with tempfile.TemporaryDirectory() as tmp:
+        backtest_to_folder(cfg, source, Path(tmp) / "warm", start=str(day), end=str(day))
+
+
+def run_child(
+    store: Path, n_sym: int, cash: float, src: Path | None, mode: str = "--child"
+) -> dict:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", str(store), str(n_sym), str(cash)],
+        [sys.executable, __file__, mode, str(store), str(n_sym), str(cash)],
         capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
+    if mode != "--child":
+        return {}
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
@@ -141,7 +180,8 @@ def line(size: str, rep: int, r: dict) -> str:
             else ""
         )
         + f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
-        f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
+        + (f"cpu {r['cpu_s']:.2f} s | " if "cpu_s" in r else "")
+        + f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
     )
 
 
@@ -149,7 +189,7 @@ def summarise(size: str, rows: list[dict]) -> None:
     """Medians of before and after, and whether every run folder file is the same."""
     keys = (
         "load_s", "kernel_s", "quiet_volume_s", "engine_wall_s", "collect_s", "write_s",
-        "total_s", "peak_rss_mb",
+        "total_s", "cpu_s", "peak_rss_mb",
     )  # fmt: skip
     for label in ("before", "after"):
         mine = [r for r in rows if r["variant"] == label]
@@ -173,10 +213,17 @@ def main() -> None:
     ap.add_argument(
         "--child", nargs=3, metavar=("STORE", "SYMBOLS", "CASH"), help=argparse.SUPPRESS
     )
+    ap.add_argument(
+        "--prime", nargs=3, metavar=("STORE", "SYMBOLS", "CASH"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     if args.child:
         store, n_sym, cash = args.child
         print(json.dumps(child(Path(store), n_sym, float(cash))))
+        return
+    if args.prime:
+        store, n_sym, cash = args.prime
+        prime(Path(store), n_sym, float(cash))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -185,6 +232,8 @@ def main() -> None:
         store = ensure_store(args.out, n_sym, n_sessions)
         cash = 10_000.0 * n_sym  # 10k USD a symbol: budgets large enough to trade
         variants = [("before", args.before), ("after", None)] if args.before else [("", None)]
+        for _, src in variants:  # compile what the cache lacks, outside the measured runs
+            run_child(store, n_sym, cash, src, mode="--prime")
         for rep in range(args.repeats):
             for label, src in variants:
                 r = run_child(store, n_sym, cash, src)

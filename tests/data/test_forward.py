@@ -107,3 +107,14 @@ def test_a_store_read_names_a_broken_file(small_groups: BarStore, tmp_path: Path
     store.path("AAA").write_bytes(good[: len(good) // 2])
     with pytest.raises(DataError, match=r"AAA\.parquet: unreadable Parquet file"):
         store.read_groups("AAA", 0, 2, ("open",))
+
+
+def test_a_closed_reader_holds_no_rows_and_reads_no_more(small_groups: BarStore) -> None:
+    start = _ns("2024-03-04")
+    reader = ForwardReader(small_groups, SYMBOLS, start)
+    first = reader.take(0, _ns("2024-03-05"))
+    assert first[0].shape[0] > 0
+    reader.close()
+    assert all(p is None for p in reader._pending)  # the decoded rows are dropped
+    with pytest.raises(RuntimeError, match="after close"):
+        reader.take(0, _ns("2024-03-06"))  # not the first bars again from `start`

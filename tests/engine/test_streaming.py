@@ -3,6 +3,8 @@ chunking, the bar source or where allocation rows go, the run is the same."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,8 @@ from momentumbot.data.calendar import TradingCalendar
 from momentumbot.data.memory import MemoryBarSource
 from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import generate_bars
+from momentumbot.engine import backtest as backtest_mod
+from momentumbot.engine import kernel as k
 from momentumbot.engine.backtest import BacktestResult, run_backtest
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
@@ -95,3 +99,59 @@ def test_a_failing_sink_stops_the_run(store: BarStore) -> None:
     with pytest.raises(OSError, match="disk full"):
         run_backtest(cfg, store, start="2024-03-06", end="2024-03-21", chunk_sessions=2,
                      allocation_sink=sink)  # fmt: skip
+
+
+def test_tables_grown_many_times_change_nothing(
+    store: BarStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Order, fill and allocation tables that start with room for a few rows are grown
+    (column by column) again and again inside the chunks: the same run."""
+    cfg = parse_config({"symbols": SYMBOLS})
+    start, end = "2024-03-06", "2024-03-21"
+    ref = run_backtest(cfg, store, start=start, end=end, chunk_sessions=3)
+    grows: list[int] = []
+    real_grown = backtest_mod.grown
+
+    def counting(tables: object, name: str, used: int, n: int) -> object:
+        before = getattr(tables, name)[0].shape[0]
+        out = real_grown(tables, name, used, n)  # type: ignore[arg-type]
+        if out[0].shape[0] != before:
+            grows.append(out[0].shape[0])
+        return out
+
+    for make in ("new_orders", "new_fills", "new_allocs"):
+        real = getattr(k, make)
+        monkeypatch.setattr(k, make, lambda capacity, real=real: real(8))
+    monkeypatch.setattr(backtest_mod, "grown", counting)
+    tiny = run_backtest(cfg, store, start=start, end=end, chunk_sessions=3)
+    assert len(grows) >= 6  # each table grew, several times
+    assert len(ref.orders) > 64 and len(ref.fills) > 64
+    _same(tiny, ref)
+
+
+def test_the_collector_is_not_left_frozen(store: BarStore) -> None:
+    """The engine phase keeps the objects alive before it out of the cyclic collector's
+    passes; after the run (and after a failed run) they are back in them."""
+    cfg = parse_config({"symbols": SYMBOLS})
+    assert gc.get_freeze_count() == 0
+    run_backtest(cfg, store, start="2024-03-06", end="2024-03-08")
+    assert gc.get_freeze_count() == 0
+
+    def sink(part: pd.DataFrame) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        run_backtest(cfg, store, start="2024-03-06", end="2024-03-21", chunk_sessions=2,
+                     allocation_sink=sink)  # fmt: skip
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_process_that_froze_its_objects_keeps_them_frozen(store: BarStore) -> None:
+    cfg = parse_config({"symbols": SYMBOLS})
+    gc.freeze()
+    try:
+        assert gc.get_freeze_count() > 0
+        run_backtest(cfg, store, start="2024-03-06", end="2024-03-08")
+        assert gc.get_freeze_count() > 0  # not unfrozen by the run (that would leave 0)
+    finally:
+        gc.unfreeze()

@@ -17,6 +17,7 @@ from momentumbot import __version__
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 from momentumbot.engine.backtest import BacktestResult, BarSource, run_backtest
+from momentumbot.engine.pipeline import trim_heap
 from momentumbot.reporting import run_folder as rf
 from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips, to_jsonable
 from momentumbot.risk.limits import RiskLimits
@@ -97,6 +98,7 @@ def backtest_to_folder(
             allocations.abort()
             raise
         t_engine = time.perf_counter() - t0
+        trim_heap()  # the kernel's tables, freed once collected into the result's frames
         for halt in result.risk_events[result.risk_events["event"] == "halt"].itertuples():
             log.warning(
                 "risk: daily loss %.2f USD reached max_daily_loss at %s: flattened, and no more "

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +22,14 @@ from momentumbot.data.source import BarSource
 from momentumbot.domain.errors import ConfigError, DataError
 from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.engine import kernel as k
+from momentumbot.engine.pipeline import (
+    AllocationRows,
+    ChunkBuffers,
+    Tables,
+    gc_frozen,
+    grown,
+    trim_heap,
+)
 from momentumbot.engine.plan import kernel_params as kernel_params
 from momentumbot.engine.plan import minute_flags as minute_flags
 from momentumbot.engine.plan import plan_minutes as plan_minutes
@@ -33,8 +40,6 @@ from momentumbot.engine.results import MinutePlan as MinutePlan
 from momentumbot.engine.results import alloc_frame as alloc_frame
 from momentumbot.engine.results import collect_result as collect_result
 from momentumbot.execution.costs import CostParams, cost_params
-
-_T = TypeVar("_T", k.OrderTable, k.FillTable, k.AllocTable)
 
 
 @jit(nogil=True)
@@ -149,25 +154,6 @@ class _Chunk:
     prep_s: float
 
 
-class _Buffers:
-    """Matrices reused from chunk to chunk: one set of symbol-major columns to read into
-    and two sets of minute-major ones (the chunk the loop runs and the next). A wide run
-    allocates them once, not per chunk, so the allocator never holds freed ones."""
-
-    def __init__(self, n_symbols: int, max_minutes: int) -> None:
-        cells = max(n_symbols * max_minutes, 1)
-        self.n = n_symbols
-        self._cols = [np.empty(cells) for _ in range(3)]
-        self._mats = [[np.empty(cells) for _ in range(3)] for _ in range(2)]
-
-    def columns(self, n_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        o, c, v = (b[: self.n * n_min].reshape(self.n, n_min) for b in self._cols)
-        return o, c, v
-
-    def matrices(self, slot: int, n_min: int) -> list[np.ndarray]:
-        return [b[: self.n * n_min].reshape(n_min, self.n) for b in self._mats[slot % 2]]
-
-
 def _prepare_chunk(
     reader: ForwardReader,
     plan: MinutePlan,
@@ -175,7 +161,7 @@ def _prepare_chunk(
     stop: int,
     st: k.State,
     quiet_window: int,
-    buffers: _Buffers,
+    buffers: ChunkBuffers,
     slot: int,
 ) -> _Chunk:
     """Read a chunk's bars (sessions [first, stop)), walk its quiet-volume windows (the
@@ -195,9 +181,7 @@ def _prepare_chunk(
     bars_used = int(np.count_nonzero(~np.isnan(c_cols[:, first_run:])))
     is_alloc = ((flags & k.F_ALLOC) != 0) & run_rows
     alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
-    n_runs = int(is_alloc.sum())
-    qv_at = np.zeros((n_runs, n))
-    qv_n = np.zeros((n_runs, n), np.int64)
+    qv_at, qv_n = buffers.quiet_volumes(slot, int(is_alloc.sum()))
     t2 = time.perf_counter()
     quiet_volume_pass_columns(
         v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
@@ -215,9 +199,10 @@ def _prepare_chunk(
 
 
 def default_chunk_sessions(n_symbols: int, n_sessions: int) -> int:
-    """Sessions per chunk: about two million cells (about 100 MB of matrices; two chunks
-    are alive at once), and at least 8 chunks so that reading overlaps the minute loop."""
-    by_memory = 2_000_000 // (max(n_symbols, 1) * 390)
+    """Sessions per chunk: about a million cells (nine matrices of 8 MB: one set read into,
+    two transposed, as two chunks are alive at once; and the chunk's allocation rows in
+    flight), and at least 8 chunks so that reading overlaps the minute loop."""
+    by_memory = 1_000_000 // (max(n_symbols, 1) * 390)
     return int(max(2, min(by_memory, -(-n_sessions // 8), 250)))
 
 
@@ -264,24 +249,79 @@ def run_backtest(
     n_sessions = len(grid.sessions)
     per = chunk_sessions or default_chunk_sessions(n, n_sessions)
     bounds = [(f, min(f + per, n_sessions)) for f in range(0, n_sessions, per)]
-    reader = ForwardReader(source, syms, int(grid.label_ns[0]) if grid.n_minutes else 0)
-    edges = np.searchsorted(grid.session, [b[0] for b in bounds] + [n_sessions], side="left")
-    buffers = _Buffers(n, int(np.diff(edges).max()) if len(bounds) else 0)
-    tables = _Tables(
+    tables = Tables(
         k.new_orders(max(1024, 4 * n)),
         k.new_fills(max(1024, 4 * n)),
         k.new_allocs(max(1024, 4 * n)),
         k.new_minute_out(grid.n_minutes),
     )
-    rows = _Rows(np.array(syms, dtype=object), allocation_sink)
+    t_start = time.perf_counter()
+    with gc_frozen():
+        bars_used, tm, parts = _run_chunks(
+            source, syms, plan, bounds, kp, cp, st, tables, allocation_sink, progress
+        )
+    t_engine = time.perf_counter() - t_start
+    # the allocation table's rows were all handed on chunk by chunk (none are left in it)
+    tables.allocs = k.AllocTable(*(col[:0] for col in tables.allocs))
+    trim_heap()  # the chunk buffers', the reader's and the allocation rows' pages
+    t0 = time.perf_counter()
+    result = collect_result(
+        cfg, syms, plan, st, tables.orders, tables.fills, tables.allocs, tables.out, cp,
+        bars_used, parts,
+    )  # fmt: skip
+    # kernel: the engine phase's wall time less the reading the minute loop waited for
+    result.timings.update(
+        load=tm["load"],
+        kernel=t_engine - tm["exposed"],
+        quiet_volume=tm["quiet_volume"],
+        minute_loop=tm["minute_loop"],
+        waited=tm["waited"],
+        engine_wall=t_engine,
+        collect=time.perf_counter() - t0,
+    )
+    return result
+
+
+def _run_chunks(
+    source: BarSource,
+    syms: list[str],
+    plan: MinutePlan,
+    bounds: list[tuple[int, int]],
+    kp: k.KernelParams,
+    cp: CostParams,
+    st: k.State,
+    tables: Tables,
+    allocation_sink: Callable[[pd.DataFrame], None] | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[int, dict[str, float], list[pd.DataFrame]]:
+    """The engine phase: every chunk read, walked and run; returns the bars used, the
+    phase's timings and the allocation rows kept (none when a sink took them). The reader
+    and the chunk buffers are its own, so they are freed before the tables are collected."""
+    grid = plan.grid
+    n = len(syms)
+    n_sessions = len(grid.sessions)
+    reader = ForwardReader(source, syms, int(grid.label_ns[0]) if grid.n_minutes else 0)
+    edges = np.searchsorted(grid.session, [b[0] for b in bounds] + [n_sessions], side="left")
+    alloc_runs = np.concatenate(
+        [[0], np.cumsum(((plan.flags & k.F_ALLOC) != 0) & ((plan.flags & k.F_WARMUP) == 0))]
+    )
+    buffers = ChunkBuffers(
+        n,
+        int(np.diff(edges).max()) if len(bounds) else 0,
+        int(np.diff(alloc_runs[edges]).max()) if len(bounds) else 0,
+    )
+    rows = AllocationRows(np.array(syms, dtype=object), allocation_sink)
     tm = dict.fromkeys(("load", "quiet_volume", "minute_loop", "waited", "exposed"), 0.0)
     bars_used = 0
-    t_start = time.perf_counter()
     # the next chunk is read, its quiet volume walked and transposed on a worker thread
     # while the minute loop (which releases the GIL) runs the current one; allocation rows
-    # are made into tables on another; the first chunk has nothing to overlap
+    # are made into tables on another; the first chunk has nothing to overlap, but it is
+    # read on the worker too: Arrow's allocator keeps a thread's pages for that thread, so
+    # rows decoded here and freed there would stay held until the run ends
     with ThreadPoolExecutor(max_workers=1) as worker, rows:
-        chunk = _prepare_chunk(reader, plan, *bounds[0], st, kp.quiet_window, buffers, 0)
+        chunk = worker.submit(
+            _prepare_chunk, reader, plan, *bounds[0], st, kp.quiet_window, buffers, 0
+        ).result()
         tm["exposed"] += chunk.load_s
         for i in range(len(bounds)):
             ahead = None
@@ -308,77 +348,8 @@ def run_backtest(
                 waited = time.perf_counter() - t_wait
                 tm["waited"] += waited
                 tm["exposed"] += waited * chunk.load_s / max(chunk.prep_s, 1e-9)
-    t_engine = time.perf_counter() - t_start
-    t0 = time.perf_counter()
-    result = collect_result(
-        cfg, syms, plan, st, tables.orders, tables.fills, tables.allocs, tables.out, cp,
-        bars_used, rows.parts,
-    )  # fmt: skip
-    # kernel: the engine phase's wall time less the reading the minute loop waited for
-    result.timings.update(
-        load=tm["load"],
-        kernel=t_engine - tm["exposed"],
-        quiet_volume=tm["quiet_volume"],
-        minute_loop=tm["minute_loop"],
-        waited=tm["waited"],
-        engine_wall=t_engine,
-        collect=time.perf_counter() - t0,
-    )
-    return result
-
-
-@dataclass
-class _Tables:
-    """The kernel's output tables; grown (replaced) when a chunk runs out of room."""
-
-    orders: k.OrderTable
-    fills: k.FillTable
-    allocs: k.AllocTable
-    out: k.MinuteOut
-
-
-class _Rows:
-    """Allocation rows of each chunk, made into a table and handed to the sink (or kept) on
-    a thread of their own, in order, at most one chunk behind the minute loop."""
-
-    def __init__(self, sym_arr: np.ndarray, sink: Callable[[pd.DataFrame], None] | None) -> None:
-        self._sym_arr = sym_arr
-        self._sink = sink
-        self._pool = ThreadPoolExecutor(max_workers=1)
-        self._pending: Future[None] | None = None
-        self.parts: list[pd.DataFrame] = []
-
-    def hand_on(self, allocs: k.AllocTable, st: k.State) -> None:
-        """Take the rows written so far (copied: the table is reused from row 0)."""
-        n = int(st.counters[k.C_ALLOCS])
-        if not n:
-            return
-        rows = k.AllocTable(*(col[:n].copy() for col in allocs))
-        st.counters[k.C_ALLOCS] = 0
-        self._wait()
-        self._pending = self._pool.submit(self._write, rows, n)
-
-    def _write(self, rows: k.AllocTable, n: int) -> None:
-        part = alloc_frame(rows, n, self._sym_arr)
-        if self._sink is not None:
-            self._sink(part)
-        else:
-            self.parts.append(part)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-
-    def __enter__(self) -> _Rows:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if exc[0] is None:
-                self._wait()
-        finally:
-            self._pool.shutdown(wait=True)
+    reader.close()
+    return bars_used, tm, rows.parts
 
 
 def _run_chunk(
@@ -387,7 +358,7 @@ def _run_chunk(
     kp: k.KernelParams,
     cp: CostParams,
     st: k.State,
-    tables: _Tables,
+    tables: Tables,
     n: int,
 ) -> None:
     """The minute loop over one chunk, growing the tables when it stops for room."""
@@ -404,13 +375,6 @@ def _run_chunk(
             sub_out,
         )  # fmt: skip
         if m < hi - lo:
-            tables.orders = _grown(tables.orders, int(st.counters[k.C_ORDERS]), n)
-            tables.fills = _grown(tables.fills, int(st.counters[k.C_FILLS]), n)
-            tables.allocs = _grown(tables.allocs, int(st.counters[k.C_ALLOCS]), n)
-
-
-def _grown(table: _T, used: int, n: int) -> _T:
-    cap = k.capacity(table)
-    if cap - used >= n + 1:
-        return table
-    return k.grow(table, max(2 * cap, used + 4 * (n + 1)))
+            tables.orders = grown(tables, "orders", int(st.counters[k.C_ORDERS]), n)
+            tables.fills = grown(tables, "fills", int(st.counters[k.C_FILLS]), n)
+            tables.allocs = grown(tables, "allocs", int(st.counters[k.C_ALLOCS]), n)

@@ -107,6 +107,8 @@ class BackgroundWriter:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
+            # the formatted text's pages, kept by Arrow's allocator for a thread now ended
+            pa.default_memory_pool().release_unused()
 
     def discard(self) -> None:
         """Wait for the worker and stop it, ignoring its errors (the caller is already
