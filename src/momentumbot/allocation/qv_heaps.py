@@ -4,6 +4,10 @@ that both heaps are min-heaps and share their code) and the rest in a min-heap. 
 carries its ring slot; `pos[slot]` is the entry's place (+ `window` in the upper heap), so
 the leaving volume's entry is found and replaced in place. Each heap keeps +inf one past its
 last entry, so a sift picks the smaller child without a branch.
+
+The minute's path (`replace` and the sifts) is inlined into the walk; `build`, `sort_values`
+and `grow` (a walk's start and end, a window filling up) are compiled apart: inlined, they
+cost about 4 s more compiling for no measurable speed (bench/README, session 5).
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ def _pop(hv: np.ndarray, hid: np.ndarray, pos: np.ndarray, size: int, off: int) 
         hv[0] = np.inf
 
 
-@jit(inline=True)
+@jit()
 def build(
     ring: np.ndarray, srt: np.ndarray, n: int, k: int, lv: np.ndarray, li: np.ndarray,
     uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int,
@@ -126,7 +130,7 @@ def build(
     return frac
 
 
-@jit(inline=True)
+@jit()
 def sort_values(a: np.ndarray, n: int, tmp: np.ndarray) -> None:
     """Sort a[:n] ascending in place: a bottom-up merge sort through tmp (numba's own sorts
     cost seconds of compiling)."""
@@ -155,7 +159,7 @@ def sort_values(a: np.ndarray, n: int, tmp: np.ndarray) -> None:
             a[i] = tmp[i]
 
 
-@jit(inline=True)
+@jit()
 def grow(x: float, slot: int, n: int, k: int, low: float, lv: np.ndarray, li: np.ndarray,
           uv: np.ndarray, ui: np.ndarray, pos: np.ndarray, window: int) -> float:  # fmt: skip
     """Add volume x (ring slot `slot`) to a window of n < window volumes whose lower heap
