@@ -13,8 +13,9 @@ CLIENTS_BIN := $(CLIENTS_VENV)/bin
 # (pip does by default; uv with --compile-bytecode), and the project's own modules are
 # byte-compiled too, so no later process compiles Python source (where PYTHONDONTWRITEBYTECODE
 # is set, every process would, about 2-3 s each). Then the kernels are compiled into the cache
-# once (`momentumbot precompile`, about a minute), so the first backtest does not.
-$(BIN)/momentumbot: pyproject.toml requirements.lock
+# once (`momentumbot precompile`, about half a minute), so the first backtest does not.
+PACKAGES := $(VENV)/.packages
+$(PACKAGES): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	@if $(BIN)/pip install --quiet uv >/dev/null 2>&1; then \
 		echo "installing with uv (requirements.lock)"; \
@@ -25,6 +26,9 @@ $(BIN)/momentumbot: pyproject.toml requirements.lock
 		$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'; \
 	fi
 	$(BIN)/python -m compileall -q src
+	@touch $(PACKAGES)
+
+$(BIN)/momentumbot: $(PACKAGES)
 	$(BIN)/momentumbot precompile
 	@touch $(BIN)/momentumbot
 
@@ -51,8 +55,11 @@ lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 		--quiet -o requirements.lock
 
-demo: install
+# The demo first (with nothing compiled yet, a run this small goes uncompiled: same results,
+# no wait), then the kernels are compiled for the runs after it.
+demo: $(PACKAGES)
 	$(BIN)/momentumbot demo
+	@$(MAKE) --no-print-directory install
 
 test: install clients
 	$(BIN)/python -m pytest -q

@@ -71,15 +71,38 @@ def _run_backtest_cli(
 ) -> Path:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from momentumbot.app.backtest import backtest_to_folder, default_run_dir
-    from momentumbot.app.compile_ahead import compile_ahead
+    from momentumbot.app.first_run import choose_uncompiled
     from momentumbot.config.loader import load_config
     from momentumbot.data.store import BarStore
-    from momentumbot.reporting.console import summary_table
 
     cfg = load_config(cfg_path)
     # the report's PNGs: a second process imports matplotlib during the backtest, then draws
     worker = _chart_worker() if report else None
+    store_dir = store if store is not None else Path(cfg.data.store)
+    if not store_dir.is_dir():
+        from momentumbot.domain.errors import DataError
+
+        raise DataError(
+            f"{store_dir}: no bar store here; import bars with `momentumbot data import` "
+            "or generate sample bars with `momentumbot data generate`"
+        )
+    source = BarStore(store_dir)
+    chosen = parse_symbols_option(symbols)
+    if chosen == ["ALL"]:
+        chosen = source.symbols()
+    # before anything imports the kernels: a small run with nothing cached goes uncompiled
+    bars = choose_uncompiled(source, chosen or cfg.symbols, start, end)
+    if bars is not None:
+        err_console.print(
+            f"compiled code not cached yet: this run (about {bars:,} bars) goes uncompiled, "
+            "same results; `momentumbot precompile` compiles once (about 30 s) for faster runs"
+        )
+
+    from momentumbot.app.backtest import backtest_to_folder, default_run_dir
+    from momentumbot.app.compile_ahead import compile_ahead
+    from momentumbot.engine.backtest import kernel_params
+    from momentumbot.reporting.console import summary_table
+
     said: list[str] = []
 
     def first_run(line: str) -> None:
@@ -90,23 +113,9 @@ def _run_backtest_cli(
                 "(`momentumbot precompile` does it ahead) ..."
             )
 
-    from momentumbot.engine.backtest import kernel_params
-
     # an empty compiled-code cache is filled first (on two cores when both are idle)
     compile_ahead(first_run, kernel_params(cfg, 2))
-    store_dir = store if store is not None else Path(cfg.data.store)
-    if not store_dir.is_dir():
-        from momentumbot.domain.errors import DataError
-
-        raise DataError(
-            f"{store_dir}: no bar store here; import bars with `momentumbot data import` "
-            "or generate sample bars with `momentumbot data generate`"
-        )
     out_dir = out if out is not None else default_run_dir()
-    source = BarStore(store_dir)
-    chosen = parse_symbols_option(symbols)
-    if chosen == ["ALL"]:
-        chosen = source.symbols()
     console = Console()
     with Progress(
         TextColumn("[bold]backtest"),

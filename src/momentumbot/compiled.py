@@ -117,12 +117,54 @@ def _compile_plain_calls(dispatcher: Any) -> None:
     dispatcher.get_call_template = get_call_template
 
 
+# MOMENTUMBOT_JIT: `off` runs every compiled function as plain Python (the same numbers,
+# slower; a debugger can step through it), `on` always compiles, `auto` (the default) lets a
+# small backtest whose compiled code is not cached yet run uncompiled (`app.first_run`).
+JIT_ENV = "MOMENTUMBOT_JIT"
+
+
+class _Mode:
+    uncompiled = os.environ.get(JIT_ENV, "").strip().lower() == "off"
+    declared = 0  # compiled functions declared so far in this process
+
+
+_mode = _Mode()
+
+
+def uncompiled() -> bool:
+    """Whether this process runs its compiled functions as plain Python."""
+    return _mode.uncompiled
+
+
+def run_uncompiled() -> bool:
+    """Make every compiled function declared from now on plain Python (numba leaves it
+    alone): for a run too small to be worth compiling. Only before any is declared (the
+    kernels' modules not imported yet), so that no compiled function calls a plain one;
+    returns whether the process now runs uncompiled."""
+    if not _mode.declared:
+        _mode.uncompiled = True
+    return _mode.uncompiled
+
+
+def is_cached(qualname: str) -> bool:
+    """Whether the cache holds machine code of a compiled function, named as numba names its
+    index files (`loop.run_minutes`: module file stem and function), for any signature."""
+    try:
+        return any(CACHE_DIR.glob(f"*/{qualname}-*.nbi"))
+    except OSError:
+        return False
+
+
 def jit(
     *, inline: bool = False, parallel: bool = False, fastmath: bool = False, nogil: bool = False
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """`numba.njit(cache=True, ...)`, typed so that calls are checked like Python calls."""
+    """`numba.njit(cache=True, ...)`, typed so that calls are checked like Python calls;
+    the function itself when the process runs uncompiled."""
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        _mode.declared += 1
+        if _mode.uncompiled:
+            return fn
         compiled = numba.njit(
             cache=True,
             inline="always" if inline else "never",
@@ -148,7 +190,7 @@ def in_parts(fn: Callable[..., None], n: int, *args: object, min_n: int = 2) -> 
     for parallel=True, whose compilation costs seconds in a cold first run. Below `min_n`
     items (or with one thread) fn runs once, in this thread."""
     parts = min(numba.get_num_threads(), n // max(min_n, 1))
-    if parts <= 1:
+    if parts <= 1 or _mode.uncompiled:  # plain Python holds the GIL: threads would only queue
         fn(0, n, *args)
         return
     if not _POOL:

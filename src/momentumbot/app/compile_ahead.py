@@ -166,7 +166,12 @@ def compile_ahead(
     own code is the largest part); this process compiles the other half, tells the worker
     (by closing its stdin) that they are cached, compiles the rest of a backtest's
     functions while the worker compiles the loop, and then loads the loop from the cache.
-    Nothing is compiled twice."""
+    Nothing is compiled twice. A process running uncompiled (`compiled.run_uncompiled`)
+    compiles nothing."""
+    from momentumbot.compiled import uncompiled
+
+    if uncompiled():
+        return False
     x = _samples(kp)
     top = _top(x)
     if is_cached(top):

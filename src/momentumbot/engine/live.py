@@ -132,6 +132,11 @@ class LiveEngine:
         lockstep replay)."""
         from numba import typeof
 
+        from momentumbot.compiled import uncompiled
+
+        if uncompiled():  # plain Python (MOMENTUMBOT_JIT=off): nothing to load
+            return
+
         def load(fn: Any, *args: Any) -> None:
             fn.compile(tuple(typeof(a) for a in args))
 

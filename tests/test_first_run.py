@@ -1,0 +1,116 @@
+"""When a backtest runs its kernels as plain Python (`app.first_run`): MOMENTUMBOT_JIT, the
+compiled-code cache and the run's size decide (the run folders' equality is in
+tests/engine/test_cold_and_warm.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from momentumbot.app import first_run
+from momentumbot.cli import main
+from momentumbot.data.store import BarStore
+from momentumbot.data.synthetic import default_symbols, write_synthetic
+from momentumbot.domain.errors import ConfigError
+
+SYMBOLS = default_symbols(3)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> BarStore:
+    bars = BarStore(tmp_path_factory.mktemp("first-run") / "store")
+    write_synthetic(bars, SYMBOLS, start="2024-01-02", n_sessions=10, seed=3)
+    return bars
+
+
+def _recorder(calls: list[bool]) -> Callable[[], bool]:
+    def run_uncompiled() -> bool:
+        calls.append(True)
+        return True
+
+    return run_uncompiled
+
+
+@pytest.fixture
+def switched(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records the switches to plain Python instead of making them (this process's kernels
+    are compiled already), with an empty cache unless a test says otherwise."""
+    calls: list[bool] = []
+    monkeypatch.setattr(first_run, "run_uncompiled", _recorder(calls))
+    monkeypatch.setattr(first_run, "is_cached", lambda name: False)
+    monkeypatch.delenv("MOMENTUMBOT_JIT", raising=False)
+    return calls
+
+
+def test_the_estimate_counts_the_stored_minutes_of_the_run_dates(store: BarStore) -> None:
+    rows = sum(store.info(s).rows for s in SYMBOLS)
+    assert first_run.planned_bars(store, SYMBOLS, None, None) == rows
+    # about half the sessions: about half the minutes, never fewer than the run has
+    half = first_run.planned_bars(store, SYMBOLS, "2024-01-02", "2024-01-09")
+    assert rows * 0.4 < half < rows * 0.75
+    assert first_run.planned_bars(store, SYMBOLS, "2030-01-02", None) == 0
+    assert first_run.planned_bars(store, ["NOPE"], None, None) == 0
+
+
+def test_a_small_run_with_nothing_cached_goes_uncompiled(
+    store: BarStore, switched: list[bool]
+) -> None:
+    bars = first_run.choose_uncompiled(store, SYMBOLS, None, None)
+    assert bars == first_run.planned_bars(store, SYMBOLS, None, None) and switched == [True]
+
+
+def test_a_large_run_or_a_filled_cache_compiles(
+    store: BarStore, switched: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(first_run, "UNCOMPILED_MAX_BARS", 1000)
+    assert first_run.choose_uncompiled(store, SYMBOLS, None, None) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(first_run, "run_uncompiled", _recorder(switched))
+    monkeypatch.setattr(first_run, "is_cached", lambda name: name == "loop.run_minutes")
+    assert first_run.choose_uncompiled(store, SYMBOLS, None, None) is None
+    assert switched == []
+
+
+@pytest.mark.parametrize(("mode", "plain"), [("on", False), ("off", True), (" OFF ", True)])
+def test_momentumbot_jit_decides_alone(
+    store: BarStore, switched: list[bool], monkeypatch: pytest.MonkeyPatch, mode: str, plain: bool
+) -> None:
+    monkeypatch.setenv("MOMENTUMBOT_JIT", mode)
+    assert first_run.choose_uncompiled(store, SYMBOLS, None, None) is None  # nothing to say
+    assert switched == ([True] if plain else [])
+
+
+def test_a_wrong_momentumbot_jit_is_a_clear_error(
+    store: BarStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOMENTUMBOT_JIT", "fast")
+    with pytest.raises(ConfigError, match="MOMENTUMBOT_JIT='fast': use on, off or auto"):
+        first_run.jit_mode()
+    code = main(["backtest", "--store", str(store.root), "--symbols", ",".join(SYMBOLS)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "MOMENTUMBOT_JIT='fast'" in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_a_small_run_in_a_fresh_process_imports_no_compiled_kernel(
+    store: BarStore, tmp_path: Path
+) -> None:
+    """The switch comes before any kernel module is imported, so it takes: the run's kernels
+    are plain functions (what the decision module sees with an empty cache)."""
+    code = (
+        "import sys; from momentumbot.cli import main; "
+        f"main(['backtest', '--store', {str(store.root)!r}, '--symbols', {','.join(SYMBOLS)!r}, "
+        f"'--out', {str(tmp_path / 'run')!r}, '--no-report']); "
+        "from momentumbot.engine.kernel import loop; print(type(loop.run_minutes).__name__)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "MOMENTUMBOT_JIT")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # empty
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "function"
+    assert "goes uncompiled" in " ".join(res.stderr.split())
