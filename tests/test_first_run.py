@@ -42,7 +42,7 @@ def switched(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     are compiled already), with an empty cache unless a test says otherwise."""
     calls: list[bool] = []
     monkeypatch.setattr(first_run, "run_uncompiled", _recorder(calls))
-    monkeypatch.setattr(first_run, "is_cached", lambda name: False)
+    monkeypatch.setattr(first_run, "has_cached_code", lambda name: False)
     monkeypatch.delenv("MOMENTUMBOT_JIT", raising=False)
     return calls
 
@@ -71,7 +71,7 @@ def test_a_large_run_or_a_filled_cache_compiles(
     assert first_run.choose_uncompiled(store, SYMBOLS, None, None) is None
     monkeypatch.undo()
     monkeypatch.setattr(first_run, "run_uncompiled", _recorder(switched))
-    monkeypatch.setattr(first_run, "is_cached", lambda name: name == "loop.run_minutes")
+    monkeypatch.setattr(first_run, "has_cached_code", lambda name: name == "loop.run_minutes")
     assert first_run.choose_uncompiled(store, SYMBOLS, None, None) is None
     assert switched == []
 

@@ -146,7 +146,7 @@ def run_uncompiled() -> bool:
     return _mode.uncompiled
 
 
-def is_cached(qualname: str) -> bool:
+def has_cached_code(qualname: str) -> bool:
     """Whether the cache holds machine code of a compiled function, named as numba names its
     index files (`loop.run_minutes`: module file stem and function), for any signature."""
     try:

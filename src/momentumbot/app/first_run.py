@@ -17,7 +17,7 @@ import datetime as dt
 import os
 from collections.abc import Sequence
 
-from momentumbot.compiled import JIT_ENV, is_cached, run_uncompiled
+from momentumbot.compiled import JIT_ENV, has_cached_code, run_uncompiled
 from momentumbot.data.store import BarStore
 from momentumbot.domain.errors import ConfigError, DataError
 
@@ -78,7 +78,7 @@ def choose_uncompiled(
     if mode == "off":
         run_uncompiled()
         return None
-    if mode == "on" or is_cached("loop.run_minutes"):
+    if mode == "on" or has_cached_code("loop.run_minutes"):
         return None
     bars = planned_bars(store, symbols, start, end)
     if bars > UNCOMPILED_MAX_BARS or not run_uncompiled():
