@@ -145,120 +145,144 @@ def run_sweep(
     on_runner: Callable[[Runner], None] | None = None,
 ) -> SweepOutcome:
     """Run (or finish) the sweep into spec.out and write every output."""
-    t0 = time.perf_counter()
-    plan = plan_sweep(spec)
-    store = ResultsStore(spec.out, [s.name for s in spec.specs])
-    done = store.open(fingerprint(spec))
-    base = spec.base.model_copy(update={"symbols": list(spec.symbols)})
-    base_dump = base.model_dump()
-    if plan.windows:
-        stage1 = [
-            Task(_task_key("train", w.train, p), "train", w.index, w.train, p)
-            for w in plan.windows
-            for p in plan.param_sets
-        ]
-    else:
-        stage1 = [
+    return _Sweep(spec, progress, on_runner).run()
+
+
+class _Sweep:
+    """One sweep's run: the tasks not done yet (training sets or the whole span, then each
+    window's test of its best set), the runner started on first need, each result recorded
+    as it finishes, the outputs at the end."""
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        progress: Callable[[int, int, str], None] | None,
+        on_runner: Callable[[Runner], None] | None,
+    ) -> None:
+        self.t0 = time.perf_counter()
+        self.spec, self.progress, self.on_runner = spec, progress, on_runner
+        self.plan = plan_sweep(spec)
+        self.store = ResultsStore(spec.out, [s.name for s in spec.specs])
+        self.done = self.store.open(fingerprint(spec))
+        self.base = spec.base.model_copy(update={"symbols": list(spec.symbols)})
+        self.base_dump = self.base.model_dump()
+        self.wf_dir = spec.out / "walk_forward"
+        self.counts = {"ran": 0, "failed": 0}
+        self.finished = self.total = 0
+        self.runner: Runner | None = None
+        self.timings: dict[str, float] = {"plan": time.perf_counter() - self.t0}
+
+    def first_stage(self) -> list[Task]:
+        """Every parameter set on each training window, or on the whole span."""
+        plan = self.plan
+        if plan.windows:
+            return [
+                Task(_task_key("train", w.train, p), "train", w.index, w.train, p)
+                for w in plan.windows
+                for p in plan.param_sets
+            ]
+        return [
             Task(_task_key("sweep", plan.span, p), "sweep", 0, plan.span, p)
             for p in plan.param_sets
         ]
-    todo = [t for t in stage1 if t.key not in done]
-    skipped = len(stage1) - len(todo)
-    counts = {"ran": 0, "failed": 0}
-    total = len(todo) + sum(1 for w in plan.windows if w.test is not None)
-    finished = 0
-    runner: Runner | None = None
-    wf_dir = spec.out / "walk_forward"
-    timings: dict[str, float] = {"plan": time.perf_counter() - t0}
 
-    def record(result: TaskResult) -> None:
-        nonlocal finished
+    def test_stage(self) -> list[Task]:
+        """Each window's test of the set that did best on its training, unless done."""
+        results = self.store.read()
+        results["params_key"] = results["key"].map(lambda k: k.split("|", 3)[3])
+        tasks: list[Task] = []
+        for w in self.plan.windows:
+            if w.test is None:
+                continue
+            rows = results[(results["phase"] == "train") & (results["window"] == w.index)]
+            rows = rows[rows["start"] == w.train.start]
+            if rows.empty:
+                continue
+            chosen = _params_of(best_row(rows, self.spec.objective, self.plan.order), self.plan)
+            task = Task(_task_key("test", w.test, chosen), "test", w.index, w.test, chosen, True)
+            folder = self.wf_dir / f"window-{w.index:03d}"
+            if task.key in self.done and (folder / "summary.json").is_file():
+                self.total -= 1
+                continue
+            tasks.append(task)
+        return tasks
+
+    def record(self, result: TaskResult) -> None:
         if result.run is not None and result.error is None:
-            cfg = apply_params(base_dump, spec.specs, result.task.params)
-            (wf_dir / f"window-{result.task.window:03d}").mkdir(parents=True, exist_ok=True)
-            write_results(cfg, result.run, wf_dir / f"window-{result.task.window:03d}",
-                          engine_seconds=result.seconds, store_path=spec.store)  # fmt: skip
-        store.append(result)
-        counts["failed" if result.error else "ran"] += 1
-        finished += 1
-        if progress is not None:
-            progress(finished, total, result.task.phase)
+            cfg = apply_params(self.base_dump, self.spec.specs, result.task.params)
+            folder = self.wf_dir / f"window-{result.task.window:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_results(cfg, result.run, folder, engine_seconds=result.seconds,
+                          store_path=self.spec.store)  # fmt: skip
+        self.store.append(result)
+        self.counts["failed" if result.error else "ran"] += 1
+        self.finished += 1
+        if self.progress is not None:
+            self.progress(self.finished, self.total, result.task.phase)
 
-    def ensure_runner(n_tasks: int) -> Runner:
-        nonlocal runner
-        if runner is None:
+    def ensure_runner(self, n_tasks: int) -> Runner:
+        if self.runner is None:
             t = time.perf_counter()
-            runner = _make_runner(spec, n_tasks)
-            timings["start_runner"] = time.perf_counter() - t
+            self.runner = _make_runner(self.spec, n_tasks)
+            self.timings["start_runner"] = time.perf_counter() - t
             t = time.perf_counter()
-            job = _job(spec, plan, base_dump)
-            timings["load_bars"] = time.perf_counter() - t
+            job = _job(self.spec, self.plan, self.base_dump)
+            self.timings["load_bars"] = time.perf_counter() - t
             t = time.perf_counter()
-            runner.load(job)
-            timings["ship_job"] = time.perf_counter() - t
-            if on_runner is not None:
-                on_runner(runner)
-        return runner
+            self.runner.load(job)
+            self.timings["ship_job"] = time.perf_counter() - t
+            if self.on_runner is not None:
+                self.on_runner(self.runner)
+        return self.runner
 
-    try:
-        if progress is not None:
-            progress(0, total, "start")
-        t_runs = time.perf_counter()
-        if todo:
-            ensure_runner(len(todo)).run(todo, record)
-        if plan.windows:
-            results = store.read()
-            results["params_key"] = results["key"].map(lambda k: k.split("|", 3)[3])
-            stage2: list[Task] = []
-            for w in plan.windows:
-                if w.test is None:
-                    continue
-                rows = results[(results["phase"] == "train") & (results["window"] == w.index)]
-                rows = rows[rows["start"] == w.train.start]
-                if rows.empty:
-                    continue
-                chosen = _params_of(best_row(rows, spec.objective, plan.order), plan)
-                task = Task(
-                    _task_key("test", w.test, chosen), "test", w.index, w.test, chosen, True
-                )
-                folder = wf_dir / f"window-{w.index:03d}"
-                if task.key in done and (folder / "summary.json").is_file():
-                    total -= 1
-                    continue
-                stage2.append(task)
+    def run_tasks(self) -> int:
+        """Run both stages; returns how many first-stage tasks were done already."""
+        stage1 = self.first_stage()
+        todo = [t for t in stage1 if t.key not in self.done]
+        self.total = len(todo) + sum(1 for w in self.plan.windows if w.test is not None)
+        try:
+            if self.progress is not None:
+                self.progress(0, self.total, "start")
+            t_runs = time.perf_counter()
+            if todo:
+                self.ensure_runner(len(todo)).run(todo, self.record)
+            stage2 = self.test_stage() if self.plan.windows else []
             if stage2:
-                ensure_runner(len(stage2)).run(stage2, record)
-        timings["runs"] = time.perf_counter() - t_runs
-    except KeyboardInterrupt:
-        if isinstance(runner, LocalPool):
-            runner.abort()
-            runner = None
-        raise
-    finally:
-        t_stop = time.perf_counter()
-        if runner is not None:
-            runner.close()
-        store.close()
-    timings["stop_runner"] = time.perf_counter() - t_stop
-    results = store.read()
-    outcome = SweepOutcome(
-        out=spec.out,
-        results=results,
-        best=None,
-        best_config=None,
-        summary_html=None,
-        ran=counts["ran"],
-        skipped=skipped,
-        failed=counts["failed"],
-        seconds=time.perf_counter() - t0,
-        runner=_describe(spec),
-    )
-    t = time.perf_counter()
-    write_outputs(plan, outcome, base)
-    timings["outputs"] = time.perf_counter() - t
-    outcome.timings = timings
-    outcome.seconds = time.perf_counter() - t0
-    return outcome
+                self.ensure_runner(len(stage2)).run(stage2, self.record)
+            self.timings["runs"] = time.perf_counter() - t_runs
+        except KeyboardInterrupt:
+            if isinstance(self.runner, LocalPool):
+                self.runner.abort()
+                self.runner = None
+            raise
+        finally:
+            t_stop = time.perf_counter()
+            if self.runner is not None:
+                self.runner.close()
+            self.store.close()
+        self.timings["stop_runner"] = time.perf_counter() - t_stop
+        return len(stage1) - len(todo)
+
+    def run(self) -> SweepOutcome:
+        skipped = self.run_tasks()
+        outcome = SweepOutcome(
+            out=self.spec.out,
+            results=self.store.read(),
+            best=None,
+            best_config=None,
+            summary_html=None,
+            ran=self.counts["ran"],
+            skipped=skipped,
+            failed=self.counts["failed"],
+            seconds=time.perf_counter() - self.t0,
+            runner=_describe(self.spec),
+        )
+        t = time.perf_counter()
+        write_outputs(self.plan, outcome, self.base)
+        self.timings["outputs"] = time.perf_counter() - t
+        outcome.timings = self.timings
+        outcome.seconds = time.perf_counter() - self.t0
+        return outcome
 
 
 def _describe(spec: SweepSpec) -> str:
