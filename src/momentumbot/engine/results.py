@@ -67,15 +67,19 @@ def _iso(ns: np.ndarray) -> pd.Categorical[str]:
     formatted once (a categorical: allocation rows repeat one time per symbol)."""
     uniq, codes = np.unique(ns, return_inverse=True)
     text = np.char.add(np.datetime_as_string(uniq.astype("datetime64[ns]"), unit="s"), "+00:00")
-    dtype = pd.CategoricalDtype(text.astype(str).tolist())
-    return cast(
-        "pd.Categorical[str]", pd.Categorical.from_codes(codes.astype(np.int32), dtype=dtype)
-    )
+    return _categorical(codes, text.astype(object))
 
 
 def _names(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical[str]:
     """Small integer codes to their names, as a categorical (cheap to build and to write)."""
-    dtype = pd.CategoricalDtype(list(names))
+    return _categorical(codes, np.array(list(names), dtype=object))
+
+
+def _categorical(codes: np.ndarray, categories: np.ndarray) -> pd.Categorical[str]:
+    """A categorical whose categories are Python strings (an object index, not pandas'
+    Arrow-backed str): the figures parse and read them as Python objects, which an
+    Arrow-backed index would convert to on every read (the run's times: twice as long)."""
+    dtype = pd.CategoricalDtype(pd.Index(categories, dtype=object))
     return cast(
         "pd.Categorical[str]", pd.Categorical.from_codes(codes.astype(np.int32), dtype=dtype)
     )
@@ -127,14 +131,15 @@ def collect_result(
     close_ns = plan.grid.label_ns[run] + NS_PER_MINUTE
     cash = out.cash[run] / 1e6
     pv = out.positions_value[run]
+    close_times = _iso(close_ns)  # one categorical for both tables: its times read once
     equity_df = pd.DataFrame(
-        {"time": _iso(close_ns), "cash": cash, "positions_value": pv, "equity": cash + pv}
+        {"time": close_times, "cash": cash, "positions_value": pv, "equity": cash + pv}
     )
     bench_cash = int(st.counters[k.C_BENCH_CASH]) / 1e6  # spent at the first bars, then constant
     bench_eq = out.bench_equity[run]
     bench_df = pd.DataFrame(
         {
-            "time": equity_df["time"],
+            "time": close_times,
             "cash": bench_cash,
             "positions_value": bench_eq - bench_cash,
             "equity": bench_eq,
