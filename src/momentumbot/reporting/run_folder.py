@@ -89,10 +89,13 @@ def write_csv(
 
 class BackgroundWriter:
     """Formats and writes files on a worker thread, taken in the order given, while the
-    caller goes on computing (the frames are read, not changed, there; Arrow's formatting
-    runs without the GIL). wait() returns when every file is written and raises the first
-    error a write met; while it waits, the caller takes the files the worker has not begun
-    (two cores format at once once the caller is done with its own work)."""
+    caller goes on computing. The frames are made into Arrow tables in the caller's thread
+    (a few ms: the columns' arrays wrapped, repeated floats formatted once), so that the
+    worker's job is one call into Arrow, which formats without the GIL: a worker that
+    needs the GIL for each step waits up to the interpreter's switch interval (5 ms) for it
+    at every step while the caller computes. wait() returns when every file is written and
+    raises the first error a write met; while it waits, the caller writes the files the
+    worker has not begun (two cores format at once once the caller is done)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -115,7 +118,7 @@ class BackgroundWriter:
             self._done.notify_all()
 
     def csv(self, df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = None) -> None:
-        self.submit(write_csv, df, path, columns, self.dictionaries)
+        self.submit(write_table, csv_table(df, columns, self.dictionaries), path)
 
     def _take(self) -> Callable[[], None] | None:
         """The next queued job (counted as running), or None; the lock is held."""
@@ -183,9 +186,9 @@ class BackgroundWriter:
 class CsvStream:
     """A CSV file written part by part (same format as write_csv), moved into place on close.
 
-    With ``background=True`` each part is converted and formatted on a worker thread while
-    the caller goes on (at most one part waits there, so memory stays bounded); ``seconds``
-    is the time spent formatting and writing, wherever it ran."""
+    With ``background=True`` each part is formatted on a worker thread while the caller
+    goes on (at most one part waits there, so memory stays bounded); ``seconds`` is the
+    time spent formatting and writing, wherever it ran."""
 
     def __init__(self, path: Path, columns: tuple[str, ...], *, background: bool = False) -> None:
         self.path = path
@@ -196,22 +199,24 @@ class CsvStream:
         self.rows = 0
         self.seconds = 0.0
 
-    def _write_part(self, df: pd.DataFrame) -> None:
+    def _write_table(self, table: pa.Table) -> None:
         t0 = time.perf_counter()
-        table = csv_table(df, self.columns)
         if self._writer is None:
             self._writer = pacsv.CSVWriter(self._tmp, table.schema, write_options=_CSV_OPTIONS)
         self._writer.write_table(table)
         self.seconds += time.perf_counter() - t0
 
     def write(self, df: pd.DataFrame) -> None:
+        t0 = time.perf_counter()
+        table = csv_table(df, self.columns)
+        self.seconds += time.perf_counter() - t0
         if self._background is None:
-            self._write_part(df)
+            self._write_table(table)
         else:
             # the previous part is written (by the worker: the caller is the engine, which
             # goes on with the next chunk): one part in flight
             self._background.wait(help_out=False)
-            self._background.submit(self._write_part, df)
+            self._background.submit(self._write_table, table)
         self.rows += len(df)
 
     def close(self) -> None:
