@@ -65,7 +65,7 @@ def test_every_kind_of_column_gives_arrows_bytes(tmp_path: Path) -> None:
             "time": pd.Categorical.from_codes(
                 np.arange(n), dtype=pd.CategoricalDtype(pd.Index(text, dtype=object))
             ),
-            "symbol": pd.Categorical.from_codes(codes, categories=list("ABCDEFG")),
+            "symbol": pd.Categorical.from_codes(codes, categories=pd.Index(list("ABCDEFG"))),
             "side": pd.Categorical(rng.choice(["BUY", "SELL"], n)),  # pandas' own str categories
             "quantity": rng.integers(-(2**40), 2**40, n),
             "small": rng.integers(0, 100, n).astype(np.int32),
