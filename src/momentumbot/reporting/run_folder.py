@@ -147,6 +147,7 @@ class BackgroundWriter:
                 if job is None:  # closed and nothing left
                     return
             self._run(job)
+            del job  # its table, not kept while this thread waits for the next one
 
     def wait(self, *, help_out: bool = True) -> None:
         """Return when every file given so far is written; raise the first error met.
