@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from momentumbot.config.loader import config_to_toml
 from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import DataError
 from momentumbot.engine.risk_events import RISK_COLUMNS as RISK_EVENT_COLUMNS
+from momentumbot.reporting.csv_format import Dictionaries, arrow_table
 
 ORDERS_COLUMNS = (
     "order_id", "decided_at", "symbol", "side", "quantity", "reason", "status", "filled_quantity",
@@ -58,11 +60,14 @@ CONTRACT: Mapping[str, tuple[str, ...]] = {
 _CSV_OPTIONS = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
 
 
-def csv_table(df: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pa.Table:
-    """A frame as the Arrow table write_csv formats (categoricals stay dictionaries)."""
-    if columns is not None:
-        df = df.loc[:, list(columns)]
-    return pa.Table.from_pandas(df, preserve_index=False)
+def csv_table(
+    df: pd.DataFrame,
+    columns: tuple[str, ...] | None = None,
+    dictionaries: Dictionaries | None = None,
+) -> pa.Table:
+    """A frame as the Arrow table write_csv formats (reporting.csv_format: categoricals stay
+    dictionaries, float columns that repeat are formatted once per run of equal values)."""
+    return arrow_table(df, columns, dictionaries)
 
 
 def write_table(table: pa.Table, path: Path) -> None:
@@ -72,41 +77,103 @@ def write_table(table: pa.Table, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_csv(df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = None) -> None:
+def write_csv(
+    df: pd.DataFrame,
+    path: Path,
+    columns: tuple[str, ...] | None = None,
+    dictionaries: Dictionaries | None = None,
+) -> None:
     """Write a frame as plain CSV (no quoting, empty for missing), fast, atomically."""
-    write_table(csv_table(df, columns), path)
+    write_table(csv_table(df, columns, dictionaries), path)
 
 
 class BackgroundWriter:
-    """Formats and writes files on one worker thread, in the order given, while the caller
-    goes on computing (Arrow's CSV formatting runs without the GIL). The frames are turned
-    into Arrow tables in the caller's thread; wait() returns when every file is written and
-    raises the first error a write met."""
+    """Formats and writes files on a worker thread, taken in the order given, while the
+    caller goes on computing. The frames are made into Arrow tables in the caller's thread
+    (a few ms: the columns' arrays wrapped, repeated floats formatted once), so that the
+    worker's job is one call into Arrow, which formats without the GIL: a worker that
+    needs the GIL for each step waits up to the interpreter's switch interval (5 ms) for it
+    at every step while the caller computes. wait() returns when every file is written and
+    raises the first error a write met; while it waits, the caller writes the files the
+    worker has not begun (two cores format at once once the caller is done)."""
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-folder")
-        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self._queued: deque[Callable[[], None]] = deque()
+        self._done = threading.Condition(self._lock)
+        self._running = 0
+        self._errors: list[BaseException] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.dictionaries = Dictionaries()
 
-    def submit(self, fn: Callable[..., None], *args: Any) -> Future[None]:
-        future = self._pool.submit(fn, *args)
-        self._pending.append(future)
-        return future
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the run folder writer is closed")
+            self._queued.append(lambda: fn(*args))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="run-folder", daemon=True)
+                self._thread.start()
+            self._done.notify_all()
 
     def csv(self, df: pd.DataFrame, path: Path, columns: tuple[str, ...] | None = None) -> None:
-        self.submit(write_table, csv_table(df, columns), path)
+        self.submit(write_table, csv_table(df, columns, self.dictionaries), path)
 
-    def wait(self) -> None:
-        pending, self._pending = self._pending, []
-        errors = [f.exception() for f in pending]
-        for error in errors:
-            if error is not None:
-                raise error
+    def _take(self) -> Callable[[], None] | None:
+        """The next queued job (counted as running), or None; the lock is held."""
+        if not self._queued:
+            return None
+        self._running += 1
+        return self._queued.popleft()
+
+    def _run(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # reported by wait(), in the caller's thread
+            with self._lock:
+                self._errors.append(exc)
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._done.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queued and not self._closed:
+                    self._done.wait()
+                job = self._take()
+                if job is None:  # closed and nothing left
+                    return
+            self._run(job)
+            del job  # its table, not kept while this thread waits for the next one
+
+    def wait(self, *, help_out: bool = True) -> None:
+        """Return when every file given so far is written; raise the first error met.
+        With help_out, the caller writes queued files itself instead of idling."""
+        while True:
+            with self._lock:
+                job = self._take() if help_out else None
+                if job is None:
+                    while self._queued or self._running:
+                        self._done.wait()
+                    errors, self._errors = self._errors, []
+                    break
+            self._run(job)
+        if errors:
+            raise errors[0]
 
     def close(self) -> None:
         try:
             self.wait()
         finally:
-            self._pool.shutdown(wait=True)
+            with self._lock:
+                self._closed = True
+                self._done.notify_all()
+                thread = self._thread
+            if thread is not None:
+                thread.join()
             # the formatted text's pages, kept by Arrow's allocator for a thread now ended
             pa.default_memory_pool().release_unused()
 
@@ -141,11 +208,15 @@ class CsvStream:
         self.seconds += time.perf_counter() - t0
 
     def write(self, df: pd.DataFrame) -> None:
+        t0 = time.perf_counter()
         table = csv_table(df, self.columns)
+        self.seconds += time.perf_counter() - t0
         if self._background is None:
             self._write_table(table)
         else:
-            self._background.wait()  # the previous part is written: one part in flight
+            # the previous part is written (by the worker: the caller is the engine, which
+            # goes on with the next chunk): one part in flight
+            self._background.wait(help_out=False)
             self._background.submit(self._write_table, table)
         self.rows += len(df)
 
