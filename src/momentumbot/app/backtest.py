@@ -194,16 +194,17 @@ def _write_files(
         out_dir / "pnl_by_symbol.csv",
     )
     trips = round_trips(fills)
-    if len(trips):
-        for col in ("entry_time", "exit_time"):
-            trips[col] = _isoformat_utc(trips[col])
-    files.csv(trips, out_dir / "round_trips.csv")
     figures = compute_figures(
         result.equity,
         fills,
         start_equity=result.initial_cash,
         overnight_carries=result.overnight_carries,
+        trips=trips,
     )
+    if len(trips):
+        for col in ("entry_time", "exit_time"):
+            trips[col] = _isoformat_utc(trips[col])
+    files.csv(trips, out_dir / "round_trips.csv")
     bench = compute_figures(
         result.benchmark_equity,
         result.benchmark_fills,

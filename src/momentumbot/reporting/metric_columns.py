@@ -27,13 +27,26 @@ def utc_times(values: Any) -> pd.DatetimeIndex:
     """
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         cat = pd.Categorical(values)
-        parsed = utc_times(cat.categories)
+        parsed = _parsed_categories(cat.categories)
         codes = np.asarray(cat.codes, dtype=np.int64)
         ns = np.asarray(parsed.asi8, dtype=np.int64)[codes]
         ns[codes < 0] = np.iinfo(np.int64).min  # NaT
         return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
     index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     return index.as_unit("ns")
+
+
+_LAST_PARSED: list[tuple[pd.Index, pd.DatetimeIndex]] = []
+
+
+def _parsed_categories(categories: pd.Index) -> pd.DatetimeIndex:
+    """The categories' times, parsed once for tables that share them (the run's and the
+    benchmark's equity share one time column: the same Index object; indexes are immutable)."""
+    if _LAST_PARSED and _LAST_PARSED[0][0] is categories:
+        return _LAST_PARSED[0][1]
+    parsed = utc_times(categories)
+    _LAST_PARSED[:] = [(categories, parsed)]
+    return parsed
 
 
 def str_values(column: pd.Series, *, upper: bool = False) -> np.ndarray:

@@ -164,12 +164,14 @@ def compute_figures(
     *,
     start_equity: float,
     overnight_carries: int = 0,
+    trips: pd.DataFrame | None = None,
 ) -> dict[str, Figure]:
     """Every figure of a run, keyed by :data:`FIGURE_NAMES` in that order.
 
     See the module docstring for each definition. Returns are fractions; money is USD;
     drawdown times are ISO 8601 UTC strings; anything undefined is None (never NaN/inf).
-    An empty equity table gives final_equity = start_equity and 0 sessions.
+    An empty equity table gives final_equity = start_equity and 0 sessions. `trips`: the
+    fills' round trips when the caller has them already (`round_trips(fills)`).
     """
     start = float(start_equity)
     if not (math.isfinite(start) and start > 0):
@@ -202,7 +204,8 @@ def compute_figures(
     if annual_return is not None and dd.depth < 0.0:
         calmar = finite(annual_return / abs(dd.depth))
 
-    trips = round_trips(fills)
+    if trips is None:
+        trips = round_trips(fills)
     pnl = trips["pnl"].to_numpy(dtype=float)
     wins = float(pnl[pnl > 0].sum())
     losses = float(pnl[pnl < 0].sum())
