@@ -131,3 +131,27 @@ def test_a_worker_never_used_is_stopped_with_its_handle(monkeypatch: pytest.Monk
     proc = dropped._proc
     del dropped
     assert proc.poll() is not None
+
+
+def test_a_load_average_that_lags_asks_what_runs_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load average between one core idle and all busy (a run that just ended still
+    counts in it) leaves the choice to the threads runnable this instant."""
+    monkeypatch.setattr(chart_worker, "_usable_cores", lambda: 2)
+    monkeypatch.delenv(chart_worker.WORKER_ENV, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.8, 1.2, 0.6))
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: 1)  # only this process
+    assert worth_a_worker()
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: 3)  # two others running
+    assert not worth_a_worker()
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: None)  # not known
+    assert not worth_a_worker()
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 2.0, 1.0))
+    assert not worth_a_worker()  # busy for a while, whatever this instant says
+
+
+def test_the_runnable_count_is_read_where_linux_gives_it() -> None:
+    if not os.path.exists("/proc/loadavg"):
+        pytest.skip("no /proc/loadavg here")
+    running = chart_worker._running_now()
+    assert running is not None and running >= 1  # this test's own thread is running

@@ -55,18 +55,38 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def _running_now() -> int | None:
+    """How many threads are runnable this instant, this one included (Linux's
+    /proc/loadavg), or None where that is not known."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def worth_a_worker() -> bool:
     """Whether a second process would draw beside this one: two cores or more, and one of
-    them free by the load average (on a busy machine the worker's own start, about a CPU
-    second of imports, would cost more than drawing here), unless MOMENTUMBOT_CHART_WORKER
-    says otherwise."""
+    them free (on a busy machine the worker's own start, about a CPU second of imports,
+    would cost more than drawing here), unless MOMENTUMBOT_CHART_WORKER says otherwise.
+
+    A core is free when the minute's load average leaves one idle. The average lags: a run
+    that just ended (a demo's first, compiling run, or the previous backtest of a script)
+    still counts in it for a minute, so between that and all cores busy, the threads
+    runnable this instant decide (one core left over for the worker)."""
     cores = _usable_cores()
     choice = os.environ.get(WORKER_ENV, "").strip()
     if choice == "0" or cores < 2:
         return False
     if choice == "1":
         return True
-    return int(cores - os.getloadavg()[0] + 0.5) >= 1
+    load = os.getloadavg()[0]
+    if int(cores - load + 0.5) >= 1:
+        return True
+    if load >= cores + 0.5:
+        return False
+    running = _running_now()
+    return running is not None and running - 1 <= cores - 2
 
 
 def _widen(pipe: IO[bytes] | None) -> None:
