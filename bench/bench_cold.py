@@ -12,7 +12,9 @@ rounds, alternately, and the medians of both are printed.
     .venv/bin/python bench/bench_cold.py --rounds 3 --before /tmp/old/src
     .venv/bin/python bench/bench_cold.py --rounds 3 --warm 2 --before /tmp/old/src --also patched=/tmp/new/src
 
---warm N runs the warm demo N times after each cold one (the medians are over all of
+--warm-only fills each variant's cache once (a cold run, not counted) and then alternates
+only warm runs, --rounds of them per variant (what the warm figure needs, without the
+cold runs' minutes). --warm N runs the warm demo N times after each cold one (the medians are over all of
 them); --also LABEL=SRC adds another src/ to the rotation (a change not yet on this
 branch). Each warm run's load average before it is printed (the demo's chart worker starts
 only with a core free).
@@ -53,10 +55,31 @@ def demo(src: Path | None, cache: Path, store: Path, out: Path) -> tuple[float, 
     return wall, cpu
 
 
+def _warm_only(
+    rounds: int, variants: list[tuple[str, Path | None]], root: Path, store: Path
+) -> None:
+    """Each variant's cache filled once, then warm runs alternated between variants."""
+    caches = {label: root / f"cache-{label}" for label, _ in variants}
+    for label, src in variants:
+        demo(src, caches[label], store, root / "run")
+    times: dict[str, list[float]] = {label: [] for label, _ in variants}
+    for r in range(rounds):
+        line = []
+        for label, src in variants:
+            load = os.getloadavg()[0]
+            wall, cpu = demo(src, caches[label], store, root / "run")
+            times[label].append(wall)
+            line.append(f"{label} {wall:.2f} s (cpu {cpu:.1f}, load {load:.1f})")
+        print(f"round {r}: " + ", ".join(line), flush=True)
+    for label, _ in variants:
+        print(f"{label:>10} warm median of {rounds}: {statistics.median(times[label]):.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warm", type=int, default=1, help="warm runs after each cold one")
+    ap.add_argument("--warm-only", action="store_true", help="fill once, then warm runs only")
     ap.add_argument("--before", type=Path, help="an older checkout's src/ to run alternately")
     ap.add_argument(
         "--also", action="append", default=[], metavar="LABEL=SRC",
@@ -81,6 +104,9 @@ def main() -> None:
             BarStore(store), default_symbols(10), start="2024-01-02", n_sessions=20, seed=7,
             replace=True,
         )  # fmt: skip
+        if args.warm_only:
+            _warm_only(args.rounds, variants, root, store)
+            return
         for r in range(args.rounds):
             for label, src in variants:
                 cache = root / f"cache-{label}-{r}"

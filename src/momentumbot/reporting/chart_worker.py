@@ -37,6 +37,8 @@ try:
 except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
+from momentumbot.reporting.chart_helper import ChartHelper
+
 if TYPE_CHECKING:
     from momentumbot.reporting.chart_data import SymbolLines
     from momentumbot.reporting.run_data import RunData
@@ -107,6 +109,7 @@ class ChartWorker:
         self._proc = proc
         self._failed = False
         self._answered: list[bool] = []  # [True] once it answered
+        self.helped = False  # whether its helper (a fork) drew the symbols' charts
         # a worker never used (the backtest failed) ends with its handle
         self._ended = weakref.finalize(self, _end, proc, self._answered)
 
@@ -171,6 +174,7 @@ class ChartWorker:
             why = answer[1] if isinstance(answer, tuple) else "it could not be reached"
             log.warning("chart worker failed (%s); drawing its charts here", why)
             return None
+        self.helped = len(answer) > 2 and bool(answer[2])
         return [Path(p) for p in answer[1]]
 
     def close(self) -> None:
@@ -196,25 +200,38 @@ def _end(proc: subprocess.Popen[bytes], answered: list[bool]) -> None:
 # ----------------------------------------------------------------------- the worker side
 
 
-def _reader(stdin: IO[bytes], inbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+def _reader(
+    stdin: IO[bytes],
+    inbox: queue.SimpleQueue[tuple[Any, ...] | None],
+    helper: ChartHelper | None,
+) -> None:
     """Take every request off the pipe as it comes (so the parent never waits to write
-    while a chart is being drawn); None at the end."""
+    while a chart is being drawn); None at the end. The symbols' charts go straight on to
+    the helper, if there is one (what it cannot take is drawn here)."""
     while True:
         try:
             message = pickle.load(stdin)
         except (EOFError, OSError, pickle.UnpicklingError):
             inbox.put(None)
             return
-        inbox.put(message if isinstance(message, tuple) else None)
+        if not isinstance(message, tuple):
+            inbox.put(None)
+            return
+        if helper is not None and message[0] == "begin":
+            run = message[1]
+            helper.send(("setup", run.axis, run.run_dir.name))
+        elif helper is not None and message[0] == "symbol" and helper.send(message):
+            continue
+        inbox.put(message)
 
 
-def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+def _serve(stdin: IO[bytes], stdout: IO[bytes], helper: ChartHelper | None) -> None:
     from momentumbot.reporting import run_charts
     from momentumbot.reporting.chart_data import CapitalBuckets
     from momentumbot.reporting.symbol_chart import SymbolFigure
 
     inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-    threading.Thread(target=_reader, args=(stdin, inbox), daemon=True).start()
+    threading.Thread(target=_reader, args=(stdin, inbox, helper), daemon=True).start()
     begin = inbox.get()
     if begin is None or begin[0] != "begin":
         return
@@ -237,13 +254,22 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         if figure is not None:
             figure.close()  # every symbol's PNG written
             figure = None
-        answer: tuple[Any, ...] = ("done", [str(paths[name]) for name in GENERAL_FILES])
+        helped = helper is not None and not helper.failed
+        why = helper.finish() if helper is not None else None
+        helper = None
+        answer: tuple[Any, ...] = (
+            ("done", [str(paths[name]) for name in GENERAL_FILES], helped)
+            if why is None
+            else ("error", why)
+        )
     except Exception as exc:
         answer = ("error", f"{type(exc).__name__}: {exc}")
     finally:
         if figure is not None:
             with contextlib.suppress(Exception):
                 figure.close()
+        if helper is not None:
+            helper.finish()
     pickle.dump(answer, stdout, protocol=pickle.HIGHEST_PROTOCOL)
     stdout.flush()
     # nothing left to do: skip tearing the interpreter down (the parent may wait for it)
@@ -266,7 +292,9 @@ def main() -> None:
     # libraries' objects cost tens of milliseconds each while the charts are drawn)
     gc.collect()
     gc.freeze()
-    _serve(stdin, stdout)
+    # the symbols' charts drawn by a fork of this process (before any thread starts here)
+    helper = ChartHelper.fork()
+    _serve(stdin, stdout, helper)
     os._exit(0)  # the parent ended without a report (its backtest failed): nothing to tidy
 
 
