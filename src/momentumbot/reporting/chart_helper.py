@@ -128,6 +128,7 @@ def _draw_symbols(requests: IO[bytes], answers: IO[bytes]) -> None:
                 break
             if message[0] == "setup":
                 axis, name = message[1], message[2]
+                figure = SymbolFigure(axis, name)  # before the first symbol's lines come
             elif message[0] == "symbol":
                 if figure is None:
                     figure = SymbolFigure(axis, name)

@@ -144,10 +144,10 @@ class ChartWorker:
         except (OSError, ValueError):
             self._failed = True
 
-    def begin(self, run: RunData) -> None:
+    def begin(self, run: RunData, symbol_plots: bool = True) -> None:
         """Draw the charts that need only the run's tables (its config stays here: the
         worker then needs neither the config's nor the engine's modules)."""
-        self._send(("begin", dataclasses.replace(run, config=None)))
+        self._send(("begin", dataclasses.replace(run, config=None), symbol_plots))
 
     def symbol(self, lines: SymbolLines, path: Path) -> None:
         """Draw one symbol's chart (as :func:`chart_data.symbol_lines` made it) into ``path``."""
@@ -219,7 +219,10 @@ def _reader(
             return
         if helper is not None and message[0] == "begin":
             run = message[1]
-            helper.send(("setup", run.axis, run.run_dir.name))
+            # the symbols' figure is built while this process's parent reads the first bars
+            wanted = bool(message[2]) if len(message) > 2 else True
+            if wanted and len(run.traded_symbols):
+                helper.send(("setup", run.axis, run.run_dir.name))
         elif helper is not None and message[0] == "symbol" and helper.send(message):
             continue
         inbox.put(message)

@@ -302,7 +302,7 @@ def write_report(
     try:
         run = load_run(Path(run_dir))
         if worker is not None:
-            worker.begin(run)
+            worker.begin(run, symbol_plots)
         symbol_data: dict[str, Any] = {}
 
         def keep(chart: SymbolChart) -> None:
