@@ -54,8 +54,11 @@ def test_a_worker_draws_the_same_files_as_this_process(
         return answers[-1]
 
     monkeypatch.setattr(ChartWorker, "finish", recorded)
-    write_report(there, worker=_forced_worker(monkeypatch))
+    worker = _forced_worker(monkeypatch)
+    write_report(there, worker=worker)
     assert answers and answers[0] is not None, "the worker drew nothing"
+    # on Linux the symbols' charts are drawn by the worker's fork, beside the run's charts
+    assert worker.helped == sys.platform.startswith("linux")
     assert [p.name for p in answers[0]] == list(chart_worker.GENERAL_FILES)
     names = _pngs(here)
     assert len(names) == 4 + len(list((here / "plots" / "symbols").glob("*.png"))) > 4
@@ -131,3 +134,27 @@ def test_a_worker_never_used_is_stopped_with_its_handle(monkeypatch: pytest.Monk
     proc = dropped._proc
     del dropped
     assert proc.poll() is not None
+
+
+def test_a_load_average_that_lags_asks_what_runs_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load average between one core idle and all busy (a run that just ended still
+    counts in it) leaves the choice to the threads runnable this instant."""
+    monkeypatch.setattr(chart_worker, "_usable_cores", lambda: 2)
+    monkeypatch.delenv(chart_worker.WORKER_ENV, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.8, 1.2, 0.6))
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: 1)  # only this process
+    assert worth_a_worker()
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: 3)  # two others running
+    assert not worth_a_worker()
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: None)  # not known
+    assert not worth_a_worker()
+    monkeypatch.setattr(chart_worker, "_running_now", lambda: 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 2.0, 1.0))
+    assert not worth_a_worker()  # busy for a while, whatever this instant says
+
+
+def test_the_runnable_count_is_read_where_linux_gives_it() -> None:
+    if not os.path.exists("/proc/loadavg"):
+        pytest.skip("no /proc/loadavg here")
+    running = chart_worker._running_now()
+    assert running is not None and running >= 1  # this test's own thread is running

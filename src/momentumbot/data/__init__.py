@@ -2,4 +2,4 @@
 
 Owns: the bar store (`store`), reading many symbols forward chunk by chunk (`forward`),
 CSV and Alpha Vantage imports (`importers`, `alphavantage`), IB history (`ib_history`), the
-calendar (`calendar`), the synthetic generator (`synthetic`)."""
+calendar (`calendar`, its schedule cached for the day), the synthetic generator (`synthetic`)."""

@@ -2,5 +2,6 @@
 
 Owns: the run folder contract (`run_folder`), figures (`metrics`, with `equity_figures`,
 `trade_figures`, `metric_columns`), plots (`plots`: `chart_data`, `plot_kit`, `run_charts`,
-`symbol_chart`; drawn in a second process by `chart_worker`), the page (`html`, `report`),
+`symbol_chart`; drawn in a second process by `chart_worker`, the symbols' by its fork
+`chart_helper`), the page (`html`, `report`),
 the console summary (`console`)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import pickle
@@ -35,6 +36,8 @@ try:
     import fcntl
 except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
+
+from momentumbot.reporting.chart_helper import ChartHelper
 
 if TYPE_CHECKING:
     from momentumbot.reporting.chart_data import SymbolLines
@@ -55,18 +58,38 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def _running_now() -> int | None:
+    """How many threads are runnable this instant, this one included (Linux's
+    /proc/loadavg), or None where that is not known."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def worth_a_worker() -> bool:
     """Whether a second process would draw beside this one: two cores or more, and one of
-    them free by the load average (on a busy machine the worker's own start, about a CPU
-    second of imports, would cost more than drawing here), unless MOMENTUMBOT_CHART_WORKER
-    says otherwise."""
+    them free (on a busy machine the worker's own start, about a CPU second of imports,
+    would cost more than drawing here), unless MOMENTUMBOT_CHART_WORKER says otherwise.
+
+    A core is free when the minute's load average leaves one idle. The average lags: a run
+    that just ended (a demo's first, compiling run, or the previous backtest of a script)
+    still counts in it for a minute, so between that and all cores busy, the threads
+    runnable this instant decide (one core left over for the worker)."""
     cores = _usable_cores()
     choice = os.environ.get(WORKER_ENV, "").strip()
     if choice == "0" or cores < 2:
         return False
     if choice == "1":
         return True
-    return int(cores - os.getloadavg()[0] + 0.5) >= 1
+    load = os.getloadavg()[0]
+    if int(cores - load + 0.5) >= 1:
+        return True
+    if load >= cores + 0.5:
+        return False
+    running = _running_now()
+    return running is not None and running - 1 <= cores - 2
 
 
 def _widen(pipe: IO[bytes] | None) -> None:
@@ -86,6 +109,7 @@ class ChartWorker:
         self._proc = proc
         self._failed = False
         self._answered: list[bool] = []  # [True] once it answered
+        self.helped = False  # whether its helper (a fork) drew the symbols' charts
         # a worker never used (the backtest failed) ends with its handle
         self._ended = weakref.finalize(self, _end, proc, self._answered)
 
@@ -120,10 +144,10 @@ class ChartWorker:
         except (OSError, ValueError):
             self._failed = True
 
-    def begin(self, run: RunData) -> None:
+    def begin(self, run: RunData, symbol_plots: bool = True) -> None:
         """Draw the charts that need only the run's tables (its config stays here: the
         worker then needs neither the config's nor the engine's modules)."""
-        self._send(("begin", dataclasses.replace(run, config=None)))
+        self._send(("begin", dataclasses.replace(run, config=None), symbol_plots))
 
     def symbol(self, lines: SymbolLines, path: Path) -> None:
         """Draw one symbol's chart (as :func:`chart_data.symbol_lines` made it) into ``path``."""
@@ -150,6 +174,7 @@ class ChartWorker:
             why = answer[1] if isinstance(answer, tuple) else "it could not be reached"
             log.warning("chart worker failed (%s); drawing its charts here", why)
             return None
+        self.helped = len(answer) > 2 and bool(answer[2])
         return [Path(p) for p in answer[1]]
 
     def close(self) -> None:
@@ -175,25 +200,41 @@ def _end(proc: subprocess.Popen[bytes], answered: list[bool]) -> None:
 # ----------------------------------------------------------------------- the worker side
 
 
-def _reader(stdin: IO[bytes], inbox: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+def _reader(
+    stdin: IO[bytes],
+    inbox: queue.SimpleQueue[tuple[Any, ...] | None],
+    helper: ChartHelper | None,
+) -> None:
     """Take every request off the pipe as it comes (so the parent never waits to write
-    while a chart is being drawn); None at the end."""
+    while a chart is being drawn); None at the end. The symbols' charts go straight on to
+    the helper, if there is one (what it cannot take is drawn here)."""
     while True:
         try:
             message = pickle.load(stdin)
         except (EOFError, OSError, pickle.UnpicklingError):
             inbox.put(None)
             return
-        inbox.put(message if isinstance(message, tuple) else None)
+        if not isinstance(message, tuple):
+            inbox.put(None)
+            return
+        if helper is not None and message[0] == "begin":
+            run = message[1]
+            # the symbols' figure is built while this process's parent reads the first bars
+            wanted = bool(message[2]) if len(message) > 2 else True
+            if wanted and len(run.traded_symbols):
+                helper.send(("setup", run.axis, run.run_dir.name))
+        elif helper is not None and message[0] == "symbol" and helper.send(message):
+            continue
+        inbox.put(message)
 
 
-def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+def _serve(stdin: IO[bytes], stdout: IO[bytes], helper: ChartHelper | None) -> None:
     from momentumbot.reporting import run_charts
     from momentumbot.reporting.chart_data import CapitalBuckets
     from momentumbot.reporting.symbol_chart import SymbolFigure
 
     inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
-    threading.Thread(target=_reader, args=(stdin, inbox), daemon=True).start()
+    threading.Thread(target=_reader, args=(stdin, inbox, helper), daemon=True).start()
     begin = inbox.get()
     if begin is None or begin[0] != "begin":
         return
@@ -216,13 +257,22 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         if figure is not None:
             figure.close()  # every symbol's PNG written
             figure = None
-        answer: tuple[Any, ...] = ("done", [str(paths[name]) for name in GENERAL_FILES])
+        helped = helper is not None and not helper.failed
+        why = helper.finish() if helper is not None else None
+        helper = None
+        answer: tuple[Any, ...] = (
+            ("done", [str(paths[name]) for name in GENERAL_FILES], helped)
+            if why is None
+            else ("error", why)
+        )
     except Exception as exc:
         answer = ("error", f"{type(exc).__name__}: {exc}")
     finally:
         if figure is not None:
             with contextlib.suppress(Exception):
                 figure.close()
+        if helper is not None:
+            helper.finish()
     pickle.dump(answer, stdout, protocol=pickle.HIGHEST_PROTOCOL)
     stdout.flush()
     # nothing left to do: skip tearing the interpreter down (the parent may wait for it)
@@ -240,7 +290,14 @@ def main() -> None:
     fig = plot_kit.figure(1.0)
     fig.text(0.5, 0.5, "$0123456789 Jan Feb -.,%", fontsize=10)
     fig.canvas.draw()
-    _serve(stdin, stdout)
+    del fig
+    # what is imported stays: the collector skips it from here on (its full passes over the
+    # libraries' objects cost tens of milliseconds each while the charts are drawn)
+    gc.collect()
+    gc.freeze()
+    # the symbols' charts drawn by a fork of this process (before any thread starts here)
+    helper = ChartHelper.fork()
+    _serve(stdin, stdout, helper)
     os._exit(0)  # the parent ended without a report (its backtest failed): nothing to tidy
 
 
