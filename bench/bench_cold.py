@@ -2,8 +2,11 @@
 
 Each round runs `momentumbot demo` in a fresh process (wall seconds, and the CPU seconds of
 it and of the compile worker it starts: on a machine shared with other jobs the wall time
-swings, the CPU time much less): first with a new, empty cache
-directory (everything compiled on the spot), then a second time with that cache (loaded).
+swings, the CPU time much less): first with a new, empty cache directory, then again with
+that cache. Cold, a run as small as the demo goes uncompiled (`app.first_run`: the kernels
+as plain Python, nothing cached), so an unmeasured run with MOMENTUMBOT_JIT=on fills the
+cache before the warm runs (a demo after `make install`); --jit on makes the cold run
+compile everything on the spot, as before that choice existed.
 The sample store is generated once beforehand, so the times are the backtest and its
 report. With --before SRC, an older checkout's src/ (on PYTHONPATH) runs in the same
 rounds, alternately, and the medians of both are printed.
@@ -33,13 +36,18 @@ import tempfile
 import time
 from pathlib import Path
 
+JIT = ["auto"]  # MOMENTUMBOT_JIT for every demo run (--jit)
 
-def demo(src: Path | None, cache: Path, store: Path, out: Path) -> tuple[float, float]:
+
+def demo(
+    src: Path | None, cache: Path, store: Path, out: Path, jit: str | None = None
+) -> tuple[float, float]:
     """Wall seconds of `momentumbot demo` and the CPU seconds (user + system) of it and the
     processes it waited for (the compile worker, the chart worker)."""
     env = dict(os.environ)
     env.pop("NUMBA_CACHE_DIR", None)
     env["XDG_CACHE_HOME"] = str(cache)
+    env["MOMENTUMBOT_JIT"] = jit or JIT[0]
     if src is not None:
         env["PYTHONPATH"] = str(src)
     shutil.rmtree(out, ignore_errors=True)
@@ -61,7 +69,7 @@ def _warm_only(
     """Each variant's cache filled once, then warm runs alternated between variants."""
     caches = {label: root / f"cache-{label}" for label, _ in variants}
     for label, src in variants:
-        demo(src, caches[label], store, root / "run")
+        demo(src, caches[label], store, root / "run", jit="on")  # compiles into the cache
     times: dict[str, list[float]] = {label: [] for label, _ in variants}
     for r in range(rounds):
         line = []
@@ -82,10 +90,16 @@ def main() -> None:
     ap.add_argument("--warm-only", action="store_true", help="fill once, then warm runs only")
     ap.add_argument("--before", type=Path, help="an older checkout's src/ to run alternately")
     ap.add_argument(
+        "--jit", choices=("auto", "on", "off"), default="auto",
+        help="MOMENTUMBOT_JIT for the runs: auto (a cold demo runs uncompiled), on (a cold "
+        "demo compiles first, as before that choice existed)",
+    )  # fmt: skip
+    ap.add_argument(
         "--also", action="append", default=[], metavar="LABEL=SRC",
         help="another src/ to run alternately (repeatable)",
     )  # fmt: skip
     args = ap.parse_args()
+    JIT[0] = args.jit
     variants: list[tuple[str, Path | None]] = [("after", None)]
     if args.before:
         variants.insert(0, ("before", args.before))
@@ -114,6 +128,8 @@ def main() -> None:
                 cold, cold_cpu = demo(src, cache, store, root / "run")
                 times.setdefault((label, "cold"), []).append(cold)
                 times.setdefault((label, "cold cpu"), []).append(cold_cpu)
+                if JIT[0] != "on":  # the cold run may have compiled nothing: fill the cache
+                    demo(src, cache, store, root / "run", jit="on")
                 warms = []
                 for _ in range(args.warm):
                     warm_load = os.getloadavg()[0]
