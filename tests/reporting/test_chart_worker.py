@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from momentumbot.domain import machine
 from momentumbot.reporting import chart_worker
 from momentumbot.reporting.chart_worker import ChartWorker, worth_a_worker
 from momentumbot.reporting.report import write_report
@@ -34,7 +35,7 @@ def _copy(run: Path, parent: Path) -> Path:
 
 def _forced_worker(monkeypatch: pytest.MonkeyPatch) -> ChartWorker:
     monkeypatch.setenv(chart_worker.WORKER_ENV, "1")
-    monkeypatch.setattr(chart_worker, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
     worker = ChartWorker.start()
     assert worker is not None
     return worker
@@ -90,7 +91,7 @@ def test_a_worker_that_dies_leaves_the_charts_to_this_process(
 
 
 def test_the_worker_starts_only_when_it_can_help(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chart_worker, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
     monkeypatch.delenv(chart_worker.WORKER_ENV, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
     assert worth_a_worker()  # a core free
@@ -103,7 +104,7 @@ def test_the_worker_starts_only_when_it_can_help(monkeypatch: pytest.MonkeyPatch
     assert not worth_a_worker()
     assert ChartWorker.start() is None
     monkeypatch.setenv(chart_worker.WORKER_ENV, "1")
-    monkeypatch.setattr(chart_worker, "_usable_cores", lambda: 1)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 1)
     assert not worth_a_worker()  # one core: nothing to gain
 
 
@@ -139,16 +140,16 @@ def test_a_worker_never_used_is_stopped_with_its_handle(monkeypatch: pytest.Monk
 def test_a_load_average_that_lags_asks_what_runs_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """A load average between one core idle and all busy (a run that just ended still
     counts in it) leaves the choice to the threads runnable this instant."""
-    monkeypatch.setattr(chart_worker, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(machine, "usable_cores", lambda: 2)
     monkeypatch.delenv(chart_worker.WORKER_ENV, raising=False)
     monkeypatch.setattr(os, "getloadavg", lambda: (1.8, 1.2, 0.6))
-    monkeypatch.setattr(chart_worker, "_running_now", lambda: 1)  # only this process
+    monkeypatch.setattr(machine, "running_now", lambda: 1)  # only this process
     assert worth_a_worker()
-    monkeypatch.setattr(chart_worker, "_running_now", lambda: 3)  # two others running
+    monkeypatch.setattr(machine, "running_now", lambda: 3)  # two others running
     assert not worth_a_worker()
-    monkeypatch.setattr(chart_worker, "_running_now", lambda: None)  # not known
+    monkeypatch.setattr(machine, "running_now", lambda: None)  # not known
     assert not worth_a_worker()
-    monkeypatch.setattr(chart_worker, "_running_now", lambda: 1)
+    monkeypatch.setattr(machine, "running_now", lambda: 1)
     monkeypatch.setattr(os, "getloadavg", lambda: (2.6, 2.0, 1.0))
     assert not worth_a_worker()  # busy for a while, whatever this instant says
 
@@ -156,5 +157,5 @@ def test_a_load_average_that_lags_asks_what_runs_now(monkeypatch: pytest.MonkeyP
 def test_the_runnable_count_is_read_where_linux_gives_it() -> None:
     if not os.path.exists("/proc/loadavg"):
         pytest.skip("no /proc/loadavg here")
-    running = chart_worker._running_now()
+    running = machine.running_now()
     assert running is not None and running >= 1  # this test's own thread is running

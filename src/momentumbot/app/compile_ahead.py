@@ -14,7 +14,6 @@ one look at the cache's index).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from momentumbot.domain.machine import second_core_free
 from momentumbot.engine import kernel as k
 
 Job = tuple[Any, tuple[Any, ...]]  # a compiled function and sample arguments of its call
@@ -146,16 +146,6 @@ def is_cached(job: Job) -> bool:
         return True
 
 
-def _second_core_free() -> bool:
-    """Whether a second process would get a core of its own: two cores or more, and the last
-    minute's load leaves at least one idle (on a machine busy with other work a second
-    process only adds its own start and the functions both need). The load average lags:
-    a backtest or an install that just ended still counts in it, so one idle core is enough."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
-    return cores >= 2 and int(cores - os.getloadavg()[0] + 0.5) >= 1
-
-
 def compile_ahead(
     say: Callable[[str], None] | None = None, kp: k.KernelParams | None = None
 ) -> bool:
@@ -178,7 +168,7 @@ def compile_ahead(
         return False
     mine, theirs = _callees(x)
     worker = None
-    if _second_core_free():
+    if second_core_free():
         worker = subprocess.Popen(
             [sys.executable, "-m", "momentumbot.app.compile_ahead"],
             stdin=subprocess.PIPE,

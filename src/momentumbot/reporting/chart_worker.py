@@ -37,6 +37,7 @@ try:
 except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
+from momentumbot.domain import machine
 from momentumbot.reporting.chart_helper import ChartHelper
 
 if TYPE_CHECKING:
@@ -52,22 +53,6 @@ GENERAL_FILES = ("equity.png", "allocation.png", "pnl_by_symbol.png", "returns_b
 WORKER_ENV = "MOMENTUMBOT_CHART_WORKER"
 
 
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _running_now() -> int | None:
-    """How many threads are runnable this instant, this one included (Linux's
-    /proc/loadavg), or None where that is not known."""
-    try:
-        with open("/proc/loadavg", encoding="ascii") as f:
-            return int(f.read().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def worth_a_worker() -> bool:
     """Whether a second process would draw beside this one: two cores or more, and one of
     them free (on a busy machine the worker's own start, about a CPU second of imports,
@@ -77,19 +62,10 @@ def worth_a_worker() -> bool:
     that just ended (a demo's first, compiling run, or the previous backtest of a script)
     still counts in it for a minute, so between that and all cores busy, the threads
     runnable this instant decide (one core left over for the worker)."""
-    cores = _usable_cores()
     choice = os.environ.get(WORKER_ENV, "").strip()
-    if choice == "0" or cores < 2:
+    if choice == "0" or machine.usable_cores() < 2:
         return False
-    if choice == "1":
-        return True
-    load = os.getloadavg()[0]
-    if int(cores - load + 0.5) >= 1:
-        return True
-    if load >= cores + 0.5:
-        return False
-    running = _running_now()
-    return running is not None and running - 1 <= cores - 2
+    return choice == "1" or machine.second_core_free()
 
 
 def _widen(pipe: IO[bytes] | None) -> None:
