@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from momentumbot import compiled
 from momentumbot.app import first_run
 from momentumbot.cli import main
 from momentumbot.data.store import BarStore
@@ -42,7 +43,7 @@ def switched(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     are compiled already), with an empty cache unless a test says otherwise."""
     calls: list[bool] = []
     monkeypatch.setattr(first_run, "run_uncompiled", _recorder(calls))
-    monkeypatch.setattr(first_run, "has_cached_code", lambda name: False)
+    monkeypatch.setattr(first_run, "has_cached_code", lambda module, name: False)
     monkeypatch.delenv("MOMENTUMBOT_JIT", raising=False)
     return calls
 
@@ -71,9 +72,48 @@ def test_a_large_run_or_a_filled_cache_compiles(
     assert first_run.choose_uncompiled(store, SYMBOLS, None, None) is None
     monkeypatch.undo()
     monkeypatch.setattr(first_run, "run_uncompiled", _recorder(switched))
-    monkeypatch.setattr(first_run, "has_cached_code", lambda name: name == "loop.run_minutes")
+    monkeypatch.setattr(first_run, "has_cached_code", lambda module, name: name == "run_minutes")
     assert first_run.choose_uncompiled(store, SYMBOLS, None, None) is None
     assert switched == []
+
+
+def test_a_run_called_from_a_script_compiles(store: BarStore, switched: list[bool]) -> None:
+    """In a process that goes on after the run (a script or a notebook calling main([...])),
+    the switch would make every later run plain Python: it compiles."""
+    assert first_run.choose_uncompiled(store, SYMBOLS, None, None, one_shot=False) is None
+    assert switched == []
+
+
+def test_the_cache_of_another_checkout_does_not_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numba files each source folder's code in a subfolder of the shared cache directory;
+    only this checkout's counts (else a second clone would compile instead of running
+    uncompiled). The subfolder is numba's own name for it."""
+    from numba.core.caching import _CacheLocator
+
+    from momentumbot.engine.kernel import loop
+
+    monkeypatch.setattr(compiled, "CACHE_DIR", tmp_path)
+    assert not compiled.has_cached_code("engine/kernel/loop.py", "run_minutes")
+    other = tmp_path / f"kernel_{'0' * 40}"
+    other.mkdir()
+    (other / "loop.run_minutes-251.py311.nbi").touch()
+    assert not compiled.has_cached_code("engine/kernel/loop.py", "run_minutes")
+    mine = tmp_path / _CacheLocator.get_suitable_cache_subpath(loop.__file__)
+    mine.mkdir()
+    (mine / "loop.run_minutes-251.py311.nbi").touch()
+    assert compiled.has_cached_code("engine/kernel/loop.py", "run_minutes")
+    assert not compiled.has_cached_code("engine/kernel/loop.py", "_session_start")
+
+
+def test_precompile_refuses_when_nothing_would_compile(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOMENTUMBOT_JIT", "off")
+    assert main(["precompile"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "MOMENTUMBOT_JIT=off" in err and "nothing would be compiled" in err
 
 
 @pytest.mark.parametrize(("mode", "plain"), [("on", False), ("off", True), (" OFF ", True)])
@@ -102,10 +142,10 @@ def test_a_small_run_in_a_fresh_process_imports_no_compiled_kernel(
 ) -> None:
     """The switch comes before any kernel module is imported, so it takes: the run's kernels
     are plain functions (what the decision module sees with an empty cache)."""
-    code = (
+    code = (  # main() as the program runs it: its arguments in sys.argv
         "import sys; from momentumbot.cli import main; "
-        f"main(['backtest', '--store', {str(store.root)!r}, '--symbols', {','.join(SYMBOLS)!r}, "
-        f"'--out', {str(tmp_path / 'run')!r}, '--no-report']); "
+        f"sys.argv = ['momentumbot', 'backtest', '--store', {str(store.root)!r}, '--symbols', "
+        f"{','.join(SYMBOLS)!r}, '--out', {str(tmp_path / 'run')!r}, '--no-report']; main(); "
         "from momentumbot.engine.kernel import loop; print(type(loop.run_minutes).__name__)"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "MOMENTUMBOT_JIT")}

@@ -95,7 +95,7 @@ def _run_backtest_cli(
     if chosen == ["ALL"]:
         chosen = source.symbols()
     # before anything imports the kernels: a small run with nothing cached goes uncompiled
-    bars = choose_uncompiled(source, chosen or cfg.symbols, start, end)
+    bars = choose_uncompiled(source, chosen or cfg.symbols, start, end, one_shot=_ONE_SHOT[0])
     if bars is not None:
         err_console.print(
             f"compiled code not cached yet: this run (about {bars:,} bars) goes uncompiled, "
@@ -242,6 +242,15 @@ def demo_command(
 def precompile_command() -> None:
     """Compile the kernels into the on-disk cache now (about a minute, once per version), so
     the first backtest or trading run does not (`make install` runs this)."""
+    from momentumbot.app.first_run import jit_mode
+
+    if jit_mode() == "off":
+        from momentumbot.domain.errors import ConfigError
+
+        raise ConfigError(
+            "MOMENTUMBOT_JIT=off: the kernels run as plain Python here, so nothing would be "
+            "compiled; unset it (or set it to auto) and run precompile again"
+        )
     from momentumbot.app.precompile import precompile
     from momentumbot.compiled import CACHE_DIR
     from momentumbot.optimize.fast import warm_compiled_code

@@ -146,11 +146,17 @@ def run_uncompiled() -> bool:
     return _mode.uncompiled
 
 
-def has_cached_code(qualname: str) -> bool:
-    """Whether the cache holds machine code of a compiled function, named as numba names its
-    index files (`loop.run_minutes`: module file stem and function), for any signature."""
+def has_cached_code(module: str, function: str) -> bool:
+    """Whether the cache holds machine code of `function` in `module` (a path under the
+    package, as in COMPILED_MODULES), for any signature. numba files each source folder's
+    functions in a subfolder of its own (the folder's name and the SHA-1 of its absolute
+    path: a second checkout of the same source shares the cache directory, not the
+    subfolder), and names the index `<file stem>.<function>-<line>.py<version>.nbi`."""
+    folder = os.path.dirname(os.path.abspath(os.path.join(os.path.dirname(__file__), module)))
+    sub = f"{os.path.basename(folder)}_{hashlib.sha1(folder.encode()).hexdigest()}"
+    stem = os.path.splitext(os.path.basename(module))[0]
     try:
-        return any(CACHE_DIR.glob(f"*/{qualname}-*.nbi"))
+        return any((CACHE_DIR / sub).glob(f"{stem}.{function}-*.nbi"))
     except OSError:
         return False
 

@@ -49,10 +49,18 @@ def test_a_cached_calendar_is_the_one_exchange_calendars_builds(cache_home: Path
         assert sorted(set(minutes.tolist())) == [210, 390]
 
 
-def test_a_damaged_cache_file_is_built_again(cache_home: Path) -> None:
+@pytest.mark.parametrize("damage", ["altered", "cut short", "empty"])
+def test_a_damaged_cache_file_is_built_again(cache_home: Path, damage: str) -> None:
+    """Whatever is left of the file (a crash while writing it, a full disk), the calendar
+    is built again and written whole."""
     TradingCalendar("XNYS")
     (path,) = _files(cache_home)
-    path.write_bytes(b"not a numpy file")
+    whole = path.read_bytes()
+    path.write_bytes(
+        {"altered": b"not a numpy file", "cut short": whole[: len(whole) // 2], "empty": b""}[
+            damage
+        ]
+    )
     calendar_module._schedule.cache_clear()
     cal = TradingCalendar("XNYS")
     assert cal.first_session == pd.Timestamp("1885-01-01")

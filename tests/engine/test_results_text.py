@@ -18,9 +18,12 @@ def _numpy_text(ns: np.ndarray) -> list[str]:
 
 def test_iso_text_is_numpys_text_for_any_time() -> None:
     rng = np.random.default_rng(5)
-    seconds = np.sort(rng.integers(0, 253_402_300_800, 200_000))  # 1970 .. 9999
-    edges = np.array([0, 951_782_400, 951_868_800, 4_107_456_000, 253_402_300_799])  # leap days
+    # 1970 .. 2262 (int64 nanoseconds end in April 2262): the integer arithmetic's range
+    seconds = np.sort(rng.integers(0, 9_223_372_036, 200_000))
+    # leap days and century edges: 2000-02-29, 2000-03-01, 2100-02-28, 2100-03-01, 2262
+    edges = np.array([0, 951_782_400, 951_868_800, 4_107_456_000, 4_107_542_400, 9_223_372_035])
     for ns in (seconds * NS, edges * NS, np.array([1_704_205_860 * NS])):
+        assert ns.min() >= 0  # no overflow: the path under test, not numpy's
         got = iso_text(ns)
         assert got.dtype == object and list(got) == _numpy_text(ns)
     # not whole seconds, before 1970: numpy's own formatting

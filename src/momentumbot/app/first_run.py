@@ -68,17 +68,24 @@ def planned_bars(
 
 
 def choose_uncompiled(
-    store: BarStore, symbols: Sequence[str], start: str | None, end: str | None
+    store: BarStore,
+    symbols: Sequence[str],
+    start: str | None,
+    end: str | None,
+    *,
+    one_shot: bool = True,
 ) -> int | None:
     """Run this process's kernels uncompiled when MOMENTUMBOT_JIT says so, or (auto) when the
     compiled minute loop is not cached and the run is small; returns the run's estimated
     symbol-minutes when it chose plain Python for that reason, else None. Call it before
-    anything imports the kernels."""
+    anything imports the kernels. The switch lasts as long as the process: `one_shot` says
+    the process ends with this run (the command line, not a script or notebook calling it,
+    whose later runs would all go uncompiled)."""
     mode = jit_mode()
     if mode == "off":
         run_uncompiled()
         return None
-    if mode == "on" or has_cached_code("loop.run_minutes"):
+    if mode == "on" or not one_shot or has_cached_code("engine/kernel/loop.py", "run_minutes"):
         return None
     bars = planned_bars(store, symbols, start, end)
     if bars > UNCOMPILED_MAX_BARS or not run_uncompiled():

@@ -124,9 +124,12 @@ def _cache_file(name: str, key: str) -> Path:
 
 def _read(path: Path) -> Schedule | None:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             days, opens, closes = data["sessions"], data["open_ns"], data["close_ns"]
-    except (OSError, ValueError, KeyError):
+    except Exception:  # missing, empty, cut short (zipfile.BadZipFile, EOFError), altered
+        with contextlib.suppress(OSError):
+            if path.exists():
+                path.unlink()  # built again and written whole
         return None
     if not days.shape == opens.shape == closes.shape or days.shape[0] == 0:
         return None

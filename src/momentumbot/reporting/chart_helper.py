@@ -51,12 +51,14 @@ class ChartHelper:
             for fd in (req_r, req_w, ans_r, ans_w):
                 os.close(fd)
             return None
-        if pid == 0:  # the helper
-            os.close(req_w)
-            os.close(ans_r)
-            _detach_stdio()
-            _draw_symbols(os.fdopen(req_r, "rb"), os.fdopen(ans_w, "wb"))
-            os._exit(0)
+        if pid == 0:  # the helper: whatever happens, it never returns into the worker's code
+            try:
+                os.close(req_w)
+                os.close(ans_r)
+                _detach_stdio()
+                _draw_symbols(os.fdopen(req_r, "rb"), os.fdopen(ans_w, "wb"))
+            finally:
+                os._exit(0)
         os.close(req_r)
         os.close(ans_w)
         return cls(pid, os.fdopen(req_w, "wb"), os.fdopen(ans_r, "rb"))

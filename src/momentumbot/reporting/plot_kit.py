@@ -9,6 +9,8 @@ constrained layout, which measures every tick label of every axis before drawing
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -100,10 +102,19 @@ def save(fig: Figure, path: Path) -> Path:
 
 
 def encode_png(pixels: Any, size: tuple[int, int], path: Path) -> Path:
-    """RGBA pixels as an RGB PNG at ``path`` (zlib releases the GIL while compressing)."""
+    """RGBA pixels as an RGB PNG at ``path`` (zlib releases the GIL while compressing),
+    written whole or not at all: a file of this process's own moved into place, so that a
+    reader, or a second process drawing the same chart (a chart worker's helper outliving
+    its worker while this process redraws), never sees a file half written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.frombuffer("RGBA", size, pixels, "raw", "RGBA", 0, 1)
-    image.convert("RGB").save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        image.convert("RGB").save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return path
 
 

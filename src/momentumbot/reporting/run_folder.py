@@ -179,7 +179,9 @@ class BackgroundWriter:
 
     def discard(self) -> None:
         """Wait for the worker and stop it, ignoring its errors (the caller is already
-        failing with its own)."""
+        failing with its own): the files not begun are dropped, not written."""
+        with self._lock:
+            self._queued.clear()
         with contextlib.suppress(Exception):  # the caller's error is the one to report
             self.close()
 
