@@ -8,39 +8,34 @@ every number in a table is the full-precision figure.
 
 from __future__ import annotations
 
-import html
 import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from momentumbot.reporting.chart_data import (
-    CapitalBuckets,
-    SymbolChart,
-    allocation_layers,
-    pnl_rows,
-    session_ffill,
+from momentumbot.reporting.chart_data import CapitalBuckets
+from momentumbot.reporting.chart_payloads import (
+    allocation_payload,
+    daily_payload,
+    equity_payload,
+    json_numbers,
+    pnl_payload,
+    range_breaks,
+    symbol_payload,
 )
-from momentumbot.reporting.console import count, figure_label, format_figure, percent, ratio, usd
-from momentumbot.reporting.downsample import minmax_indices, step_changes, step_points
-from momentumbot.reporting.metrics import (
-    EXCHANGE_TZ,
-    FIGURE_NAMES,
-    daily_returns,
-    drawdown,
-    monthly_returns,
+from momentumbot.reporting.console import count
+from momentumbot.reporting.html_tables import (
+    esc,
+    figures_table,
+    headline,
+    monthly_table,
+    notices_block,
+    pnl_table,
+    run_table,
+    trades_table,
 )
-from momentumbot.reporting.run_data import MinuteAxis, RunData
-
-MAX_TRADE_ROWS = 5000
-MAX_LINE_POINTS = 2400
-MAX_SYMBOL_POINTS = 1600
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+from momentumbot.reporting.run_data import RunData
 
 
 @lru_cache(maxsize=1)
@@ -51,368 +46,15 @@ def plotly_js() -> str:
     return str(get_plotlyjs())
 
 
-# ------------------------------------------------------------------------ data helpers
-
-
-def json_numbers(values: Iterable[float] | np.ndarray, decimals: int) -> list[float | None]:
-    """JSON-ready numbers: rounded, NaN and inf as null."""
-    array = np.round(np.asarray(values, dtype=float), decimals)
-    out: list[float | None] = array.tolist()
-    if not np.all(np.isfinite(array)):
-        bad = np.flatnonzero(~np.isfinite(array))
-        for i in bad.tolist():
-            out[i] = None
-    return out
-
-
-def _ints(values: np.ndarray) -> list[int]:
-    return [int(v) for v in np.asarray(values, dtype=np.int64).tolist()]
-
-
-def price_decimals(prices: np.ndarray) -> int:
-    finite = prices[np.isfinite(prices)]
-    top = float(np.abs(finite).max()) if finite.size else 100.0
-    return 4 if top < 10 else 3 if top < 1000 else 2
-
-
-def range_breaks(axis: MinuteAxis) -> list[dict[str, Any]]:
-    """Plotly range breaks (in New York wall minutes) that hide every night, weekend and
-    holiday between the run's sessions: one break group per gap length."""
-    if axis.n_sessions < 2:
-        return []
-    wall = axis.wall_minutes()
-    starts = axis.session_start
-    ends = np.append(starts[1:], axis.n_minutes) - 1
-    # a break starts one minute after the last bar's start (so the 16:00 close stays in)
-    gap_from = wall[ends[:-1]] + 2
-    gap_to = wall[starts[1:]]
-    groups: dict[int, list[int]] = {}
-    for begin, end in zip(gap_from.tolist(), gap_to.tolist(), strict=True):
-        if end > begin:
-            groups.setdefault(end - begin, []).append(begin)
-    return [{"dvalue": d, "values": v} for d, v in sorted(groups.items())]
-
-
-def equity_payload(run: RunData) -> dict[str, Any]:
-    closes = run.axis.wall_minutes() + 1
-    equity = run.equity["equity"].to_numpy(dtype=float)
-    idx = minmax_indices(equity, MAX_LINE_POINTS)
-    dd = drawdown(run.equity, start_equity=run.start_equity).to_numpy()
-    didx = minmax_indices(dd, MAX_LINE_POINTS)
-    out: dict[str, Any] = {
-        "start": run.start_equity,
-        "strategy": {"t": _ints(closes[idx]), "y": json_numbers(equity[idx], 2)},
-        "drawdown": {"t": _ints(closes[didx]), "y": json_numbers(dd[didx], 6)},
-    }
-    bench = run.benchmark
-    if bench is not None and len(bench) == equity.size and equity.size:
-        b = bench["equity"].to_numpy(dtype=float)
-        bidx = minmax_indices(b, MAX_LINE_POINTS)
-        bdd = drawdown(bench, start_equity=run.start_equity).to_numpy()
-        bdidx = minmax_indices(bdd, MAX_LINE_POINTS)
-        out["benchmark"] = {"t": _ints(closes[bidx]), "y": json_numbers(b[bidx], 2)}
-        out["benchmark_drawdown"] = {"t": _ints(closes[bdidx]), "y": json_numbers(bdd[bdidx], 6)}
-    return out
-
-
-def allocation_payload(run: RunData, capital: CapitalBuckets) -> dict[str, Any]:
-    if run.axis.n_minutes == 0:
-        return {"t": [], "layers": []}
-    layers = allocation_layers(run, capital)
-    middle = (capital.bounds[:-1] + capital.bounds[1:] - 1) // 2
-    t = run.axis.wall_minutes(middle) + 1
-    return {
-        "t": _ints(t),
-        "layers": [{"name": name, "y": json_numbers(values, 2)} for name, values in layers.items()],
-    }
-
-
-def pnl_payload(run: RunData) -> dict[str, Any]:
-    rows, note = pnl_rows(run.pnl)
-    return {
-        "symbols": rows["symbol"].astype(str).tolist(),
-        "realised": json_numbers(rows["realised_pnl"].to_numpy(dtype=float), 2),
-        "commissions": json_numbers(rows["commissions"].to_numpy(dtype=float), 2),
-        "note": note,
-    }
-
-
-def daily_payload(run: RunData) -> dict[str, Any]:
-    daily = daily_returns(run.equity, start_equity=run.start_equity)
-    out: dict[str, Any] = {
-        "dates": [f"{pd.Timestamp(d):%Y-%m-%d}" for d in daily.index],
-        "strategy": json_numbers(daily.to_numpy(), 6),
-    }
-    if run.benchmark is not None and len(run.benchmark):
-        bench = daily_returns(run.benchmark, start_equity=run.start_equity).reindex(daily.index)
-        out["benchmark"] = json_numbers(bench.to_numpy(), 6)
-    return out
-
-
-def symbol_payload(chart: SymbolChart, axis: MinuteAxis) -> dict[str, Any]:
-    """One symbol's interactive chart data, thinned for drawing."""
-    wall = axis.wall_minutes()
-    f = chart.fills
-    prices = f.price if chart.close is None else chart.close
-    decimals = price_decimals(prices)
-    out: dict[str, Any] = {
-        "fills": {
-            "t": _ints(wall[f.index]),
-            "p": json_numbers(f.price, decimals),
-            "q": _ints(f.signed),
-            "after": _ints(f.after),
-            "k": [str(k) for k in f.kind.tolist()],
-        },
-        "note": chart.note,
-        "missing": chart.missing_minutes,
-        "realised": chart.realised_pnl,
-    }
-    if chart.close is not None:
-        price = session_ffill(chart.close, axis)
-        idx = minmax_indices(price, MAX_SYMBOL_POINTS)
-        out["close"] = {"t": _ints(wall[idx]), "y": json_numbers(price[idx], decimals)}
-    if chart.band is not None:
-        keep = step_points(chart.band.level, MAX_SYMBOL_POINTS)
-        out["level"] = {"t": _ints(wall[keep]), "y": json_numbers(chart.band.level[keep], decimals)}
-        # the exit line is the level less buffer % of the session's reference: the page
-        # derives it from these few reference steps instead of carrying a third line
-        refs = step_changes(chart.band.ref)
-        out["ref"] = {"t": _ints(wall[refs]), "y": json_numbers(chart.band.ref[refs], decimals)}
-        out["buffer"] = chart.band.buffer
-    keep = step_points(chart.position.astype(float), MAX_SYMBOL_POINTS)
-    out["position"] = {"t": _ints(wall[keep]), "y": _ints(chart.position[keep])}
-    return out
-
-
-# --------------------------------------------------------------------------- markup
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _figures_table(figures: Mapping[str, Any], benchmark: Mapping[str, Any] | None) -> str:
-    bench = benchmark or {}
-    rows = []
-    for name in FIGURE_NAMES:
-        rows.append(
-            f'<tr data-figure="{esc(name)}"><th scope="row">{esc(figure_label(name))}</th>'
-            f"<td>{esc(format_figure(name, figures.get(name)))}</td>"
-            f"<td>{esc(format_figure(name, bench.get(name)))}</td></tr>"
-        )
-    return (
-        '<table class="figures"><thead><tr><th>Figure</th><th>Strategy</th>'
-        "<th>Buy &amp; hold (equal weight)</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
-    )
-
-
-def _cell(text: str, sort_value: Any = None, cls: str = "") -> str:
-    attr = "" if sort_value is None else f' data-v="{esc(sort_value)}"'
-    klass = f' class="{cls}"' if cls else ""
-    return f"<td{attr}{klass}>{esc(text)}</td>"
-
-
-def _money_cell(value: Any) -> str:
-    number = float(value) if value is not None and value == value else float("nan")
-    cents = round(number, 2) if math.isfinite(number) else 0.0
-    cls = "gain" if cents > 0 else "loss" if cents < 0 else ""
-    return _cell(usd(number), "" if math.isnan(number) else f"{number:.6f}", cls)
-
-
-def _plain_money_cell(number: float) -> str:
-    """:func:`_money_cell` of a float, without escaping (digits, "$", ",", "-", "." and
-    "n/a" need none): the same markup for the trade list's thousands of rows."""
-    if not math.isfinite(number):
-        return _money_cell(number)
-    cents = round(number, 2)
-    cls = ' class="gain"' if cents > 0 else ' class="loss"' if cents < 0 else ""
-    return f'<td data-v="{number:.6f}"{cls}>{usd(number)}</td>'
-
-
-def _header(columns: Sequence[tuple[str, str]]) -> str:
-    cells = "".join(
-        f'<th data-type="{kind}" class="{"l" if kind == "text" else ""}" title="click to sort">'
-        f"{esc(label)}</th>"
-        for label, kind in columns
-    )
-    return f"<thead><tr>{cells}</tr></thead>"
-
-
-def trades_table(trips: pd.DataFrame, limit: int = MAX_TRADE_ROWS) -> tuple[str, int]:
-    """The sortable round-trip list; returns the markup and how many rows it holds."""
-    columns = [
-        ("#", "num"), ("Symbol", "text"), ("Entry (ET)", "text"), ("Exit (ET)", "text"),
-        ("Held (min)", "num"), ("Max shares", "num"), ("Avg entry", "num"),
-        ("Avg exit", "num"), ("P&L", "num"), ("Commissions", "num"), ("Fills", "num"),
-    ]  # fmt: skip
-    shown = trips.head(limit)
-    rows: list[str] = []
-    entry = pd.DatetimeIndex(pd.to_datetime(shown["entry_time"], utc=True))
-    exit_ = pd.DatetimeIndex(pd.to_datetime(shown["exit_time"], utc=True))
-    entry_ny: list[str] = list(entry.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"))
-    exit_ny: list[str] = list(exit_.tz_convert(EXCHANGE_TZ).strftime("%Y-%m-%d %H:%M"))
-    # numbers and dates need no escaping: only the symbol and the formatted money go
-    # through esc(), which keeps a 5,000-row table quick
-    entry_ns = entry.as_unit("ns").asi8.tolist()
-    exit_ns = exit_.as_unit("ns").asi8.tolist()
-    symbols = [esc(str(s)) for s in shown["symbol"].tolist()]
-    held = shown["holding_minutes"].to_numpy(dtype=float).tolist()
-    quantity = shown["quantity_max"].to_numpy().tolist()
-    entry_price = shown["avg_entry_price"].to_numpy(dtype=float).tolist()
-    exit_price = shown["avg_exit_price"].to_numpy(dtype=float).tolist()
-    pnl = shown["pnl"].to_numpy(dtype=float).tolist()
-    commissions = shown["commissions"].to_numpy(dtype=float).tolist()
-    fills = shown["fills"].to_numpy().tolist()
-    for i in range(len(shown)):
-        rows.append(
-            f'<tr class="trade"><td data-v="{i + 1}">{i + 1}</td>'
-            f'<td class="l">{symbols[i]}</td>'
-            f'<td data-v="{entry_ns[i]}" class="l">{entry_ny[i]}</td>'
-            f'<td data-v="{exit_ns[i]}" class="l">{exit_ny[i]}</td>'
-            f'<td data-v="{held[i]}">{held[i]:,.0f}</td>'
-            f'<td data-v="{int(quantity[i])}">{count(quantity[i])}</td>'
-            f'<td data-v="{entry_price[i]}">{entry_price[i]:,.4f}</td>'
-            f'<td data-v="{exit_price[i]}">{exit_price[i]:,.4f}</td>'
-            + _plain_money_cell(pnl[i])
-            + f'<td data-v="{commissions[i]}">{usd(commissions[i])}</td>'
-            f'<td data-v="{int(fills[i])}">{int(fills[i])}</td></tr>'
-        )
-    table = (
-        f'<table class="sortable trades" id="trades">{_header(columns)}<tbody>'
-        + "".join(rows)
-        + "</tbody></table>"
-    )
-    return table, len(shown)
-
-
-def pnl_table(pnl: pd.DataFrame) -> str:
-    columns = [
-        ("Symbol", "text"), ("Realised P&L", "num"), ("Unrealised P&L", "num"),
-        ("Total P&L", "num"), ("Commissions", "num"), ("Slippage", "num"), ("Buys", "num"),
-        ("Sells", "num"), ("Round trips", "num"), ("Traded value", "num"),
-    ]  # fmt: skip
-    rows = []
-    for rec in pnl.to_dict("records"):
-        symbol = str(rec["symbol"])
-        rows.append(
-            f'<tr data-symbol="{esc(symbol)}">'
-            f'<td data-v="{esc(symbol)}"><a href="#symbol-chart" class="pick" data-symbol="{esc(symbol)}">{esc(symbol)}</a></td>'
-            + _money_cell(rec["realised_pnl"])
-            + _money_cell(rec["unrealised_pnl"])
-            + _money_cell(rec["total_pnl"])
-            + _cell(usd(rec["commissions"]), float(rec["commissions"]))
-            + _cell(usd(rec["slippage"]), float(rec["slippage"]))
-            + _cell(count(rec["buys"]), int(rec["buys"]))
-            + _cell(count(rec["sells"]), int(rec["sells"]))
-            + _cell(count(rec["round_trips"]), int(rec["round_trips"]))
-            + _cell(usd(rec["traded_value"]), float(rec["traded_value"]))
-            + "</tr>"
-        )
-    return (
-        f'<table class="sortable" id="pnl-table">{_header(columns)}<tbody>'
-        + "".join(rows)
-        + "</tbody></table>"
-    )
-
-
-def monthly_table(run: RunData) -> str:
-    """Month-by-month returns (rows: years), or '' when the run is within one month."""
-    monthly = monthly_returns(run.equity, start_equity=run.start_equity)
-    if len(monthly) < 2:
-        return ""
-    periods = pd.PeriodIndex(monthly.index)
-    years = sorted({int(p.year) for p in periods})
-    by_cell = {
-        (int(p.year), int(p.month)): float(v)
-        for p, v in zip(periods, monthly.to_numpy(), strict=True)
-    }
-    head = "".join(f"<th>{m}</th>" for m in _MONTHS)
-    body = []
-    for year in years:
-        cells = []
-        for month in range(1, 13):
-            value = by_cell.get((year, month))
-            if value is None:
-                cells.append("<td></td>")
-            else:
-                cls = "gain" if value > 0 else "loss" if value < 0 else ""
-                cells.append(f'<td class="{cls}">{esc(percent(value))}</td>')
-        body.append(f"<tr><th scope='row'>{year}</th>{''.join(cells)}</tr>")
-    return (
-        '<h3>Monthly returns</h3><table class="monthly"><thead><tr><th>Year</th>'
-        + head
-        + "</tr></thead><tbody>"
-        + "".join(body)
-        + "</tbody></table>"
-    )
-
-
-def _run_table(run: RunData) -> str:
-    info: Mapping[str, Any] = run.summary.get("run") or {}
-    rows = [("Run folder", str(run.run_dir.resolve())), ("Kind", run.kind)]
-    labels = {
-        "version": "momentumbot version",
-        "first_session": "First session",
-        "last_session": "Last session",
-        "warmup_sessions": "Warm-up sessions (not traded)",
-        "bars_used": "Bars read",
-        "orders": "Orders",
-        "fills": "Fills",
-        "store": "Bar store",
-        "engine_seconds": "Engine time (s)",
-    }
-    for key, label in labels.items():
-        if key in info and info[key] is not None:
-            value = info[key]
-            rows.append(
-                (label, count(value) if key in ("bars_used", "orders", "fills") else str(value))
-            )
-    symbols = run.symbols
-    rows.append((f"Symbols ({len(symbols)})", ", ".join(symbols)))
-    body = "".join(f"<tr><th scope='row'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    return f'<table class="info">{body}</table>'
-
-
-def _notices(notices: Sequence[str]) -> str:
-    if not notices:
-        return ""
-    items = "".join(f"<li>{esc(n)}</li>" for n in notices)
-    return f'<section class="notices" id="notices"><h2>Please note</h2><ul>{items}</ul></section>'
-
-
-def _headline(run: RunData) -> str:
-    f = run.figures
-    b = run.benchmark_figures or {}
-    cards = [
-        (
-            "Total return",
-            percent(f.get("total_return")),
-            f"buy & hold {percent(b.get('total_return'))}",
-        ),
-        ("Final equity", usd(f.get("final_equity")), f"from {usd(f.get('start_equity'))}"),
-        ("Sharpe", ratio(f.get("sharpe")), f"buy & hold {ratio(b.get('sharpe'))}"),
-        (
-            "Max drawdown",
-            percent(f.get("max_drawdown")),
-            f"buy & hold {percent(b.get('max_drawdown'))}",
-        ),
-        ("Round trips", count(f.get("round_trips")), f"win rate {percent(f.get('win_rate'))}"),
-        (
-            "Costs",
-            usd((f.get("commissions") or 0) + (f.get("slippage") or 0)),
-            "commissions + slippage",
-        ),
-    ]
-    return (
-        '<div class="cards">'
-        + "".join(
-            f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div><div class="s">{esc(s)}</div></div>'
-            for k, v, s in cards
-        )
-        + "</div>"
-    )
+__all__ = [
+    "esc",
+    "json_numbers",
+    "page",
+    "range_breaks",
+    "render_report",
+    "symbol_payload",
+    "trades_table",
+]
 
 
 def _json_script(element_id: str, data: Any) -> str:
@@ -512,8 +154,8 @@ def render_report(
 <a href="#pnl">P&amp;L by symbol</a><a href="#returns">Returns</a><a href="#symbols">Symbols</a>
 <a href="#trades">Trades</a><a href="#config">Config</a></nav>
 <main>
-{_notices(all_notices)}
-<section id="summary"><h2>Summary</h2>{_headline(run)}{_figures_table(run.figures, run.benchmark_figures)}</section>
+{notices_block(all_notices)}
+<section id="summary"><h2>Summary</h2>{headline(run)}{figures_table(run.figures, run.benchmark_figures)}</section>
 <section id="equity"><h2>Equity and drawdown</h2><p class="hint">Strategy against equal-weight
 buy &amp; hold of the same symbols. Drag to zoom, double-click to reset.</p>
 <div id="equity-chart" class="chart tall"></div></section>
@@ -524,7 +166,7 @@ close, averaged over buckets of minutes, cash on top: the top edge is equity.</p
 <section id="returns"><h2>Returns by session</h2><div id="daily-chart" class="chart"></div>{monthly_table(run)}</section>
 <section id="symbols"><h2>Price, band and trades by symbol</h2>{symbol_section}</section>
 <section id="trades-list"><h2 id="trades-title">Trades ({count(len(run.trips))} round trips)</h2>{trades_section}</section>
-<section id="config"><h2>Run and config</h2>{_run_table(run)}<h3>config.toml</h3>
+<section id="config"><h2>Run and config</h2>{run_table(run)}<h3>config.toml</h3>
 <pre>{esc(run.config_text or "(no config.toml in the run folder)")}</pre>
 <p class="hint">PNG charts: {links}</p></section>
 </main>"""
