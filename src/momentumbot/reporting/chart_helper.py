@@ -116,11 +116,10 @@ def _detach_stdio() -> None:
 
 
 def _draw_symbols(requests: IO[bytes], answers: IO[bytes]) -> None:
-    from momentumbot.reporting.symbol_chart import SymbolFigure
+    from momentumbot.reporting.symbol_chart import LazySymbolFigure
 
-    figure: SymbolFigure | None = None
-    axis: Any = None
-    name = ""
+    unnamed: Any = None  # the worker's "setup" names the axis and the run first
+    figures = LazySymbolFigure(unnamed, "")
     answer: tuple[Any, ...] = ("done",)
     try:
         while True:
@@ -129,21 +128,15 @@ def _draw_symbols(requests: IO[bytes], answers: IO[bytes]) -> None:
             except EOFError:
                 break
             if message[0] == "setup":
-                axis, name = message[1], message[2]
-                figure = SymbolFigure(axis, name)  # before the first symbol's lines come
+                figures = LazySymbolFigure(message[1], message[2])
+                figures.figure()  # made before the first symbol's lines come
             elif message[0] == "symbol":
-                if figure is None:
-                    figure = SymbolFigure(axis, name)
-                figure.render(message[1], Path(message[2]))
-        if figure is not None:
-            figure.close()  # every PNG written
-            figure = None
+                figures.figure().render(message[1], Path(message[2]))
+        figures.close()  # every PNG written
     except Exception as exc:
         answer = ("error", f"{type(exc).__name__}: {exc}")
     finally:
-        if figure is not None:
-            with contextlib.suppress(Exception):
-                figure.close()
+        figures.close(quietly=True)
     with contextlib.suppress(OSError):
         pickle.dump(answer, answers, protocol=pickle.HIGHEST_PROTOCOL)
         answers.flush()

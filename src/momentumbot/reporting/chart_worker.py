@@ -207,32 +207,28 @@ def _reader(
 def _serve(stdin: IO[bytes], stdout: IO[bytes], helper: ChartHelper | None) -> None:
     from momentumbot.reporting import run_charts
     from momentumbot.reporting.chart_data import CapitalBuckets
-    from momentumbot.reporting.symbol_chart import SymbolFigure
+    from momentumbot.reporting.symbol_chart import LazySymbolFigure
 
     inbox: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
     threading.Thread(target=_reader, args=(stdin, inbox, helper), daemon=True).start()
     begin = inbox.get()
     if begin is None or begin[0] != "begin":
         return
-    figure: SymbolFigure | None = None
+    run = begin[1]
+    figures = LazySymbolFigure(run.axis, run.run_dir.name)
     try:
-        run = begin[1]
         plot_dir = run.run_dir / "plots"
         paths = {name: plot_dir / name for name in GENERAL_FILES}
         run_charts.equity_png(run, paths["equity.png"])
         run_charts.pnl_by_symbol_png(run, paths["pnl_by_symbol.png"])
         run_charts.returns_by_day_png(run, paths["returns_by_day.png"])
         while (message := inbox.get()) is not None and message[0] == "symbol":
-            if figure is None:
-                figure = SymbolFigure(run.axis, run.run_dir.name)
-            figure.render(message[1], Path(message[2]))
+            figures.figure().render(message[1], Path(message[2]))
         if message is None or message[0] != "allocation":
             return
         capital = CapitalBuckets(bounds=message[1], by_symbol=message[2])
         run_charts.allocation_png(run, capital, paths["allocation.png"], message[3])
-        if figure is not None:
-            figure.close()  # every symbol's PNG written
-            figure = None
+        figures.close()  # every symbol's PNG written
         helped = helper is not None and not helper.failed
         why = helper.finish() if helper is not None else None
         helper = None
@@ -244,9 +240,7 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes], helper: ChartHelper | None) -> N
     except Exception as exc:
         answer = ("error", f"{type(exc).__name__}: {exc}")
     finally:
-        if figure is not None:
-            with contextlib.suppress(Exception):
-                figure.close()
+        figures.close(quietly=True)
         if helper is not None:
             helper.finish()
     pickle.dump(answer, stdout, protocol=pickle.HIGHEST_PROTOCOL)

@@ -4,6 +4,7 @@ shares held beneath. One figure is built per run and reused for every symbol (se
 
 from __future__ import annotations
 
+import contextlib
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -164,3 +165,28 @@ class SymbolFigure:
         finally:
             self._encoding.clear()
             self._encoder.shutdown(wait=True)
+
+
+class LazySymbolFigure:
+    """The one SymbolFigure of a run's symbol charts, made at the first chart (none when no
+    symbol is drawn) and closed once: `close()` waits for every PNG and re-raises an error;
+    `close(quietly=True)`, for a path already failing, never raises."""
+
+    def __init__(self, axis: MinuteAxis, run_name: str) -> None:
+        self.axis, self.run_name = axis, run_name
+        self._figure: SymbolFigure | None = None
+
+    def figure(self) -> SymbolFigure:
+        if self._figure is None:
+            self._figure = SymbolFigure(self.axis, self.run_name)
+        return self._figure
+
+    def close(self, *, quietly: bool = False) -> None:
+        figure, self._figure = self._figure, None
+        if figure is None:
+            return
+        if not quietly:
+            figure.close()
+            return
+        with contextlib.suppress(Exception):
+            figure.close()
