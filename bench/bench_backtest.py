@@ -14,6 +14,9 @@ returns, before the run folder is hashed for the comparison).
 The engine phase overlaps reading: `kernel` is its wall time less the reading the minute
 loop waited for; `load+engine wall` is the phase's wall time with reading included, `loop`
 the minute loop's own seconds and `waited` the seconds it waited for the next chunk.
+With --engine-alone each measured process then also times the engine by itself, as issue 13
+measures it: every bar read into memory first, the allocation rows dropped, nothing written
+(`engine_alone`; the fastest of three runs; it holds every bar, so not for the widest sizes).
 
     .venv/bin/python bench/bench_backtest.py        # 10x250 ... 500x250, 1000x250, 3000x20
     .venv/bin/python bench/bench_backtest.py --sizes 10x250 --repeats 3
@@ -37,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "out"
@@ -77,7 +81,7 @@ def folder_digests(folder: Path) -> dict[str, str]:
     return out
 
 
-def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
+def child(store: Path, n_sym: str, cash: float) -> dict[str, Any]:
     """One measured run in this process (called in a fresh interpreter); n_sym is a count
     of generator symbols or `all` for every symbol in the store."""
     from momentumbot.app.backtest import backtest_to_folder
@@ -102,7 +106,8 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
         # the run's high-water mark, taken before the run folder is hashed below
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t = run.result.timings
-        return {
+        alone = engine_alone(cfg, source, names) if os.environ.get(ALONE_ENV) else {}
+        return alone | {
             "digests": folder_digests(Path(tmp) / "run"),
             "bars": run.result.bars_used,
             "orders": len(run.result.orders),
@@ -129,6 +134,36 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, float]:
             "rss_before_mb": rss_before,
             "peak_rss_mb": peak_rss,
         }
+
+
+ALONE_ENV = "BENCH_ENGINE_ALONE"
+ALONE_ROUNDS = 3
+
+
+def engine_alone(cfg: Any, source: Any, names: list[str]) -> dict[str, float]:
+    """The engine by itself, as the issue measures it (after the measured run, in the same
+    process): every symbol's bars read into memory first (`MemoryBarSource`), then
+    `run_backtest` with the allocation rows dropped by the sink, so the engine phase is the
+    quiet-volume pass, the transposes and the minute loop (and putting the in-memory bars on
+    the minute grid, which the worker thread does beside the loop), with no Parquet read
+    and no file written. `kernel` of the fastest of ALONE_ROUNDS runs."""
+    from momentumbot.data.memory import MemoryBarSource
+    from momentumbot.engine.backtest import run_backtest
+
+    mem = MemoryBarSource({s: source.read_arrays(s, 0, 2**62) for s in names})
+    best: dict[str, float] = {}
+    for _ in range(ALONE_ROUNDS):
+        res = run_backtest(cfg, mem, allocation_sink=lambda part: None)
+        t = res.timings
+        if not best or t["kernel"] < best["alone_kernel_s"]:
+            best = {
+                "alone_kernel_s": t["kernel"],
+                "alone_quiet_volume_s": t["quiet_volume"],
+                "alone_loop_s": t.get("minute_loop", float("nan")),
+                "alone_wall_s": t.get("engine_wall", float("nan")),
+                "alone_bars_per_s": res.bars_used / t["kernel"],
+            }
+    return best
 
 
 def prime(store: Path, n_sym: str, cash: float) -> None:
@@ -182,6 +217,13 @@ def line(size: str, rep: int, r: dict) -> str:
         + f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
         + (f"cpu {r['cpu_s']:.2f} s | " if "cpu_s" in r else "")
         + f"orders {r['orders']:,} fills {r['fills']:,} | peak RSS {r['peak_rss_mb']:.0f} MB"
+        + (
+            f" | engine alone {r['alone_kernel_s']:.3f} s ({r['alone_bars_per_s'] / 1e6:.2f} M "
+            f"bars/s; quiet volume {r['alone_quiet_volume_s']:.3f} s, loop "
+            f"{r['alone_loop_s']:.3f} s, phase wall {r['alone_wall_s']:.3f} s)"
+            if "alone_kernel_s" in r
+            else ""
+        )
     )
 
 
@@ -211,6 +253,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--before", type=Path, help="an older checkout's src/ to run alternately")
     ap.add_argument(
+        "--engine-alone",
+        action="store_true",
+        help="also time the engine alone, bars in memory and no file written (holds every bar)",
+    )
+    ap.add_argument(
         "--child", nargs=3, metavar=("STORE", "SYMBOLS", "CASH"), help=argparse.SUPPRESS
     )
     ap.add_argument(
@@ -226,6 +273,8 @@ def main() -> None:
         prime(Path(store), n_sym, float(cash))
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.engine_alone:
+        os.environ[ALONE_ENV] = "1"  # the children inherit it
     rows = []
     for size in args.sizes.split(","):
         n_sym, n_sessions = (int(x) for x in size.split("x"))

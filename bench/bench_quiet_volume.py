@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 CHUNKS = 8
-EVERY = 5  # the default rebalance_minutes
+EVERY = 5  # the default rebalance_minutes (--every: 1 is what a sweep records)
 
 
 def matrices(n_sym: int, n_sessions: int) -> tuple[Path, Path]:
@@ -62,7 +62,7 @@ def matrices(n_sym: int, n_sessions: int) -> tuple[Path, Path]:
     return v_path, c_path
 
 
-def child(v_path: str, c_path: str) -> None:
+def child(v_path: str, c_path: str, every: str) -> None:
     import numpy as np
 
     from momentumbot.allocation.quiet_volume import _walk_symbols
@@ -72,7 +72,7 @@ def child(v_path: str, c_path: str) -> None:
     n_sym, n_min = volume.shape
     window = 390
     row = np.full(n_min, -1, np.int64)
-    at = np.arange(0, n_min, EVERY)
+    at = np.arange(0, n_min, int(every))
     row[at] = np.arange(at.shape[0])
     bounds = np.linspace(0, n_min, CHUNKS + 1).astype(np.int64)
     parts = [
@@ -103,10 +103,10 @@ def child(v_path: str, c_path: str) -> None:
     )  # fmt: skip
 
 
-def run(src: Path, v_path: Path, c_path: Path) -> dict[str, float | str]:
+def run(src: Path, v_path: Path, c_path: Path, every: int) -> dict[str, float | str]:
     env = dict(os.environ, PYTHONPATH=str(src))
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(v_path), str(c_path)],
+        [sys.executable, __file__, "--child", str(v_path), str(c_path), str(every)],
         env=env, check=True, capture_output=True, text=True,
     )  # fmt: skip
     result: dict[str, float | str] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -118,7 +118,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="100x250")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--before", type=Path, help="an older checkout's src/ to run alternately")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--every", type=int, default=EVERY, help="a figure every N minutes")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -131,7 +132,7 @@ def main() -> None:
         got: dict[str, list[dict[str, float | str]]] = {name: [] for name, _ in sides}
         for i in range(args.rounds):
             for name, src in sides:
-                r = run(src, v_path, c_path)
+                r = run(src, v_path, c_path, args.every)
                 got[name].append(r)
                 ns = float(r["cpu_s"]) / float(r["cells"]) * 1e9
                 print(

@@ -38,7 +38,7 @@ COMPILED_MODULES = (
     "domain/orders.py",
     "domain/units.py",
     "allocation/quiet_volume.py",
-    "allocation/qv_heaps.py",
+    "allocation/qv_rank.py",
     "allocation/qv_sorted.py",
     "allocation/rotation.py",
     "engine/backtest.py",

@@ -1,4 +1,4 @@
-"""quiet_volume's walk (the band around the k-th smallest) against a brute-force reference:
+"""quiet_volume's walk (its k-th smallest stepped at the allocator's minutes) against a brute-force reference:
 STRATEGY.md section 4.1 computed directly from the list of a symbol's minute volumes."""
 
 from __future__ import annotations
@@ -51,15 +51,17 @@ class Windows:
         self.window = window
 
     def walk(
-        self, volume: np.ndarray, close: np.ndarray, cuts: list[int]
+        self, volume: np.ndarray, close: np.ndarray, cuts: list[int], every: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The pass over the series in chunks cut at `cuts`, the figures at every minute."""
+        """The pass over the series in chunks cut at `cuts`, the figures at every `every`-th
+        minute (-1 at the others)."""
         n_sym, n_min = volume.shape
         qv = np.full((n_min, n_sym), -1.0)
         nn = np.full((n_min, n_sym), -1, np.int64)
         bounds = [0, *sorted(set(cuts)), n_min]
         for lo, hi in itertools.pairwise(bounds):
             rows = np.arange(lo, hi, dtype=np.int64)
+            rows[rows % every != 0] = -1
             quiet_volume_pass_columns(
                 np.ascontiguousarray(volume[:, lo:hi]), np.ascontiguousarray(close[:, lo:hi]),
                 rows, self.ring, self.srt, self.count, self.head, self.started, self.window,
@@ -104,6 +106,36 @@ def test_every_minute_equals_the_brute_force_figure(
     got_qv, got_n = w.walk(volume, close, [c for c in cuts if c < n_min])
     assert np.array_equal(got_n, want_n)
     assert np.array_equal(got_qv, want_qv)  # bit for bit
+    assert w.sorted_windows() == want_windows
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=60),  # window
+    st.integers(min_value=1, max_value=400),  # minutes
+    st.integers(min_value=1, max_value=40),  # a figure every this many minutes
+    st.lists(st.integers(min_value=0, max_value=400), max_size=3),  # chunk cuts
+    st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_sparse_figures_and_signed_zeros_equal_the_brute_force_figure(
+    window: int, n_min: int, every: int, cuts: list[int], seed: int
+) -> None:
+    """The figure asked for only every few minutes (the allocator's minutes: the walk then
+    steps its k-th smallest over all the minutes between), from volumes with -0.0 beside
+    0.0, many ties and (not from the store, which refuses them) negative values: equal to
+    the direct computation to the bit at every minute asked."""
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(-4, 9, (2, n_min)).astype(np.float64)
+    raw[rng.random((2, n_min)) < 0.3] = -0.0
+    gaps = rng.random((2, n_min)) < 0.2
+    volume, close = series(raw, gaps)
+    started = np.array([False, True])
+    want_qv, want_n, want_windows = reference(volume, close, started, window)
+    w = Windows(2, window, started)
+    got_qv, got_n = w.walk(volume, close, [c for c in cuts if c < n_min], every)
+    asked = np.arange(n_min) % every == 0
+    assert np.array_equal(got_n[:, asked], want_n[:, asked])
+    assert np.array_equal(got_qv[:, asked], want_qv[:, asked])  # bit for bit
     assert w.sorted_windows() == want_windows
 
 

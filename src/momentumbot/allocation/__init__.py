@@ -1,4 +1,4 @@
 """Capital rotation (STRATEGY.md section 3): the quiet-volume statistic and the allocator.
 
-Owns: quiet volume (`quiet_volume`; its window as two heaps, `qv_heaps`, or as a sorted copy
-updated in place, `qv_sorted`), scores, eligibility, caps and budgets (`rotation`)."""
+Owns: quiet volume (`quiet_volume`; its window followed by its k-th smallest, `qv_rank`, or
+as a sorted copy updated in place, `qv_sorted`), scores, eligibility, caps and budgets (`rotation`)."""

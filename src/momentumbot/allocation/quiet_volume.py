@@ -9,24 +9,22 @@ It depends on volumes alone, never on trading, so the engine computes it for a w
 of minutes before walking them: one walk per symbol (symbols on both cores), recording the
 figure only at allocator minutes (the sweeps: at every minute).
 
-Within a walk the window is split into two indexed heaps (`qv_heaps`): the floor(n/2)
-smallest (a max-heap) and the rest (a min-heap), each entry with its ring slot, and `pos`
-giving each ring slot's place in its heap. A minute replaces the leaving volume's entry with
-the arriving one in place and moves it to its heap's order; when it belongs to the other
-half, the other heap's top crosses over (O(log n) a minute, no search, no move of the
-window). The sum of the smaller half is kept as entries come and go, so an allocator minute
-costs one division. The heaps are built from the sorted copy at the walk's start (a
-partition at the k-th smallest, O(n)) and the window is sorted into it at the end (a merge
-sort, O(n log n) a symbol and walk; the backtest's walks are thousands of minutes long).
-A walk of at most SHORT_WALK minutes (paper and live trading step one minute at a time,
-`quiet_volume_minute`) updates the sorted copy in place instead (`qv_sorted`: O(n) moves a
-minute, about a microsecond, far less than building the heaps and sorting them back).
+Within a walk the window is followed by its k-th smallest (`qv_rank`): one value t of the
+window, how many volumes are below it and at most it, and the sum of those below. A minute's
+arriving and leaving volumes change these by three comparisons (no search, no move of the
+window); at an allocator minute t steps to the k-th smallest (about as many ranks as minutes
+passed, each step two vectorised passes over the window) and the figure is that sum plus the
+copies of t needed, divided by k. The walk starts from the sorted copy (its k-th smallest)
+and sorts the window back into it at the end (a merge sort, O(n log n) a symbol and walk; the
+backtest's walks are thousands of minutes long). A walk of at most SHORT_WALK minutes (paper
+and live trading step one minute at a time, `quiet_volume_minute`) updates the sorted copy in
+place instead (`qv_sorted`: O(n) moves a minute, about a microsecond).
 
 Exactness: volumes are whole numbers stored as float64, whose sums (below 2**53) are exact
 in any order, so the running sum equals the sorted sum of the smallest half to the bit.
 While the window holds a volume that is not a whole number (a CSV import may have them),
-the figure at an allocator minute is instead summed afresh from the smaller half (in heap
-order): within rounding of the exact mean (one sum of n/2 values: about 2e-14 relative at
+the figure at an allocator minute is instead summed afresh from the volumes below t (in
+ring order): within rounding of the exact mean (one sum of n/2 values: about 2e-14 relative at
 390 minutes), never drifting from one minute to the next; once the window holds whole
 numbers only again, exact again.
 """
@@ -37,8 +35,8 @@ import math
 
 import numpy as np
 
-from momentumbot.allocation.qv_heaps import build, grow, replace, sort_values
-from momentumbot.allocation.qv_sorted import sorted_insert, sorted_replace
+from momentumbot.allocation.qv_rank import settle, start, sum_below
+from momentumbot.allocation.qv_sorted import sort_values, sorted_insert, sorted_replace
 from momentumbot.compiled import in_parts, jit
 
 
@@ -59,11 +57,9 @@ def _walk_symbols(
     n_out: np.ndarray,
 ) -> None:
     """Symbols [lo, hi), each over every minute of the chunk (see the module's docstring)."""
-    lv = np.empty(window + 2)
-    uv = np.empty(window + 2)
-    li = np.empty(window, np.int64)
-    ui = np.empty(window, np.int64)
-    pos = np.empty(window, np.int64)
+    scratch = np.empty(window)
+    box = np.empty(1)
+    box_bits = box.view(np.int64)
     short = volume.shape[1] <= SHORT_WALK
     for s in range(lo, hi):
         if short:
@@ -71,10 +67,10 @@ def _walk_symbols(
                          head, started, window, qv_out, n_out)  # fmt: skip
         else:
             _walk_symbol(s, volume[s], close[s], alloc_row, ring_all[s], srt_all[s], count,
-                         head, started, window, qv_out, n_out, lv, li, uv, ui, pos)  # fmt: skip
+                         head, started, window, qv_out, n_out, scratch, box, box_bits)  # fmt: skip
 
 
-SHORT_WALK = 16  # minutes: a walk this short updates the sorted copy itself (no heaps)
+SHORT_WALK = 16  # minutes: a walk this short updates the sorted copy itself
 
 
 @jit(inline=True)
@@ -85,7 +81,7 @@ def _walk_sorted(
 ) -> None:  # fmt: skip
     """A few minutes (paper and live trading step one at a time): each moves the leaving
     volume's slot of the sorted copy to the arriving one's (O(n) moves, about a microsecond),
-    which costs far less than building the heaps and sorting the window back; the figure
+    which costs far less than sorting the window back at the walk's end; the figure
     is the sorted copy's floor(n/2) smallest, summed."""
     n = count[s]
     h = head[s]
@@ -94,7 +90,7 @@ def _walk_sorted(
         bar = not math.isnan(close[m])
         on = on or bar
         if on:
-            x = volume[m] if bar else 0.0
+            x = volume[m] + 0.0 if bar else 0.0  # -0.0 stored as 0.0, as the long walk does
             if n < window:
                 ring[n] = x
                 sorted_insert(srt, n, x)
@@ -121,50 +117,54 @@ def _walk_sorted(
 def _walk_symbol(
     s: int, volume: np.ndarray, close: np.ndarray, alloc_row: np.ndarray, ring: np.ndarray,
     srt: np.ndarray, count: np.ndarray, head: np.ndarray, started: np.ndarray, window: int,
-    qv_out: np.ndarray, n_out: np.ndarray, lv: np.ndarray, li: np.ndarray, uv: np.ndarray,
-    ui: np.ndarray, pos: np.ndarray,
+    qv_out: np.ndarray, n_out: np.ndarray, scratch: np.ndarray, box: np.ndarray,
+    box_bits: np.ndarray,
 ) -> None:  # fmt: skip
     n = count[s]
     h = head[s]
     on = started[s]
-    k = n // 2
-    low = 0.0
-    for i in range(k):
-        low += srt[i]
-    frac = build(ring, srt, n, k, lv, li, uv, ui, pos, window)
+    bits = ring.view(np.int64)
+    t, lt, le, low = start(srt, n)
+    frac = 0  # volumes in the window that are not whole numbers
+    for j in range(n):
+        frac += 0 if ring[j] == np.floor(ring[j]) else 1
     stale = frac > 0  # low may carry rounding: sum afresh at the next allocator minute
     for m in range(volume.shape[0]):
         bar = not math.isnan(close[m])
         on = on or bar
         if on:
-            x = volume[m] if bar else 0.0
-            whole = x == np.floor(x)
+            x = volume[m] + 0.0 if bar else 0.0  # + 0.0: -0.0 is stored as 0.0 (qv_rank)
             if n < window:
                 ring[n] = x
-                low = grow(x, n, n, k, low, lv, li, uv, ui, pos, window)
                 n += 1
-                k = n // 2
             else:
                 old = ring[h]
                 ring[h] = x
-                if old != x:
-                    low = replace(x, old, h, k, low, lv, li, uv, ui, pos, window)
                 h = h + 1 if h + 1 < window else 0
+                lt -= 1 if old < t else 0
+                le -= 1 if old <= t else 0
+                low -= old if old < t else 0.0
                 frac -= 0 if old == np.floor(old) else 1
-            frac += 0 if whole else 1
+            lt += 1 if x < t else 0
+            le += 1 if x <= t else 0
+            low += x if x < t else 0.0
+            frac += 0 if x == np.floor(x) else 1
             stale = stale or frac > 0
         r = alloc_row[m]
         if r >= 0:
-            if stale:
-                low = 0.0
-                for i in range(k):
-                    low -= lv[i]
-                stale = frac > 0
-            qv_out[r, s] = low / k if k > 0 else 0.0
+            k = n // 2
+            if k > 0:
+                t, lt, le, low = settle(ring, bits, box, box_bits, n, k, t, lt, le, low)
+                if stale:
+                    low = sum_below(ring, n, t)
+                    stale = frac > 0
+                qv_out[r, s] = (low + (k - lt) * t) / k
+            else:
+                qv_out[r, s] = 0.0
             n_out[r, s] = n
     for j in range(n):
         srt[j] = ring[j]
-    sort_values(srt, n, lv)  # lv: scratch of n + 2 values
+    sort_values(srt, n, scratch)
     count[s] = n
     head[s] = h
     started[s] = on

@@ -65,3 +65,32 @@ def sorted_replace(a: np.ndarray, n: int, old: float, x: float) -> None:
     else:
         _shift_right(a, p, j)
     a[p] = x
+
+
+@jit()
+def sort_values(a: np.ndarray, n: int, tmp: np.ndarray) -> None:
+    """Sort a[:n] ascending in place: a bottom-up merge sort through tmp (numba's own sorts
+    cost seconds of compiling)."""
+    src = a
+    dst = tmp
+    width = 1
+    swapped = False
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i = lo
+            j = mid
+            for o in range(lo, hi):
+                if j < hi and (i >= mid or src[j] < src[i]):
+                    dst[o] = src[j]
+                    j += 1
+                else:
+                    dst[o] = src[i]
+                    i += 1
+        src, dst = dst, src
+        swapped = not swapped
+        width *= 2
+    if swapped:
+        for i in range(n):
+            a[i] = tmp[i]
