@@ -70,6 +70,10 @@ def _walk_symbols(
                          head, started, window, qv_out, n_out, scratch, box, box_bits)  # fmt: skip
 
 
+# the walk over symbols [lo, hi), for callers that share the symbols out themselves (the
+# backtest's worker and minute-loop threads, engine.shared_work)
+walk_symbols = _walk_symbols
+
 SHORT_WALK = 16  # minutes: a walk this short updates the sorted copy itself
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from momentumbot.allocation.quiet_volume import quiet_volume_pass_columns
+from momentumbot.allocation.quiet_volume import walk_symbols
 from momentumbot.compiled import in_parts, jit
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import TradingCalendar
@@ -39,6 +39,7 @@ from momentumbot.engine.results import BacktestResult as BacktestResult
 from momentumbot.engine.results import MinutePlan as MinutePlan
 from momentumbot.engine.results import alloc_frame as alloc_frame
 from momentumbot.engine.results import collect_result as collect_result
+from momentumbot.engine.shared_work import WorkBoard
 from momentumbot.execution.costs import CostParams, cost_params
 
 
@@ -126,6 +127,15 @@ def _transpose(src: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
     return dst
 
 
+def _transpose_parts(lo: int, hi: int, pairs: list[tuple[np.ndarray, np.ndarray]], nb: int) -> None:
+    """Blocks [lo, hi) of the transposes of several matrices, nb blocks of 256 minutes each
+    (block i of matrix j is block j * nb + i)."""
+    for j, (src, dst) in enumerate(pairs):
+        a, b = max(lo, j * nb), min(hi, (j + 1) * nb)
+        if a < b:
+            _transpose_blocks(a - j * nb, b - j * nb, src, dst)
+
+
 def load_matrix(
     source: BarSource, symbols: Sequence[str], label_ns: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,6 +173,7 @@ def _prepare_chunk(
     quiet_window: int,
     buffers: ChunkBuffers,
     slot: int,
+    board: WorkBoard,
 ) -> _Chunk:
     """Read a chunk's bars (sessions [first, stop)), walk its quiet-volume windows (the
     state's windows carry from the previous chunk) and transpose it for the minute loop.
@@ -183,15 +194,16 @@ def _prepare_chunk(
     alloc_row = np.where(is_alloc, np.cumsum(is_alloc) - 1, -1).astype(np.int64)
     qv_at, qv_n = buffers.quiet_volumes(slot, int(is_alloc.sum()))
     t2 = time.perf_counter()
-    quiet_volume_pass_columns(
-        v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count, st.qv_head,
-        st.qv_started, quiet_window, qv_at, qv_n,
-    )  # fmt: skip
+    # both posted on the board: the minute loop's thread joins in when done with its chunk
+    board.post(
+        walk_symbols, n, (v_cols, c_cols, alloc_row, st.qv_ring, st.qv_sorted, st.qv_count,
+                          st.qv_head, st.qv_started, quiet_window, qv_at, qv_n), max(1, n // 16),
+    ).run()  # fmt: skip
     t3 = time.perf_counter()
-    o, c, v = (
-        _transpose(src, dst)
-        for src, dst in zip((o_cols, c_cols, v_cols), buffers.matrices(slot, hi - lo), strict=True)
-    )
+    o, c, v = buffers.matrices(slot, hi - lo)
+    nb = (hi - lo + 255) // 256
+    pairs = [(o_cols, o), (c_cols, c), (v_cols, v)]
+    board.post(_transpose_parts, 3 * nb, (pairs, nb), 8).run()
     return _Chunk(
         lo, hi, stop, o, c, v, alloc_row, qv_at, qv_n, bars_used,
         t1 - t0, t3 - t2, time.perf_counter() - t0,
@@ -269,13 +281,15 @@ def run_backtest(
         cfg, syms, plan, st, tables.orders, tables.fills, tables.allocs, tables.out, cp,
         bars_used, parts,
     )  # fmt: skip
-    # kernel: the engine phase's wall time less the reading the minute loop waited for
+    # kernel: the engine phase's wall time less the time the minute loop's thread sat idle
+    # waiting for bars to be read
     result.timings.update(
         load=tm["load"],
         kernel=t_engine - tm["exposed"],
         quiet_volume=tm["quiet_volume"],
         minute_loop=tm["minute_loop"],
         waited=tm["waited"],
+        helped=tm["helped"],
         engine_wall=t_engine,
         collect=time.perf_counter() - t0,
     )
@@ -311,24 +325,38 @@ def _run_chunks(
         int(np.diff(alloc_runs[edges]).max()) if len(bounds) else 0,
     )
     rows = AllocationRows(np.array(syms, dtype=object), allocation_sink)
-    tm = dict.fromkeys(("load", "quiet_volume", "minute_loop", "waited", "exposed"), 0.0)
+    tm = dict.fromkeys(("load", "quiet_volume", "minute_loop", "waited", "helped", "exposed"), 0.0)
     bars_used = 0
+    board = WorkBoard()
+
+    def wait_for(future: Future[_Chunk]) -> _Chunk:
+        """The next chunk, this thread taking part in its quiet-volume walk and transposes
+        meanwhile; the seconds it sat idle (the worker reading bars) are the exposed load."""
+        t_wait = time.perf_counter()
+        idle, helping = board.help_until(future)
+        tm["waited"] += time.perf_counter() - t_wait
+        tm["helped"] += helping
+        tm["exposed"] += idle
+        return future.result()
+
     # the next chunk is read, its quiet volume walked and transposed on a worker thread
-    # while the minute loop (which releases the GIL) runs the current one; allocation rows
-    # are made into tables on another; the first chunk has nothing to overlap, but it is
-    # read on the worker too: Arrow's allocator keeps a thread's pages for that thread, so
-    # rows decoded here and freed there would stay held until the run ends
+    # while the minute loop (which releases the GIL) runs the current one, and this thread
+    # joins the walk and the transposes once its minutes are done (`shared_work`); allocation
+    # rows are made into tables on another thread; the first chunk has nothing to overlap,
+    # but it is read on the worker too: Arrow's allocator keeps a thread's pages for that
+    # thread, so rows decoded here and freed there would stay held until the run ends
     with ThreadPoolExecutor(max_workers=1) as worker, rows:
-        chunk = worker.submit(
-            _prepare_chunk, reader, plan, *bounds[0], st, kp.quiet_window, buffers, 0
-        ).result()
-        tm["exposed"] += chunk.load_s
+        chunk = wait_for(
+            worker.submit(
+                _prepare_chunk, reader, plan, *bounds[0], st, kp.quiet_window, buffers, 0, board
+            )
+        )
         for i in range(len(bounds)):
             ahead = None
             if i + 1 < len(bounds):
                 ahead = worker.submit(
                     _prepare_chunk, reader, plan, *bounds[i + 1], st, kp.quiet_window,
-                    buffers, i + 1,
+                    buffers, i + 1, board,
                 )  # fmt: skip
             tm["load"] += chunk.load_s
             tm["quiet_volume"] += chunk.qv_s
@@ -343,11 +371,7 @@ def _run_chunks(
                     n_sessions - plan.n_warmup_sessions,
                 )
             if ahead is not None:
-                t_wait = time.perf_counter()
-                chunk = ahead.result()
-                waited = time.perf_counter() - t_wait
-                tm["waited"] += waited
-                tm["exposed"] += waited * chunk.load_s / max(chunk.prep_s, 1e-9)
+                chunk = wait_for(ahead)
     reader.close()
     return bars_used, tm, rows.parts
 
