@@ -38,6 +38,7 @@ COMPILED_MODULES = (
     "domain/orders.py",
     "domain/units.py",
     "allocation/quiet_volume.py",
+    "allocation/qv_pairs.py",
     "allocation/qv_rank.py",
     "allocation/qv_sorted.py",
     "allocation/rotation.py",

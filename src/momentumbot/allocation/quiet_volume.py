@@ -9,16 +9,20 @@ It depends on volumes alone, never on trading, so the engine computes it for a w
 of minutes before walking them: one walk per symbol (symbols on both cores), recording the
 figure only at allocator minutes (the sweeps: at every minute).
 
-Within a walk the window is followed by its k-th smallest (`qv_rank`): one value t of the
-window, how many volumes are below it and at most it, and the sum of those below. A minute's
-arriving and leaving volumes change these by three comparisons (no search, no move of the
-window); at an allocator minute t steps to the k-th smallest (about as many ranks as minutes
-passed, each step two vectorised passes over the window) and the figure is that sum plus the
-copies of t needed, divided by k. The walk starts from the sorted copy (its k-th smallest)
-and sorts the window back into it at the end (a merge sort, O(n log n) a symbol and walk; the
-backtest's walks are thousands of minutes long). A walk of at most SHORT_WALK minutes (paper
-and live trading step one minute at a time, `quiet_volume_minute`) updates the sorted copy in
-place instead (`qv_sorted`: O(n) moves a minute, about a microsecond).
+Within a walk the window is followed by its k-th smallest: one value t of the window, how
+many volumes are below it and at most it, and the sum of those below. A minute's arriving
+and leaving volumes change these by three comparisons (no search, no move of the window); at
+an allocator minute t steps to the k-th smallest (about as many ranks as minutes passed, each
+step a vectorised pass over the window) and the figure is that sum plus the copies of t
+needed, divided by k. While the volumes are plain (whole numbers from 0 to about 2**53, as
+a store's always are) the walk follows (volume, slot) pairs packed in one int64
+(`qv_pairs`: no ties, one pass a step); from a volume that is not, the values themselves
+(`qv_rank`: a step also counts the new value's copies). The walk starts from the sorted copy
+(its k-th smallest) and sorts the window back into it at the end (a merge sort, O(n log n) a
+symbol and walk; the backtest's walks are thousands of minutes long). A walk of at most
+SHORT_WALK minutes (paper and live trading step one minute at a time,
+`quiet_volume_minute`) updates the sorted copy in place instead (`qv_sorted`: O(n) moves a
+minute, about a microsecond).
 
 Exactness: volumes are whole numbers stored as float64, whose sums (below 2**53) are exact
 in any order, so the running sum equals the sorted sum of the smallest half to the bit.
@@ -35,7 +39,8 @@ import math
 
 import numpy as np
 
-from momentumbot.allocation.qv_rank import settle, start, sum_below
+from momentumbot.allocation.qv_pairs import plain_window, walk_pairs
+from momentumbot.allocation.qv_rank import settle, start, start_from_ring, sum_below
 from momentumbot.allocation.qv_sorted import sort_values, sorted_insert, sorted_replace
 from momentumbot.compiled import in_parts, jit
 
@@ -60,6 +65,7 @@ def _walk_symbols(
     scratch = np.empty(window)
     box = np.empty(1)
     box_bits = box.view(np.int64)
+    pk = np.empty(window, np.int64)
     short = volume.shape[1] <= SHORT_WALK
     for s in range(lo, hi):
         if short:
@@ -67,7 +73,7 @@ def _walk_symbols(
                          head, started, window, qv_out, n_out)  # fmt: skip
         else:
             _walk_symbol(s, volume[s], close[s], alloc_row, ring_all[s], srt_all[s], count,
-                         head, started, window, qv_out, n_out, scratch, box, box_bits)  # fmt: skip
+                         head, started, window, qv_out, n_out, scratch, box, box_bits, pk)  # fmt: skip
 
 
 # the walk over symbols [lo, hi), for callers that share the symbols out themselves (the
@@ -122,18 +128,43 @@ def _walk_symbol(
     s: int, volume: np.ndarray, close: np.ndarray, alloc_row: np.ndarray, ring: np.ndarray,
     srt: np.ndarray, count: np.ndarray, head: np.ndarray, started: np.ndarray, window: int,
     qv_out: np.ndarray, n_out: np.ndarray, scratch: np.ndarray, box: np.ndarray,
-    box_bits: np.ndarray,
+    box_bits: np.ndarray, pk: np.ndarray,
 ) -> None:  # fmt: skip
+    """The pair walk while the volumes are plain (`qv_pairs`: a store's always are), the
+    value walk from the first that is not (or from the start, if the window holds one)."""
     n = count[s]
     h = head[s]
     on = started[s]
+    m0 = 0
+    if plain_window(ring, n, window):
+        m0, n, h, on = walk_pairs(s, volume, close, alloc_row, ring, srt, n, h, on, window,
+                                  qv_out, n_out, pk)  # fmt: skip
+    if m0 < volume.shape[0]:
+        n, h, on = _walk_values(s, volume, close, alloc_row, ring, srt, n, h, on, window,
+                                qv_out, n_out, m0, box, box_bits)  # fmt: skip
+    for j in range(n):
+        srt[j] = ring[j]
+    sort_values(srt, n, scratch)
+    count[s] = n
+    head[s] = h
+    started[s] = on
+
+
+@jit(inline=True)
+def _walk_values(
+    s: int, volume: np.ndarray, close: np.ndarray, alloc_row: np.ndarray, ring: np.ndarray,
+    srt: np.ndarray, n: int, h: int, on: bool, window: int, qv_out: np.ndarray,
+    n_out: np.ndarray, m0: int, box: np.ndarray, box_bits: np.ndarray,
+) -> tuple[int, int, bool]:  # fmt: skip
+    """Minutes m0 on by the window's k-th smallest value (`qv_rank`); srt[:n] is the window
+    sorted when m0 is 0. Returns (n, h, on)."""
     bits = ring.view(np.int64)
-    t, lt, le, low = start(srt, n)
+    t, lt, le, low = start(srt, n) if m0 == 0 else start_from_ring(ring, n)
     frac = 0  # volumes in the window that are not whole numbers
     for j in range(n):
         frac += 0 if ring[j] == np.floor(ring[j]) else 1
     stale = frac > 0  # low may carry rounding: sum afresh at the next allocator minute
-    for m in range(volume.shape[0]):
+    for m in range(m0, volume.shape[0]):
         bar = not math.isnan(close[m])
         on = on or bar
         if on:
@@ -166,12 +197,7 @@ def _walk_symbol(
             else:
                 qv_out[r, s] = 0.0
             n_out[r, s] = n
-    for j in range(n):
-        srt[j] = ring[j]
-    sort_values(srt, n, scratch)
-    count[s] = n
-    head[s] = h
-    started[s] = on
+    return n, h, on
 
 
 def quiet_volume_pass_columns(

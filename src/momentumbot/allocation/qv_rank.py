@@ -160,3 +160,18 @@ def start(srt: np.ndarray, n: int) -> tuple[float, int, int, float]:
     while le < n and srt[le] == t:
         le += 1
     return t, lt, le, low
+
+
+@jit(inline=True)
+def start_from_ring(ring: np.ndarray, n: int) -> tuple[float, int, int, float]:
+    """(t, lt, le, low) for the window ring[:n] with t its first slot's volume (settle then
+    steps it to the k-th smallest): when the sorted copy is not current."""
+    if n == 0:
+        return 0.0, 0, 0, 0.0
+    t = ring[0]
+    lt = 0
+    le = 0
+    for j in range(n):
+        lt += 1 if ring[j] < t else 0
+        le += 1 if ring[j] <= t else 0
+    return t, lt, le, sum_below(ring, n, t)
