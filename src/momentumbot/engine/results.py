@@ -50,6 +50,36 @@ class BacktestResult:
     risk_events: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RISK_COLUMNS))
 
 
+@dataclass(frozen=True)
+class MinuteRows:
+    """One chunk's rows of the equity and benchmark tables (collect_result's, a chunk at a
+    time), handed on as the chunk is done: its run minutes' bar closes (UTC ns), cash and
+    positions value (USD), the benchmark's equity, and the benchmark's cash (spent at each
+    symbol's first bar, then constant) once it is final: every symbol bought, or the run's
+    last chunk; None before."""
+
+    close_ns: np.ndarray  # int64
+    cash: np.ndarray
+    positions_value: np.ndarray
+    bench_equity: np.ndarray
+    bench_cash: float | None
+
+
+def minute_rows(
+    plan: MinutePlan, out: k.MinuteOut, st: k.State, lo: int, hi: int, *, last: bool
+) -> MinuteRows:
+    """The rows of minutes [lo, hi) once the minute loop has run them (copies)."""
+    run = plan.flags[lo:hi] & k.F_WARMUP == 0
+    settled = last or bool(st.bench_bought.all())
+    return MinuteRows(
+        close_ns=plan.grid.label_ns[lo:hi][run] + NS_PER_MINUTE,
+        cash=out.cash[lo:hi][run] / 1e6,
+        positions_value=out.positions_value[lo:hi][run],
+        bench_equity=out.bench_equity[lo:hi][run],
+        bench_cash=int(st.counters[k.C_BENCH_CASH]) / 1e6 if settled else None,
+    )
+
+
 # the times and names of the tables (engine.time_text)
 _iso = iso_categorical
 _names = names_categorical
