@@ -14,7 +14,7 @@ from momentumbot.domain.errors import DataError
 from momentumbot.engine.results import _iso
 from momentumbot.engine.time_text import known_times
 from momentumbot.reporting import run_folder as rf
-from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips
+from momentumbot.reporting.metrics import compute_figures, fill_tables, pnl_by_symbol, round_trips
 
 from .test_metrics import NO_FILLS, TRADES, bar_closes, equity_frame
 
@@ -139,3 +139,12 @@ def test_a_stream_the_worker_cannot_write_fails_at_close(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError):
         stream.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fill_tables_are_pnl_by_symbol_and_round_trips() -> None:
+    positions, prices = {"AAA": 10, "BBB": 0}, {"AAA": 13.0, "BBB": 19.5}
+    for fills in (TRADES, _as_engine_writes(TRADES, ("time", "symbol", "side")), NO_FILLS):
+        held = positions if len(fills) else {}
+        by_symbol, trips = fill_tables(fills, held, prices)
+        pd.testing.assert_frame_equal(by_symbol, pnl_by_symbol(fills, held, prices))
+        pd.testing.assert_frame_equal(trips, round_trips(fills))

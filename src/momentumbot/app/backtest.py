@@ -18,8 +18,9 @@ from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 from momentumbot.engine.backtest import BacktestResult, BarSource, run_backtest
 from momentumbot.engine.pipeline import trim_heap
+from momentumbot.engine.time_text import iso_categorical
 from momentumbot.reporting import run_folder as rf
-from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips, to_jsonable
+from momentumbot.reporting.metrics import compute_figures, fill_tables, to_jsonable
 from momentumbot.reporting.minute_files import MinuteFiles
 from momentumbot.risk.limits import RiskLimits
 
@@ -141,11 +142,12 @@ def backtest_to_folder(
 
 def _isoformat_utc(times: pd.Series) -> Any:
     """Each time's Timestamp.isoformat(), vectorised (no Python per row) when all are UTC
-    whole seconds, as bar labels are: '2024-01-02T14:30:00+00:00'."""
-    ns = times.to_numpy(dtype="datetime64[ns]")
-    if str(times.dt.tz) != "UTC" or np.any(ns.astype(np.int64) % 1_000_000_000):
+    whole seconds, as bar labels are: '2024-01-02T14:30:00+00:00' (the engine's own text:
+    a categorical of each distinct time, its Arrow text ready for the CSV writer)."""
+    ns = times.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if str(times.dt.tz) != "UTC" or np.any(ns % 1_000_000_000):
         return times.map(lambda t: t.isoformat())
-    return np.char.add(np.datetime_as_string(ns, unit="s"), "+00:00").astype(object)
+    return iso_categorical(ns)
 
 
 def write_results(
@@ -204,11 +206,8 @@ def _write_files(
     if minutes is None:
         files.csv(result.benchmark_equity, out_dir / "benchmark.csv", rf.BENCHMARK_COLUMNS)
     fills = result.fills
-    files.csv(
-        pnl_by_symbol(fills, result.final_positions, result.last_prices),
-        out_dir / "pnl_by_symbol.csv",
-    )
-    trips = round_trips(fills)
+    by_symbol, trips = fill_tables(fills, result.final_positions, result.last_prices)
+    files.csv(by_symbol, out_dir / "pnl_by_symbol.csv")
     figures = compute_figures(
         result.equity,
         fills,
