@@ -129,6 +129,7 @@ def backtest_to_folder(
             total=seconds,
             allocations_seconds=allocations.seconds,
             minutes_seconds=minutes.seconds,
+            minutes_cpu_seconds=minutes.cpu_seconds,
         )
         log.info(
             "run written to %s in %.2f s (load %.2f s, engine %.2f s, write %.2f s)",

@@ -32,8 +32,8 @@ class MinuteFiles:
     """The run's equity.csv and benchmark.csv, written part by part on a worker thread.
 
     `write` is the engine's `minute_sink` (returns at once); `close` waits for the parts
-    in flight and moves both files into place; `abort` drops them. `seconds`: the time
-    spent formatting and writing, wherever it ran."""
+    in flight and moves both files into place; `abort` drops them. `seconds` and
+    `cpu_seconds`: the wall and CPU time of formatting and writing them (on the worker)."""
 
     def __init__(self, out_dir: Path) -> None:
         self._equity = CsvStream(out_dir / "equity.csv", EQUITY_COLUMNS)
@@ -42,6 +42,7 @@ class MinuteFiles:
         self._waiting: list[tuple[pa.Array, MinuteRows]] = []  # benchmark rows, cash unknown
         self._done = False
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def write(self, rows: MinuteRows) -> None:
         """Take a chunk's rows, in order (formatted on the worker)."""
@@ -49,7 +50,7 @@ class MinuteFiles:
             self._worker.submit(self._write, rows)
 
     def _write(self, rows: MinuteRows) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         times = iso_arrow(rows.close_ns)  # one text for both files
         cash, held = rows.cash, rows.positions_value
         if len(times):
@@ -60,6 +61,7 @@ class MinuteFiles:
                 self._benchmark.write_table(_benchmark(waited_times, waited, rows.bench_cash))
             self._waiting.clear()
         self.seconds += time.perf_counter() - t0
+        self.cpu_seconds += time.thread_time() - c0
 
     def close(self) -> None:
         """Every part written and both files in place (raises the first error met)."""
@@ -74,7 +76,11 @@ class MinuteFiles:
             self.abort()
             raise
         self._done = True
-        self._equity.close()
+        try:
+            self._equity.close()
+        except BaseException:
+            self._benchmark.abort()
+            raise
         self._benchmark.close()
 
     def abort(self) -> None:
