@@ -98,10 +98,12 @@ class KnownTimes:
 class _Registry:
     """KnownTimes by the identity of the categories' Index, dropped when the Index is freed
     (an id is only looked up together with a live weak reference to that very Index).
-    Thread-safe: the allocation rows' tables are made on a thread of their own."""
+    Thread-safe: the allocation rows' tables are made on a thread of their own. The lock is
+    reentrant: a collection run inside a locked section may free a registered Index, whose
+    callback then takes the lock in the same thread."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._entries: dict[int, tuple[weakref.ref[pd.Index], KnownTimes]] = {}
 
     def add(self, categories: pd.Index, known: KnownTimes) -> None:

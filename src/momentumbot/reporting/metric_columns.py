@@ -1,6 +1,6 @@
 """The run's tables read as arrays for the figures: times as UTC nanoseconds (categorical
-columns parsed one category at a time), strings, the equity table sorted by time, and each
-row's New York session."""
+columns parsed one category at a time, or not at all when the engine made them from its
+own ns), strings, the equity table sorted by time, and each row's New York session."""
 
 from __future__ import annotations
 
