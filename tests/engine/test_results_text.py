@@ -1,12 +1,18 @@
 """The engine's tables hold their times as ISO 8601 text formatted with integer arithmetic
 (engine.results.iso_text): the very strings numpy's datetime formatting gives, and the
-same categorical whether the times come in order or not."""
+same categorical whether the times come in order or not; the categories' ns and text are
+remembered for the readers while the categories live, and only when the text is exact."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
+import pandas as pd
 
 from momentumbot.engine.results import _iso, iso_text
+from momentumbot.engine.time_text import _KNOWN, known_times
 
 NS = 1_000_000_000
 
@@ -40,3 +46,26 @@ def test_times_in_order_or_not_give_the_same_categorical() -> None:
         column = _iso(ns)
         assert list(np.asarray(column, dtype=object)) == _numpy_text(ns)
         assert list(column.categories) == sorted(set(_numpy_text(ns)))
+
+
+def test_the_categories_ns_and_text_are_remembered_while_they_live() -> None:
+    ns = (1_704_205_860 + 60 * np.array([0, 0, 1, 3, 3, 3])) * NS
+    column = _iso(ns)
+    known = known_times(column.categories)
+    assert known is not None
+    assert list(known.ns) == sorted(set(ns.tolist()))
+    assert known.text.to_pylist() == list(column.categories)
+    # a copy of the strings is not the engine's Index: nothing is assumed about it
+    assert known_times(pd.Index(list(column.categories), dtype=object)) is None
+    key, ref = id(column.categories), weakref.ref(column.categories)
+    del column, known
+    gc.collect()
+    assert ref() is None and key not in _KNOWN._entries  # dropped with its categories
+
+
+def test_times_whose_text_is_not_exact_are_not_remembered() -> None:
+    # not whole seconds: the text drops the fraction, so parsing it back gives other ns
+    column = _iso(np.array([1_704_205_860 * NS + 5, 1_704_205_920 * NS]))
+    assert known_times(column.categories) is None
+    whole = np.array([1_704_205_860, 1_704_205_920]) * NS
+    assert list(column.categories) == _numpy_text(whole)

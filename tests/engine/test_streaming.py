@@ -17,7 +17,7 @@ from momentumbot.data.store import BarStore
 from momentumbot.data.synthetic import generate_bars
 from momentumbot.engine import backtest as backtest_mod
 from momentumbot.engine import kernel as k
-from momentumbot.engine.backtest import BacktestResult, run_backtest
+from momentumbot.engine.backtest import BacktestResult, MinuteRows, run_backtest
 
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
 
@@ -88,6 +88,32 @@ def test_chunking_source_and_sink_change_nothing(
         pd.concat(parts, ignore_index=True).astype(str), ref.allocations.astype(str)
     )
     assert np.isfinite(sunk.timings["kernel"]) and sunk.timings["engine_wall"] > 0
+
+
+def test_the_minute_rows_handed_on_are_the_results_equity_and_benchmark(store: BarStore) -> None:
+    """Each chunk's equity and benchmark rows are handed on as it is run; the benchmark's
+    cash only once every symbol is bought (DDD starts mid-run), and then the final one."""
+    cfg = parse_config({"symbols": SYMBOLS})
+    parts: list[MinuteRows] = []
+    r = run_backtest(
+        cfg, store, start="2024-03-06", end="2024-03-21", chunk_sessions=2,
+        minute_sink=parts.append,
+    )  # fmt: skip
+    assert len(parts) > 3
+    bench_cash = float(r.benchmark_equity["cash"].iloc[0])
+    settled = [p.bench_cash for p in parts]
+    assert settled[0] is None and settled[-1] == bench_cash
+    assert all(c == bench_cash for c in settled[settled.index(bench_cash) :])
+    assert parts[0].close_ns.size == 390  # the first chunk: a warm-up session, then one
+    whole = {
+        name: np.concatenate([getattr(p, name) for p in parts])
+        for name in ("close_ns", "cash", "positions_value", "bench_equity")
+    }
+    times = pd.to_datetime(whole["close_ns"], unit="ns", utc=True).map(lambda t: t.isoformat())
+    assert list(times) == list(r.equity["time"].astype(str))
+    np.testing.assert_array_equal(whole["cash"], r.equity["cash"].to_numpy())
+    np.testing.assert_array_equal(whole["positions_value"], r.equity["positions_value"])
+    np.testing.assert_array_equal(whole["bench_equity"], r.benchmark_equity["equity"])
 
 
 def test_a_failing_sink_stops_the_run(store: BarStore) -> None:

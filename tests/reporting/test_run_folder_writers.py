@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 
 from momentumbot.domain.errors import DataError
+from momentumbot.engine.results import _iso
+from momentumbot.engine.time_text import known_times
 from momentumbot.reporting import run_folder as rf
-from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips
+from momentumbot.reporting.metrics import compute_figures, fill_tables, pnl_by_symbol, round_trips
 
-from .test_metrics import TRADES, bar_closes, equity_frame
+from .test_metrics import NO_FILLS, TRADES, bar_closes, equity_frame
 
 
 def _allocation_part(first_minute: int, minutes: int, symbols: int) -> pd.DataFrame:
@@ -101,6 +103,28 @@ def test_figures_of_categorical_tables_equal_those_of_plain_ones() -> None:
     assert engine["round_trips"] == 2
 
 
+def test_the_engines_own_time_columns_give_the_figures_and_bytes_of_their_text(
+    tmp_path: Path,
+) -> None:
+    """The engine's time columns are read from the ns it formatted them from and written
+    from the Arrow text it made (engine.time_text): the same figures and the same bytes as
+    a column of the same strings parsed and converted anew."""
+    days = ("2024-01-02", "2024-01-03")
+    equity = equity_frame(bar_closes(days, 2), (100.0, 101.0, 99.0, 103.0))
+    ns = pd.DatetimeIndex(equity["time"]).as_unit("ns").asi8
+    engine = equity.assign(time=_iso(ns[[0, 1, 1, 3]]))  # one time twice: codes, not rows
+    plain = engine.assign(time=pd.Categorical(np.asarray(engine["time"], dtype=object)))
+    assert known_times(engine["time"].array.categories) is not None
+    assert known_times(plain["time"].array.categories) is None
+    figures = compute_figures(engine, NO_FILLS, start_equity=100.0)
+    assert figures == compute_figures(plain, NO_FILLS, start_equity=100.0)
+    assert figures["max_drawdown_trough"] == "2024-01-02T14:32:00+00:00"
+    rf.write_csv(engine, tmp_path / "engine.csv")
+    rf.write_csv(plain, tmp_path / "plain.csv")
+    assert (tmp_path / "engine.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
+    assert b"\n2024-01-02T14:32:00+00:00,99,0,99\n" in (tmp_path / "engine.csv").read_bytes()
+
+
 def test_a_bad_side_in_a_categorical_column_is_still_refused() -> None:
     fills = _as_engine_writes(TRADES, ("time", "symbol", "side"))
     fills["side"] = fills["side"].cat.rename_categories({"SELL": "SHORT"})
@@ -115,3 +139,12 @@ def test_a_stream_the_worker_cannot_write_fails_at_close(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError):
         stream.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fill_tables_are_pnl_by_symbol_and_round_trips() -> None:
+    positions, prices = {"AAA": 10, "BBB": 0}, {"AAA": 13.0, "BBB": 19.5}
+    for fills in (TRADES, _as_engine_writes(TRADES, ("time", "symbol", "side")), NO_FILLS):
+        held = positions if len(fills) else {}
+        by_symbol, trips = fill_tables(fills, held, prices)
+        pd.testing.assert_frame_equal(by_symbol, pnl_by_symbol(fills, held, prices))
+        pd.testing.assert_frame_equal(trips, round_trips(fills))

@@ -18,8 +18,10 @@ from momentumbot.config.schema import AppConfig
 from momentumbot.domain.errors import ConfigError
 from momentumbot.engine.backtest import BacktestResult, BarSource, run_backtest
 from momentumbot.engine.pipeline import trim_heap
+from momentumbot.engine.time_text import iso_categorical
 from momentumbot.reporting import run_folder as rf
-from momentumbot.reporting.metrics import compute_figures, pnl_by_symbol, round_trips, to_jsonable
+from momentumbot.reporting.metrics import compute_figures, fill_tables, to_jsonable
+from momentumbot.reporting.minute_files import MinuteFiles
 from momentumbot.risk.limits import RiskLimits
 
 log = logging.getLogger("momentumbot.backtest")
@@ -80,10 +82,12 @@ def backtest_to_folder(
             log.warning(note)
         log.info("backtest of %d symbols: %s", len(syms), ", ".join(syms))
         t0 = time.perf_counter()
-        # allocation rows are formatted on a worker thread while the engine goes on
+        # allocation rows, equity and benchmark rows are formatted on worker threads while
+        # the engine goes on
         allocations = rf.CsvStream(
             out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS, background=True
         )
+        minutes = MinuteFiles(out_dir)
         try:
             result = run_backtest(
                 cfg,
@@ -93,9 +97,11 @@ def backtest_to_folder(
                 end=end,
                 progress=progress,
                 allocation_sink=allocations.write,
+                minute_sink=minutes.write,
             )
         except BaseException:
             allocations.abort()
+            minutes.abort()
             raise
         t_engine = time.perf_counter() - t0
         trim_heap()  # the kernel's tables, freed once collected into the result's frames
@@ -108,17 +114,22 @@ def backtest_to_folder(
         try:
             summary = write_results(
                 cfg, result, out_dir, engine_seconds=t_engine, notes=notes,
-                store_path=store_path, allocations_written=True,
+                store_path=store_path, allocations_written=True, minutes=minutes,
             )  # fmt: skip
         except BaseException:
             allocations.abort()
+            minutes.abort()
             raise
         allocations.close()
         seconds = time.perf_counter() - t0
         # write: from the engine's end to the last file written (the allocation rows'
         # formatting that overlapped the engine is in allocations_seconds, not here)
         result.timings.update(
-            write=seconds - t_engine, total=seconds, allocations_seconds=allocations.seconds
+            write=seconds - t_engine,
+            total=seconds,
+            allocations_seconds=allocations.seconds,
+            minutes_seconds=minutes.seconds,
+            minutes_cpu_seconds=minutes.cpu_seconds,
         )
         log.info(
             "run written to %s in %.2f s (load %.2f s, engine %.2f s, write %.2f s)",
@@ -132,11 +143,12 @@ def backtest_to_folder(
 
 def _isoformat_utc(times: pd.Series) -> Any:
     """Each time's Timestamp.isoformat(), vectorised (no Python per row) when all are UTC
-    whole seconds, as bar labels are: '2024-01-02T14:30:00+00:00'."""
-    ns = times.to_numpy(dtype="datetime64[ns]")
-    if str(times.dt.tz) != "UTC" or np.any(ns.astype(np.int64) % 1_000_000_000):
+    whole seconds, as bar labels are: '2024-01-02T14:30:00+00:00' (the engine's own text:
+    a categorical of each distinct time, its Arrow text ready for the CSV writer)."""
+    ns = times.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    if str(times.dt.tz) != "UTC" or np.any(ns % 1_000_000_000):
         return times.map(lambda t: t.isoformat())
-    return np.char.add(np.datetime_as_string(ns, unit="s"), "+00:00").astype(object)
+    return iso_categorical(ns)
 
 
 def write_results(
@@ -148,18 +160,21 @@ def write_results(
     notes: Sequence[str] = (),
     store_path: Path | None = None,
     allocations_written: bool = False,
+    minutes: MinuteFiles | None = None,
 ) -> dict[str, Any]:
     """Write every file of the run folder contract and return summary.json's content.
 
     The CSV files are formatted on a worker thread while the figures are computed here;
     every file is written when this returns. ``allocations_written``: allocations.csv is
-    being streamed by the caller (a CsvStream), so it is not written here.
+    being streamed by the caller (a CsvStream), so it is not written here. ``minutes``:
+    equity.csv and benchmark.csv were streamed while the engine ran; they are closed here,
+    before summary.json (the caller aborts them if this fails).
     """
     files = rf.BackgroundWriter()
     try:
         summary = _write_files(
             files, cfg, result, out_dir, engine_seconds=engine_seconds, notes=notes,
-            store_path=store_path, allocations_written=allocations_written,
+            store_path=store_path, allocations_written=allocations_written, minutes=minutes,
         )  # fmt: skip
     except BaseException:
         files.discard()
@@ -178,22 +193,22 @@ def _write_files(
     notes: Sequence[str],
     store_path: Path | None,
     allocations_written: bool,
+    minutes: MinuteFiles | None,
 ) -> dict[str, Any]:
     rf.write_config(cfg, out_dir / "config.toml")
     files.csv(result.orders, out_dir / "orders.csv", rf.ORDERS_COLUMNS)
     files.csv(result.fills, out_dir / "fills.csv", rf.FILLS_COLUMNS)
-    files.csv(result.equity, out_dir / "equity.csv", rf.EQUITY_COLUMNS)
+    if minutes is None:
+        files.csv(result.equity, out_dir / "equity.csv", rf.EQUITY_COLUMNS)
     if not allocations_written and (
         len(result.allocations) or not (out_dir / "allocations.csv").exists()
     ):
         files.csv(result.allocations, out_dir / "allocations.csv", rf.ALLOCATIONS_COLUMNS)
-    files.csv(result.benchmark_equity, out_dir / "benchmark.csv", rf.BENCHMARK_COLUMNS)
+    if minutes is None:
+        files.csv(result.benchmark_equity, out_dir / "benchmark.csv", rf.BENCHMARK_COLUMNS)
     fills = result.fills
-    files.csv(
-        pnl_by_symbol(fills, result.final_positions, result.last_prices),
-        out_dir / "pnl_by_symbol.csv",
-    )
-    trips = round_trips(fills)
+    by_symbol, trips = fill_tables(fills, result.final_positions, result.last_prices)
+    files.csv(by_symbol, out_dir / "pnl_by_symbol.csv")
     figures = compute_figures(
         result.equity,
         fills,
@@ -233,7 +248,10 @@ def _write_files(
     if limits or cfg.portfolio.settlement == "T+1":  # the settled-cash cuts are in risk.csv
         files.csv(result.risk_events, out_dir / "risk.csv", rf.RISK_COLUMNS)
         summary["risk"] = risk_summary(limits, result.risk_events)
-    files.wait()  # summary.json last: a folder with it is complete
+    files.wait()
+    if minutes is not None:
+        minutes.close()
+    # summary.json last: a folder with it is complete
     rf.write_json(to_jsonable(summary), out_dir / "summary.json")
     return summary
 

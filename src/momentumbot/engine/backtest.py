@@ -37,8 +37,10 @@ from momentumbot.engine.plan import regular_bar_before as regular_bar_before
 from momentumbot.engine.plan import resolve_sessions as resolve_sessions
 from momentumbot.engine.results import BacktestResult as BacktestResult
 from momentumbot.engine.results import MinutePlan as MinutePlan
+from momentumbot.engine.results import MinuteRows as MinuteRows
 from momentumbot.engine.results import alloc_frame as alloc_frame
 from momentumbot.engine.results import collect_result as collect_result
+from momentumbot.engine.results import minute_rows
 from momentumbot.engine.shared_work import WorkBoard
 from momentumbot.execution.costs import CostParams, cost_params
 
@@ -232,11 +234,15 @@ def run_backtest(
     chunk_sessions: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     allocation_sink: Callable[[pd.DataFrame], None] | None = None,
+    minute_sink: Callable[[MinuteRows], None] | None = None,
 ) -> BacktestResult:
     """Run the strategy over the sessions [start, end] on bars from `source`.
 
     Allocation rows go to `allocation_sink` chunk by chunk when given (so a wide universe
     never holds them all in memory); otherwise they are collected in the result.
+    `minute_sink`, when given, is handed each chunk's equity and benchmark rows as soon
+    as the chunk is run (on the engine's thread: it must return at once); the result
+    holds them all as well.
     """
     syms = list(symbols if symbols is not None else cfg.symbols)
     if not syms:
@@ -273,7 +279,7 @@ def run_backtest(
     t_start = time.perf_counter()
     with gc_frozen():
         bars_used, tm, parts = _run_chunks(
-            source, syms, plan, bounds, kp, cp, st, tables, allocation_sink, progress
+            source, syms, plan, bounds, kp, cp, st, tables, allocation_sink, progress, minute_sink
         )
     t_engine = time.perf_counter() - t_start
     # the allocation table's rows were all handed on chunk by chunk (none are left in it)
@@ -310,6 +316,7 @@ def _run_chunks(
     tables: Tables,
     allocation_sink: Callable[[pd.DataFrame], None] | None,
     progress: Callable[[int, int], None] | None,
+    minute_sink: Callable[[MinuteRows], None] | None,
 ) -> tuple[int, dict[str, float], list[pd.DataFrame]]:
     """The engine phase: every chunk read, walked and run; returns the bars used, the
     phase's timings and the allocation rows kept (none when a sink took them). The reader
@@ -368,6 +375,9 @@ def _run_chunks(
             _run_chunk(chunk, plan, kp, cp, st, tables, n)
             tm["minute_loop"] += time.perf_counter() - t_run
             rows.hand_on(tables.allocs, st)
+            if minute_sink is not None:
+                last = i + 1 == len(bounds)
+                minute_sink(minute_rows(plan, tables.out, st, chunk.lo, chunk.hi, last=last))
             if progress is not None:
                 progress(
                     max(0, chunk.stop_session - plan.n_warmup_sessions),

@@ -3,19 +3,18 @@ kernel's arrays (orders, fills, allocations, equity, the benchmark)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from momentumbot.config.schema import AppConfig
 from momentumbot.data.calendar import MinuteGrid
 from momentumbot.domain.units import NS_PER_MINUTE
 from momentumbot.engine import kernel as k
 from momentumbot.engine.risk_events import RISK_COLUMNS, risk_events
+from momentumbot.engine.time_text import iso_categorical, names_categorical
+from momentumbot.engine.time_text import iso_text as iso_text
 from momentumbot.execution.costs import CostParams
 
 
@@ -51,6 +50,41 @@ class BacktestResult:
     risk_events: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RISK_COLUMNS))
 
 
+@dataclass(frozen=True)
+class MinuteRows:
+    """One chunk's rows of the equity and benchmark tables (collect_result's, a chunk at a
+    time), handed on as the chunk is done: its run minutes' bar closes (UTC ns), cash and
+    positions value (USD), the benchmark's equity, and the benchmark's cash (spent at each
+    symbol's first bar, then constant) once it is final: every symbol bought, or the run's
+    last chunk; None before."""
+
+    close_ns: np.ndarray  # int64
+    cash: np.ndarray
+    positions_value: np.ndarray
+    bench_equity: np.ndarray
+    bench_cash: float | None
+
+
+def minute_rows(
+    plan: MinutePlan, out: k.MinuteOut, st: k.State, lo: int, hi: int, *, last: bool
+) -> MinuteRows:
+    """The rows of minutes [lo, hi) once the minute loop has run them (copies)."""
+    run = plan.flags[lo:hi] & k.F_WARMUP == 0
+    settled = last or bool(st.bench_bought.all())
+    return MinuteRows(
+        close_ns=plan.grid.label_ns[lo:hi][run] + NS_PER_MINUTE,
+        cash=out.cash[lo:hi][run] / 1e6,
+        positions_value=out.positions_value[lo:hi][run],
+        bench_equity=out.bench_equity[lo:hi][run],
+        bench_cash=int(st.counters[k.C_BENCH_CASH]) / 1e6 if settled else None,
+    )
+
+
+# the times and names of the tables (engine.time_text)
+_iso = iso_categorical
+_names = names_categorical
+
+
 def alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -60,84 +94,6 @@ def alloc_frame(allocs: k.AllocTable, n: int, sym_arr: np.ndarray) -> pd.DataFra
             "budget": allocs.budget[:n],
             "target_shares": allocs.target[:n],
         }
-    )
-
-
-def _iso(ns: np.ndarray) -> pd.Categorical[str]:
-    """UTC ns to ISO 8601 strings with an explicit +00:00 offset, each distinct time
-    formatted once (a categorical: allocation rows repeat one time per symbol)."""
-    ns = np.asarray(ns, dtype=np.int64)
-    if ns.size and bool(np.all(ns[1:] >= ns[:-1])):  # the tables' times are in order: no sort
-        head = np.empty(ns.size, dtype=bool)
-        head[0] = True
-        np.not_equal(ns[1:], ns[:-1], out=head[1:])
-        uniq, codes = ns[head], np.cumsum(head, dtype=np.int64) - 1
-    else:
-        uniq, codes = np.unique(ns, return_inverse=True)
-    return _categorical(codes, iso_text(uniq))
-
-
-# "YYYY-MM-DDTHH:MM:SS+00:00": the digits' columns, filled in below
-_ISO_TEMPLATE = np.frombuffer(b"0000-00-00T00:00:00+00:00", dtype=np.uint8)
-_ISO_WIDTH = _ISO_TEMPLATE.size
-_NS_PER_S = 1_000_000_000
-_YEAR_10000_S = 253_402_300_800  # 10000-01-01T00:00:00Z
-
-
-def iso_text(ns: np.ndarray) -> np.ndarray:
-    """UTC ns to 'YYYY-MM-DDTHH:MM:SS+00:00' (object array of str): what
-    numpy.datetime_as_string(unit="s") + "+00:00" gives, without its 200 ns a time. Whole
-    seconds from 1970 to 9999 (every time the engine writes) are formatted with integer
-    arithmetic (civil dates from days: H. Hinnant's algorithm); anything else by numpy."""
-    ns = np.asarray(ns, dtype=np.int64)
-    if ns.size == 0:
-        return np.empty(0, dtype=object)
-    seconds = ns // _NS_PER_S
-    if ns.min() < 0 or seconds.max() >= _YEAR_10000_S or np.any(ns - seconds * _NS_PER_S):
-        text = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="s")
-        return np.char.add(text, "+00:00").astype(object)
-    days = (seconds // 86_400).astype(np.int32)
-    sod = (seconds - days.astype(np.int64) * 86_400).astype(np.int32)
-    z = days + 719_468  # days from 0000-03-01
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1_460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + np.where(mp < 10, 3, -9)
-    year = yoe + era * 400 + (month <= 2)
-    hour = sod // 3_600
-    minute = sod // 60 - hour * 60
-    second = sod - (sod // 60) * 60
-    chars = np.empty((ns.size, _ISO_WIDTH), dtype=np.uint8)
-    chars[:] = _ISO_TEMPLATE
-    for col, digit in ((0, year // 1000), (1, year // 100 % 10), (2, year // 10 % 10)):
-        chars[:, col] = digit + 48
-    chars[:, 3] = year % 10 + 48
-    for col, value in ((5, month), (8, day), (11, hour), (14, minute), (17, second)):
-        tens = value // 10
-        chars[:, col] = tens + 48
-        chars[:, col + 1] = value - tens * 10 + 48
-    offsets = np.arange(0, _ISO_WIDTH * (ns.size + 1), _ISO_WIDTH, dtype=np.int64)
-    text = pa.Array.from_buffers(
-        pa.large_string(), ns.size, [None, pa.py_buffer(offsets), pa.py_buffer(chars)]
-    )
-    return cast("np.ndarray", text.to_numpy(zero_copy_only=False))
-
-
-def _names(codes: np.ndarray, names: Sequence[str]) -> pd.Categorical[str]:
-    """Small integer codes to their names, as a categorical (cheap to build and to write)."""
-    return _categorical(codes, np.array(list(names), dtype=object))
-
-
-def _categorical(codes: np.ndarray, categories: np.ndarray) -> pd.Categorical[str]:
-    """A categorical whose categories are Python strings (an object index, not pandas'
-    Arrow-backed str): the figures parse and read them as Python objects, which an
-    Arrow-backed index would convert to on every read (the run's times: twice as long)."""
-    dtype = pd.CategoricalDtype(pd.Index(categories, dtype=object))
-    return cast(
-        "pd.Categorical[str]", pd.Categorical.from_codes(codes.astype(np.int32), dtype=dtype)
     )
 
 

@@ -1,11 +1,12 @@
 """The run's tables read as arrays for the figures: times as UTC nanoseconds (categorical
-columns parsed one category at a time), strings, the equity table sorted by time, and each
-row's New York session."""
+columns parsed one category at a time, or not at all when the engine made them from its
+own ns), strings, the equity table sorted by time, and each row's New York session."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,9 +14,20 @@ import pandas as pd
 from momentumbot.domain.errors import DataError
 from momentumbot.domain.units import EXCHANGE_TZ
 
+if TYPE_CHECKING:
+    from momentumbot.engine.time_text import KnownTimes
+
 _EQUITY_COLUMNS = ("positions_value", "equity")
 MINUTE = pd.Timedelta(minutes=1)
 MINUTE_NS = 60_000_000_000
+
+
+def engine_times(categories: pd.Index) -> KnownTimes | None:
+    """The UTC ns and Arrow text of a categorical's categories when the engine made them
+    (`engine.time_text.known_times`), else None. The engine's module is looked up, not
+    imported: a process that never loaded it (the chart worker) has no such categories."""
+    module = sys.modules.get("momentumbot.engine.time_text")
+    return None if module is None else module.known_times(categories)
 
 
 def utc_times(values: Any) -> pd.DatetimeIndex:
@@ -27,24 +39,27 @@ def utc_times(values: Any) -> pd.DatetimeIndex:
     """
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         cat = pd.Categorical(values)
-        parsed = _parsed_categories(cat.categories)
         codes = np.asarray(cat.codes, dtype=np.int64)
-        ns = np.asarray(parsed.asi8, dtype=np.int64)[codes]
+        ns = _category_ns(cat.categories)[codes]
         ns[codes < 0] = np.iinfo(np.int64).min  # NaT
         return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
     index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     return index.as_unit("ns")
 
 
-_LAST_PARSED: list[tuple[pd.Index, pd.DatetimeIndex]] = []
+_LAST_PARSED: list[tuple[pd.Index, np.ndarray]] = []
 
 
-def _parsed_categories(categories: pd.Index) -> pd.DatetimeIndex:
-    """The categories' times, parsed once for tables that share them (the run's and the
-    benchmark's equity share one time column: the same Index object; indexes are immutable)."""
+def _category_ns(categories: pd.Index) -> np.ndarray:
+    """The categories' times as UTC ns: the engine's own when it made them (no text
+    parsed), else parsed once for tables that share them (the run's and the benchmark's
+    equity share one time column: the same Index object; indexes are immutable)."""
+    known = engine_times(categories)
+    if known is not None:
+        return known.ns
     if _LAST_PARSED and _LAST_PARSED[0][0] is categories:
         return _LAST_PARSED[0][1]
-    parsed = utc_times(categories)
+    parsed = np.asarray(utc_times(categories).asi8, dtype=np.int64)
     _LAST_PARSED[:] = [(categories, parsed)]
     return parsed
 

@@ -108,6 +108,7 @@ from momentumbot.reporting.metric_columns import (
 from momentumbot.reporting.trade_figures import (
     PNL_BY_SYMBOL_COLUMNS,
     ROUND_TRIP_COLUMNS,
+    fill_tables,
     pnl_by_symbol,
     round_trips,
 )
@@ -122,6 +123,7 @@ __all__ = [
     "compute_figures",
     "daily_returns",
     "drawdown",
+    "fill_tables",
     "monthly_returns",
     "pnl_by_symbol",
     "round_trips",

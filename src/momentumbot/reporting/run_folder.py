@@ -202,7 +202,9 @@ class CsvStream:
         self.rows = 0
         self.seconds = 0.0
 
-    def _write_table(self, table: pa.Table) -> None:
+    def write_table(self, table: pa.Table) -> None:
+        """Write a part already made into the Arrow table write_csv would make of it (the
+        columns named and ordered as this file's), in this thread."""
         t0 = time.perf_counter()
         if self._writer is None:
             self._writer = pacsv.CSVWriter(self._tmp, table.schema, write_options=_CSV_OPTIONS)
@@ -214,12 +216,12 @@ class CsvStream:
         table = csv_table(df, self.columns)
         self.seconds += time.perf_counter() - t0
         if self._background is None:
-            self._write_table(table)
+            self.write_table(table)
         else:
             # the previous part is written (by the worker: the caller is the engine, which
             # goes on with the next chunk): one part in flight
             self._background.wait(help_out=False)
-            self._background.submit(self._write_table, table)
+            self._background.submit(self.write_table, table)
         self.rows += len(df)
 
     def close(self) -> None:

@@ -189,7 +189,10 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
       its sells; ``commissions``: their sum; ``fills``: number of fills.
     """
     f = _sorted_fills(fills)
-    t = _trips(f)
+    return _round_trips(f, _trips(f))
+
+
+def _round_trips(f: _SortedFills, t: _Trips) -> pd.DataFrame:
     keep = np.flatnonzero(t.closed)
     keep = keep[np.lexsort((t.code[keep], t.entry_ns[keep]))]
     return pd.DataFrame(
@@ -229,7 +232,26 @@ def pnl_by_symbol(
     a symbol with an open position needs a finite entry in ``last_prices``.
     """
     f = _sorted_fills(fills)
+    return _pnl_by_symbol(f, _trips(f), final_positions, last_prices)
+
+
+def fill_tables(
+    fills: pd.DataFrame,
+    final_positions: Mapping[str, int],
+    last_prices: Mapping[str, float],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pnl_by_symbol(...), round_trips(fills)), the fills sorted and walked once."""
+    f = _sorted_fills(fills)
     t = _trips(f)
+    return _pnl_by_symbol(f, t, final_positions, last_prices), _round_trips(f, t)
+
+
+def _pnl_by_symbol(
+    f: _SortedFills,
+    t: _Trips,
+    final_positions: Mapping[str, int],
+    last_prices: Mapping[str, float],
+) -> pd.DataFrame:
     fill_symbols = [str(s) for s in f.symbols]
     known = set(fill_symbols)
     held = sorted(s for s, q in final_positions.items() if int(q) != 0 and s not in known)
