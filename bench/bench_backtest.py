@@ -119,12 +119,18 @@ def child(store: Path, n_sym: str, cash: float) -> dict[str, Any]:
             # own seconds, the seconds it waited for the next chunk, the phase's wall time
             "loop_s": t.get("minute_loop", float("nan")),
             "waited_s": t.get("waited", float("nan")),
+            # of which it spent on the next chunk's blocks (session 7's shared work)
+            "helped_s": t.get("helped", float("nan")),
             "engine_wall_s": t.get("engine_wall", t["load"] + t["kernel"]),
             "collect_s": t["collect"],
             "write_s": t["write"],
             # formatting allocations.csv on its worker thread (overlapping the engine);
             # None before it was streamed in the background
             "allocations_s": t.get("allocations_seconds"),
+            # equity.csv and benchmark.csv formatted on their thread while the engine runs
+            # (None before they were streamed)
+            "minutes_s": t.get("minutes_seconds"),
+            "minutes_cpu_s": t.get("minutes_cpu_seconds"),
             "total_s": t["total"],
             # CPU seconds of the run, every thread (user + system): moves far less than the
             # wall seconds when other processes share the cores
@@ -207,11 +213,17 @@ def line(size: str, rep: int, r: dict) -> str:
         f"kernel {r['kernel_s']:.3f} s ({r['kernel_bars_per_s'] / 1e6:.2f} M bars/s, "
         f"of which quiet volume {r['quiet_volume_s']:.3f} s) | "
         f"load+engine wall {r['engine_wall_s']:.3f} s (loop {r['loop_s']:.3f} s, "
-        f"waited {r['waited_s']:.3f} s) | "
+        f"waited {r['waited_s']:.3f} s, of which helping {r.get('helped_s', float('nan')):.3f} s) | "
         f"collect {r['collect_s']:.3f} s | write {r['write_s']:.3f} s | "
         + (
             f"allocations.csv on its thread {r['allocations_s']:.3f} s | "
             if r.get("allocations_s") is not None
+            else ""
+        )
+        + (
+            f"equity/benchmark.csv on their thread {r['minutes_s']:.3f} s "
+            f"(cpu {r['minutes_cpu_s']:.3f} s) | "
+            if r.get("minutes_s") is not None
             else ""
         )
         + f"total {r['total_s']:.3f} s ({r['total_bars_per_s'] / 1e6:.2f} M bars/s) | "
