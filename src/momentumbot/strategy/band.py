@@ -24,8 +24,19 @@ def band_update(
     The level is always a whole number of rungs (kept as rungs x step, never summed), so
     it does not drift however often it moves.
     """
+    signal, rungs, long = band_rungs(close, ref, round(level / step), long, step, buffer)
+    return signal, rungs * step, long
+
+
+@jit(inline=True)
+def band_rungs(
+    close: float, ref: float, rungs: int, long: bool, step: float, buffer: float
+) -> tuple[int, int, bool]:
+    """`band_update` on the level's whole number of rungs (level = rungs x step), for a
+    caller that keeps the rungs: round(level / step) gives them back exactly (for any
+    level made as rungs x step), so this saves a division and a rounding per bar.
+    Returns (signal, new rungs, new long)."""
     move = 100.0 * (close - ref) / ref
-    rungs = round(level / step)
     lvl = rungs * step
     signal = 0
     if move > lvl + EPS:
@@ -40,7 +51,7 @@ def band_update(
             long = False
         if move <= lvl - step + EPS:
             rungs -= 1
-    return signal, rungs * step, long
+    return signal, rungs, long
 
 
 @jit(inline=True)
@@ -66,6 +77,27 @@ def band_bar(
         long = False
     signal, level, long = band_update(close, ref, level, long, step, buffer)
     return signal, ref, level, long
+
+
+@jit(inline=True)
+def band_bar_rungs(
+    started: bool,
+    ref: float,
+    rungs: int,
+    long: bool,
+    bar_open: float,
+    close: float,
+    step: float,
+    buffer: float,
+) -> tuple[int, float, int, bool]:
+    """`band_bar` on the level's rungs (`band_rungs`): the kernel keeps each symbol's rungs
+    beside its level. Returns (signal, ref, rungs, long) for the band after this bar."""
+    if not started:
+        ref = bar_open
+        rungs = 0
+        long = False
+    signal, rungs, long = band_rungs(close, ref, rungs, long, step, buffer)
+    return signal, ref, rungs, long
 
 
 @jit(inline=True)
