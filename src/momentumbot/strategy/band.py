@@ -38,19 +38,14 @@ def band_rungs(
     Returns (signal, new rungs, new long)."""
     move = 100.0 * (close - ref) / ref
     lvl = rungs * step
-    signal = 0
-    if move > lvl + EPS:
-        if not long and move > lvl + buffer + EPS:
-            signal = 1
-            long = True
-        if move >= lvl + step - EPS:
-            rungs += 1
-    else:
-        if long and move < lvl - buffer - EPS:
-            signal = -1
-            long = False
-        if move <= lvl - step + EPS:
-            rungs -= 1
+    # the rule without branches (the bitwise operators do not short-circuit): whether a bar
+    # moves up or down is a coin toss, so branches on it are mispredicted half the time
+    up = move > lvl + EPS
+    enter = up & (not long) & (move > lvl + buffer + EPS)
+    leave = (not up) & long & (move < lvl - buffer - EPS)
+    rungs += int(up & (move >= lvl + step - EPS)) - int((not up) & (move <= lvl - step + EPS))
+    signal = int(enter) - int(leave)
+    long = (long | enter) & (not leave)
     return signal, rungs, long
 
 
