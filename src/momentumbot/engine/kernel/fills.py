@@ -205,6 +205,9 @@ def apply_fill(
     )
 
 
+_FEW = 24  # working orders sorted by insertion (most minutes have a handful)
+
+
 @jit()
 def _fill_working(
     m: int,
@@ -230,15 +233,24 @@ def _fill_working(
             n += 1
     if n == 0:
         return
-    key = np.empty(
-        n
-    )  # order ids (far below 2**53) ranked by stable_order: numba's sorts compile slowly
-    for i in range(n):
-        key[i] = ids[i]
-    rank = stable_order(key, False)
+    # in order-id order (the ids are distinct, so any sort gives the same order): a few
+    # ids by insertion in place, many by stable_order (numba's sorts compile slowly)
+    if n <= _FEW:
+        for i in range(1, n):
+            x = ids[i]
+            j = i - 1
+            while j >= 0 and ids[j] > x:
+                ids[j + 1] = ids[j]
+                j -= 1
+            ids[j + 1] = x
+    else:
+        key = np.empty(n)  # order ids are far below 2**53
+        for i in range(n):
+            key[i] = ids[i]
+        ids[:n] = ids[:n][stable_order(key, False)]
     for pass_side in (SELL, BUY):
         for i in range(n):
-            oid = ids[rank[i]]
+            oid = ids[i]
             if o_ints[OI_SIDE, oid] != pass_side or o_ints[OI_STATUS, oid] != S_WORKING:
                 continue
             s = o_ints[OI_SYMBOL, oid]
