@@ -24,23 +24,29 @@ def band_update(
     The level is always a whole number of rungs (kept as rungs x step, never summed), so
     it does not drift however often it moves.
     """
-    move = 100.0 * (close - ref) / ref
-    rungs = round(level / step)
-    lvl = rungs * step
-    signal = 0
-    if move > lvl + EPS:
-        if not long and move > lvl + buffer + EPS:
-            signal = 1
-            long = True
-        if move >= lvl + step - EPS:
-            rungs += 1
-    else:
-        if long and move < lvl - buffer - EPS:
-            signal = -1
-            long = False
-        if move <= lvl - step + EPS:
-            rungs -= 1
+    signal, rungs, long = band_rungs(close, ref, round(level / step), long, step, buffer)
     return signal, rungs * step, long
+
+
+@jit(inline=True)
+def band_rungs(
+    close: float, ref: float, rungs: int, long: bool, step: float, buffer: float
+) -> tuple[int, int, bool]:
+    """`band_update` on the level's whole number of rungs (level = rungs x step), for a
+    caller that keeps the rungs: round(level / step) gives them back exactly (for any
+    level made as rungs x step), so this saves a division and a rounding per bar.
+    Returns (signal, new rungs, new long)."""
+    move = 100.0 * (close - ref) / ref
+    lvl = rungs * step
+    # the rule without branches (the bitwise operators do not short-circuit): whether a bar
+    # moves up or down is a coin toss, so branches on it are mispredicted half the time
+    up = move > lvl + EPS
+    enter = up & (not long) & (move > lvl + buffer + EPS)
+    leave = (not up) & long & (move < lvl - buffer - EPS)
+    rungs += int(up & (move >= lvl + step - EPS)) - int((not up) & (move <= lvl - step + EPS))
+    signal = int(enter) - int(leave)
+    long = (long | enter) & (not leave)
+    return signal, rungs, long
 
 
 @jit(inline=True)
@@ -66,6 +72,27 @@ def band_bar(
         long = False
     signal, level, long = band_update(close, ref, level, long, step, buffer)
     return signal, ref, level, long
+
+
+@jit(inline=True)
+def band_bar_rungs(
+    started: bool,
+    ref: float,
+    rungs: int,
+    long: bool,
+    bar_open: float,
+    close: float,
+    step: float,
+    buffer: float,
+) -> tuple[int, float, int, bool]:
+    """`band_bar` on the level's rungs (`band_rungs`): the kernel keeps each symbol's rungs
+    beside its level. Returns (signal, ref, rungs, long) for the band after this bar."""
+    if not started:
+        ref = bar_open
+        rungs = 0
+        long = False
+    signal, rungs, long = band_rungs(close, ref, rungs, long, step, buffer)
+    return signal, ref, rungs, long
 
 
 @jit(inline=True)

@@ -79,33 +79,37 @@ def _fill_one(
     bar_open: float,
     bar_volume: float,
     label_ns: int,
-    st: State,
-    orders: OrderTable,
-    fills: FillTable,
+    counters: np.ndarray,
+    s_ints: np.ndarray,
+    o_ints: np.ndarray,
+    o_floats: np.ndarray,
+    f_ints: np.ndarray,
+    f_floats: np.ndarray,
     cp: CostParams,
 ) -> None:
-    side = orders.ints[OI_SIDE, oid]
-    remaining = orders.ints[OI_QUANTITY, oid] - orders.ints[OI_FILLED, oid]
+    side = o_ints[OI_SIDE, oid]
+    remaining = o_ints[OI_QUANTITY, oid] - o_ints[OI_FILLED, oid]
     qty, price, value_micro, comm_micro, rated = match_in_bar(
         side,
         remaining,
-        st.ints[SI_POSITION, s],
+        s_ints[SI_POSITION, s],
         bar_open,
         bar_volume,
-        orders.ints[OI_REASON, oid] == R_FLATTEN,
-        _spendable_micro(st, label_ns),
-        float(st.counters[C_MONTH_SHARES]),
-        float(orders.ints[OI_FILLED, oid]),
-        orders.floats[OF_VALUE, oid],
-        orders.floats[OF_RATED, oid],
+        o_ints[OI_REASON, oid] == R_FLATTEN,
+        _spendable_micro(counters, label_ns),
+        float(counters[C_MONTH_SHARES]),
+        float(o_ints[OI_FILLED, oid]),
+        o_floats[OF_VALUE, oid],
+        o_floats[OF_RATED, oid],
         cp,
     )
     if qty <= 0:
         return
     slippage = qty * slippage_per_share(bar_open, cp)
-    book_fill(
-        oid, qty, price, value_micro, comm_micro, slippage, rated, label_ns, st, orders, fills
-    )
+    _book(
+        oid, qty, price, value_micro, comm_micro, slippage, rated, label_ns,
+        counters, s_ints, o_ints, o_floats, f_ints, f_floats,
+    )  # fmt: skip
 
 
 @jit(inline=True)
@@ -125,35 +129,60 @@ def book_fill(
     """Book one fill of order `oid`: the fill row, cash, position, the month's shares and the
     order's progress. The one booking rule of every mode (the kernel's simulated fills and
     the broker's fills in paper and live trading)."""
-    s = orders.ints[OI_SYMBOL, oid]
-    side = orders.ints[OI_SIDE, oid]
-    fid = st.counters[C_FILLS]
-    fills.ints[FI_ORDER_ID, fid] = oid
-    fills.ints[FI_TIME_NS, fid] = label_ns
-    fills.ints[FI_SYMBOL, fid] = s
-    fills.ints[FI_SIDE, fid] = side
-    fills.ints[FI_QUANTITY, fid] = qty
-    fills.floats[FF_PRICE, fid] = price
-    fills.ints[FI_COMMISSION, fid] = commission_micro
-    fills.floats[FF_SLIPPAGE, fid] = slippage
-    st.counters[C_FILLS] = fid + 1
+    _book(
+        oid, qty, price, value_micro, commission_micro, slippage, rated, label_ns,
+        st.counters, st.ints, orders.ints, orders.floats, fills.ints, fills.floats,
+    )  # fmt: skip
+
+
+@jit(inline=True)
+def _book(
+    oid: int,
+    qty: int,
+    price: float,
+    value_micro: int,
+    commission_micro: int,
+    slippage: float,
+    rated: float,
+    label_ns: int,
+    counters: np.ndarray,
+    s_ints: np.ndarray,
+    o_ints: np.ndarray,
+    o_floats: np.ndarray,
+    f_ints: np.ndarray,
+    f_floats: np.ndarray,
+) -> None:
+    """`book_fill` on the packed arrays (State.counters and .ints, the order and fill
+    tables' ints and floats): the simulated fills call it per fill without the tuples."""
+    s = o_ints[OI_SYMBOL, oid]
+    side = o_ints[OI_SIDE, oid]
+    fid = counters[C_FILLS]
+    f_ints[FI_ORDER_ID, fid] = oid
+    f_ints[FI_TIME_NS, fid] = label_ns
+    f_ints[FI_SYMBOL, fid] = s
+    f_ints[FI_SIDE, fid] = side
+    f_ints[FI_QUANTITY, fid] = qty
+    f_floats[FF_PRICE, fid] = price
+    f_ints[FI_COMMISSION, fid] = commission_micro
+    f_floats[FF_SLIPPAGE, fid] = slippage
+    counters[C_FILLS] = fid + 1
     if side == BUY:
-        st.counters[C_CASH] -= value_micro + commission_micro
-        st.ints[SI_POSITION, s] += qty
+        counters[C_CASH] -= value_micro + commission_micro
+        s_ints[SI_POSITION, s] += qty
     else:
-        st.counters[C_CASH] += value_micro - commission_micro
-        st.ints[SI_POSITION, s] -= qty
-        if st.counters[C_SETTLE_T1] == 1:
-            _settlement_day(st, label_ns)
-            st.counters[C_PENDING] += value_micro - commission_micro
-    st.counters[C_MONTH_SHARES] += qty
-    orders.ints[OI_FILLED, oid] += qty
-    orders.floats[OF_VALUE, oid] += qty * price
-    orders.floats[OF_RATED, oid] += rated
-    if orders.ints[OI_FILLED, oid] >= orders.ints[OI_QUANTITY, oid]:
-        orders.ints[OI_STATUS, oid] = S_FILLED
-        if st.ints[SI_WORKING, s] == oid:
-            st.ints[SI_WORKING, s] = -1
+        counters[C_CASH] += value_micro - commission_micro
+        s_ints[SI_POSITION, s] -= qty
+        if counters[C_SETTLE_T1] == 1:
+            _settlement_day(counters, label_ns)
+            counters[C_PENDING] += value_micro - commission_micro
+    counters[C_MONTH_SHARES] += qty
+    o_ints[OI_FILLED, oid] += qty
+    o_floats[OF_VALUE, oid] += qty * price
+    o_floats[OF_RATED, oid] += rated
+    if o_ints[OI_FILLED, oid] >= o_ints[OI_QUANTITY, oid]:
+        o_ints[OI_STATUS, oid] = S_FILLED
+        if s_ints[SI_WORKING, s] == oid:
+            s_ints[SI_WORKING, s] = -1
 
 
 @jit()
@@ -176,6 +205,9 @@ def apply_fill(
     )
 
 
+_FEW = 24  # working orders sorted by insertion (most minutes have a handful)
+
+
 @jit()
 def _fill_working(
     m: int,
@@ -189,29 +221,43 @@ def _fill_working(
 ) -> None:
     """Fill the working orders of every symbol that has a bar: sells first, then buys, each
     in order-id order."""
-    n_sym = st.ints[SI_WORKING].shape[0]
+    counters, s_ints = st.counters, st.ints
+    o_ints, o_floats, f_ints, f_floats = orders.ints, orders.floats, fills.ints, fills.floats
+    n_sym = s_ints.shape[1]
     ids = np.empty(n_sym, np.int64)
     n = 0
     for s in range(n_sym):
-        wid = st.ints[SI_WORKING, s]
+        wid = s_ints[SI_WORKING, s]
         if wid >= 0 and not math.isnan(o[m, s]):
             ids[n] = wid
             n += 1
     if n == 0:
         return
-    key = np.empty(
-        n
-    )  # order ids (far below 2**53) ranked by stable_order: numba's sorts compile slowly
-    for i in range(n):
-        key[i] = ids[i]
-    rank = stable_order(key, False)
+    # in order-id order (the ids are distinct, so any sort gives the same order): a few
+    # ids by insertion in place, many by stable_order (numba's sorts compile slowly)
+    if n <= _FEW:
+        for i in range(1, n):
+            x = ids[i]
+            j = i - 1
+            while j >= 0 and ids[j] > x:
+                ids[j + 1] = ids[j]
+                j -= 1
+            ids[j + 1] = x
+    else:
+        key = np.empty(n)  # order ids are far below 2**53
+        for i in range(n):
+            key[i] = ids[i]
+        ids[:n] = ids[:n][stable_order(key, False)]
     for pass_side in (SELL, BUY):
         for i in range(n):
-            oid = ids[rank[i]]
-            if orders.ints[OI_SIDE, oid] != pass_side or orders.ints[OI_STATUS, oid] != S_WORKING:
+            oid = ids[i]
+            if o_ints[OI_SIDE, oid] != pass_side or o_ints[OI_STATUS, oid] != S_WORKING:
                 continue
-            s = orders.ints[OI_SYMBOL, oid]
-            _fill_one(oid, s, o[m, s], v[m, s], label_ns, st, orders, fills, cp)
+            s = o_ints[OI_SYMBOL, oid]
+            _fill_one(
+                oid, s, o[m, s], v[m, s], label_ns,
+                counters, s_ints, o_ints, o_floats, f_ints, f_floats, cp,
+            )  # fmt: skip
 
 
 @jit(inline=True)
@@ -242,21 +288,23 @@ def _fill_shadow(
 
 
 @jit(inline=True)
-def _settlement_day(st: State, label_ns: int) -> None:
-    """Settlement T+1: a bar or fill of a later session settles the pending sale proceeds."""
-    start = st.counters[C_SETTLE_FROM]
+def _settlement_day(counters: np.ndarray, label_ns: int) -> None:
+    """Settlement T+1: a bar or fill of a later session settles the pending sale proceeds
+    (State.counters)."""
+    start = counters[C_SETTLE_FROM]
     if start < 0 or label_ns - start >= SETTLEMENT_GAP_NS:
-        st.counters[C_PENDING] = 0
-        st.counters[C_SETTLE_FROM] = label_ns
+        counters[C_PENDING] = 0
+        counters[C_SETTLE_FROM] = label_ns
 
 
 @jit(inline=True)
-def _spendable_micro(st: State, label_ns: int) -> int:
-    """What buys may spend at `label_ns`: the cash, less unsettled proceeds under T+1."""
-    if st.counters[C_SETTLE_T1] != 1:
-        return st.counters[C_CASH]
-    _settlement_day(st, label_ns)
-    return st.counters[C_CASH] - st.counters[C_PENDING]
+def _spendable_micro(counters: np.ndarray, label_ns: int) -> int:
+    """What buys may spend at `label_ns`: the cash, less unsettled proceeds under T+1
+    (State.counters)."""
+    if counters[C_SETTLE_T1] != 1:
+        return counters[C_CASH]
+    _settlement_day(counters, label_ns)
+    return counters[C_CASH] - counters[C_PENDING]
 
 
 @jit(inline=True)

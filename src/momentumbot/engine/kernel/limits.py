@@ -90,7 +90,7 @@ def _cut_to_settled_cash(
     """Settlement T+1: new buys (in id order) are cut so that they, with the working buys
     decided before, cost no more than the settled cash (at the latest close, slippage and
     commission included); `risk` says RISK_SETTLED_CASH."""
-    room = _spendable_micro(st, decided_ns - NS_MINUTE)
+    room = _spendable_micro(st.counters, decided_ns - NS_MINUTE)
     rate = cp.tier_rates[0]
     month = float(st.counters[C_MONTH_SHARES])
     for s in range(st.ints[SI_POSITION].shape[0]):

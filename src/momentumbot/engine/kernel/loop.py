@@ -17,7 +17,11 @@ from momentumbot.engine.kernel.limits import (
     _cut_to_settled_cash,
 )
 from momentumbot.engine.kernel.orders import (
+    A_CANCEL,
+    A_ORDER,
+    _add_order,
     _decide_symbol,
+    _end_order,
     _flatten,
     _rebalance_may_act,
 )
@@ -31,6 +35,7 @@ from momentumbot.engine.kernel.state import (
     SF_LAST_CLOSE,
     SF_SHADOW_ENTRY_COST,
     SF_SHADOW_REALISED,
+    SI_BAND_RUNGS,
     SI_BENCH_SHARES,
     SI_POSITION,
     SI_SHADOW_PENDING,
@@ -64,6 +69,7 @@ from momentumbot.engine.kernel.tables import (
     OI_REASON,
     OI_SIDE,
     R_FLATTEN,
+    S_CANCELLED,
     AllocTable,
     FillTable,
     KernelParams,
@@ -71,7 +77,7 @@ from momentumbot.engine.kernel.tables import (
     OrderTable,
 )
 from momentumbot.execution.costs import CostParams
-from momentumbot.strategy.band import band_bar, band_reset
+from momentumbot.strategy.band import band_bar_rungs, band_reset
 from momentumbot.strategy.shadow import shadow_order, shadow_reset
 
 
@@ -141,13 +147,14 @@ def _bar_pass(
         if math.isnan(close):
             continue
         floats[SF_LAST_CLOSE, s] = close
-        sig, ref, level, long = band_bar(
-            bools[SB_BAND_HAS, s], floats[SF_BAND_REF, s], floats[SF_BAND_LEVEL, s],
+        sig, ref, rungs, long = band_bar_rungs(
+            bools[SB_BAND_HAS, s], floats[SF_BAND_REF, s], ints[SI_BAND_RUNGS, s],
             bools[SB_BAND_LONG, s], bar_open, close, kp.step, kp.buffer,
         )  # fmt: skip
         bools[SB_BAND_HAS, s] = True
         floats[SF_BAND_REF, s] = ref
-        floats[SF_BAND_LEVEL, s] = level
+        ints[SI_BAND_RUNGS, s] = rungs
+        floats[SF_BAND_LEVEL, s] = rungs * kp.step
         bools[SB_BAND_LONG, s] = long
         if sig != 0:
             signals[s] = sig
@@ -190,30 +197,36 @@ def _decide_phase(
 ) -> None:
     """4. After the allocator: the flatten, or the order decisions: every symbol at an
     allocator minute (those the rebalance rule certainly leaves alone skipped by a cheap
-    test), else the symbols with a signal. Compiled apart; called when there is work."""
+    test), else the symbols with a signal. Compiled apart; called when there is work. The
+    decisions take scalars and the orders are written here, on the packed arrays."""
     if (fl & F_FLATTEN) != 0 and not kp.hold_overnight:
         _flatten_session(st, orders, decided)
         return
-    if (fl & F_ALLOC) == 0:
-        for i in range(n_sig):
-            s = signalled[i]
-            _decide_symbol(s, signals[s], False, no_buys, decided, st, orders, kp, cp)
-        return
-    floats, ints, bools, o_ints = st.floats, st.ints, st.bools, orders.ints
-    for s in range(signals.shape[0]):
-        if signals[s] == 0:
-            effective = ints[SI_POSITION, s]
-            wid = ints[SI_WORKING, s]
-            if wid >= 0:
-                effective += o_ints[OI_SIDE, wid] * (
-                    o_ints[OI_QUANTITY, wid] - o_ints[OI_FILLED, wid]
-                )
-            if not _rebalance_may_act(
-                floats[SF_LAST_CLOSE, s], bools[SB_BAND_LONG, s], floats[SF_BUDGET, s],
-                effective, kp.rebalance_tolerance,
-            ):  # fmt: skip
-                continue
-        _decide_symbol(s, signals[s], True, no_buys, decided, st, orders, kp, cp)
+    is_alloc = (fl & F_ALLOC) != 0
+    counters, floats, ints, bools = st.counters, st.floats, st.ints, st.bools
+    o_ints, o_floats = orders.ints, orders.floats
+    for i in range(signals.shape[0] if is_alloc else n_sig):
+        s = i if is_alloc else signalled[i]
+        wid = ints[SI_WORKING, s]
+        w_side, w_remaining = 0, 0
+        if wid >= 0:
+            w_side = o_ints[OI_SIDE, wid]
+            w_remaining = o_ints[OI_QUANTITY, wid] - o_ints[OI_FILLED, wid]
+        if is_alloc and signals[s] == 0 and not _rebalance_may_act(
+            floats[SF_LAST_CLOSE, s], bools[SB_BAND_LONG, s], floats[SF_BUDGET, s],
+            ints[SI_POSITION, s] + w_side * w_remaining, kp.rebalance_tolerance,
+        ):  # fmt: skip
+            continue
+        action, side, qty, reason, status = _decide_symbol(
+            signals[s], is_alloc, no_buys, floats[SF_LAST_CLOSE, s], ints[SI_POSITION, s],
+            bools[SB_BAND_LONG, s], floats[SF_BUDGET, s], wid, w_side, w_remaining,
+            counters[C_MONTH_SHARES], kp, cp,
+        )  # fmt: skip
+        if action == A_ORDER:
+            _add_order(counters, ints, o_ints, o_floats, s, side, qty, reason, decided, status)
+        elif action == A_CANCEL:
+            _end_order(o_ints, wid, S_CANCELLED)
+            ints[SI_WORKING, s] = -1
 
 
 @jit(inline=True)

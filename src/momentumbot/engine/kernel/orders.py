@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from momentumbot.compiled import jit
 from momentumbot.engine.kernel.state import (
-    SB_BAND_LONG,
-    SF_BUDGET,
-    SF_LAST_CLOSE,
     SI_POSITION,
     SI_WORKING,
     State,
 )
 from momentumbot.engine.kernel.tables import (
-    C_MONTH_SHARES,
     C_ORDERS,
     OF_RATED,
     OF_VALUE,
@@ -44,14 +42,14 @@ from momentumbot.execution.costs import BUY, SELL, CostParams, estimate_commissi
 
 
 @jit(inline=True)
-def _end_order(orders: OrderTable, oid: int, status: int) -> None:
+def _end_order(o_ints: np.ndarray, oid: int, status: int) -> None:
     """Finish a working order: cancelled/replaced, or partially_filled if it had fills."""
-    if orders.ints[OI_STATUS, oid] != S_WORKING:
+    if o_ints[OI_STATUS, oid] != S_WORKING:
         return
-    if orders.ints[OI_FILLED, oid] > 0:
-        orders.ints[OI_STATUS, oid] = S_PARTIAL
+    if o_ints[OI_FILLED, oid] > 0:
+        o_ints[OI_STATUS, oid] = S_PARTIAL
     else:
-        orders.ints[OI_STATUS, oid] = status
+        o_ints[OI_STATUS, oid] = status
 
 
 @jit(inline=True)
@@ -65,51 +63,64 @@ def _new_order(
     decided_ns: int,
     status: int,
 ) -> int:
-    oid = st.counters[C_ORDERS]
-    orders.ints[OI_DECIDED_NS, oid] = decided_ns
-    orders.ints[OI_SYMBOL, oid] = s
-    orders.ints[OI_SIDE, oid] = side
-    orders.ints[OI_QUANTITY, oid] = qty
-    orders.ints[OI_REASON, oid] = reason
-    orders.ints[OI_STATUS, oid] = status
-    orders.ints[OI_FILLED, oid] = 0
-    orders.floats[OF_VALUE, oid] = 0.0
-    orders.floats[OF_RATED, oid] = 0.0
-    orders.ints[OI_REQUESTED, oid] = qty
-    orders.ints[OI_RISK, oid] = 0
-    st.counters[C_ORDERS] = oid + 1
+    return _add_order(
+        st.counters, st.ints, orders.ints, orders.floats, s, side, qty, reason, decided_ns, status
+    )
+
+
+@jit(inline=True)
+def _add_order(
+    counters: np.ndarray,
+    s_ints: np.ndarray,
+    o_ints: np.ndarray,
+    o_floats: np.ndarray,
+    s: int,
+    side: int,
+    qty: int,
+    reason: int,
+    decided_ns: int,
+    status: int,
+) -> int:
+    """A new order row (working: it replaces the symbol's working order), on the packed
+    arrays (State.counters, State.ints, OrderTable.ints and .floats): a tuple handed to an
+    inlined helper costs reference counting on each of its arrays, every call."""
+    oid = counters[C_ORDERS]
+    o_ints[OI_DECIDED_NS, oid] = decided_ns
+    o_ints[OI_SYMBOL, oid] = s
+    o_ints[OI_SIDE, oid] = side
+    o_ints[OI_QUANTITY, oid] = qty
+    o_ints[OI_REASON, oid] = reason
+    o_ints[OI_STATUS, oid] = status
+    o_ints[OI_FILLED, oid] = 0
+    o_floats[OF_VALUE, oid] = 0.0
+    o_floats[OF_RATED, oid] = 0.0
+    o_ints[OI_REQUESTED, oid] = qty
+    o_ints[OI_RISK, oid] = 0
+    counters[C_ORDERS] = oid + 1
     if status == S_WORKING:
-        old = st.ints[SI_WORKING, s]
+        old = s_ints[SI_WORKING, s]
         if old >= 0:
-            _end_order(orders, old, S_REPLACED)
-        st.ints[SI_WORKING, s] = oid
+            _end_order(o_ints, old, S_REPLACED)
+        s_ints[SI_WORKING, s] = oid
     return oid
 
 
 @jit(inline=True)
-def _cancel_working(st: State, orders: OrderTable, s: int) -> None:
-    oid = st.ints[SI_WORKING, s]
+def _cancel_working(s_ints: np.ndarray, o_ints: np.ndarray, s: int) -> None:
+    oid = s_ints[SI_WORKING, s]
     if oid >= 0:
-        _end_order(orders, oid, S_CANCELLED)
-        st.ints[SI_WORKING, s] = -1
+        _end_order(o_ints, oid, S_CANCELLED)
+        s_ints[SI_WORKING, s] = -1
 
 
 @jit(inline=True)
 def _passes_cost_filter(
-    side: int, qty: int, price: float, st: State, kp: KernelParams, cp: CostParams
+    side: int, qty: int, price: float, month_shares: int, kp: KernelParams, cp: CostParams
 ) -> bool:
-    est = estimate_commission(side, qty, price, st.counters[C_MONTH_SHARES], cp)
+    est = estimate_commission(side, qty, price, month_shares, cp)
     # "exceeds" in decimal terms: 0.005 x 360 at 10.00 is exactly 5 bp of 3,600 USD, which
     # binary floats put 2e-16 apart; allow a micro-dollar of slack
     return est <= kp.max_commission_bps * 1e-4 * qty * price + 1e-6
-
-
-@jit(inline=True)
-def _remaining_signed(st: State, orders: OrderTable, s: int) -> int:
-    oid = st.ints[SI_WORKING, s]
-    if oid < 0:
-        return 0
-    return orders.ints[OI_SIDE, oid] * (orders.ints[OI_QUANTITY, oid] - orders.ints[OI_FILLED, oid])
 
 
 @jit(inline=True)
@@ -132,81 +143,96 @@ def _rebalance_may_act(
     )
 
 
+# what _decide_symbol decides: nothing, a new order, or the working order cancelled
+A_NONE, A_ORDER, A_CANCEL = 0, 1, 2
+
+
 @jit(inline=True)
-def _decide_symbol(
-    s: int,
-    signal: int,
-    is_alloc: bool,
+def _rebalance(
     no_buys: bool,
-    decided_ns: int,
-    st: State,
-    orders: OrderTable,
+    price: float,
+    pos: int,
+    budget: float,
+    target: int,
+    wid: int,
+    w_side: int,
+    w_remaining: int,
+    month_shares: int,
     kp: KernelParams,
     cp: CostParams,
-) -> None:
-    """At most one new order for one symbol at one bar close (STRATEGY.md section 5)."""
-    price = st.floats[SF_LAST_CLOSE, s]
-    if not (price > 0.0):
-        return
-    pos = st.ints[SI_POSITION, s]
-    target = 0
-    if st.bools[SB_BAND_LONG, s] and st.floats[SF_BUDGET, s] > 0.0:
-        target = int(math.floor(st.floats[SF_BUDGET, s] / price))
-    wid = st.ints[SI_WORKING, s]
-    if signal == 1:
-        if pos == 0 and wid < 0 and not no_buys and target > 0:
-            ok = _passes_cost_filter(BUY, target, price, st, kp, cp)
-            _new_order(
-                st, orders, s, BUY, target, R_ENTER, decided_ns, S_WORKING if ok else S_SKIPPED
-            )
-            return
-    elif signal == -1:
-        if pos > 0:
-            _new_order(st, orders, s, SELL, pos, R_EXIT, decided_ns, S_WORKING)
-            return
-        if wid >= 0:
-            _cancel_working(st, orders, s)
-            return
-    if not is_alloc:
-        return
-    effective = pos + _remaining_signed(st, orders, s)
+) -> tuple[int, int, int, int, int]:
+    """The rebalance rule of `_decide_symbol` at an allocator run (its `target` shares)."""
+    effective = pos
+    if wid >= 0:
+        effective += w_side * w_remaining
     if target == effective:
-        return
+        return A_NONE, 0, 0, 0, 0
     if target == 0:
         if pos > 0:
-            if (
-                wid >= 0
-                and orders.ints[OI_SIDE, wid] == SELL
-                and orders.ints[OI_QUANTITY, wid] - orders.ints[OI_FILLED, wid] == pos
-            ):
-                return
-            _new_order(st, orders, s, SELL, pos, R_REBALANCE, decided_ns, S_WORKING)
-        elif wid >= 0:
-            _cancel_working(st, orders, s)
-        return
+            if wid >= 0 and w_side == SELL and w_remaining == pos:
+                return A_NONE, 0, 0, 0, 0
+            return A_ORDER, SELL, pos, R_REBALANCE, S_WORKING
+        if wid >= 0:
+            return A_CANCEL, 0, 0, 0, 0
+        return A_NONE, 0, 0, 0, 0
     delta = target - pos
     if effective == 0 and delta > 0:
         if no_buys:
-            return
-        ok = _passes_cost_filter(BUY, delta, price, st, kp, cp)
-        _new_order(
-            st, orders, s, BUY, delta, R_REBALANCE, decided_ns, S_WORKING if ok else S_SKIPPED
-        )
-        return
-    if (
-        effective != 0
-        and abs(target - effective) * price < kp.rebalance_tolerance * st.floats[SF_BUDGET, s]
-    ):
-        return
+            return A_NONE, 0, 0, 0, 0
+        ok = _passes_cost_filter(BUY, delta, price, month_shares, kp, cp)
+        return A_ORDER, BUY, delta, R_REBALANCE, S_WORKING if ok else S_SKIPPED
+    if effective != 0 and abs(target - effective) * price < kp.rebalance_tolerance * budget:
+        return A_NONE, 0, 0, 0, 0
     if delta == 0:
-        _cancel_working(st, orders, s)
-        return
+        return A_CANCEL, 0, 0, 0, 0
     if delta > 0 and no_buys:
-        return
+        return A_NONE, 0, 0, 0, 0
     side = BUY if delta > 0 else SELL
-    if not _passes_cost_filter(side, abs(delta), price, st, kp, cp):
-        return
-    _new_order(st, orders, s, side, abs(delta), R_REBALANCE, decided_ns, S_WORKING)
+    if not _passes_cost_filter(side, abs(delta), price, month_shares, kp, cp):
+        return A_NONE, 0, 0, 0, 0
+    return A_ORDER, side, abs(delta), R_REBALANCE, S_WORKING
+
+
+@jit(inline=True)
+def _decide_symbol(
+    signal: int,
+    is_alloc: bool,
+    no_buys: bool,
+    price: float,
+    pos: int,
+    long: bool,
+    budget: float,
+    wid: int,
+    w_side: int,
+    w_remaining: int,
+    month_shares: int,
+    kp: KernelParams,
+    cp: CostParams,
+) -> tuple[int, int, int, int, int]:
+    """At most one new order for one symbol at one bar close (STRATEGY.md section 5), from
+    the symbol's latest close, position, band side, budget and working order (`wid`, -1 if
+    none; its side and the shares it still has to do). Returns (action, side, quantity,
+    reason, status): A_ORDER a new order, A_CANCEL the working one cancelled, A_NONE
+    nothing (scalars in and out: the caller writes the tables)."""
+    if not (price > 0.0):
+        return A_NONE, 0, 0, 0, 0
+    target = 0
+    if long and budget > 0.0:
+        target = int(math.floor(budget / price))
+    if signal == 1:
+        if pos == 0 and wid < 0 and not no_buys and target > 0:
+            ok = _passes_cost_filter(BUY, target, price, month_shares, kp, cp)
+            return A_ORDER, BUY, target, R_ENTER, S_WORKING if ok else S_SKIPPED
+    elif signal == -1:
+        if pos > 0:
+            return A_ORDER, SELL, pos, R_EXIT, S_WORKING
+        if wid >= 0:
+            return A_CANCEL, 0, 0, 0, 0
+    if not is_alloc:
+        return A_NONE, 0, 0, 0, 0
+    return _rebalance(
+        no_buys, price, pos, budget, target, wid, w_side, w_remaining, month_shares, kp, cp
+    )
 
 
 @jit()
@@ -221,6 +247,6 @@ def _flatten(st: State, orders: OrderTable, decided_ns: int) -> None:
             and orders.ints[OI_QUANTITY, wid] - orders.ints[OI_FILLED, wid] == pos
         ):
             continue  # a flatten carried from an earlier session is still working
-        _cancel_working(st, orders, s)
+        _cancel_working(st.ints, orders.ints, s)
         if pos > 0:
             _new_order(st, orders, s, SELL, pos, R_FLATTEN, decided_ns, S_WORKING)

@@ -37,7 +37,8 @@ SI_SHADOW_PENDING = 3  # signed shares the shadow book fills at the next bar (0 
 SI_BENCH_SHARES = 4  # the benchmark's shares
 SI_BENCH_COMMISSION = 5  # the benchmark buy's commission, micro-USD
 SI_BENCH_TIME = 6  # ns, label of the benchmark's fill bar
-N_INTS = 7
+SI_BAND_RUNGS = 7  # the band's level in whole rungs (SF_BAND_LEVEL = rungs x step)
+N_INTS = 8
 # ... and of State.bools
 SB_BAND_HAS = 0  # the symbol has a band (saw a bar this session)
 SB_BAND_LONG = 1  # the band is long
