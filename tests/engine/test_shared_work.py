@@ -85,3 +85,33 @@ def test_waiting_for_a_task_that_fails_returns_and_the_result_raises() -> None:
         board.help_until(future)
     with pytest.raises(OSError, match="disk gone"):
         future.result()
+
+
+def test_an_interrupt_while_helping_gives_the_job_up_without_a_hang() -> None:
+    """Ctrl-C reaches the main thread, which may be running a block of the worker's job: the
+    job is given up (the worker's run() raises the interrupt instead of waiting forever for
+    blocks nobody will run) and the helping thread raises it too."""
+    started = threading.Event()
+
+    def fn(lo: int, hi: int) -> None:
+        if threading.current_thread().name == "helper":
+            started.set()
+            raise KeyboardInterrupt
+        started.wait(1.0)
+        time.sleep(0.002)
+
+    job = SharedJob(fn, 400, (), 1)
+    raised: list[BaseException] = []
+
+    def helper() -> None:
+        try:
+            job.help()
+        except BaseException as exc:
+            raised.append(exc)
+
+    t = threading.Thread(target=helper, name="helper")
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        job.run()
+    t.join(5.0)
+    assert not t.is_alive() and isinstance(raised[0], KeyboardInterrupt)

@@ -14,8 +14,8 @@ many volumes are below it and at most it, and the sum of those below. A minute's
 and leaving volumes change these by three comparisons (no search, no move of the window); at
 an allocator minute t steps to the k-th smallest (about as many ranks as minutes passed, each
 step a vectorised pass over the window) and the figure is that sum plus the copies of t
-needed, divided by k. While the volumes are plain (whole numbers from 0 to about 2**53, as
-a store's always are) the walk follows (volume, slot) pairs packed in one int64
+needed, divided by k. While the volumes are plain (whole numbers from 0 to 2**53 / window,
+as a stock's minute volumes are) the walk follows (volume, slot) pairs packed in one int64
 (`qv_pairs`: no ties, one pass a step); from a volume that is not, the values themselves
 (`qv_rank`: a step also counts the new value's copies). The walk starts from the sorted copy
 (its k-th smallest) and sorts the window back into it at the end (a merge sort, O(n log n) a
@@ -26,11 +26,13 @@ minute, about a microsecond).
 
 Exactness: volumes are whole numbers stored as float64, whose sums (below 2**53) are exact
 in any order, so the running sum equals the sorted sum of the smallest half to the bit.
-While the window holds a volume that is not a whole number (a CSV import may have them),
+While the window holds a volume that is not a whole number (a CSV import may have them), or
+one so large that a window's sum could pass 2**53 (`qv_rank.inexact`),
 the figure at an allocator minute is instead summed afresh from the volumes below t (in
 ring order): within rounding of the exact mean (one sum of n/2 values: about 2e-14 relative at
 390 minutes), never drifting from one minute to the next; once the window holds whole
-numbers only again, exact again.
+numbers only again, exact again. A bar whose volume is not a finite number counts as 0,
+as a minute without a bar does (the store refuses such bars).
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ import math
 import numpy as np
 
 from momentumbot.allocation.qv_pairs import plain_window, walk_pairs
-from momentumbot.allocation.qv_rank import settle, start, start_from_ring, sum_below
+from momentumbot.allocation.qv_rank import (
+    EXACT_SUMS,
+    clean_volume,
+    inexact,
+    settle,
+    start,
+    start_from_ring,
+    sum_below,
+)
 from momentumbot.allocation.qv_sorted import sort_values, sorted_insert, sorted_replace
 from momentumbot.compiled import in_parts, jit
 
@@ -100,7 +110,7 @@ def _walk_sorted(
         bar = not math.isnan(close[m])
         on = on or bar
         if on:
-            x = volume[m] + 0.0 if bar else 0.0  # -0.0 stored as 0.0, as the long walk does
+            x = clean_volume(volume[m]) if bar else 0.0
             if n < window:
                 ring[n] = x
                 sorted_insert(srt, n, x)
@@ -160,15 +170,16 @@ def _walk_values(
     sorted when m0 is 0. Returns (n, h, on)."""
     bits = ring.view(np.int64)
     t, lt, le, low = start(srt, n) if m0 == 0 else start_from_ring(ring, n)
-    frac = 0  # volumes in the window that are not whole numbers
+    big = EXACT_SUMS / window
+    frac = 0  # volumes in the window whose sums may round (qv_rank.inexact)
     for j in range(n):
-        frac += 0 if ring[j] == np.floor(ring[j]) else 1
+        frac += 1 if inexact(ring[j], big) else 0
     stale = frac > 0  # low may carry rounding: sum afresh at the next allocator minute
     for m in range(m0, volume.shape[0]):
         bar = not math.isnan(close[m])
         on = on or bar
         if on:
-            x = volume[m] + 0.0 if bar else 0.0  # + 0.0: -0.0 is stored as 0.0 (qv_rank)
+            x = clean_volume(volume[m]) if bar else 0.0
             if n < window:
                 ring[n] = x
                 n += 1
@@ -179,11 +190,11 @@ def _walk_values(
                 lt -= 1 if old < t else 0
                 le -= 1 if old <= t else 0
                 low -= old if old < t else 0.0
-                frac -= 0 if old == np.floor(old) else 1
+                frac -= 1 if inexact(old, big) else 0
             lt += 1 if x < t else 0
             le += 1 if x <= t else 0
             low += x if x < t else 0.0
-            frac += 0 if x == np.floor(x) else 1
+            frac += 1 if inexact(x, big) else 0
             stale = stale or frac > 0
         r = alloc_row[m]
         if r >= 0:

@@ -1,11 +1,13 @@
 """The quiet-volume walk for a window of plain volumes (whole numbers, at least 0, below
-`pair_limit`: every volume a store holds), by (volume, ring slot) pairs: each volume's pair
+`pair_limit`: 2**53 / window, far above any stock's minute volume), by (volume, ring slot)
+pairs: each volume's pair
 is one int64, `volume << shift | slot`, so no two are equal and pairs order like volumes
 with ties broken by slot. The walk follows one pair p (`qv_rank`'s t, without ties): how many
 pairs are below it (`lt`), at most it (`le`: lt or lt + 1) and the sum of the volumes below
 (`low`). At an allocator minute p steps to the k-th smallest pair, one vectorised pass a
 step (the value walk of `qv_rank` also counts each new value's copies: a second pass). The
-k smallest volumes then sum to low + value(p), exactly (whole numbers below 2**53).
+k smallest volumes then sum to low + value(p), exactly (a window of plain volumes sums
+below 2**53).
 
 A volume that is not plain ends this walk at its minute (`walk_pairs` returns the minute);
 the caller goes on with the value walk from there.
@@ -17,6 +19,7 @@ import math
 
 import numpy as np
 
+from momentumbot.allocation.qv_rank import EXACT_SUMS, clean_volume
 from momentumbot.compiled import jit, uncompiled
 
 _NONE_BELOW = -0x7FFFFFFFFFFFFFFF - 1
@@ -34,9 +37,10 @@ def pair_shift(window: int) -> int:
 
 
 @jit(inline=True)
-def pair_limit(shift: int) -> float:
-    """Volumes below this have pairs below 2**62."""
-    return float(1 << (62 - shift))
+def pair_limit(shift: int, window: int) -> float:
+    """Volumes below this have pairs below 2**62, and a window of them sums below 2**53
+    (exactly)."""
+    return min(float(1 << (62 - shift)), EXACT_SUMS / window)
 
 
 @jit()
@@ -107,7 +111,7 @@ def walk_pairs(
     and srt[:n] is them sorted. Returns (the minute it stopped at: volume's length when
     done, n, h, on); the window's ring is current up to that minute."""
     shift = pair_shift(window)
-    limit = pair_limit(shift)
+    limit = pair_limit(shift, window)
     for j in range(n):
         pk[j] = (int(ring[j]) << shift) | j
     # start just below the pairs of the k-th smallest value: lt = le = how many are smaller
@@ -126,7 +130,7 @@ def walk_pairs(
         bar = not math.isnan(close[m])
         on = on or bar
         if on:
-            x = volume[m] + 0.0 if bar else 0.0  # -0.0 stored as 0.0 (as `qv_rank`)
+            x = clean_volume(volume[m]) if bar else 0.0
             if not (x == np.floor(x) and 0.0 <= x < limit):
                 return m, n, h, on  # the value walk goes on from this minute
             if n < window:
@@ -160,7 +164,7 @@ def walk_pairs(
 @jit(inline=True)
 def plain_window(ring: np.ndarray, n: int, window: int) -> bool:
     """Whether every volume of ring[:n] is plain (walk_pairs can take the window)."""
-    limit = pair_limit(pair_shift(window))
+    limit = pair_limit(pair_shift(window), window)
     for j in range(n):
         x = ring[j]
         if not (x == np.floor(x) and 0.0 <= x < limit):

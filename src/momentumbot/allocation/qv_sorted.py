@@ -1,5 +1,6 @@
 """A quiet-volume window's sorted copy updated in place, one volume at a time: what a walk
-of a few minutes (paper and live trading's one-minute steps) does instead of building heaps.
+of a few minutes (paper and live trading's one-minute steps) does instead of following the
+k-th smallest (`qv_pairs`, `qv_rank`), whose start and end cost more than a few minutes.
 A binary search and a vectorised move of the values between the two slots."""
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from momentumbot.data.source import BarSource
 from momentumbot.data.store import BarStore
@@ -18,7 +19,7 @@ COLUMNS = ("open", "close", "volume")
 class _Pending:
     """One symbol's decoded bars not handed out yet, and the next row group to decode."""
 
-    __slots__ = ("base", "cols", "group", "hi", "lo", "ts")
+    __slots__ = ("base", "cols", "footer", "group", "hi", "lo", "ts")
 
     def __init__(self, lo: np.ndarray, hi: np.ndarray, start_ns: int) -> None:
         self.lo = lo
@@ -27,6 +28,7 @@ class _Pending:
         self.ts = np.empty(0, np.int64)
         self.cols = [np.empty(0) for _ in COLUMNS]
         self.base = 0  # rows of the arrays ts and cols are views of
+        self.footer: pq.FileMetaData | None = None  # while groups are left to decode
 
 
 class ForwardReader:
@@ -79,7 +81,12 @@ class ForwardReader:
             # every row left from earlier groups is before the new groups' first: all go out
             if p.ts.shape[0]:
                 pieces.append(_frozen(p.ts, *p.cols))
-            ts, cols = self._store.read_groups(self._symbols[j], p.group, stop, COLUMNS)
+            sym = self._symbols[j]
+            if p.footer is None:
+                p.footer = self._store.footer(sym)
+            ts, cols = self._store.read_groups(sym, p.group, stop, COLUMNS, p.footer)
+            if stop >= p.lo.shape[0]:
+                p.footer = None  # every group decoded
             first = int(np.searchsorted(ts, self._start, side="left"))
             if first:
                 ts, cols = ts[first:], [c[first:] for c in cols]

@@ -289,9 +289,7 @@ class BarStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.bars_dir = self.root / "bars_1min"
-        self._meta_cache: dict[
-            str, tuple[tuple[int, int], np.ndarray, np.ndarray, int, pq.FileMetaData]
-        ] = {}
+        self._meta_cache: dict[str, tuple[tuple[int, int], np.ndarray, np.ndarray, int]] = {}
 
     # ---- paths and metadata
 
@@ -340,7 +338,7 @@ class BarStore:
                 raise DataError(f"{path}: row group {i} has no ts statistics; re-import {symbol}")
             lo[i] = stats.min_raw
             hi[i] = stats.max_raw
-        self._meta_cache[symbol] = (key, lo, hi, md.num_rows, md)
+        self._meta_cache[symbol] = (key, lo, hi, md.num_rows)
         return lo, hi, int(md.num_rows)
 
     def info(self, symbol: str) -> SymbolInfo:
@@ -414,21 +412,36 @@ class BarStore:
         lo, hi, _ = self._row_groups(symbol)
         return lo, hi
 
+    def footer(self, symbol: str) -> pq.FileMetaData:
+        """The symbol's file's parsed footer, for a reader that reads its row groups several
+        times (read_groups(footer=...)); holding it costs about 5 kB a row group."""
+        path = self._require(symbol)
+        try:
+            return pq.ParquetFile(path).metadata
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(
+                f"{path}: unreadable Parquet file ({exc}); re-import {symbol}"
+            ) from None
+
     def read_groups(
-        self, symbol: str, first: int, stop: int, columns: tuple[str, ...]
+        self,
+        symbol: str,
+        first: int,
+        stop: int,
+        columns: tuple[str, ...],
+        footer: pq.FileMetaData | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Row groups [first, stop) of the symbol's file: ts (int64 ns) and the named
-        columns as float64 arrays, decoding only those columns."""
+        columns as float64 arrays, decoding only those columns (with the file's footer
+        from `footer()` when given, not parsed again)."""
         path = self._require(symbol)
-        self._row_groups(symbol)  # the footer, parsed once while the file is unchanged
-        md = self._meta_cache[symbol][4]
         try:
             # one thread: a row group's four columns are too small for Arrow's thread pool
             # to pay (0.6 against 1.1 ms a group), and the engine's other thread is busy;
-            # the footer already parsed and a native file (not a path to resolve): a backtest
+            # a native file (not a path to resolve) and the footer parsed once: a backtest
             # reads each file several times, and those were a third of the read's cost
             with pa.OSFile(str(path)) as f:
-                table = pq.ParquetFile(f, metadata=md).read_row_groups(
+                table = pq.ParquetFile(f, metadata=footer).read_row_groups(
                     list(range(first, stop)), columns=["ts", *columns], use_threads=False
                 )
         except (OSError, pa.ArrowException) as exc:

@@ -291,7 +291,7 @@ def run_backtest(
         bars_used, parts,
     )  # fmt: skip
     # kernel: the engine phase's wall time less the time the minute loop's thread sat idle
-    # waiting for bars to be read
+    # while bars were read (at most each chunk's reading)
     result.timings.update(
         load=tm["load"],
         kernel=t_engine - tm["exposed"],
@@ -341,13 +341,16 @@ def _run_chunks(
 
     def wait_for(future: Future[_Chunk]) -> _Chunk:
         """The next chunk, this thread taking part in its quiet-volume walk and transposes
-        meanwhile; the seconds it sat idle (the worker reading bars) are the exposed load."""
+        meanwhile. The seconds it sat idle, at most the worker's reading of that chunk, are
+        the exposed load (idle also covers the worker's own steps between reading and
+        posting, and the last blocks others took: those stay in the engine's figure)."""
         t_wait = time.perf_counter()
         idle, helping = board.help_until(future)
         tm["waited"] += time.perf_counter() - t_wait
         tm["helped"] += helping
-        tm["exposed"] += idle
-        return future.result()
+        chunk = future.result()
+        tm["exposed"] += min(idle, chunk.load_s)
+        return chunk
 
     # the next chunk is read, its quiet volume walked and transposed on a worker thread
     # while the minute loop (which releases the GIL) runs the current one, and this thread

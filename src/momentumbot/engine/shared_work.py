@@ -35,24 +35,35 @@ class SharedJob:
         return self._next < self._n
 
     def help(self) -> None:
-        """Run blocks until none is left to claim (a failure is kept for run() to raise)."""
-        while True:
-            with self._lock:
-                lo = self._next
-                if lo >= self._n:
-                    return
-                hi = min(lo + self._block, self._n)
-                self._next = hi
-            try:
-                if self._error is None:
-                    self._fn(lo, hi, *self._args)
-            except BaseException as exc:  # handed to the posting thread, which raises it
-                self._error = self._error or exc
-            finally:
+        """Run blocks until none is left to claim (a block's failure is kept for run() to
+        raise). An interrupt (Ctrl-C reaches the main thread, which may be helping) gives the
+        job up: run() returns at once and raises it, and this thread raises it now."""
+        try:
+            while True:
+                with self._lock:
+                    lo = self._next
+                    if lo >= self._n:
+                        return
+                    hi = min(lo + self._block, self._n)
+                    self._next = hi
+                try:
+                    if self._error is None:
+                        self._fn(lo, hi, *self._args)
+                except Exception as exc:  # handed to the posting thread, which raises it
+                    self._error = self._error or exc
                 with self._lock:
                     self._left -= hi - lo
                     if self._left == 0:
                         self._done.set()
+        except BaseException as exc:
+            self._abandon(exc)
+            raise
+
+    def _abandon(self, exc: BaseException) -> None:
+        with self._lock:
+            self._error = self._error or exc
+            self._next = self._n
+            self._done.set()
 
     def run(self) -> None:
         self.help()

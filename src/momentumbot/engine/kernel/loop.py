@@ -286,7 +286,7 @@ def run_minutes(
 
     o, c, v are (minutes x symbols) opens, closes and volumes with NaN where a symbol has
     no bar; qv_at/qv_n hold quiet_volume and its window size at each allocator minute
-    (row alloc_row[m]), from allocation.quiet_volume.quiet_volume_pass_columns. Returns the
+    (row alloc_row[m]), from allocation.quiet_volume's walk. Returns the
     index of the first minute not processed: m_stop, or earlier when a table has too little
     room left for one more minute (grow it and call again).
 
