@@ -79,17 +79,11 @@ def test_each_row_group_is_decoded_once(
     original = BarStore.read_groups
 
     def counting(
-        self: BarStore,
-        symbol: str,
-        first: int,
-        stop: int,
-        columns: tuple[str, ...],
-        footer: object = None,
+        self: BarStore, symbol: str, first: int, stop: int, columns: tuple[str, ...]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         decoded.extend((symbol, g) for g in range(first, stop))
         assert "high" not in columns and "low" not in columns  # only what the engine reads
-        assert footer is not None  # each file's footer parsed once per reader, not per read
-        return original(self, symbol, first, stop, columns, footer)
+        return original(self, symbol, first, stop, columns)
 
     monkeypatch.setattr(BarStore, "read_groups", counting)
     start, end = _ns("2024-03-04"), _ns("2024-03-13")
@@ -104,31 +98,6 @@ def test_each_row_group_is_decoded_once(
         lo, hi = small_groups.row_group_spans(s)
         needed = {(s, g) for g in range(lo.shape[0]) if hi[g] >= start and lo[g] < end}
         assert {d for d in decoded if d[0] == s} == needed
-
-
-def test_pieces_are_the_rows_in_order_and_the_footer_is_dropped_when_all_is_read(
-    small_groups: BarStore,
-) -> None:
-    """take_pieces hands out a symbol's rows in one or two pieces (the rest of the groups
-    decoded before, then the new ones) with nothing joined; together, in order, they are
-    the store's rows, and once every group is decoded the reader keeps no footer."""
-    start, end = _ns("2024-03-04"), _ns("2024-03-13")
-    reader = ForwardReader(small_groups, SYMBOLS, start)
-    got: list[np.ndarray] = []
-    two = 0
-    cut = start
-    while cut < end:
-        cut = min(cut + 21_600_000_000_000, end)
-        pieces = reader.take_pieces(0, cut)
-        assert 1 <= len(pieces) <= 2
-        two += len(pieces) == 2
-        got.extend(p[0] for p in pieces)
-    reader.take_pieces(0, _ns("2030-01-01"))
-    assert two > 0  # the row groups here are smaller than a day: pieces do meet
-    want = small_groups.read_arrays(SYMBOLS[0], start, end).ts
-    np.testing.assert_array_equal(np.concatenate(got), want)
-    pending = reader._pending[0]
-    assert pending is not None and pending.footer is None
 
 
 def test_a_store_read_names_a_broken_file(small_groups: BarStore, tmp_path: Path) -> None:

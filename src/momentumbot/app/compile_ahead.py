@@ -106,7 +106,7 @@ def _others(x: dict[str, Any]) -> list[Job]:
     path = np.zeros(2)
     bars = _frozen(x["labels"], x["labels"] * 1.0, x["labels"] * 1.0, x["labels"] * 1.0)
     return [
-        (_scatter_row, (i, *bars, x["labels"], x["cols"], x["cols"], x["cols"], b)),
+        (_scatter_row, (i, *bars, x["labels"], x["cols"], x["cols"], x["cols"])),
         (_walk_symbols, walk),
         (_transpose_blocks, (i, i, x["cols"], x["o"])),
         (band_path, (path, path, np.zeros(2, np.bool_), f, f, b)),

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from momentumbot.data.source import BarSource
 from momentumbot.data.store import BarStore
@@ -19,7 +18,7 @@ COLUMNS = ("open", "close", "volume")
 class _Pending:
     """One symbol's decoded bars not handed out yet, and the next row group to decode."""
 
-    __slots__ = ("base", "cols", "footer", "group", "hi", "lo", "ts")
+    __slots__ = ("base", "cols", "group", "hi", "lo", "ts")
 
     def __init__(self, lo: np.ndarray, hi: np.ndarray, start_ns: int) -> None:
         self.lo = lo
@@ -28,7 +27,6 @@ class _Pending:
         self.ts = np.empty(0, np.int64)
         self.cols = [np.empty(0) for _ in COLUMNS]
         self.base = 0  # rows of the arrays ts and cols are views of
-        self.footer: pq.FileMetaData | None = None  # while groups are left to decode
 
 
 class ForwardReader:
@@ -46,54 +44,36 @@ class ForwardReader:
         self._closed = False
 
     def take(self, j: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        pieces = self.take_pieces(j, end_ns)
-        if len(pieces) == 1:
-            return pieces[0]
-        return _frozen(*(np.concatenate(parts) for parts in zip(*pieces, strict=True)))
-
-    def take_pieces(
-        self, j: int, end_ns: int
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """As take, in one or two pieces in time order (the rest of the row groups decoded
-        before, then the new ones): no copy to join them."""
         if self._closed:
             raise RuntimeError("ForwardReader.take after close")
         if self._store is None:
             lo = self._from[j]
             self._from[j] = max(lo, int(end_ns))
             bars = self._source.read_arrays(self._symbols[j], lo, self._from[j])
-            return [
-                _frozen(
-                    np.asarray(bars.ts, np.int64),
-                    np.asarray(bars.open, np.float64),
-                    np.asarray(bars.close, np.float64),
-                    np.asarray(bars.volume, np.float64),
-                )
-            ]
+            return _frozen(
+                np.asarray(bars.ts, np.int64),
+                np.asarray(bars.open, np.float64),
+                np.asarray(bars.close, np.float64),
+                np.asarray(bars.volume, np.float64),
+            )
         p = self._pending[j]
         if p is None:
             p = self._pending[j] = _Pending(
                 *self._store.row_group_spans(self._symbols[j]), self._start
             )
-        pieces = []
         stop = int(np.searchsorted(p.lo, end_ns, side="left"))  # groups starting before the end
         if stop > p.group:
-            # every row left from earlier groups is before the new groups' first: all go out
-            if p.ts.shape[0]:
-                pieces.append(_frozen(p.ts, *p.cols))
-            sym = self._symbols[j]
-            if p.footer is None:
-                p.footer = self._store.footer(sym)
-            ts, cols = self._store.read_groups(sym, p.group, stop, COLUMNS, p.footer)
-            if stop >= p.lo.shape[0]:
-                p.footer = None  # every group decoded
+            ts, cols = self._store.read_groups(self._symbols[j], p.group, stop, COLUMNS)
             first = int(np.searchsorted(ts, self._start, side="left"))
             if first:
                 ts, cols = ts[first:], [c[first:] for c in cols]
+            if p.ts.shape[0]:
+                # joined by a copy, which also lets Arrow's decoded buffers go at once
+                ts = np.concatenate([p.ts, ts])
+                cols = [np.concatenate([a, b]) for a, b in zip(p.cols, cols, strict=True)]
             p.ts, p.cols, p.group, p.base = ts, cols, stop, ts.shape[0]
         cut = int(np.searchsorted(p.ts, end_ns, side="left"))
-        if cut or not pieces:
-            pieces.append(_frozen(p.ts[:cut], p.cols[0][:cut], p.cols[1][:cut], p.cols[2][:cut]))
+        out = _frozen(p.ts[:cut], p.cols[0][:cut], p.cols[1][:cut], p.cols[2][:cut])
         p.ts = p.ts[cut:]
         p.cols = [c[cut:] for c in p.cols]
         if 2 * p.ts.shape[0] < p.base:
@@ -102,7 +82,7 @@ class ForwardReader:
             p.ts = p.ts.copy()
             p.cols = [c.copy() for c in p.cols]
             p.base = p.ts.shape[0]
-        return pieces
+        return out
 
     def close(self) -> None:
         """Drop every symbol's decoded rows not handed out and give the pages Arrow decoded

@@ -56,16 +56,14 @@ def _scatter_row(
     o: np.ndarray,
     c: np.ndarray,
     v: np.ndarray,
-    clear: bool,
 ) -> None:
-    """Row j of o, c, v: NaN first when `clear`, then each bar at its minute of label_ns
-    (both ascending, walked together); bars at no label are skipped."""
+    """Row j of o, c, v: NaN, then each bar at its minute of label_ns (both ascending,
+    walked together); bars at no label are skipped."""
     n_m = label_ns.shape[0]
-    if clear:
-        for m in range(n_m):
-            o[j, m] = np.nan
-            c[j, m] = np.nan
-            v[j, m] = np.nan
+    for m in range(n_m):
+        o[j, m] = np.nan
+        c[j, m] = np.nan
+        v[j, m] = np.nan
     m = 0
     for b in range(ts.shape[0]):
         t = ts[b]
@@ -94,9 +92,8 @@ def scatter_columns(
     o, c, v = out if out is not None else (np.empty(shape), np.empty(shape), np.empty(shape))
     hi = int(label_ns[-1]) + NS_PER_MINUTE if n_m else 0
     for j in range(n_symbols):
-        pieces = reader.take_pieces(j, hi) if n_m else [_NO_BARS]
-        for i, (ts, op, cl, vo) in enumerate(pieces):
-            _scatter_row(j, ts, op, cl, vo, label_ns, o, c, v, i == 0)
+        ts, op, cl, vo = reader.take(j, hi) if n_m else _NO_BARS
+        _scatter_row(j, ts, op, cl, vo, label_ns, o, c, v)
     return o, c, v
 
 
