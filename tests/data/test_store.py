@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -281,6 +283,29 @@ def test_store_reads_files_written_by_another_instance(tmp_path: Path) -> None:
     a.write("ABC", bars)
     assert b.info("ABC").rows == 10  # b's metadata cache notices the new file
     assert len(b.read("ABC")) == 10
+
+
+def test_cached_metadata_follows_a_replaced_file_of_the_same_time_and_size(
+    tmp_path: Path,
+) -> None:
+    """Another process deletes a symbol's file and imports other bars afresh, within the file
+    system's time resolution and to the same size: the reader must see the new file's bars,
+    not its cached row groups."""
+    a, b = BarStore(tmp_path), BarStore(tmp_path)
+    old = make_bars(10)
+    new = old.assign(ts=old["ts"] + pd.Timedelta(days=1))
+    a.write("ABC", old)
+    path = a.path("ABC")
+    st = path.stat()
+    assert b.info("ABC").first_ns == old["ts"].iloc[0].value
+    path.unlink()
+    time.sleep(0.05)  # past the file system's clock tick, which ctime (and mtime) move by
+    a.write("ABC", new)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size  # the case the check is for
+    assert path.stat().st_mtime_ns == st.st_mtime_ns
+    assert b.info("ABC").first_ns == new["ts"].iloc[0].value
+    pd.testing.assert_frame_equal(b.read("ABC"), new)
 
 
 def test_check_accepts_good_files_and_names_bad_ones(store: BarStore) -> None:

@@ -289,7 +289,9 @@ class BarStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.bars_dir = self.root / "bars_1min"
-        self._meta_cache: dict[str, tuple[tuple[int, int], np.ndarray, np.ndarray, int]] = {}
+        self._meta_cache: dict[
+            str, tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, int]
+        ] = {}
 
     # ---- paths and metadata
 
@@ -316,10 +318,12 @@ class BarStore:
         return path
 
     def _row_groups(self, symbol: str) -> tuple[np.ndarray, np.ndarray, int]:
-        """(min ts, max ts) per row group and the row count, cached while the file is unchanged."""
+        """(min ts, max ts) per row group and the row count, cached while the file is unchanged:
+        same inode, size, mtime and ctime (a file put in its place has another inode, or, if
+        the number is reused, a later ctime, which unlike mtime cannot be set back)."""
         path = self._require(symbol)
         st = path.stat()
-        key = (st.st_mtime_ns, st.st_size)
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         cached = self._meta_cache.get(symbol)
         if cached is not None and cached[0] == key:
             return cached[1], cached[2], cached[3]
